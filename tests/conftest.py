@@ -1,0 +1,50 @@
+"""Shared fixtures: where the real dumps and ground truth live, and the synthetic-dump tooling on sys.path.
+
+Real Windows-written dumps are read from ``../shared`` (beside the repository); they are never copied into
+the repo. Tests that need them skip with a clear reason when ``../shared`` is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("DBGAUTO_SHARED", REPO.parent / "shared"))
+SCRIPTS = REPO / "scripts"
+if str(SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS))  # scripts/dumpsynth: the synthetic-dump writer (independent of dbgauto.kdump)
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is not available (the shared material ../shared sits beside the repository in CI)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _need(SHARED)
+
+
+@pytest.fixture(scope="session")
+def triage_x64_path() -> Path:
+    """The real Windows-written small memory dump (x64, build 19041)."""
+    return _need(SHARED / "dumps" / "triage_x64.dmp")
+
+
+@pytest.fixture(scope="session")
+def groundtruth_x64() -> dict[str, Any]:
+    """What rizin and an independent cross-check reader say triage_x64.dmp contains (values only)."""
+    raw = json.loads(_need(SHARED / "groundtruth" / "triage_x64.json").read_text())
+    return {k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in raw.items()}
+
+
+@pytest.fixture(scope="session")
+def transcripts_dir() -> Path:
+    return _need(SHARED / "transcripts")
