@@ -117,6 +117,22 @@ BITMAP_HEADER: Final = Layout(
     size=0x38,
 )
 
+# XP/2003-era SUMMARY_DUMP sub-header of DumpType 2 ([ntiodump], Singularity; spec §10, layout uncertain):
+# u32 counts, then an on-disk RTL_BITMAP {SizeOfBitMap u32, reserved}; bitmap at +0x20 (32-bit) / +0x28 (64-bit).
+BITMAP_HEADER_OLD: Final = Layout(
+    "SUMMARY_DUMP_OLD",
+    [
+        ("signature", 0x00, "4s"),  # b"SDMP"
+        ("valid_dump", 0x04, "4s"),  # b"DUMP"
+        ("dump_options", 0x08, "I"),
+        ("header_size", 0x0C, "I"),  # offset of the first stored page
+        ("bitmap_size", 0x10, "I"),  # bits
+        ("pages", 0x14, "I"),  # bits set
+        ("size_of_bitmap", 0x18, "I"),  # RTL_BITMAP.SizeOfBitMap
+    ],
+    size=0x20,
+)
+
 # RDMP sub-header of DumpType 8/9/0xA (kdmp-parser's reverse engineering; read-only, never written).
 RDMP_HEADER: Final = Layout(
     "RDMP_HEADER64",

@@ -1,0 +1,263 @@
+"""DumpHeader: the facts a DUMP_HEADER32/64 records, decoded once, with the "PAGE" filler turned into None.
+
+Windows fills the header with the dword "PAGE" before writing the fields it knows, so a field still holding
+the filler is *absent* (None), never a number. The signature itself is literally "PAGE" and is kept. Byte
+fields (PaeEnabled, KdSecondaryVersion) are absent when the whole dword they sit in is the filler.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from dbgauto.errors import TruncatedDumpError
+from dbgauto.kdump.constants import (
+    FILETIME_EPOCH_OFFSET_100NS,
+    HEADER32_SIZE,
+    HEADER64_SIZE,
+)
+from dbgauto.kdump.layout import PAGE_FILL, Buffer, is_page_fill
+from dbgauto.kdump.structs.context import (
+    CONTEXT_LAYOUTS,
+    EXCEPTION_RECORD32,
+    EXCEPTION_RECORD64,
+    CpuContext,
+    ExceptionRecord,
+    parse_context,
+    parse_exception,
+)
+from dbgauto.kdump.structs.header import (
+    HEADER32,
+    HEADER64,
+    PHYSMEM_DESC32,
+    PHYSMEM_DESC64,
+    PHYSMEM_MAX_RUNS32,
+    PHYSMEM_MAX_RUNS64,
+    PHYSMEM_RUN32,
+    PHYSMEM_RUN64,
+)
+
+_FILETIME_EPOCH: Final = datetime(1601, 1, 1, tzinfo=UTC)
+# Largest FILETIME a datetime can hold (year 9999); anything above is garbage, not a time.
+_FILETIME_MAX: Final = (datetime(9999, 12, 31, tzinfo=UTC) - _FILETIME_EPOCH) // timedelta(microseconds=1) * 10
+
+
+def filetime_to_datetime(raw: int | None) -> datetime | None:
+    """A FILETIME (100 ns since 1601-01-01 UTC) as an aware UTC datetime; None for 0 / absent / out of range."""
+    if not raw or raw > _FILETIME_MAX:
+        return None
+    return _FILETIME_EPOCH + timedelta(microseconds=raw // 10)
+
+
+def filetime_to_unix(raw: int) -> float:
+    return (raw - FILETIME_EPOCH_OFFSET_100NS) / 1e7
+
+
+@dataclass(frozen=True, slots=True)
+class DumpHeader:
+    """Decoded DUMP_HEADER32/64 (see docs/architecture.md). ``None`` = "PAGE" filler / absent."""
+
+    signature: bytes
+    is_64bit: bool
+    major_version: int | None
+    minor_version: int | None
+    directory_table_base: int | None
+    pfn_database: int | None
+    ps_loaded_module_list: int | None
+    ps_active_process_head: int | None
+    machine: int | None
+    number_processors: int | None
+    bugcheck_code: int | None
+    bugcheck_parameters: tuple[int, int, int, int]
+    pae_enabled: bool | None
+    kd_debugger_data_block: int | None
+    dump_type: int | None
+    required_dump_space: int | None
+    system_time: datetime | None
+    system_time_raw: int | None
+    system_uptime_100ns: int | None
+    comment: str | None
+    mini_dump_fields: int | None
+    secondary_data_state: int | None
+    product_type: int | None
+    suite_mask: int | None
+    writer_status: int | None
+    kd_secondary_version: int | None
+    attributes: int | None
+    boot_id: int | None
+    physical_memory_runs: tuple[tuple[int, int], ...] | None
+    physical_memory_pages: int | None
+    context: CpuContext | None
+    exception: ExceptionRecord | None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def build(self) -> int | None:
+        """The NT build number (MinorVersion)."""
+        return self.minor_version
+
+    @property
+    def system_uptime_seconds(self) -> float | None:
+        return None if self.system_uptime_100ns is None else self.system_uptime_100ns / 1e7
+
+    @property
+    def header_size(self) -> int:
+        return HEADER64_SIZE if self.is_64bit else HEADER32_SIZE
+
+    @classmethod
+    def parse(cls, buf: Buffer, path: os.PathLike[str] | str | None = None) -> DumpHeader:
+        """Decode the header at the start of ``buf`` (PAGEDUMP or PAGEDU64 already checked by detect.sniff)."""
+        is_64bit = bytes(memoryview(buf)[4:8]) == b"DU64"
+        lay = HEADER64 if is_64bit else HEADER32
+        if len(buf) < lay.size:
+            raise TruncatedDumpError(path, f"{lay.name} is truncated", expected=lay.size, actual=len(buf))
+        v = lay.unpack(buf, 0, page_fill_absent=True)
+        warnings: list[str] = []
+
+        machine = v["machine_image_type"]
+        pae: bool | None = None
+        if not is_64bit and not _byte_in_filled_dword(buf, lay.offset_of("pae_enabled")):
+            pae = bool(v["pae_enabled"])
+        kd_secondary = None
+        if not _byte_in_filled_dword(buf, lay.offset_of("kd_secondary_version")):
+            kd_secondary = v["kd_secondary_version"]
+
+        params = v["bugcheck_parameters"]
+        params = tuple(params) if params is not None else (0, 0, 0, 0)  # all four "PAGE": keep the shape
+        raw_time = v["system_time"]
+        runs, pages = _physical_memory_block(buf, lay.offset_of("physical_memory_block"), is_64bit, warnings)
+        context = _context(buf, lay.offset_of("context_record"), machine, lay.by_name["context_record"].size, warnings)
+        exception = _exception(buf, lay.offset_of("exception"), is_64bit)
+        return cls(
+            signature=bytes(memoryview(buf)[0:8]),
+            is_64bit=is_64bit,
+            major_version=v["major_version"],
+            minor_version=v["minor_version"],
+            directory_table_base=v["directory_table_base"],
+            pfn_database=v["pfn_database"],
+            ps_loaded_module_list=v["ps_loaded_module_list"],
+            ps_active_process_head=v["ps_active_process_head"],
+            machine=machine,
+            number_processors=v["number_processors"],
+            bugcheck_code=v["bugcheck_code"],
+            bugcheck_parameters=params,  # type: ignore[arg-type]
+            pae_enabled=pae,
+            kd_debugger_data_block=v["kd_debugger_data_block"],
+            dump_type=v["dump_type"],
+            required_dump_space=v["required_dump_space"],
+            system_time=filetime_to_datetime(raw_time),
+            system_time_raw=raw_time,
+            system_uptime_100ns=v["system_up_time"],
+            comment=_comment(v["comment"]),
+            mini_dump_fields=v["mini_dump_fields"],
+            secondary_data_state=v["secondary_data_state"],
+            product_type=v["product_type"],
+            suite_mask=v["suite_mask"],
+            writer_status=v["writer_status"],
+            kd_secondary_version=kd_secondary,
+            attributes=v["attributes"],
+            boot_id=v["boot_id"],
+            physical_memory_runs=runs,
+            physical_memory_pages=pages,
+            context=context,
+            exception=exception,
+            warnings=tuple(warnings),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (ints, str, None, lists) for JSON writers; the CLI formats them."""
+        return {
+            "signature": self.signature.decode("ascii", "replace"),
+            "is_64bit": self.is_64bit,
+            "major_version": self.major_version,
+            "minor_version": self.minor_version,
+            "directory_table_base": self.directory_table_base,
+            "pfn_database": self.pfn_database,
+            "ps_loaded_module_list": self.ps_loaded_module_list,
+            "ps_active_process_head": self.ps_active_process_head,
+            "machine": self.machine,
+            "number_processors": self.number_processors,
+            "bugcheck_code": self.bugcheck_code,
+            "bugcheck_parameters": list(self.bugcheck_parameters),
+            "pae_enabled": self.pae_enabled,
+            "kd_debugger_data_block": self.kd_debugger_data_block,
+            "dump_type": self.dump_type,
+            "required_dump_space": self.required_dump_space,
+            "system_time": self.system_time,
+            "system_time_raw": self.system_time_raw,
+            "system_uptime_100ns": self.system_uptime_100ns,
+            "comment": self.comment,
+            "mini_dump_fields": self.mini_dump_fields,
+            "secondary_data_state": self.secondary_data_state,
+            "product_type": self.product_type,
+            "suite_mask": self.suite_mask,
+            "writer_status": self.writer_status,
+            "kd_secondary_version": self.kd_secondary_version,
+            "attributes": self.attributes,
+            "boot_id": self.boot_id,
+            "physical_memory_runs": None
+            if self.physical_memory_runs is None
+            else [list(r) for r in self.physical_memory_runs],
+            "physical_memory_pages": self.physical_memory_pages,
+        }
+
+
+def _byte_in_filled_dword(buf: Buffer, offset: int) -> bool:
+    start = offset & ~3
+    return bytes(memoryview(buf)[start : start + 4]) == PAGE_FILL
+
+
+def _comment(raw: bytes | None) -> str | None:
+    """The ASCII comment up to its NUL; None when absent, empty or filler."""
+    if raw is None:
+        return None
+    text = raw.split(b"\0", 1)[0]
+    if not text or is_page_fill(text):
+        return None
+    return text.decode("latin-1")
+
+
+def _physical_memory_block(
+    buf: Buffer, offset: int, is_64bit: bool, warnings: list[str]
+) -> tuple[tuple[tuple[int, int], ...] | None, int | None]:
+    """The run table (PHYSICAL_MEMORY_DESCRIPTOR32/64): runs and NumberOfPages; None where it is filler."""
+    desc, run, max_runs = (
+        (PHYSMEM_DESC64, PHYSMEM_RUN64, PHYSMEM_MAX_RUNS64)
+        if is_64bit
+        else (PHYSMEM_DESC32, PHYSMEM_RUN32, PHYSMEM_MAX_RUNS32)
+    )
+    d = desc.unpack(buf, offset, page_fill_absent=True)
+    n_runs, n_pages = d["number_of_runs"], d["number_of_pages"]
+    if n_runs is None:
+        return None, n_pages
+    if n_runs > max_runs:
+        warnings.append(f"run table claims {n_runs} runs, the header holds at most {max_runs}; ignored")
+        return None, n_pages
+    runs = []
+    for i in range(n_runs):
+        r = run.unpack(buf, offset + desc.size + i * run.size)
+        runs.append((r["base_page"], r["page_count"]))
+    return tuple(runs), n_pages
+
+
+def _context(buf: Buffer, offset: int, machine: int | None, room: int, warnings: list[str]) -> CpuContext | None:
+    lay = CONTEXT_LAYOUTS.get(machine) if machine is not None else None
+    if lay is None:
+        if machine is not None:
+            warnings.append(f"no CONTEXT layout for machine {machine:#x}; registers not decoded")
+        return None
+    if lay.size > room:
+        warnings.append(f"CONTEXT of machine {machine:#x} does not fit the header's context slot")
+        return None
+    if is_page_fill(memoryview(buf)[offset : offset + lay.size]):
+        return None
+    return parse_context(machine, buf, offset)  # type: ignore[arg-type]
+
+
+def _exception(buf: Buffer, offset: int, is_64bit: bool) -> ExceptionRecord | None:
+    lay = EXCEPTION_RECORD64 if is_64bit else EXCEPTION_RECORD32
+    if is_page_fill(memoryview(buf)[offset : offset + lay.size]):
+        return None
+    return parse_exception(is_64bit, buf, offset)
