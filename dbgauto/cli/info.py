@@ -1,0 +1,385 @@
+"""``dbgauto info DUMP... [--json]``: a dumpchk-style summary of each kernel dump, or stable JSON.
+
+Exit status: 0 when every dump opened, 1 when some failed (one ``file: reason`` line each on stderr),
+2 on usage errors. Start-up stays lean (no jinja2/rich): only click and the format layer are imported.
+
+JSON (``--json``): a list with one object per argument, in order. Addresses, codes, flags and registers are
+hex strings (``"0x1ad000"``) so 64-bit values survive any JSON reader; counts and sizes are integers;
+absent fields ("PAGE" filler, or not applicable) are ``null``, never numbers. Keys:
+
+``file`` (str), ``error`` (only for files that failed: ``{"code", "message"}``; then no other keys),
+``file_size``, ``signature`` ("PAGEDU64"/"PAGEDUMP"), ``is_64bit``, ``dump_type`` (int),
+``dump_type_name``, ``dump_type_meaning``, ``variety`` (``{"name", "certain", "explanation"}``),
+``machine`` (hex), ``machine_name``, ``major_version`` (hex), ``build`` (int, MinorVersion),
+``number_processors`` (int), ``bugcheck_code`` (hex), ``bugcheck_name`` (str|null),
+``bugcheck_parameters`` (4 hex), ``directory_table_base``, ``pfn_database``, ``ps_loaded_module_list``,
+``ps_active_process_head``, ``kd_debugger_data_block`` (hex), ``pae_enabled`` (bool|null, 32-bit only),
+``system_time`` (``{"utc": "YYYY-MM-DDTHH:MM:SS.ffffffZ", "raw": hex}``|null),
+``system_uptime`` (``{"raw_100ns": hex, "seconds": float, "text": "D days HH:MM:SS.fff"}``|null),
+``comment`` (str|null), ``product_type`` (hex), ``product_type_name``, ``suite_mask``,
+``secondary_data_state``, ``writer_status``, ``kd_secondary_version``, ``mini_dump_fields``,
+``attributes`` (hex), ``attribute_names`` (list), ``boot_id`` (hex), ``required_dump_space`` (int),
+``dump_size`` (int, = file_size), ``pages_present``, ``pages_total`` (int|null),
+``physical_memory`` (``{"layout", "run_table_pages", "runs": [[base_pfn hex, count int], ...],
+"bitmap": {"signature", "layout", "first_page", "bitmap_bits", "total_present_pages", "dump_options"}|null}``),
+``paging`` ("x64"/"x86-pae"/"x86"|null), ``context`` (``{"machine", "context_flags", "registers":
+{name: hex}}``|null), ``exception`` (``{"code", "flags", "record", "address", "number_parameters",
+"parameters": [hex]}``|null), ``triage`` (small dumps: the triage parser's ``to_dict()``), ``warnings`` (list).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dbgauto.errors import DbgautoError
+from dbgauto.kdump.constants import DumpAttribute, DumpType, Machine
+from dbgauto.kdump.reader import KernelDump
+
+PRODUCT_TYPES = {1: "WinNt (workstation)", 2: "LanManNt (domain controller)", 3: "ServerNt (server)"}
+
+
+def _hex(v: int | None) -> str | None:
+    return None if v is None else f"{v:#x}"
+
+
+def _enum_name(enum_cls: Any, v: int | None) -> str | None:
+    if v is None:
+        return None
+    try:
+        return str(enum_cls(v).name)
+    except ValueError:
+        return None
+
+
+def bugcheck_name(code: int | None) -> str | None:
+    """The stop code's symbolic name from the packaged table (None when unknown)."""
+    if code is None:
+        return None
+    table = Path(__file__).resolve().parent.parent / "data" / "bugchecks.csv"
+    key = f"0x{code & 0x0FFFFFFF:08x},".lower()  # 0x1000007E is the _M variant of 0x7E
+    try:
+        with open(table, encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith(key):
+                    name = line.split(",", 2)[1]
+                    return name + ("_M" if code & 0x10000000 else "")
+    except OSError:
+        return None
+    return None
+
+
+def _uptime_text(seconds: float) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{int(days)} days {int(hours):02d}:{int(minutes):02d}:{secs:06.3f}"
+
+
+def _utc(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def describe(dump: KernelDump) -> dict[str, Any]:
+    """Everything ``info`` shows about one open dump, as JSON-ready values."""
+    h = dump.header
+    s = dump.summary()
+    ctx = h.context
+    exc = h.exception
+    attrs = h.attributes
+    out: dict[str, Any] = {
+        "file": str(dump.path),
+        "file_size": dump.file_size,
+        "signature": h.signature.decode("ascii", "replace"),
+        "is_64bit": dump.is_64bit,
+        "dump_type": int(dump.dump_type),
+        "dump_type_name": _enum_name(DumpType, dump.dump_type),
+        "dump_type_meaning": dump.variety.dump_type_meaning,
+        "variety": {
+            "name": dump.variety.name,
+            "certain": dump.variety.certain,
+            "explanation": dump.variety.explanation,
+        },
+        "machine": _hex(h.machine),
+        "machine_name": _enum_name(Machine, h.machine),
+        "major_version": _hex(h.major_version),
+        "build": h.minor_version,
+        "number_processors": h.number_processors,
+        "bugcheck_code": _hex(h.bugcheck_code),
+        "bugcheck_name": bugcheck_name(h.bugcheck_code),
+        "bugcheck_parameters": [_hex(p) for p in h.bugcheck_parameters],
+        "directory_table_base": _hex(h.directory_table_base),
+        "pfn_database": _hex(h.pfn_database),
+        "ps_loaded_module_list": _hex(h.ps_loaded_module_list),
+        "ps_active_process_head": _hex(h.ps_active_process_head),
+        "kd_debugger_data_block": _hex(h.kd_debugger_data_block),
+        "pae_enabled": h.pae_enabled,
+        "system_time": None if h.system_time is None else {"utc": _utc(h.system_time), "raw": _hex(h.system_time_raw)},
+        "system_uptime": None
+        if h.system_uptime_100ns is None
+        else {
+            "raw_100ns": _hex(h.system_uptime_100ns),
+            "seconds": h.system_uptime_100ns / 1e7,
+            "text": _uptime_text(h.system_uptime_100ns / 1e7),
+        },
+        "comment": h.comment,
+        "product_type": _hex(h.product_type),
+        "product_type_name": PRODUCT_TYPES.get(h.product_type) if h.product_type is not None else None,
+        "suite_mask": _hex(h.suite_mask),
+        "secondary_data_state": _hex(h.secondary_data_state),
+        "writer_status": _hex(h.writer_status),
+        "kd_secondary_version": _hex(h.kd_secondary_version),
+        "mini_dump_fields": _hex(h.mini_dump_fields),
+        "attributes": _hex(attrs),
+        "attribute_names": [] if attrs is None else [a.name for a in DumpAttribute if attrs & a],
+        "boot_id": _hex(h.boot_id),
+        "required_dump_space": h.required_dump_space,
+        "dump_size": dump.file_size,
+        "pages_present": dump.pages_present,
+        "pages_total": dump.pages_total,
+        "physical_memory": {
+            "layout": s["physical_layout"],
+            "run_table_pages": h.physical_memory_pages,
+            "runs": None if h.physical_memory_runs is None else [[_hex(b), c] for b, c in h.physical_memory_runs],
+            "bitmap": None
+            if s["bitmap"] is None
+            else {k: (_hex(v) if isinstance(v, int) and k == "first_page" else v) for k, v in s["bitmap"].items()},
+        },
+        "paging": s["paging"],
+        "context": None
+        if ctx is None
+        else {
+            "machine": _hex(ctx.machine),
+            "context_flags": _hex(ctx.registers.get("context_flags")),
+            "registers": {k: _hex(v) for k, v in ctx.registers.items() if k != "context_flags"},
+        },
+        "exception": None
+        if exc is None
+        else {
+            "code": _hex(exc.code),
+            "flags": _hex(exc.flags),
+            "record": _hex(exc.record),
+            "address": _hex(exc.address),
+            "number_parameters": exc.number_parameters,
+            "parameters": [_hex(p) for p in exc.parameters],
+        },
+        "warnings": list(dump.warnings),
+    }
+    if dump.dump_type == DumpType.TRIAGE:
+        _add_triage(dump, out)
+    return out
+
+
+def _add_triage(dump: KernelDump, out: dict[str, Any]) -> None:
+    """The small dump's triage summary, when the triage parser is installed (warnings say why not)."""
+    try:
+        tri = dump.triage
+    except DbgautoError as exc:
+        out["warnings"].append(f"triage sections not decoded: {exc}")
+        return
+    except Exception as exc:  # the triage parser is another part; its failure must not hide the header
+        if os.environ.get("DBGAUTO_DEBUG"):
+            raise
+        out["warnings"].append(f"triage sections not decoded: {type(exc).__name__}: {exc}")
+        return
+    out["warnings"].extend(str(w) for w in getattr(tri, "warnings", []) or [])
+    out["_triage_obj"] = tri
+    if not hasattr(tri, "to_dict"):
+        out["warnings"].append("triage summary unavailable: TriageDump has no to_dict()")
+        return
+    try:
+        out["triage"] = tri.to_dict()
+    except Exception as exc:
+        if os.environ.get("DBGAUTO_DEBUG"):
+            raise
+        out["warnings"].append(f"triage summary failed: {type(exc).__name__}: {exc}")
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return _utc(v) if v.tzinfo is not None else v.isoformat()
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, (set, frozenset, tuple)):
+        return list(v)
+    if hasattr(v, "to_dict"):
+        return v.to_dict()
+    return str(v)
+
+
+# -- human output ------------------------------------------------------------------------------------
+
+
+def _line(label: str, value: Any) -> str:
+    if value is None:
+        value = "(absent)"
+    return f"{label:<24}: {value}"
+
+
+def render_text(d: dict[str, Any]) -> str:
+    """The dumpchk-style table for one dump."""
+    v = d["variety"]
+    lines = [
+        f"{d['file']}",
+        _line("Signature", d["signature"]),
+        _line("DumpType", f"{d['dump_type']} ({d['dump_type_meaning']})"),
+        _line("Variety", v["name"] + ("" if v["certain"] else " (not certain)")),
+        _line("  why", v["explanation"]),
+        _line("Machine", f"{d['machine']} {d['machine_name'] or ''}".strip() if d["machine"] else None),
+        _line("MajorVersion", d["major_version"]),
+        _line("Build (MinorVersion)", d["build"]),
+        _line("NumberProcessors", d["number_processors"]),
+        _line(
+            "BugCheckCode", f"{d['bugcheck_code']} {d['bugcheck_name'] or ''}".strip() if d["bugcheck_code"] else None
+        ),
+        _line("BugCheckParameters", " ".join(p or "(absent)" for p in d["bugcheck_parameters"])),
+        _line("DirectoryTableBase", d["directory_table_base"]),
+        _line("PfnDataBase", d["pfn_database"]),
+        _line("PsLoadedModuleList", d["ps_loaded_module_list"]),
+        _line("PsActiveProcessHead", d["ps_active_process_head"]),
+        _line("KdDebuggerDataBlock", d["kd_debugger_data_block"]),
+    ]
+    if d["pae_enabled"] is not None or not d["is_64bit"]:
+        lines.append(_line("PaeEnabled", d["pae_enabled"]))
+    st, up = d["system_time"], d["system_uptime"]
+    lines += [
+        _line("SystemTime (UTC)", None if st is None else f"{st['utc']} (raw {st['raw']})"),
+        _line("SystemUpTime", None if up is None else f"{up['text']} (raw {up['raw_100ns']})"),
+        _line("Comment", d["comment"]),
+        _line(
+            "ProductType",
+            None if d["product_type"] is None else f"{d['product_type']} {d['product_type_name'] or ''}".strip(),
+        ),
+        _line("SuiteMask", d["suite_mask"]),
+        _line("SecondaryDataState", d["secondary_data_state"]),
+        _line("WriterStatus", d["writer_status"]),
+        _line("KdSecondaryVersion", d["kd_secondary_version"]),
+        _line("MiniDumpFields", d["mini_dump_fields"]),
+        _line("Attributes", None if d["attributes"] is None else f"{d['attributes']} {' '.join(d['attribute_names'])}"),
+        _line("BootId", d["boot_id"]),
+        _line("RequiredDumpSpace", None if d["required_dump_space"] is None else f"{d['required_dump_space']:#x}"),
+        _line("Dump size", f"{d['dump_size']:#x} ({d['dump_size']:,} bytes)"),
+        _line("Pages present / total", _pages(d)),
+    ]
+    pm = d["physical_memory"]
+    if pm["layout"]:
+        lines.append(_line("Physical memory", pm["layout"]))
+    if pm["runs"] is not None:
+        lines.append(_line("Run table", f"{len(pm['runs'])} runs, {pm['run_table_pages']} pages"))
+        lines.extend(f"  {'':<22}  base {b} count {c:#x}" for b, c in pm["runs"][:16])
+    if pm["bitmap"] is not None:
+        b = pm["bitmap"]
+        lines.append(
+            _line(
+                "Bitmap",
+                f"{b['signature']} {b['bitmap_bits']:#x} bits, {b['total_present_pages']:#x} present, "
+                f"first page at {b['first_page']}",
+            )
+        )
+    lines += _context_lines(d)
+    if "triage" in d or "_triage_obj" in d:
+        lines += _triage_lines(d.get("_triage_obj"))
+    lines += [f"warning: {w}" for w in d["warnings"]]
+    return "\n".join(lines)
+
+
+def _pages(d: dict[str, Any]) -> str | None:
+    if d["pages_present"] is None and d["pages_total"] is None:
+        return None
+    return f"{d['pages_present']} / {d['pages_total']}"
+
+
+def _context_lines(d: dict[str, Any]) -> list[str]:
+    lines = []
+    ex = d["exception"]
+    if ex is not None:
+        params = " ".join(ex["parameters"]) or "-"
+        lines.append(
+            _line("Exception", f"code {ex['code']} flags {ex['flags']} address {ex['address']} params {params}")
+        )
+    else:
+        lines.append(_line("Exception", None))
+    ctx = d["context"]
+    if ctx is None:
+        lines.append(_line("Context", None))
+        return lines
+    lines.append(_line("Context", f"machine {ctx['machine']} flags {ctx['context_flags']}"))
+    regs = list(ctx["registers"].items())
+    lines.extend(
+        "  " + "  ".join(f"{k:>6}={v:<18}" for k, v in regs[i : i + 4]).rstrip() for i in range(0, len(regs), 4)
+    )
+    return lines
+
+
+def _triage_lines(tri: Any) -> list[str]:
+    """Drivers, unloaded drivers, process/thread and the stack scan of a small dump."""
+    if tri is None:
+        return []
+    lines = ["", "Small memory dump (triage)"]
+    lines.append(
+        _line(
+            "Process / thread",
+            f"{getattr(tri, 'process_name', None)} pid {getattr(tri, 'pid', None)} tid {getattr(tri, 'tid', None)}",
+        )
+    )
+    drivers = list(getattr(tri, "drivers", []) or [])
+    lines.append(_line("Loaded drivers", len(drivers)))
+    lines.extend(
+        f"  {_hex(getattr(d, 'base', None))} {_hex(getattr(d, 'size', None)):>10}  {getattr(d, 'name', d)}"
+        for d in drivers
+    )
+    unloaded = list(getattr(tri, "unloaded_drivers", []) or [])
+    lines.append(_line("Unloaded drivers", len(unloaded)))
+    lines.extend(
+        f"  {_hex(getattr(u, 'start', None))}-{_hex(getattr(u, 'end', None))}  {getattr(u, 'name', u)}"
+        for u in unloaded
+    )
+    if hasattr(tri, "stack_scan"):
+        hits = list(tri.stack_scan())
+        lines.append(_line("Stack scan", f"{len(hits)} values point into modules"))
+        for hit in hits:
+            target = f"{hit.module}+{hit.offset:#x}" if getattr(hit, "module", None) else "?"
+            lines.append(f"  {_hex(hit.address)}  {_hex(hit.value)}  {target}")
+    return lines
+
+
+@click.command("info")
+@click.argument("dumps", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print stable JSON (a list, one object per dump).")
+def command(dumps: tuple[Path, ...], as_json: bool) -> None:
+    """Summarise kernel dumps (dumpchk-style), or print them as JSON."""
+    results: list[dict[str, Any]] = []
+    failed = 0
+    for path in dumps:
+        try:
+            with KernelDump.open(path) as dump:
+                d = describe(dump)
+                text = None if as_json else render_text(d)
+        except DbgautoError as exc:
+            failed += 1
+            click.echo(str(exc), err=True)
+            results.append({"file": str(path), "error": {"code": exc.code, "message": str(exc)}})
+            continue
+        except Exception as exc:  # a bug must not become a traceback; one line, like any failure
+            if os.environ.get("DBGAUTO_DEBUG"):
+                raise
+            failed += 1
+            click.echo(f"{path}: internal error: {type(exc).__name__}: {exc}", err=True)
+            results.append({"file": str(path), "error": {"code": "internal", "message": str(exc)}})
+            continue
+        d.pop("_triage_obj", None)
+        results.append(d)
+        if text is not None:
+            click.echo(text)
+            click.echo("")
+    if as_json:
+        click.echo(json.dumps(results, indent=2, default=_json_default))
+    sys.exit(1 if failed else 0)
