@@ -1,0 +1,142 @@
+"""TriageDump → JSON-ready dict (what ``dbgauto info --json`` prints for small dumps).
+
+Convention (same as ``../shared/groundtruth``): addresses, file offsets, sizes, codes, flags, checksums and
+timestamps are lower-case hex strings ("0x1000007e"); counts, pids, tids and processor numbers are ints; absent
+values are None. Data blocks are [address, offset, size] triples of hex strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from dbgauto.kdump.constants import FILETIME_EPOCH_OFFSET_100NS
+
+if TYPE_CHECKING:
+    from dbgauto.kdump.triage import TriageDump
+
+_COUNT_FIELDS = frozenset({"driver_count", "data_blocks_count", "number_processors", "minor_version"})
+
+
+def _h(v: int | None) -> str | None:
+    return None if v is None else f"{v:#x}"
+
+
+def filetime_to_iso(raw: int | None) -> str | None:
+    """FILETIME (100 ns since 1601, UTC) → ISO 8601 with microseconds and "Z"; None when absent or silly."""
+    if raw is None or raw < FILETIME_EPOCH_OFFSET_100NS:
+        return None
+    us = (raw - FILETIME_EPOCH_OFFSET_100NS) // 10
+    try:
+        t = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)
+    except OverflowError:
+        return None
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _main_header(tri: TriageDump) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tri.dump_header.items():
+        if k in ("context_record", "exception", "physical_memory_block", "signature", "valid_dump"):
+            continue
+        if isinstance(v, bytes):
+            out[k] = None if k in ("comment", "version_user") and v is None else v.split(b"\0")[0].decode("latin-1")
+        elif isinstance(v, tuple):
+            out[k] = [_h(x) for x in v]
+        elif isinstance(v, int) and k not in _COUNT_FIELDS:
+            out[k] = _h(v)
+        else:
+            out[k] = v
+    out["system_time_utc"] = filetime_to_iso(tri.dump_header.get("system_time"))
+    up = tri.dump_header.get("system_up_time")
+    out["system_up_time_seconds"] = None if up is None else up / 1e7
+    return out
+
+
+def triage_to_dict(tri: TriageDump, *, include_data_blocks: bool = True) -> dict[str, Any]:
+    h = tri.header
+    ctx = tri.context
+    exc = tri.exception
+    k = tri.kdbg
+    blocks = tri.data_blocks
+    d: dict[str, Any] = {
+        "path": str(tri.path) if tri.path is not None else None,
+        "file_size": tri.file_size,
+        "is_64bit": tri.is_64bit,
+        "machine": _h(tri.machine),
+        "dump_header": _main_header(tri),
+        "triage_header": {f: (v if f in _COUNT_FIELDS else _h(v)) for f, v in h.as_dict().items()},
+        "valid_marker": tri.valid,
+        "context": None
+        if ctx is None
+        else {"machine": _h(ctx.machine), "registers": {r: _h(v) for r, v in ctx.registers.items()}},
+        "exception": None
+        if exc is None
+        else {
+            "code": _h(exc.code),
+            "flags": _h(exc.flags),
+            "record": _h(exc.record),
+            "address": _h(exc.address),
+            "number_parameters": exc.number_parameters,
+            "parameters": [_h(x) for x in exc.parameters],
+        },
+        "mm": None if tri.mm is None else {f: _h(v) for f, v in tri.mm.fields.items()},
+        "unloaded_drivers": [{"name": u.name, "start": _h(u.start), "end": _h(u.end)} for u in tri.unloaded_drivers],
+        "drivers": [
+            {
+                "name": dr.name,
+                "base": _h(dr.base),
+                "size": _h(dr.size),
+                "timestamp": _h(dr.timestamp),
+                "checksum": _h(dr.checksum),
+            }
+            for dr in tri.drivers
+        ],
+        "broken_driver": None if tri.broken_driver is None else tri.broken_driver.name,
+        "prcb": _copy(tri.prcb, tri.header.prcb_offset, tri.prcb_address),
+        "process": _copy(tri.process, tri.header.process_offset, tri.process_address),
+        "thread": _copy(tri.thread, tri.header.thread_offset, tri.thread_address),
+        "stack": None
+        if tri.stack is None
+        else {"top_of_stack": _h(tri.top_of_stack), "size": _h(len(tri.stack)), "offset": _h(h.call_stack_offset)},
+        "process_name": tri.process_name,
+        "pid": tri.pid,
+        "tid": tri.tid,
+        "kdbg": None
+        if k is None
+        else {
+            "address": _h(k.address),
+            "owner_tag_ok": k.owner_tag_ok,
+            "fields": {n: _h(v) for n, v in k.fields.items()},
+        },
+        "data_blocks": {
+            "count": len(blocks),
+            "total_bytes": sum(b.size for b in blocks),
+            "blocks": [[_h(b.address), _h(b.offset), _h(b.size)] for b in blocks] if include_data_blocks else None,
+        },
+        "blob_file_header": None
+        if tri.blob_file_header is None
+        else {"offset": _h(tri.blob_file_header.offset), "build_number": _h(tri.blob_file_header.build_number)},
+        "blobs": [
+            {
+                "offset": _h(b.offset),
+                "tag": str(b.tag),
+                "data_size": _h(b.data_size),
+                "pre_pad": b.pre_pad,
+                "post_pad": b.post_pad,
+            }
+            for b in tri.blobs
+        ],
+        "stack_scan": [
+            {"address": _h(s.address), "value": _h(s.value), "module": s.module, "offset": _h(s.offset)}
+            for s in tri.stack_scan()
+        ],
+        "warnings": list(tri.warnings),
+    }
+    return d
+
+
+def _copy(data: bytes | None, offset: int, address: int | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    return {"offset": f"{offset:#x}", "size": f"{len(data):#x}", "address": _h(address)}

@@ -1,0 +1,268 @@
+"""The small-dump sections as values, and the bounded parsers that produce them.
+
+Each parser receives the reader's ``_Parser`` (``buf``, ``size``, ``is_64bit``, ``need()``, ``copy()``, ``fail()``,
+``warnings``). A count or offset that needs bytes the file does not have raises before anything is allocated;
+damage inside a bounded section becomes a warning.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from dbgauto.kdump.constants import DUMP_BLOB_SIGNATURE
+from dbgauto.kdump.layout import Layout
+from dbgauto.kdump.structs import kd
+from dbgauto.kdump.structs import triage as ts
+
+if TYPE_CHECKING:
+    from dbgauto.kdump.triage import TriageHeader, _Parser
+
+
+class DataBlock(NamedTuple):
+    """``size`` bytes of target VA ``address`` at file offset ``offset`` (TRIAGE_DATA_BLOCK)."""
+
+    address: int
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedDriver:
+    """One driver-list entry: full NT path from the string pool (None when unreadable) and the filled fields."""
+
+    name: str | None
+    base: int
+    size: int
+    timestamp: int
+    checksum: int
+    name_offset: int
+
+    @property
+    def base_name(self) -> str:
+        return self.name.rsplit("\\", 1)[-1] if self.name else f"driver@{self.base:#x}"
+
+
+@dataclass(frozen=True, slots=True)
+class UnloadedDriver:
+    """DUMP_UNLOADED_DRIVERS: the name is at most 12 characters (Windows truncates it)."""
+
+    name: str
+    start: int
+    end: int
+    name_length: int  # UNICODE_STRING.Length in bytes, as stored
+
+
+@dataclass(frozen=True, slots=True)
+class MmInfo:
+    """DUMP_MM_STORAGE32/64: memory-manager counters at crash time (Version 1, Size 0x50 on Win10 x64)."""
+
+    fields: dict[str, int]
+    raw: bytes = field(repr=False)
+
+    @property
+    def version(self) -> int:
+        return self.fields["version"]
+
+    @property
+    def size(self) -> int:
+        return self.fields["size"]
+
+
+@dataclass(frozen=True, slots=True)
+class KdDebuggerData:
+    """The decoded KDDEBUGGER_DATA64 copy; ``fields`` holds only what lies within Header.Size."""
+
+    address: int | None  # header KdDebuggerDataBlock (where it lives in the target)
+    raw: bytes = field(repr=False)
+    fields: dict[str, int] = field(repr=False)
+
+    def get(self, name: str) -> int | None:
+        return self.fields.get(name)
+
+    @property
+    def owner_tag_ok(self) -> bool:
+        return self.fields.get("OwnerTag") == kd.KDBG_OWNER_TAG_VALUE
+
+    @property
+    def size(self) -> int | None:
+        return self.fields.get("Size")
+
+    @property
+    def kern_base(self) -> int | None:
+        return self.fields.get("KernBase")
+
+    @property
+    def ps_loaded_module_list(self) -> int | None:
+        return self.fields.get("PsLoadedModuleList")
+
+    @property
+    def ki_processor_block(self) -> int | None:
+        return self.fields.get("KiProcessorBlock")
+
+
+@dataclass(frozen=True, slots=True)
+class DumpBlobFileHeader:
+    offset: int
+    signature: bytes
+    header_size: int
+    build_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class DumpBlob:
+    """One secondary-data record after SizeOfDump; the data is kept opaque (read it with ``blob_data``)."""
+
+    offset: int
+    header_size: int
+    tag: uuid.UUID
+    data_size: int
+    pre_pad: int
+    post_pad: int
+
+    @property
+    def data_offset(self) -> int:
+        return self.offset + self.header_size + self.pre_pad
+
+    @property
+    def end(self) -> int:
+        return self.data_offset + self.data_size + self.post_pad
+
+
+def _selective_struct(lay: Layout) -> struct.Struct:
+    """A struct reading only ``lay``'s declared fields, skipping the rest (for iter_unpack over arrays)."""
+    fmt, pos = ["<"], 0
+    for f in lay.fields:
+        if f.offset > pos:
+            fmt.append(f"{f.offset - pos}x")
+        fmt.append(f.code)
+        pos = f.offset + f.size
+    if pos < lay.size:
+        fmt.append(f"{lay.size - pos}x")
+    return struct.Struct("".join(fmt))
+
+
+_ENTRY64 = _selective_struct(ts.DUMP_DRIVER_ENTRY64)
+_ENTRY32 = _selective_struct(ts.DUMP_DRIVER_ENTRY32)
+_BLOCK = struct.Struct("<QII")
+_U32 = struct.Struct("<I")
+
+
+def parse_mm(p: _Parser, offset: int) -> MmInfo:
+    lay = ts.DUMP_MM_STORAGE64 if p.is_64bit else ts.DUMP_MM_STORAGE32
+    raw = p.copy("mm", offset, lay.size)
+    fields = lay.unpack(raw)
+    if fields["size"] not in (0, lay.size):
+        p.warnings.append(f"mm: Size field {fields['size']:#x} differs from {lay.size:#x}")
+    return MmInfo(fields, raw)
+
+
+def parse_unloaded(p: _Parser, offset: int) -> list[UnloadedDriver]:
+    count_size = ts.UNLOADED_COUNT_SIZE64 if p.is_64bit else ts.UNLOADED_COUNT_SIZE32
+    lay = ts.DUMP_UNLOADED_DRIVERS64 if p.is_64bit else ts.DUMP_UNLOADED_DRIVERS32
+    p.need("unloaded_drivers", offset, count_size)
+    count = int.from_bytes(p.buf[offset : offset + count_size], "little")
+    if count > (p.size - offset - count_size) // lay.size:
+        raise p.fail("unloaded_drivers", f"count {count} needs more bytes than the file has", offset)
+    out = []
+    for i in range(count):
+        v = lay.unpack(p.buf, offset + count_size + i * lay.size)
+        n = min(v["name_length"], 2 * ts.MAX_UNLOADED_NAME_CHARS) & ~1
+        name = v["driver_name"][:n].decode("utf-16-le", "replace").split("\0", 1)[0]
+        out.append(UnloadedDriver(name, v["start_address"], v["end_address"], v["name_length"]))
+    return out
+
+
+def parse_drivers(p: _Parser, h: TriageHeader) -> list[LoadedDriver]:
+    entry, st = (ts.DRIVER_ENTRY_SIZE64, _ENTRY64) if p.is_64bit else (ts.DRIVER_ENTRY_SIZE32, _ENTRY32)
+    if h.driver_count > (p.size - h.driver_list_offset) // entry:
+        raise p.fail(
+            "driver_list",
+            f"DriverCount {h.driver_count} x {entry:#x} bytes runs past the end of the file ({p.size:#x})",
+            h.driver_list_offset,
+        )
+    p.need("driver_list", h.driver_list_offset, h.driver_count * entry)
+    pool_start, pool_end = h.string_pool_offset, h.string_pool_offset + h.string_pool_size
+    if h.string_pool_offset:
+        p.need("string_pool", pool_start, h.string_pool_size)
+    view = memoryview(p.buf)[h.driver_list_offset : h.driver_list_offset + h.driver_count * entry]
+    drivers = []
+    for name_off, base, size, checksum, stamp in st.iter_unpack(view):
+        name = _dump_string(p, name_off, pool_start, pool_end)
+        drivers.append(LoadedDriver(name, base, size, stamp, checksum, name_off))
+    return drivers
+
+
+def _dump_string(p: _Parser, offset: int, pool_start: int, pool_end: int) -> str | None:
+    """A DUMP_STRING (u32 length in UTF-16 characters, characters, NUL); None with a warning when damaged."""
+    if not (pool_start <= offset and offset + 4 <= pool_end):
+        p.warnings.append(f"string_pool: name offset {offset:#x} is outside the string pool")
+        return None
+    nchars = _U32.unpack_from(p.buf, offset)[0]
+    end = offset + 4 + 2 * nchars
+    if end > pool_end:
+        p.warnings.append(f"string_pool: string at {offset:#x} ({nchars} chars) runs past the pool end {pool_end:#x}")
+        return None
+    text = bytes(p.buf[offset + 4 : end]).decode("utf-16-le", "replace")
+    if end + 2 > pool_end or p.buf[end : end + 2] != b"\0\0":
+        p.warnings.append(f"string_pool: string at {offset:#x} has no NUL terminator")
+    return text
+
+
+def parse_kdbg(p: _Parser, offset: int, size: int, address: int | None) -> Any:
+    raw = p.copy("debugger_data", offset, size)
+    fields = kd.decode_kdbg_fields(raw, size=size)
+    k = KdDebuggerData(address, raw, fields)
+    if not fields:
+        p.warnings.append(f"debugger_data: {size:#x} bytes, too short for a KDDEBUGGER_DATA64 header")
+    elif not k.owner_tag_ok:
+        p.warnings.append(f"debugger_data: OwnerTag is {fields['OwnerTag']:#010x}, not 'KDBG' (encoded or damaged)")
+    elif fields["Size"] > size:
+        p.warnings.append(f"debugger_data: KDBG Size {fields['Size']:#x} > DebuggerDataSize {size:#x}; fields cut")
+    return k
+
+
+def parse_data_blocks(p: _Parser, offset: int, count: int) -> list[DataBlock]:
+    if count > (p.size - offset) // _BLOCK.size:
+        raise p.fail("data_blocks", f"DataBlocksCount {count} needs more bytes than the file has", offset)
+    table = memoryview(p.buf)[offset : offset + count * _BLOCK.size]
+    blocks = [DataBlock(*t) for t in _BLOCK.iter_unpack(table)]
+    limit = p.size
+    bad = [b for b in blocks if b.offset + b.size > limit]
+    if bad:
+        p.warnings.append(
+            f"data_blocks: {len(bad)} block(s) point past the end of the file (first: {bad[0].address:#x} "
+            f"at {bad[0].offset:#x}); dropped"
+        )
+        blocks = [b for b in blocks if b.offset + b.size <= limit]
+    return blocks
+
+
+def parse_blobs(p: _Parser, start: int) -> tuple[DumpBlobFileHeader | None, list[DumpBlob]]:
+    """The DumpBlob chain Windows appends after SizeOfDump; trailing bytes of another kind are only reported."""
+    if start + ts.DUMP_BLOB_FILE_HEADER.size > p.size:
+        p.warnings.append(f"secondary data: {p.size - start:#x} trailing bytes after SizeOfDump, not a DumpBlob")
+        return None, []
+    fh = ts.DUMP_BLOB_FILE_HEADER.unpack(p.buf, start)
+    if fh["signature"] != DUMP_BLOB_SIGNATURE:
+        p.warnings.append(f"secondary data at {start:#x}: signature {fh['signature']!r}, not DumpBlob")
+        return None, []
+    header = DumpBlobFileHeader(start, fh["signature"], fh["header_size"], fh["build_number"])
+    pos = start + max(fh["header_size"], ts.DUMP_BLOB_FILE_HEADER.size)
+    blobs: list[DumpBlob] = []
+    while pos < p.size:
+        if pos + ts.DUMP_BLOB_HEADER.size > p.size:
+            p.warnings.append(f"secondary data: {p.size - pos:#x} bytes at {pos:#x} too short for a blob header")
+            break
+        v = ts.DUMP_BLOB_HEADER.unpack(p.buf, pos)
+        blob = DumpBlob(
+            pos, v["header_size"], uuid.UUID(bytes_le=v["tag"]), v["data_size"], v["pre_pad"], v["post_pad"]
+        )
+        if blob.header_size < ts.DUMP_BLOB_HEADER.size or blob.end > p.size:
+            p.warnings.append(f"secondary data: blob at {pos:#x} is damaged or runs past the end of the file")
+            break
+        blobs.append(blob)
+        pos = blob.end
+    return header, blobs

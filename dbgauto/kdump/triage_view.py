@@ -1,0 +1,102 @@
+"""A virtual-memory view of a small memory dump: the few VA ranges the file holds copies of.
+
+A small dump has no physical memory and no page tables; it carries copies of memory at known virtual addresses
+(the stack at TopOfStack, the PRCB / thread / process at their VAs, the KDBG at KdDebuggerDataBlock, the data
+page and every data block). Reads are served from those, may span several of them, and raise
+:class:`PageNotPresentError` for the first absent byte. Data blocks (there are thousands) are found with a sorted
+start list and ``bisect``; the handful of single copies are checked first.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dbgauto.errors import PageNotPresentError
+from dbgauto.kdump.layout import Buffer
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """``size`` bytes of target VA ``address`` stored at file offset ``offset``; ``label`` says which copy."""
+
+    address: int
+    offset: int
+    size: int
+    label: str
+
+    @property
+    def end(self) -> int:
+        return self.address + self.size
+
+
+class VirtualView:
+    """Read target virtual memory out of a small dump's copies."""
+
+    def __init__(
+        self,
+        buffer: Buffer,
+        *,
+        copies: Sequence[Region],
+        blocks: Sequence[tuple[int, int, int]],
+        address_mask: int = 0xFFFFFFFFFFFFFFFF,
+        path: os.PathLike[str] | str | None = None,
+    ) -> None:
+        """``copies``: the single copies (checked first, in order); ``blocks``: data blocks (address, offset, size)."""
+        self._buf = buffer
+        self._path = path
+        self._mask = address_mask
+        self.copies: tuple[Region, ...] = tuple(
+            Region(c.address & address_mask, c.offset, c.size, c.label) for c in copies if c.size > 0
+        )
+        ordered = sorted(((a & address_mask, o, s) for a, o, s in blocks if s > 0), key=lambda b: b[0])
+        self._starts = [b[0] for b in ordered]
+        self._ends = [b[0] + b[2] for b in ordered]
+        self._offsets = [b[1] for b in ordered]
+
+    def _locate(self, va: int) -> tuple[int, int] | None:
+        """(file offset of ``va``, bytes available from there in the same copy) or None."""
+        for c in self.copies:
+            if c.address <= va < c.address + c.size:
+                return c.offset + (va - c.address), c.address + c.size - va
+        i = bisect_right(self._starts, va) - 1
+        if i >= 0 and va < self._ends[i]:
+            return self._offsets[i] + (va - self._starts[i]), self._ends[i] - va
+        return None
+
+    def contains(self, va: int, size: int = 1) -> bool:
+        try:
+            self.read(va, size)
+        except PageNotPresentError:
+            return False
+        return True
+
+    def read(self, va: int, size: int) -> bytes:
+        """``size`` bytes at ``va``; PageNotPresentError names the first address no copy holds."""
+        if size < 0:
+            raise ValueError("negative size")
+        va &= self._mask
+        first = self._locate(va)
+        if first is not None and first[1] >= size:  # the common case: one copy holds it all
+            off = first[0]
+            return bytes(self._buf[off : off + size])
+        parts: list[bytes] = []
+        pos, end = va, va + size
+        while pos < end:
+            hit = self._locate(pos & self._mask)
+            if hit is None:
+                raise PageNotPresentError(pos & self._mask, physical=False, path=self._path)
+            off, avail = hit
+            n = min(avail, end - pos)
+            parts.append(bytes(self._buf[off : off + n]))
+            pos += n
+        return b"".join(parts)
+
+    def read_pointer(self, va: int, pointer_size: int) -> int:
+        return int.from_bytes(self.read(va, pointer_size), "little")
+
+    @property
+    def block_count(self) -> int:
+        return len(self._starts)
