@@ -1,0 +1,224 @@
+"""The one interface every engine implements: an Engine opens a dump and yields a Session that runs commands.
+
+Three engines stand behind it: ``native`` (pure Python, any OS), ``cdb`` (cdb.exe / kd.exe driven over pipes
+with pexpect) and ``dbgeng`` (DbgEng in-process through pybag, Windows only). Callers depend on this module
+only; :func:`dbgauto.engines.select.get_engine` picks the implementation.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+__all__ = [
+    "DEFAULT_COMMAND_TIMEOUT",
+    "DEFAULT_OPEN_TIMEOUT",
+    "Availability",
+    "Banner",
+    "Capability",
+    "CommandResult",
+    "Engine",
+    "Session",
+    "split_commands",
+]
+
+DEFAULT_COMMAND_TIMEOUT: Final = 120.0
+DEFAULT_OPEN_TIMEOUT: Final = 300.0  # loading a dump can mean downloading symbols
+
+
+class Capability(enum.Flag):
+    """What an engine can do; callers check these instead of engine names."""
+
+    NONE = 0
+    RUN_COMMANDS = enum.auto()  # answers debugger commands
+    ANY_COMMAND = enum.auto()  # any debugger command, not a fixed subset
+    SYMBOLS = enum.auto()  # resolves symbols (function names in stacks, real !analyze)
+    WRITE_SMALL_DUMP = enum.auto()  # .dump /m
+    COMMAND_TIMEOUT = enum.auto()  # a hung command is killed, not waited for
+    ANY_OS = enum.auto()  # runs without Windows
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Whether an engine can run here; ``reason`` says why not (or what was found) in one line."""
+
+    ok: bool
+    reason: str
+    version: str | None = None
+    location: str | None = None  # where the debugger was found, when that applies
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """One command's text output, how long it took, and who answered it."""
+
+    command: str
+    output: str
+    elapsed: float
+    engine: str
+    debugger_version: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "output": self.output,
+            "elapsed": round(self.elapsed, 6),
+            "engine": self.engine,
+            "debugger_version": self.debugger_version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    """What the debugger says when it opens a dump (every field None when the line is absent)."""
+
+    debugger_version: str | None = None
+    dump_kind: str | None = None  # "Mini Kernel Dump File: Only registers and stack trace are available"
+    os_line: str | None = None  # "Windows 10 Kernel Version 19041 MP (16 procs) Free x64"
+    build: int | None = None
+    kernel_base: int | None = None
+    ps_loaded_module_list: int | None = None
+    session_time: str | None = None  # as printed: "Sun Feb 21 01:38:22.987 2021 (UTC + 0:00)"
+    uptime: str | None = None  # as printed: "0 days 0:00:03.747"
+    raw: str = field(default="", repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "debugger_version": self.debugger_version,
+            "dump_kind": self.dump_kind,
+            "os_line": self.os_line,
+            "build": self.build,
+            "kernel_base": self.kernel_base,
+            "ps_loaded_module_list": self.ps_loaded_module_list,
+            "session_time": self.session_time,
+            "uptime": self.uptime,
+        }
+
+
+_HEX64 = r"0x([0-9a-fA-F]{8})`?([0-9a-fA-F]{8})?"
+_BANNER_PATTERNS: Final = {
+    "debugger_version": re.compile(r"^.*Debugger Version\s+(\S+)", re.M),
+    "dump_kind": re.compile(r"^(.*Dump File:.*?)\s*$", re.M),
+    "os_line": re.compile(r"^(\S.*Kernel Version (\d+).*?)\s*$", re.M),
+    "bases": re.compile(rf"^Kernel base = {_HEX64} PsLoadedModuleList = {_HEX64}", re.M),
+    "session_time": re.compile(r"^Debug session time:\s*(.*?)\s*$", re.M),
+    "uptime": re.compile(r"^System Uptime:\s*(.*?)\s*$", re.M),
+}
+
+
+def _join_hex(high: str, low: str | None) -> int:
+    return int(high + (low or ""), 16)
+
+
+def parse_banner(text: str) -> Banner:
+    """The few banner lines the engines need (version, dump kind, OS build, bases, times); tolerant of gaps."""
+    found: dict[str, Any] = {}
+    for key in ("debugger_version", "dump_kind", "session_time", "uptime"):
+        m = _BANNER_PATTERNS[key].search(text)
+        found[key] = m.group(1) if m else None
+    m = _BANNER_PATTERNS["os_line"].search(text)
+    found["os_line"], found["build"] = (m.group(1), int(m.group(2))) if m else (None, None)
+    m = _BANNER_PATTERNS["bases"].search(text)
+    if m:
+        found["kernel_base"] = _join_hex(m.group(1), m.group(2))
+        found["ps_loaded_module_list"] = _join_hex(m.group(3), m.group(4))
+    return Banner(raw=text, **found)
+
+
+def split_commands(line: str) -> list[str]:
+    """Split a command line on ``;`` the way the debugger does: not inside double quotes; empty parts dropped.
+
+    ``.echo "a; b"`` stays one command (the quoted form may hold ``;``); ``$$`` starts a comment to the end.
+    """
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == ";":
+            parts.append("".join(current))
+            current = []
+            i += 1
+            continue
+        elif not quoted and line.startswith("$$", i) and not "".join(current).strip():
+            break  # comment command: the rest of the line is not executed
+        current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+class Session(abc.ABC):
+    """An open dump in one engine. Use as a context manager; after close() every call raises."""
+
+    engine_name: str = "?"
+    debugger_version: str | None = None
+    banner: Banner | None = None
+    dump_path: Path
+
+    @abc.abstractmethod
+    def run(self, command: str, *, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
+        """Run one debugger command and return its text output."""
+
+    @abc.abstractmethod
+    def write_small_dump(self, out: os.PathLike[str] | str, *, overwrite: bool = False) -> Path:
+        """Write a small memory dump (``.dump /m``) of the open dump to ``out``; returns the path written."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """End the session; idempotent."""
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool: ...
+
+    def run_many(self, commands: str | list[str], *, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> list[CommandResult]:
+        """Run ``"cmd; cmd"`` (or a list) one command at a time, stopping at ``q``."""
+        items = split_commands(commands) if isinstance(commands, str) else list(commands)
+        results = []
+        for cmd in items:
+            if cmd.lower() in ("q", "qq", "qd"):
+                break
+            results.append(self.run(cmd, timeout=timeout))
+        return results
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Engine(abc.ABC):
+    """A way to answer debugger commands on a dump. ``available()`` never raises."""
+
+    name: str = "?"
+    capabilities: Capability = Capability.NONE
+
+    @abc.abstractmethod
+    def available(self) -> Availability:
+        """Can this engine run here? Never raises; the reason is one line a user can act on."""
+
+    @abc.abstractmethod
+    def open(
+        self,
+        dump: os.PathLike[str] | str,
+        *,
+        symbol_path: str | None = None,
+        timeout: float = DEFAULT_OPEN_TIMEOUT,
+    ) -> Session:
+        """Open ``dump``; raises EngineUnavailableError, DumpNotFoundError, DumpFormatError, EngineError."""

@@ -1,0 +1,558 @@
+"""Text of the native engine's answers, laid out as cdb/kd lays out the same commands.
+
+Pure formatting: every function takes a :class:`Target` (facts already read from the dump) and returns the
+text the debugger would print, so that parsers written for real debugger output read ours too. Where the
+native engine knows less than the debugger (no symbols, a stack *scan* instead of an unwound stack) the
+output says so in lines starting with ``***``, as the debugger does for its own warnings.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ntpath
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from dbgauto.kdump.constants import DumpType, Machine
+
+__all__ = [
+    "Module",
+    "ScanFrame",
+    "Target",
+    "analyze",
+    "analyze_summary",
+    "banner_text",
+    "bugcheck",
+    "dump_kind_line",
+    "format_addr",
+    "lm",
+    "module_short_name",
+    "registers",
+    "stack",
+    "vertarget",
+]
+
+NO_SYMBOLS_NOTE: Final = (
+    "*** The native engine has no symbols: code addresses are shown as module+offset from the dump's driver list.\n"
+    "*** For symbols and the full command set, install Debugging Tools for Windows and use --engine cdb or dbgeng."
+)
+
+# What the debugger prints after "Loading Dump File [...]" for each DumpType (64-bit wording; x86 is the same).
+_DUMP_KIND: Final[dict[int, str]] = {
+    DumpType.FULL: "Kernel Complete Dump File: Full address space is available",
+    DumpType.SUMMARY: "Kernel Summary Dump File: Only kernel address space is available",
+    DumpType.HEADER: "Kernel Dump File: Only the dump header is available",
+    DumpType.TRIAGE: "Mini Kernel Dump File: Only registers and stack trace are available",
+    DumpType.BITMAP_FULL: "Full Kernel Bitmap Dump File: Full address space is available",
+    DumpType.BITMAP_KERNEL: (
+        "Kernel Bitmap Dump File: Kernel address space is available, User address space may not be available."
+    ),
+    DumpType.KERNEL_RANGE: "Kernel Range Dump File: Kernel address space is available",
+    DumpType.KERNEL_USER_RANGE: "Kernel and User Range Dump File: Kernel and user address space is available",
+    DumpType.COMPLETE_RANGE: "Complete Range Dump File: Full address space is available",
+}
+
+_KERNEL_IMAGES: Final = {"ntoskrnl.exe", "ntkrnlmp.exe", "ntkrnlpa.exe", "ntkrpamp.exe"}
+_PRODUCT: Final = {1: "WinNt", 2: "LanManNt", 3: "ServerNt"}
+_SUITES: Final = (
+    (0x0001, "SmallBusiness"),
+    (0x0002, "Enterprise"),
+    (0x0004, "BackOffice"),
+    (0x0008, "CommunicationServer"),
+    (0x0010, "TerminalServer"),
+    (0x0020, "SmallBusinessRestricted"),
+    (0x0040, "EmbeddedNT"),
+    (0x0080, "DataCenter"),
+    (0x0100, "SingleUserTS"),
+    (0x0200, "Personal"),
+    (0x0400, "Blade"),
+    (0x0800, "EmbeddedRestricted"),
+    (0x1000, "SecurityAppliance"),
+    (0x2000, "StorageServer"),
+    (0x4000, "ComputeServer"),
+    (0x8000, "WHServer"),
+)
+_ARCH: Final = {Machine.AMD64: "x64", Machine.I386: "x86 compatible", Machine.ARM64: "ARM 64-bit (AArch64)"}
+_OS_BY_BUILD: Final = ((10240, "Windows 10"), (9600, "Windows 8.1"), (9200, "Windows 8"), (7600, "Windows 7"))
+_OS_BY_BUILD_OLD: Final = ((6000, "Windows Vista"), (3790, "Windows Server 2003"), (2600, "Windows XP"))
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    """A loaded driver as ``lm`` shows it."""
+
+    path: str  # full NT path as the dump records it
+    base: int
+    size: int
+    timestamp: int | None = None
+    checksum: int | None = None
+
+    @property
+    def image_name(self) -> str:
+        return ntpath.basename(self.path)
+
+    @property
+    def name(self) -> str:
+        return module_short_name(self.path)
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFrame:
+    """A stack slot whose value points into a module (not an unwound frame)."""
+
+    address: int
+    value: int
+    module: str | None
+    offset: int | None
+
+
+@dataclass(slots=True)
+class Target:
+    """What the native engine knows about an open dump, gathered once from the format layer."""
+
+    path: Path
+    dump_type: int | None
+    is_64bit: bool
+    machine: int | None
+    major_version: int | None
+    build: int | None
+    number_processors: int | None
+    product_type: int | None
+    suite_mask: int | None
+    kernel_base: int | None
+    ps_loaded_module_list: int | None
+    system_time: datetime | None
+    uptime_100ns: int | None
+    bugcheck_code: int | None
+    bugcheck_parameters: tuple[int, int, int, int]
+    registers: dict[str, int] | None
+    pc: int | None
+    sp: int | None
+    modules: list[Module] = field(default_factory=list)
+    unloaded: list[tuple[str, int, int]] = field(default_factory=list)
+    process_name: str | None = None
+    pid: int | None = None
+    tid: int | None = None
+    crash_cpu: int | None = None
+    modules_known: bool = True  # False: the dump holds no driver list we could read
+    scan: Callable[[], Sequence[ScanFrame]] | None = None  # lazy stack scan
+    notes: list[str] = field(default_factory=list)
+
+    def module_at(self, address: int) -> Module | None:
+        for m in self.modules:
+            if m.base <= address < m.end:
+                return m
+        return None
+
+    def symbolize(self, address: int) -> str:
+        """``module+0xoffset`` as the debugger prints an address without symbols; the bare address otherwise."""
+        m = self.module_at(address)
+        if m is None:
+            return format_addr(address, self.is_64bit)
+        return f"{m.name}+{address - m.base:#x}"
+
+
+def module_short_name(path: str) -> str:
+    """The debugger's module name: ``nt`` for the kernel image, otherwise the file name without extension."""
+    image = ntpath.basename(path)
+    if image.lower() in _KERNEL_IMAGES:
+        return "nt"
+    stem, dot, _ext = image.rpartition(".")
+    return stem if dot else image
+
+
+def format_addr(value: int, is_64bit: bool) -> str:
+    """``fffff804`7ba00000`` for 64-bit targets, ``804d7000`` for 32-bit ones."""
+    if is_64bit:
+        v = value & 0xFFFFFFFFFFFFFFFF
+        return f"{v >> 32:08x}`{v & 0xFFFFFFFF:08x}"
+    return f"{value & 0xFFFFFFFF:08x}"
+
+
+def _hex_plain(value: int, is_64bit: bool) -> str:
+    return f"{value & 0xFFFFFFFFFFFFFFFF:016x}" if is_64bit else f"{value & 0xFFFFFFFF:08x}"
+
+
+def dump_kind_line(dump_type: int | None) -> str:
+    if dump_type is None or dump_type not in _DUMP_KIND:
+        return f"Kernel Dump File: DumpType {dump_type} (not a kind the native engine names)"
+    return _DUMP_KIND[dump_type]
+
+
+def os_name(build: int | None) -> str:
+    if build is None:
+        return "Windows"
+    for floor, name in (*_OS_BY_BUILD, *_OS_BY_BUILD_OLD):
+        if build >= floor:
+            return name
+    return "Windows 2000" if build >= 2195 else "Windows NT"
+
+
+def os_line(t: Target) -> str:
+    mp = "MP" if (t.number_processors or 1) > 1 else "UP"
+    procs = t.number_processors if t.number_processors is not None else "?"
+    kind = "Checked" if t.major_version == 0xC else "Free"
+    arch = _ARCH.get(t.machine, f"machine {t.machine:#x}" if t.machine is not None else "unknown machine")
+    build = t.build if t.build is not None else "?"
+    return f"{os_name(t.build)} Kernel Version {build} {mp} ({procs} procs) {kind} {arch}"
+
+
+def product_line(t: Target) -> str:
+    product = _PRODUCT.get(t.product_type or 0, f"{t.product_type}" if t.product_type is not None else "unknown")
+    suites = " ".join(name for bit, name in _SUITES if (t.suite_mask or 0) & bit)
+    return f"Product: {product}, suite: {suites}".rstrip()
+
+
+def _bases_line(t: Target) -> str:
+    kb = f"0x{format_addr(t.kernel_base, t.is_64bit)}" if t.kernel_base is not None else "(unknown)"
+    pl = f"0x{format_addr(t.ps_loaded_module_list, t.is_64bit)}" if t.ps_loaded_module_list is not None else "(unknown)"
+    return f"Kernel base = {kb} PsLoadedModuleList = {pl}"
+
+
+def session_time(value: datetime | None) -> str:
+    """``Sun Feb 21 01:38:22.987 2021 (UTC + 0:00)``: the debugger's layout, always in UTC here."""
+    if value is None:
+        return "(not recorded in the dump)"
+    v = value.astimezone(UTC)
+    return f"{v:%a %b} {v.day:2d} {v:%H:%M:%S}.{v.microsecond // 1000:03d} {v.year} (UTC + 0:00)"
+
+
+def uptime(raw_100ns: int | None) -> str:
+    if raw_100ns is None:
+        return "(not recorded in the dump)"
+    ms_total = raw_100ns // 10_000
+    days, rem = divmod(ms_total, 86_400_000)
+    hours, rem = divmod(rem, 3_600_000)
+    minutes, rem = divmod(rem, 60_000)
+    seconds, ms = divmod(rem, 1000)
+    return f"{days} days {hours}:{minutes:02d}:{seconds:02d}.{ms:03d}"
+
+
+def vertarget(t: Target) -> str:
+    lines = [
+        os_line(t),
+        product_line(t),
+        _bases_line(t),
+        f"Debug session time: {session_time(t.system_time)}",
+        f"System Uptime: {uptime(t.uptime_100ns)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def banner_text(t: Target, *, version: str) -> str:
+    """What ``dbgauto shell`` prints on start, shaped like cdb's banner when it opens a dump."""
+    lines = [
+        f"dbgauto Native Debugger Version {version} (pure Python, no symbols)",
+        "",
+        f"Loading Dump File [{t.path}]",
+        dump_kind_line(t.dump_type),
+        "",
+        "Symbol search path is: (none: the native engine does not load symbols)",
+        "Executable search path is: ",
+        vertarget(t).rstrip("\n"),
+    ]
+    lines.extend(f"*** {note}" for note in t.notes)
+    if t.bugcheck_code is not None:
+        lines += ["", analyze_summary(t).rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def bugcheck(t: Target) -> str:
+    if t.bugcheck_code is None:
+        return "Bugcheck code (none recorded in the dump)\n"
+    args = " ".join(format_addr(p, t.is_64bit) for p in t.bugcheck_parameters)
+    return f"Bugcheck code {t.bugcheck_code:08X}\nArguments {args}\n"
+
+
+def _lm_row(t: Target, m: Module, status: str) -> str:
+    name = f"{m.name:<10} " if len(m.name) <= 10 else f"{m.name}   "
+    return f"{format_addr(m.base, t.is_64bit)} {format_addr(m.end, t.is_64bit)}   {name}{status}"
+
+
+def _lm_header(t: Target) -> str:
+    return "start             end                 module name" if t.is_64bit else "start    end        module name"
+
+
+def _timestamp_text(ts: int | None) -> str:
+    if ts is None:
+        return "(unknown)"
+    year_now = datetime.now(UTC).year
+    try:
+        when = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        when = None
+    if when is None or not 1995 <= when.year <= year_now + 1:
+        return f"{ts:X} (This is a reproducible build file hash, not a timestamp)"
+    return f"{when:%a %b} {when.day:2d} {when:%H:%M:%S %Y} ({ts:08X})"
+
+
+def lm(t: Target, args: str = "") -> str:
+    """``lm``, ``lm k``, ``lm m PATTERN``, ``lmv``, ``lmvm NAME``: modules sorted by base, no symbols."""
+    verbose, pattern = _lm_options(args)
+    if not t.modules_known:
+        return f"{_lm_header(t)}\n*** The native engine found no driver list in this dump.\n"
+    rows = [_lm_header(t)]
+    selected = [m for m in sorted(t.modules, key=lambda m: m.base) if _matches(m, pattern)]
+    for m in selected:
+        rows.append(_lm_row(t, m, "(no symbols)           "))
+        if verbose:
+            rows += [
+                f"    Image path: {m.path}",
+                f"    Image name: {m.image_name}",
+                f"    Timestamp:        {_timestamp_text(m.timestamp)}",
+                f"    CheckSum:         {m.checksum:08X}"
+                if m.checksum is not None
+                else "    CheckSum:         (unknown)",
+                f"    ImageSize:        {m.size:08X}",
+            ]
+    unloaded = [u for u in t.unloaded if pattern is None or fnmatch.fnmatch(u[0].lower(), pattern)]
+    if unloaded and pattern is None:
+        rows += ["", "Unloaded modules:"]
+        rows += [f"{format_addr(s, t.is_64bit)} {format_addr(e, t.is_64bit)}   {n}" for n, s, e in unloaded]
+    return "\n".join(rows) + "\n"
+
+
+def _lm_options(args: str) -> tuple[bool, str | None]:
+    """Parse the ``lm`` option letters that matter here: ``v`` (verbose) and ``m PATTERN`` / ``vm PATTERN``."""
+    words = args.split()
+    verbose = False
+    pattern = None
+    i = 0
+    while i < len(words):
+        word = words[i].lower()
+        if set(word) <= set("vkmuosnfitlc"):
+            verbose = verbose or "v" in word
+            if word.endswith("m") and i + 1 < len(words):
+                pattern = words[i + 1].lower()
+                i += 1
+        i += 1
+    return verbose, pattern
+
+
+def _matches(m: Module, pattern: str | None) -> bool:
+    if pattern is None:
+        return True
+    return fnmatch.fnmatch(m.name.lower(), pattern) or fnmatch.fnmatch(m.image_name.lower(), pattern)
+
+
+def _flags(efl: int) -> str:
+    bits = (
+        (11, "ov", "nv"),
+        (10, "dn", "up"),
+        (9, "ei", "di"),
+        (7, "ng", "pl"),
+        (6, "zr", "nz"),
+        (4, "ac", "na"),
+        (2, "pe", "po"),
+        (0, "cy", "nc"),
+    )
+    names = " ".join(on if efl >> bit & 1 else off for bit, on, off in bits)
+    return f"iopl={efl >> 12 & 3:<10d}{names}"
+
+
+_AMD64_ROWS: Final = (
+    ("rax", "rbx", "rcx"),
+    ("rdx", "rsi", "rdi"),
+    ("rip", "rsp", "rbp"),
+    ("r8", "r9", "r10"),
+    ("r11", "r12", "r13"),
+    ("r14", "r15"),
+)
+
+
+def registers(t: Target, args: str = "") -> str:
+    """``r`` (the crash context, cdb layout) or ``r rax,rip`` (named registers)."""
+    regs = t.registers
+    if regs is None:
+        return "*** The dump holds no register context.\n"
+    wanted = [w.strip().lower().lstrip("@") for w in args.replace(",", " ").split() if w.strip()]
+    if wanted:
+        width = 16 if t.is_64bit else 8
+        out = []
+        for name in wanted:
+            if name not in regs:
+                raise KeyError(name)
+            out.append(f"{name}={regs[name]:0{width}x}")
+        return "\n".join(out) + "\n"
+    if t.machine == Machine.AMD64:
+        lines = [" ".join(f"{n:>3}={regs.get(n, 0):016x}" for n in row) for row in _AMD64_ROWS]
+        lines.append(_flags(regs.get("efl", 0)))
+        segs = "  ".join(f"{s}={regs.get(s, 0):04x}" for s in ("cs", "ss", "ds", "es", "fs", "gs"))
+        lines.append(f"{segs}             efl={regs.get('efl', 0):08x}")
+    elif t.machine == Machine.I386:
+        lines = [
+            " ".join(f"{n}={regs.get(n, 0):08x}" for n in ("eax", "ebx", "ecx", "edx", "esi", "edi")),
+            " ".join(f"{n}={regs.get(n, 0):08x}" for n in ("eip", "esp", "ebp")) + " " + _flags(regs.get("efl", 0)),
+        ]
+        segs = "  ".join(f"{s}={regs.get(s, 0) & 0xFFFF:04x}" for s in ("cs", "ss", "ds", "es", "fs", "gs"))
+        lines.append(f"{segs}             efl={regs.get('efl', 0):08x}")
+    else:
+        names = [f"x{i}" for i in range(29)] + ["fp", "lr", "sp", "pc"]
+        lines = [" ".join(f"{n:>3}={regs.get(n, 0):016x}" for n in names[i : i + 3]) for i in range(0, len(names), 3)]
+        lines.append(f"cpsr={regs.get('cpsr', 0):08x}")
+    if t.pc is not None:
+        lines += [f"{t.symbolize(t.pc)}:", f"{format_addr(t.pc, t.is_64bit)} ??              (no disassembly)"]
+    return "\n".join(lines) + "\n"
+
+
+def _stack_rows(t: Target, limit: int) -> list[tuple[int, int, str]]:
+    rows: list[tuple[int, int, str]] = []
+    if t.pc is not None:
+        rows.append((t.sp or 0, t.pc, t.symbolize(t.pc)))
+    frames = t.scan() if t.scan is not None else []
+    for f in frames:
+        if len(rows) >= limit:
+            break
+        site = f"{f.module}+{f.offset:#x}" if f.module and f.offset is not None else t.symbolize(f.value)
+        rows.append((f.address, f.value, site))
+    return rows
+
+
+STACK_SCAN_NOTE: Final = (
+    "  *** Stack scan without symbols (dbgauto native engine): not an unwound call stack.\n"
+    "  *** Frame 00 is the crash context (rsp/rip); later rows are stack slots whose value points into a module,\n"
+    "  *** newest first. Install Debugging Tools for Windows (--engine cdb or dbgeng) for a real stack."
+)
+
+
+def stack(t: Target, args: str = "") -> str:
+    """``k`` from the stack scan: rows shaped like ``k`` (Child-SP, RetAddr, Call Site) and labelled a scan."""
+    limit = 256
+    for word in args.split():
+        if word.isdigit():
+            limit = max(1, int(word))
+    rows = _stack_rows(t, limit)
+    if not rows:
+        return f"{STACK_SCAN_NOTE}\n*** No stack data in this dump.\n"
+    head = " # Child-SP          RetAddr           Call Site" if t.is_64bit else " # ChildEBP RetAddr  Call Site"
+    out = [STACK_SCAN_NOTE, head]
+    out += [
+        f"{i:02x} {format_addr(a, t.is_64bit)} {format_addr(v, t.is_64bit)} {site}"
+        for i, (a, v, site) in enumerate(rows)
+    ]
+    return "\n".join(out) + "\n"
+
+
+_BOX: Final = (
+    "*******************************************************************************\n"
+    "*                                                                             *\n"
+    "*                        Bugcheck Analysis                                    *\n"
+    "*                                                                             *\n"
+    "*******************************************************************************\n"
+)
+
+
+def _culprit(t: Target) -> Any:
+    """The probable culprit from dbgauto.analysis.culprit, or None when that module or the facts are missing."""
+    try:
+        from dbgauto.analysis.culprit import find_culprit
+        from dbgauto.analysis.facts import DriverFact
+    except ImportError:
+        return None
+    values = [f.value for f in (t.scan() if t.scan is not None else [])]
+    drivers = [
+        DriverFact(name=m.image_name, path=m.path, base=m.base, size=m.size, timestamp=m.timestamp, checksum=m.checksum)
+        for m in t.modules
+    ]
+    try:
+        return find_culprit(
+            pc=t.pc,
+            bugcheck_code=t.bugcheck_code,
+            bugcheck_parameters=t.bugcheck_parameters,
+            drivers=drivers,
+            stack_values=values,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _culprit_names(c: Any) -> tuple[str, str, str]:
+    """(image name, module name, "module+offset") of a CulpritFact."""
+    image = ntpath.basename(str(c.name))
+    short = module_short_name(image)
+    offset = getattr(c, "offset", None)
+    site = f"{short}+{offset:x}" if isinstance(offset, int) else short
+    return image, short, site
+
+
+def analyze_summary(t: Target) -> str:
+    """The short box the debugger prints on open and for ``!analyze`` without ``-v``."""
+    if t.bugcheck_code is None:
+        return _BOX + "\nNo bug check recorded in the dump.\n"
+    params = ", ".join(f"{p & 0xFFFFFFFFFFFFFFFF:x}" for p in t.bugcheck_parameters)
+    lines = [
+        _BOX,
+        "Use !analyze -v to get detailed debugging information.",
+        "",
+        f"BugCheck {t.bugcheck_code:X}, {{{params}}}",
+        "",
+    ]
+    c = _culprit(t)
+    if c is not None:
+        image, _short, site = _culprit_names(c)
+        lines += [f"Probably caused by : {image} ( {site} )", ""]
+    lines += ["Followup:     MachineOwner", "---------"]
+    return "\n".join(lines) + "\n"
+
+
+def _bugcheck_info(code: int) -> Any:
+    try:
+        from dbgauto.analysis.bugchecks import lookup
+    except ImportError:
+        return None
+    return lookup(code)
+
+
+def analyze(t: Target) -> str:
+    """``!analyze -v`` without symbols: name, parameters with meaning, culprit, process, scanned stack."""
+    if t.bugcheck_code is None:
+        return _BOX + "\nNo bug check recorded in the dump.\n"
+    info = _bugcheck_info(t.bugcheck_code)
+    name = info.name if info is not None else "UNKNOWN_BUGCHECK_CODE"
+    out = [_BOX, f"{name} ({t.bugcheck_code:x})"]
+    if info is not None and info.summary:
+        out.append(info.summary)
+    out.append("Arguments:")
+    for i, p in enumerate(t.bugcheck_parameters):
+        meaning = info.parameters[i] if info is not None else None
+        out.append(f"Arg{i + 1}: {_hex_plain(p, t.is_64bit)}, {meaning or ''}".rstrip(" "))
+    out += ["", "Debugging Details:", "------------------", "", NO_SYMBOLS_NOTE, ""]
+    out += [f"BUGCHECK_CODE:  {t.bugcheck_code:x}", ""]
+    out += [
+        s for i, p in enumerate(t.bugcheck_parameters) for s in (f"BUGCHECK_P{i + 1}: {p & 0xFFFFFFFFFFFFFFFF:x}", "")
+    ]
+    if t.process_name:
+        out += [f"PROCESS_NAME:  {t.process_name}", ""]
+    if t.pid is not None:
+        out += [f"PROCESS_ID:  {t.pid:x}", ""]
+    if t.tid is not None:
+        out += [f"THREAD_ID:  {t.tid:x}", ""]
+    if t.pc is not None:
+        out += ["FAULTING_IP: ", f"{t.symbolize(t.pc)}", f"{format_addr(t.pc, t.is_64bit)} ??", ""]
+    rows = _stack_rows(t, 64)
+    if rows:
+        out.append("STACK_TEXT:  ")
+        out += [f"{format_addr(a, t.is_64bit)} {format_addr(v, t.is_64bit)}     : {site}" for a, v, site in rows]
+        out += ["", "STACK_COMMAND:  k (stack scan without symbols)", ""]
+    c = _culprit(t)
+    if c is not None:
+        image, short, site = _culprit_names(c)
+        out += [f"MODULE_NAME: {short}", "", f"IMAGE_NAME:  {image}", ""]
+        ts = getattr(c, "timestamp", None)
+        if isinstance(ts, int):
+            out += [f"IMAGE_VERSION_TIMESTAMP:  {ts:x}", ""]
+        out += [f"PROBABLE_CULPRIT:  {site}", "", f"CULPRIT_RULE:  {getattr(c, 'rule', '')}", ""]
+    else:
+        out += ["MODULE_NAME: Unknown_Module", "", "IMAGE_NAME:  Unknown_Image", ""]
+    out += [f"OSPLATFORM_TYPE:  {_ARCH.get(t.machine, 'unknown').split()[0]}", "", f"OSNAME:  {os_name(t.build)}", ""]
+    if t.build is not None:
+        out += [f"OSBUILD:  {t.build}", ""]
+    out += ["Followup:     MachineOwner", "---------"]
+    return "\n".join(out) + "\n"
