@@ -1,0 +1,111 @@
+"""One CSV row per dump, with BlueScreenView-like columns, for spreadsheets and scripts.
+
+Text cells that a spreadsheet would treat as a formula (leading ``=``, ``+``, ``-``, ``@``, tab, CR) are
+prefixed with ``'``: driver names and paths come from the dump and must not run in Excel.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Final
+
+from dbgauto.analysis.facts import CrashFacts
+from dbgauto.util.atomic import atomic_write_bytes
+
+__all__ = ["CSV_COLUMNS", "csv_row", "csv_text", "write_csv"]
+
+CSV_COLUMNS: Final = (
+    "Dump File",
+    "Crash Time",
+    "Bug Check String",
+    "Bug Check Code",
+    "Parameter 1",
+    "Parameter 2",
+    "Parameter 3",
+    "Parameter 4",
+    "Caused By Driver",
+    "Caused By Address",
+    "Culprit Rule",
+    "Processor",
+    "Crash Address",
+    "Stack Address 1",
+    "Stack Address 2",
+    "Stack Address 3",
+    "Processors Count",
+    "Major Version",
+    "Minor Version",
+    "Product Type",
+    "Process",
+    "Dump Type",
+    "Dump File Size",
+    "Dump File Time",
+    "Full Path",
+    "Engine",
+    "Warnings",
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    if text and text[0] in "=+-@\t\r":
+        text = "'" + text
+    return text
+
+
+def _hex(value: int | None, width: int = 8) -> str:
+    return "" if value is None else f"0x{value:0{width}x}"
+
+
+def csv_row(f: CrashFacts) -> list[str]:
+    """The cells of one dump's row, in :data:`CSV_COLUMNS` order."""
+    width = 16 if f.is_64bit else 8
+    params = [p.value for p in f.bugcheck.parameters] if f.bugcheck else []
+    params += [None] * (4 - len(params))
+    frames = [fr for fr in (f.stack.frames if f.stack else ()) if fr.module or fr.symbol][:3]
+    frames_text = [fr.location for fr in frames] + [""] * (3 - len(frames))
+    culprit = f.culprit
+    values: list[Any] = [
+        f.source.name if f.source else "",
+        f.crash_time.strftime("%Y-%m-%d %H:%M:%S") if f.crash_time else "",
+        (f.bugcheck.name or "") if f.bugcheck else "",
+        _hex(f.bugcheck.code) if f.bugcheck else "",
+        *(_hex(v, width) for v in params[:4]),
+        culprit.name if culprit else "",
+        f"{culprit.name}+{culprit.offset:x}" if culprit and culprit.offset is not None else "",
+        culprit.rule if culprit else "",
+        f.machine,
+        _hex(f.pc, width),
+        *frames_text,
+        f.processors,
+        f.os_major,
+        f.os_build,
+        f.product_type_name,
+        f.process_name,
+        f.dump_type_meaning or (f.variety or ""),
+        f.source.size if f.source else "",
+        f.source.mtime.strftime("%Y-%m-%d %H:%M:%S") if f.source and f.source.mtime else "",
+        f.source.path if f.source else "",
+        " ".join(x for x in (f.engine, f.engine_version) if x),
+        len(f.warnings),
+    ]
+    return [_cell(v) for v in values]
+
+
+def csv_text(facts: Iterable[CrashFacts]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(csv_row(f) for f in facts)
+    return buf.getvalue()
+
+
+def write_csv(facts: Iterable[CrashFacts], path: os.PathLike[str] | str) -> Path:
+    """Write the CSV atomically (UTF-8 with BOM so Excel detects the encoding); returns the path."""
+    data = "\ufeff" + csv_text(facts)
+    return atomic_write_bytes(path, data.encode("utf-8", "backslashreplace"), overwrite=True)

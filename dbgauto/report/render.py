@@ -1,0 +1,294 @@
+"""Render CrashFacts through jinja2 templates the user can override: HTML, Markdown, text; plus JSON and CSV.
+
+One :class:`jinja2.Environment` per renderer. Its loader looks in, in order: the ``template_dirs`` given
+(``--templates``), the folders in ``$DBGAUTO_TEMPLATES`` (``os.pathsep``-separated), then the packaged
+defaults. The defaults are also reachable as ``default/<name>``, so a user's ``report.html`` can say
+``{% extends "default/report.html" %}`` and override a single ``{% block %}``.
+
+Safety: HTML templates are autoescaped (never ``|safe`` on dump text); every printed value first goes
+through :func:`_finalize`, which makes control characters and lone surrogates visible as ``\\xNN`` /
+``\\udcNN``; undefined names fail (StrictUndefined); templates reference nothing on the network, and the
+HTML carries a Content-Security-Policy whose only allowed script is the index's own (by hash).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import re
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+import jinja2
+import jinja2.sandbox
+from markupsafe import Markup
+
+import dbgauto
+from dbgauto.analysis.facts import CrashFacts
+from dbgauto.errors import TemplateError
+from dbgauto.report import charts
+from dbgauto.report.csvout import write_csv
+from dbgauto.report.names import inside, report_stem
+from dbgauto.util.atomic import atomic_write_bytes
+
+__all__ = [
+    "FORMATS",
+    "TEMPLATE_FORMATS",
+    "ReportRenderer",
+    "json_text",
+    "packaged_templates_dir",
+    "write_csv",
+    "write_json",
+]
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_FORMATS: Final = {"html": "report.html", "md": "report.md", "txt": "report.txt"}
+FORMATS: Final = ("html", "md", "txt", "json", "csv")
+ENV_VAR: Final = "DBGAUTO_TEMPLATES"
+INDEX_SCRIPT: Final = "index.js"
+
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_MD_SPECIAL: Final = re.compile(r"([\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+
+
+def packaged_templates_dir() -> Path:
+    """The default templates: ``dbgauto/templates`` in a wheel, ``<repo>/templates`` in a source checkout."""
+    packaged = Path(str(resources.files("dbgauto"))) / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(dbgauto.__file__).resolve().parent.parent / "templates"
+
+
+def _visible(ch: re.Match[str]) -> str:
+    code = ord(ch.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ }}`` output: None prints as empty; control characters and lone surrogates become visible."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return _CONTROL.sub(_visible, value)
+    return value
+
+
+def _md(value: Any) -> str:
+    """Escape Markdown punctuation and HTML specials so dump text stays literal in any Markdown viewer."""
+    text = _CONTROL.sub(_visible, "" if value is None else str(value))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _hex(value: int | None, width: int = 0) -> str:
+    if value is None:
+        return ""
+    return f"0x{value:0{width}x}" if value >= 0 else f"-0x{-value:x}"
+
+
+def _addr(value: int | None, is_64bit: bool | None = True) -> str:
+    """An address as WinDbg prints it: 16 digits with a backtick on 64-bit targets, 8 on 32-bit."""
+    if value is None:
+        return ""
+    if is_64bit is False:
+        return f"{value & 0xFFFFFFFF:08x}"
+    text = f"{value & 0xFFFFFFFFFFFFFFFF:016x}"
+    return f"{text[:8]}`{text[8:]}"
+
+
+def _unixtime(value: int | None) -> str:
+    """A PE TimeDateStamp as a UTC date (link time; some builds store a hash instead, so it can look odd)."""
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d")
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours}:{minutes:02d}:{secs:02d}.{int((seconds - total) * 1000):03d}"
+    return f"{days} days {text}" if days else text
+
+
+def json_text(facts: CrashFacts) -> str:
+    """The JSON document for one dump (ASCII-only, so lone surrogates from bad UTF-16 survive as escapes)."""
+    return json.dumps(facts.to_dict(), indent=2, ensure_ascii=True) + "\n"
+
+
+def write_json(facts: CrashFacts, path: os.PathLike[str] | str) -> Path:
+    return atomic_write_bytes(path, json_text(facts).encode("ascii"), overwrite=True)
+
+
+class ReportRenderer:
+    """Renders reports for one dump (:meth:`write_dump_report`) or a set (:meth:`write_index`)."""
+
+    def __init__(self, template_dirs: Sequence[os.PathLike[str] | str] = (), *, sandboxed: bool = False) -> None:
+        user_dirs = [Path(d) for d in template_dirs]
+        user_dirs += [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
+        for d in user_dirs:
+            if not d.is_dir():
+                raise TemplateError(str(d), "template folder does not exist")
+        self.template_dirs = user_dirs
+        self.default_dir = packaged_templates_dir()
+        default = jinja2.FileSystemLoader(str(self.default_dir))
+        loader = jinja2.ChoiceLoader(
+            [
+                jinja2.FileSystemLoader([str(d) for d in user_dirs]),
+                default,
+                jinja2.PrefixLoader({"default": default}),
+            ]
+        )
+        env_cls = jinja2.sandbox.ImmutableSandboxedEnvironment if sandboxed else jinja2.Environment
+        self.env = env_cls(
+            loader=loader,
+            autoescape=jinja2.select_autoescape(("html", "htm", "xml", "svg"), default_for_string=True),
+            undefined=jinja2.StrictUndefined,
+            finalize=_finalize,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            auto_reload=False,
+        )
+        self.env.filters.update(hex=_hex, addr=_addr, when=_when, unixtime=_unixtime, duration=_duration, md=_md)
+        self.env.globals.update(dbgauto_version=dbgauto.__version__)
+
+    # ------------------------------------------------------------------ rendering
+
+    def render(self, template: str, **context: Any) -> str:
+        """Render one template; any jinja2 problem becomes :class:`TemplateError` naming template and line."""
+        try:
+            return self.env.get_template(template).render(**context)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(exc.filename or exc.name or template, exc.message or str(exc), line=exc.lineno) from exc
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(exc.name or template, "template not found") from exc
+        except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            where, line = self._template_frame(exc, template)
+            raise TemplateError(where, f"{type(exc).__name__}: {exc}", line=line) from exc
+
+    def _template_frame(self, exc: BaseException, fallback: str) -> tuple[str, int | None]:
+        """The innermost traceback frame that is a template (jinja2 rewrites frames to template lines)."""
+        roots = [str(d.resolve()) for d in (*self.template_dirs, self.default_dir)]
+        found: tuple[str, int | None] = (fallback, None)
+        for frame in traceback.extract_tb(exc.__traceback__):
+            filename = str(Path(frame.filename).resolve()) if frame.filename else ""
+            if any(filename.startswith(root) for root in roots):
+                found = (frame.filename, frame.lineno)
+        return found
+
+    def render_dump(self, facts: CrashFacts, fmt: str) -> str:
+        """One dump's report as text (``html``, ``md``, ``txt`` through templates; ``json`` directly)."""
+        if fmt == "json":
+            return json_text(facts)
+        if fmt not in TEMPLATE_FORMATS:
+            raise ValueError(f"unknown report format {fmt!r} (choose from {', '.join(FORMATS)})")
+        return self.render(TEMPLATE_FORMATS[fmt], facts=facts, culprit_driver=facts.culprit_driver)
+
+    def write_dump_report(
+        self, facts: CrashFacts, out_dir: os.PathLike[str] | str, fmt: str, *, name: str | None = None
+    ) -> Path:
+        """Write ``<safe name>-<id>.<fmt>`` inside ``out_dir`` (atomically) and return its path."""
+        folder = Path(out_dir)
+        text = self.render_dump(facts, fmt)
+        target = inside(folder, f"{name or report_stem(facts)}.{fmt}")
+        folder.mkdir(parents=True, exist_ok=True)
+        return atomic_write_bytes(target, text.encode("utf-8", "backslashreplace"), overwrite=True)
+
+    def write_index(
+        self,
+        facts_list: Iterable[CrashFacts],
+        out_dir: os.PathLike[str] | str,
+        *,
+        report_links: Mapping[int, str] | Sequence[str | None] | Callable[[CrashFacts], str | None] | None = None,
+        links: Mapping[int, str] | Sequence[str | None] | Callable[[CrashFacts], str | None] | None = None,
+        title: str = "dbgauto crash reports",
+        name: str = "index.html",
+    ) -> Path:
+        """Write ``index.html``: a sortable, filterable table of every dump, four inline-SVG charts, links.
+
+        ``report_links`` (alias ``links``) gives each dump's report href, relative to ``out_dir``: a sequence
+        parallel to ``facts_list``, a mapping by position, or a function; by default the name
+        :meth:`write_dump_report` uses for HTML. Hrefs are escaped, and ``javascript:`` hrefs are dropped.
+        """
+        items = list(facts_list)
+        chosen = report_links if report_links is not None else links
+        rows = [{"facts": f, "href": _safe_href(_link_for(chosen, i, f))} for i, f in enumerate(items)]
+        unit, per_day = charts.crashes_per_day(items)
+        chart_set = {
+            "per_day": charts.column_chart(per_day, title=f"Crashes per {unit}"),
+            "per_day_unit": unit,
+            "bugchecks": charts.bar_chart(charts.top_bugchecks(items), title="Top bug checks"),
+            "culprits": charts.bar_chart(charts.top_culprits(items), title="Top culprit drivers"),
+            "builds": charts.bar_chart(charts.crashes_per_build(items), title="Crashes per OS build"),
+        }
+        script = self.render(INDEX_SCRIPT)
+        script_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+        text = self.render(
+            "index.html",
+            rows=rows,
+            charts=chart_set,
+            title=title,
+            script=Markup(script),
+            script_hash=script_hash,
+            generated=datetime.now(UTC),
+        )
+        folder = Path(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        return atomic_write_bytes(inside(folder, name), text.encode("utf-8", "backslashreplace"), overwrite=True)
+
+    def export_defaults(self, dest: os.PathLike[str] | str, *, overwrite: bool = False) -> list[Path]:
+        """Copy the packaged templates into ``dest`` for editing (``dbgauto templates export``)."""
+        return export_templates(dest, overwrite=overwrite)
+
+
+def export_templates(dest: os.PathLike[str] | str, *, overwrite: bool = False) -> list[Path]:
+    """Copy every packaged template file into ``dest``; existing files are kept unless ``overwrite``."""
+    from dbgauto.util.atomic import atomic_write
+
+    src = packaged_templates_dir()
+    out = Path(dest)
+    written = []
+    for path in sorted(src.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            target = out / path.relative_to(src)
+            with atomic_write(target, overwrite=overwrite) as fh:
+                fh.write(path.read_bytes())
+            written.append(target)
+    return written
+
+
+def _link_for(
+    links: Mapping[int, str] | Sequence[str | None] | Callable[[CrashFacts], str | None] | None,
+    index: int,
+    facts: CrashFacts,
+) -> str | None:
+    if links is None:
+        return f"{report_stem(facts)}.html"
+    if callable(links):
+        return links(facts)
+    if isinstance(links, Mapping):
+        return links.get(index)
+    return links[index] if index < len(links) else None
+
+
+def _safe_href(href: str | None) -> str | None:
+    if not href:
+        return None
+    scheme = href.split(":", 1)[0].strip().lower() if ":" in href.split("/", 1)[0] else ""
+    return None if scheme and scheme not in ("http", "https", "file") else href
