@@ -1,0 +1,166 @@
+"""Synthetic dumps confirmed by independent readers: kdmp-parser (64-bit), volatility3 (32-bit), and dbgauto.
+
+Each reader must return, at the same physical and virtual addresses, the bytes dumpsynth wrote; a reader
+and the writer agreeing only with each other would prove nothing, so the expected bytes always come from
+the builder's own record (``AddressSpace.read_virtual`` / ``PhysicalMemory.read``), never from a reader.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from synth_scenarios import LAYOUTS, Scenario, build_scenario
+
+PAGE = 0x1000
+X64_CASES = [(t, layout) for t in (1, 5, 6) for layout in LAYOUTS]
+X86_CASES = [(arch, t, layout) for arch in ("x86pae", "x86") for t in (1, 5) for layout in LAYOUTS[:3]]
+
+
+def _zero_present_pfn(sc: Scenario) -> int | None:
+    """A stored page nobody wrote (inside a large page, or any RAM page of a type-5 dump), or None."""
+    mem = sc.space.memory
+    explicit = set(mem.explicit_pfns())
+    for base, count in mem.present_runs():
+        for pfn in (base + count - 1, base):
+            if pfn not in explicit:
+                return pfn
+    return None
+
+
+# -- kdmp-parser: 64-bit types 1, 5, 6 ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("dump_type", "layout"), X64_CASES)
+def test_kdmp_parser_reads_the_written_bytes(tmp_path: Path, dump_type: int, layout: str) -> None:
+    kdmp_parser = pytest.importorskip("kdmp_parser")
+    sc = build_scenario(tmp_path, "x64", dump_type, layout)
+    dump = kdmp_parser.KernelDumpParser(sc.path)
+    mem = sc.space.memory
+
+    assert int(dump.type) == dump_type
+    assert dump.directory_table_base == sc.space.dtb
+    assert dump.header.BugCheckCode == 0x50
+    assert dump.context.Rip == sc.fields.context["rip"]  # type: ignore[index]
+    for pfn in mem.explicit_pfns():
+        page = dump.read_physical_page(pfn * PAGE)
+        assert page is not None, f"PFN {pfn:#x} missing"
+        assert bytes(page) == mem.read(pfn * PAGE, PAGE), f"PFN {pfn:#x} differs"
+    for va in sc.virtual_probes:
+        assert dump.translate_virtual(va, sc.space.dtb) == sc.space.translate(va), hex(va)
+        assert bytes(dump.read_virtual_page(va, sc.space.dtb)) == sc.space.read_virtual(va, PAGE), hex(va)
+    for pfn in sc.absent_pfns:
+        assert dump.read_physical_page(pfn * PAGE) is None
+    zero = _zero_present_pfn(sc)
+    if zero is not None:
+        assert bytes(dump.read_physical_page(zero * PAGE)) == bytes(PAGE)
+
+
+# -- volatility3: 32-bit types 1 and 5, PAE and non-PAE -----------------------------------------------------
+
+
+def _vol3_layers(path: Path, pae: bool):  # -> (crash layer, virtual layer)
+    pytest.importorskip("volatility3")
+    from volatility3.framework import contexts
+    from volatility3.framework.layers import crash, intel, physical
+
+    ctx = contexts.Context()
+    ctx.config["file.location"] = path.resolve().as_uri()
+    ctx.layers.add_layer(physical.FileLayer(ctx, "file", "file"))
+    ctx.config["crash.base_layer"] = "file"
+    crash_layer = crash.WindowsCrashDump32Layer(ctx, "crash", "crash")
+    ctx.layers.add_layer(crash_layer)
+    ctx.config["virt.memory_layer"] = "crash"
+    ctx.config["virt.page_map_offset"] = crash_layer.dtb
+    virt = (intel.IntelPAE if pae else intel.Intel)(ctx, "virt", "virt")
+    ctx.layers.add_layer(virt)
+    return crash_layer, virt
+
+
+@pytest.mark.parametrize(("arch", "dump_type", "layout"), X86_CASES)
+def test_volatility3_reads_the_written_bytes(tmp_path: Path, arch: str, dump_type: int, layout: str) -> None:
+    sc = build_scenario(tmp_path, arch, dump_type, layout)
+    crash_layer, virt = _vol3_layers(sc.path, pae=arch == "x86pae")
+    mem = sc.space.memory
+    header = crash_layer.get_header()
+
+    assert crash_layer.dtb == sc.space.dtb
+    assert int(header.PaeEnabled) == (1 if arch == "x86pae" else 0)
+    assert int(header.DumpType) == dump_type
+    assert int(header.BugCheckCode) == 0x50
+    for pfn in mem.explicit_pfns():
+        assert crash_layer.read(pfn * PAGE, PAGE) == mem.read(pfn * PAGE, PAGE), f"PFN {pfn:#x} differs"
+    for va in sc.virtual_probes:
+        assert virt.translate(va)[0] == sc.space.translate(va), hex(va)
+        assert virt.read(va, PAGE) == sc.space.read_virtual(va, PAGE), hex(va)
+    for pfn in sc.absent_pfns:
+        assert not crash_layer.is_valid(pfn * PAGE)
+    zero = _zero_present_pfn(sc)
+    if zero is not None:
+        assert crash_layer.read(zero * PAGE, PAGE) == bytes(PAGE)
+
+
+# -- dbgauto's own reader: every case, plus header facts -----------------------------------------------------
+
+ALL_CASES = [("x64", t, layout) for t, layout in X64_CASES] + [
+    (arch, t, layout) for arch in ("x86pae", "x86") for t in (1, 5, 6) for layout in LAYOUTS[:3]
+]
+
+
+@pytest.mark.parametrize(("arch", "dump_type", "layout"), ALL_CASES)
+def test_dbgauto_reader_reads_the_written_bytes(tmp_path: Path, arch: str, dump_type: int, layout: str) -> None:
+    reader = pytest.importorskip("dbgauto.kdump.reader", reason="dbgauto's KernelDump reader is not there yet")
+    errors = pytest.importorskip("dbgauto.errors")
+    sc = build_scenario(tmp_path, arch, dump_type, layout)
+    mem = sc.space.memory
+    with reader.KernelDump.open(sc.path) as dump:
+        assert dump.dump_type == dump_type
+        assert dump.is_64bit == (arch == "x64")
+        for pfn in mem.explicit_pfns():
+            assert dump.read_physical(pfn * PAGE, PAGE) == mem.read(pfn * PAGE, PAGE), f"PFN {pfn:#x} differs"
+        for va in sc.virtual_probes:
+            assert dump.translate(va) == sc.space.translate(va), hex(va)
+            assert dump.read_virtual(va, PAGE) == sc.space.read_virtual(va, PAGE), hex(va)
+            if sc.space.translate(va + PAGE) is not None:  # a read across the page boundary
+                assert dump.read_virtual(va + 0xF80, 0x100) == sc.space.read_virtual(va + 0xF80, 0x100), hex(va)
+        for pfn in sc.absent_pfns:
+            with pytest.raises(errors.PageNotPresentError):
+                dump.read_physical(pfn * PAGE, 8)
+            assert dump.read_physical(pfn * PAGE, 8, zero_fill=True) == bytes(8)
+        zero = _zero_present_pfn(sc)
+        if zero is not None:
+            assert dump.read_physical(zero * PAGE, PAGE) == bytes(PAGE)
+        assert dump.pages_present == sc.info.stored_pages
+
+
+@pytest.mark.parametrize(("arch", "dump_type"), [("x64", 6), ("x64", 1), ("x86pae", 5), ("x86", 1)])
+def test_dbgauto_reader_header_facts(tmp_path: Path, arch: str, dump_type: int) -> None:
+    reader = pytest.importorskip("dbgauto.kdump.reader", reason="dbgauto's KernelDump reader is not there yet")
+    sc = build_scenario(tmp_path, arch, dump_type, "small")
+    f = sc.fields
+    pc_name = "rip" if arch == "x64" else "eip"
+    with reader.KernelDump.open(sc.path) as dump:
+        h = dump.header
+        assert h.machine == (0x8664 if arch == "x64" else 0x14C)
+        assert h.dump_type == dump_type
+        assert h.directory_table_base == sc.space.dtb
+        assert h.bugcheck_code == 0x50
+        assert h.bugcheck_parameters == f.bugcheck_parameters
+        assert h.number_processors == 2
+        assert h.major_version == 0xF
+        assert h.minor_version == (19041 if arch == "x64" else 7601)
+        assert h.comment == f.comment
+        assert h.system_time == dt.datetime(2026, 1, 15, 9, 30, 12, tzinfo=dt.UTC)
+        assert h.required_dump_space == sc.path.stat().st_size == sc.info.file_size
+        assert h.product_type == 1
+        assert h.suite_mask == 0x110
+        assert h.writer_status is None  # left as "PAGE" filler
+        assert h.secondary_data_state is None
+        assert h.pae_enabled == {"x64": None, "x86pae": True, "x86": False}[arch]
+        assert h.physical_memory_runs == tuple(sc.space.memory.ram_runs)
+        assert h.context is not None
+        assert h.context.pc == f.context[pc_name]  # type: ignore[index]
+        assert h.exception is not None
+        assert h.exception.code == 0x80000003
+        assert h.exception.address == f.context[pc_name]  # type: ignore[index]
