@@ -298,10 +298,11 @@ def build_run_map(
     file_size: int,
     header_size: int,
     path: os.PathLike[str] | str | None,
+    missing_reason: str = "the header's run table is absent ('PAGE' filler)",
 ) -> RangeMap:
     """DumpType 1: the header's run table; pages follow the header run after run, without holes."""
     if runs is None:
-        raise RunListError(path, "full dump (DumpType 1) without a physical memory run table")
+        raise RunListError(path, f"full dump (DumpType 1) without a usable run table: {missing_reason}")
     ranges = []
     offset = header_size
     for i, (base, count) in enumerate(runs):
