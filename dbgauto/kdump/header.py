@@ -18,7 +18,7 @@ from dbgauto.kdump.constants import (
     HEADER32_SIZE,
     HEADER64_SIZE,
 )
-from dbgauto.kdump.layout import PAGE_FILL, Buffer, is_page_fill
+from dbgauto.kdump.layout import PAGE_FILL, PAGE_FILL32, PAGE_FILL64, Buffer, is_page_fill
 from dbgauto.kdump.structs.context import (
     CONTEXT_LAYOUTS,
     EXCEPTION_RECORD32,
@@ -70,7 +70,7 @@ class DumpHeader:
     machine: int | None
     number_processors: int | None
     bugcheck_code: int | None
-    bugcheck_parameters: tuple[int, int, int, int]
+    bugcheck_parameters: tuple[int | None, int | None, int | None, int | None]
     pae_enabled: bool | None
     kd_debugger_data_block: int | None
     dump_type: int | None
@@ -124,8 +124,9 @@ class DumpHeader:
         if not _byte_in_filled_dword(buf, lay.offset_of("kd_secondary_version")):
             kd_secondary = v["kd_secondary_version"]
 
-        params = v["bugcheck_parameters"]
-        params = tuple(params) if params is not None else (0, 0, 0, 0)  # all four "PAGE": keep the shape
+        fill = PAGE_FILL64 if is_64bit else PAGE_FILL32
+        raw_params = lay.read(buf, "bugcheck_parameters")
+        params = tuple(None if p == fill else p for p in raw_params)  # each "PAGE" parameter is absent
         raw_time = v["system_time"]
         runs, pages = _physical_memory_block(buf, lay.offset_of("physical_memory_block"), is_64bit, warnings)
         context = _context(buf, lay.offset_of("context_record"), machine, lay.by_name["context_record"].size, warnings)
