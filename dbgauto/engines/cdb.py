@@ -1,0 +1,333 @@
+"""The cdb/kd engine: the console debugger driven over pipes with pexpect's PopenSpawn, on every OS.
+
+Command line: ``cdb -z DUMP [-y SYMPATH] -lines``. Each command is followed by ``.echo <random token>``; the
+command's output is everything before that token printed on its own line, so no prompt regex decides
+where output ends (prompts are only trimmed from the edges). One engine class uses ``PopenSpawn`` on
+Windows and POSIX alike, so the tests on Linux exercise the Windows code path against ``dbgauto shell``
+standing in for cdb.
+
+Failure handling: a command that outruns its timeout gets a break (Ctrl+Break / SIGINT), then the whole
+process tree is killed, the session is marked dead and :class:`CommandTimeoutError` is raised; a debugger
+that exits mid-command raises :class:`EngineCrashedError` with its last output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from dbgauto.engines.base import (
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_OPEN_TIMEOUT,
+    Availability,
+    Banner,
+    Capability,
+    CommandResult,
+    Engine,
+    Session,
+    parse_banner,
+)
+from dbgauto.engines.locate import find_debugger
+from dbgauto.errors import (
+    CommandTimeoutError,
+    DebuggerCommandError,
+    DumpNotFoundError,
+    EngineCrashedError,
+    EngineError,
+    EngineUnavailableError,
+    OutputExistsError,
+)
+
+__all__ = ["CdbEngine", "CdbSession", "check_rejected", "write_small_dump_with_command"]
+
+log = logging.getLogger(__name__)
+
+_PROMPT_HEAD: Final = re.compile(r"\A(?:\d+: )?kd> ")
+_PROMPT_TAIL: Final = re.compile(r"(?:\d+: )?kd> \Z")
+_REJECTED: Final = re.compile(
+    r"^(?:\s*\^ [\w ]*error in '.*|No export \S+ found.*|Couldn't resolve error at .*)$", re.M
+)
+_OPEN_FAILED: Final = re.compile(
+    r"^.*(?:Could not open dump file|Could not match Dump File signature|cannot open DumpFile).*$", re.M
+)
+_BREAK_GRACE: Final = 1.0
+_QUIT_GRACE: Final = 5.0
+_TAIL_CHARS: Final = 2000
+
+
+class CdbEngine(Engine):
+    """cdb.exe (or kd.exe, or any program that behaves like them) found by :mod:`dbgauto.engines.locate`."""
+
+    capabilities = (
+        Capability.RUN_COMMANDS
+        | Capability.ANY_COMMAND
+        | Capability.SYMBOLS
+        | Capability.WRITE_SMALL_DUMP
+        | Capability.COMMAND_TIMEOUT
+    )
+
+    def __init__(
+        self, debugger_path: str | None = None, *, kind: str = "cdb", extra_args: tuple[str, ...] = ()
+    ) -> None:
+        self.debugger_path = debugger_path
+        self.kind = kind
+        self.name = kind
+        self.extra_args = extra_args
+
+    def available(self) -> Availability:
+        try:
+            cand = find_debugger(self.debugger_path, kind=self.kind)
+        except (OSError, ValueError) as exc:
+            return Availability(False, f"cannot look for {self.kind}: {exc}")
+        if cand is None:
+            if self.debugger_path:
+                return Availability(False, f"--debugger-path {self.debugger_path!r} does not name a program")
+            where = "PATH, DBGAUTO_CDB" + (", Windows Kits and WinDbg folders" if sys.platform == "win32" else "")
+            hint = "" if sys.platform == "win32" else " (not Windows: Debugging Tools for Windows cannot run here)"
+            return Availability(False, f"{self.kind}.exe not found in {where}{hint}")
+        return Availability(True, f"found {cand.display} ({cand.source})", None, cand.display)
+
+    def open(
+        self,
+        dump: os.PathLike[str] | str,
+        *,
+        symbol_path: str | None = None,
+        timeout: float = DEFAULT_OPEN_TIMEOUT,
+    ) -> CdbSession:
+        cand = find_debugger(self.debugger_path, kind=self.kind)
+        if cand is None:
+            raise EngineUnavailableError(self.kind, self.available().reason)
+        path = Path(dump)
+        if not path.is_file():
+            raise DumpNotFoundError(path)
+        sympath = symbol_path if symbol_path is not None else os.environ.get("_NT_SYMBOL_PATH")
+        argv = [*cand.argv, "-z", str(path)]
+        if sympath:
+            argv += ["-y", sympath]
+        argv += ["-lines", *self.extra_args]
+        return CdbSession(self.kind, argv, path, timeout=timeout)
+
+
+class CdbSession(Session):
+    """One debugger process with one dump; dead after a timeout or a crash (open a new one)."""
+
+    def __init__(self, engine_name: str, argv: list[str], dump: Path, *, timeout: float) -> None:
+        from pexpect.popen_spawn import PopenSpawn
+
+        self.engine_name = engine_name
+        self.dump_path = dump
+        self.argv = argv
+        self._dead: str | None = None
+        self._closed = False
+        log.debug("starting %s", argv)
+        kwargs: dict[str, Any] = {}
+        if sys.platform != "win32":
+            kwargs["preexec_fn"] = os.setsid  # own process group: the whole tree can be killed at once
+        try:
+            self._child = PopenSpawn(
+                argv, timeout=timeout, maxread=65536, encoding="utf-8", codec_errors="replace", **kwargs
+            )
+        except OSError as exc:
+            raise EngineUnavailableError(engine_name, f"cannot start {argv[0]}: {exc.strerror or exc}") from None
+        self.pid: int = self._child.pid
+        try:
+            text = self._sync("(open)", timeout)
+        except EngineError:
+            self.close()
+            raise
+        failed = _OPEN_FAILED.search(text)
+        if failed:
+            self.close()
+            raise EngineError(engine_name, f"{dump}: {failed.group(0).strip()}")
+        self.banner: Banner = parse_banner(text)  # type: ignore[misc]
+        self.debugger_version = self.banner.debugger_version
+
+    # -- protocol ---------------------------------------------------------------------------------------------
+
+    def _send(self, line: str, command: str) -> None:
+        try:
+            self._child.send(line + "\n")
+        except (BrokenPipeError, OSError, ValueError):
+            self._crashed(command, "")
+
+    def _sync(self, command: str, timeout: float) -> str:
+        """Send ``.echo TOKEN`` and return everything the debugger printed before TOKEN came back."""
+        import pexpect
+
+        token = f"DBGAUTO_SYNC_{secrets.token_hex(12)}"
+        self._send(f".echo {token}", command)
+        pattern = re.compile(rf"(?:(?<=\n)|(?<=> )){token}\r?\n")
+        try:
+            index = self._child.expect([pattern, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout, searchwindowsize=4096)
+        except (OSError, ValueError):  # the pipe went away under pexpect
+            index = 1
+        before = self._child.before if isinstance(self._child.before, str) else ""
+        if index == 1:
+            self._crashed(command, before)
+        if index == 2:
+            self._timed_out(command, timeout, before)
+        return before.replace("\r\n", "\n")
+
+    def _crashed(self, command: str, before: str) -> None:
+        status = self._terminate(kill=False)
+        self._dead = f"the debugger exited (status {status}) during {command!r}"
+        raise EngineCrashedError(self.engine_name, self._dead, last_output=_trim_prompts(before)[-_TAIL_CHARS:])
+
+    def _timed_out(self, command: str, timeout: float, before: str) -> None:
+        self._break_in()
+        self._terminate(kill=True)
+        self._dead = f"killed after {command!r} timed out after {timeout:g}s"
+        raise CommandTimeoutError(self.engine_name, command, timeout, output=_trim_prompts(before)[-_TAIL_CHARS:])
+
+    def _break_in(self) -> None:
+        """Ask the debugger to stop the command (Ctrl+Break on Windows, SIGINT elsewhere), briefly."""
+        proc = self._child.proc
+        with contextlib.suppress(OSError, ValueError):
+            if sys.platform == "win32":
+                proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+            else:
+                proc.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=_BREAK_GRACE)
+
+    def _kill_tree(self) -> None:
+        proc = self._child.proc
+        if proc.poll() is not None and sys.platform == "win32":
+            return
+        if sys.platform == "win32":
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    ["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=30, check=False
+                )
+            with contextlib.suppress(OSError):
+                proc.kill()
+        else:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the process group set up by setsid at spawn
+
+    def _terminate(self, *, kill: bool) -> int | None:
+        """Stop the process (kill the tree when asked or when it lingers), reap it, close the pipes."""
+        proc = self._child.proc
+        if kill:
+            self._kill_tree()
+        try:
+            status = proc.wait(timeout=_QUIT_GRACE)
+        except subprocess.TimeoutExpired:
+            self._kill_tree()
+            status = proc.wait(timeout=_QUIT_GRACE)
+        if sys.platform != "win32":
+            self._kill_tree()  # grandchildren left in the group, if any
+        for stream in (proc.stdin,):
+            with contextlib.suppress(OSError, ValueError):
+                if stream is not None:
+                    stream.close()
+        reader = getattr(self._child, "_read_thread", None)
+        if reader is not None:
+            reader.join(timeout=_QUIT_GRACE)
+        with contextlib.suppress(OSError, ValueError):
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self._child.closed = True
+        return status
+
+    # -- the Session interface ------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._dead is not None
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise EngineError(self.engine_name, f"session on {self.dump_path} is closed")
+        if self._dead is not None:
+            raise EngineCrashedError(self.engine_name, f"session is dead: {self._dead}; open a new one")
+
+    def run(self, command: str, *, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
+        self._check_usable()
+        text = command.strip()
+        if "\n" in text or "\r" in text:
+            raise DebuggerCommandError(self.engine_name, command, "one command line at a time (no line breaks)")
+        if text.lower() in ("q", "qq", "qd"):
+            self.close()
+            return CommandResult(text, "quit:\n", 0.0, self.engine_name, self.debugger_version)
+        start = time.perf_counter()
+        self._send(text, text)
+        raw = self._sync(text, timeout)
+        output = _trim_prompts(raw)
+        elapsed = time.perf_counter() - start
+        check_rejected(self.engine_name, text, output)
+        return CommandResult(text, output, elapsed, self.engine_name, self.debugger_version)
+
+    def write_small_dump(self, out: os.PathLike[str] | str, *, overwrite: bool = False) -> Path:
+        return write_small_dump_with_command(self, out, overwrite=overwrite)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._child.closed:
+            return
+        proc = self._child.proc
+        if proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                self._child.send("q\n")
+        try:
+            self._terminate(kill=False)
+        except subprocess.TimeoutExpired:  # pragma: no cover - kill -9 did not reap in time
+            log.warning("%s (pid %d) did not exit", self.engine_name, proc.pid)
+
+
+def _trim_prompts(raw: str) -> str:
+    """Drop the prompt printed before the command and the one printed before the sentinel (nothing else)."""
+    text = _PROMPT_HEAD.sub("", raw, count=1)
+    return _PROMPT_TAIL.sub("", text, count=1)
+
+
+def check_rejected(engine: str, command: str, output: str) -> None:
+    """Raise DebuggerCommandError when the output carries the debugger's "command rejected" lines."""
+    rejected = _REJECTED.search(output)
+    if rejected is None:
+        return
+    lines = [rejected.group(0).strip()]
+    following = output[rejected.end() :].lstrip("\n").split("\n", 1)[0]
+    if following.startswith("***"):
+        lines.append(following.lstrip("* ").strip())
+    raise DebuggerCommandError(engine, command, " - ".join(lines), output=output)
+
+
+def write_small_dump_with_command(session: Session, out: os.PathLike[str] | str, *, overwrite: bool) -> Path:
+    """``.dump /m /o`` into a temporary name beside ``out``, then one rename (never a half-written file)."""
+    target = Path(out).resolve()
+    if target.exists() and not overwrite:
+        raise OutputExistsError(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    try:
+        result = session.run(f'.dump /m /o "{partial}"', timeout=DEFAULT_OPEN_TIMEOUT)
+        if not partial.is_file() or "successfully written" not in result.output.lower():
+            detail = result.output.strip()[-300:]
+            raise EngineError(session.engine_name, f".dump /m did not write {target}: {detail}")
+        if overwrite:
+            partial.replace(target)
+        else:
+            try:
+                os.link(partial, target)
+            except FileExistsError:
+                raise OutputExistsError(target) from None
+            except OSError:
+                if target.exists():
+                    raise OutputExistsError(target) from None
+                partial.replace(target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return target
