@@ -1,0 +1,146 @@
+"""``dbgauto report``: reports for dumps and saved debugger logs — HTML (+ index), Markdown, text, JSON, CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["command"]
+
+_FORMATS = ("html", "md", "txt", "json", "csv")
+_LOG_SUFFIXES = (".log", ".txt")
+
+
+def _dump_files(inputs: tuple[Path, ...]) -> list[Path]:
+    """Files given, plus every file under given folders whose first bytes are a kernel-dump signature."""
+    found: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found.extend(p for p in sorted(item.rglob("*")) if p.is_file() and _looks_like_dump(p))
+        else:
+            found.append(item)
+    return found
+
+
+def _looks_like_dump(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8) in (b"PAGEDUMP", b"PAGEDU64")
+    except OSError:
+        return False
+
+
+def _log_files(inputs: tuple[Path, ...]) -> list[Path]:
+    found: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found.extend(p for p in sorted(item.rglob("*")) if p.is_file() and p.suffix.lower() in _LOG_SUFFIXES)
+        else:
+            found.append(item)
+    return found
+
+
+@click.command("report")
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
+@click.option(
+    "-f",
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(_FORMATS),
+    default=("html",),
+    show_default=True,
+    help="Report format (repeatable). html also writes index.html; csv writes one report.csv for all.",
+)
+@click.option(
+    "--templates",
+    "template_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of templates overriding the defaults (repeatable; also $DBGAUTO_TEMPLATES).",
+)
+@click.option("--engine", default="native", show_default=True, help="Engine for dumps: native, cdb, dbgeng, auto.")
+@click.option(
+    "--from-log",
+    "logs",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Saved cdb/WinDbg console log (or a folder of *.log/*.txt) to report on (repeatable).",
+)
+@click.option(
+    "--sandbox", is_flag=True, help="Render templates in jinja2's sandbox (templates from less-trusted people)."
+)
+def command(
+    inputs: tuple[Path, ...],
+    out: Path,
+    formats: tuple[str, ...],
+    template_dirs: tuple[Path, ...],
+    engine: str,
+    logs: tuple[Path, ...],
+    sandbox: bool,
+) -> None:
+    """Render reports for DUMP_OR_DIR... (folders are searched for dumps by signature) and --from-log files.
+
+    One line per failed input on stderr; exit status 1 if any input failed.
+    """
+    from dbgauto.analysis.collect import facts_from_dump, facts_from_log
+    from dbgauto.analysis.facts import CrashFacts
+    from dbgauto.errors import DbgautoError
+    from dbgauto.report.render import ReportRenderer, write_csv
+
+    if not inputs and not logs:
+        raise click.UsageError("give at least one DUMP_OR_DIR or --from-log FILE")
+    renderer = ReportRenderer(template_dirs, sandboxed=sandbox)
+    collected: list[CrashFacts] = []
+    failed = 0
+
+    def fail(path: Path, message: str) -> None:
+        nonlocal failed
+        failed += 1
+        click.echo(f"dbgauto: {path}: {message}", err=True)
+
+    for path in _dump_files(inputs):
+        try:
+            collected.append(facts_from_dump(path, engine=engine))
+        except DbgautoError as exc:
+            fail(path, str(exc).removeprefix(f"{path}: "))
+        except (OSError, ImportError) as exc:
+            fail(path, f"{type(exc).__name__}: {exc}")
+    for path in _log_files(logs):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            collected.append(facts_from_log(text, source=path))
+        except (DbgautoError, OSError) as exc:
+            fail(path, str(exc))
+
+    written = 0
+    links: list[str | None] = []
+    for facts in collected:
+        href = None
+        for fmt in formats:
+            if fmt == "csv":
+                continue
+            try:
+                target = renderer.write_dump_report(facts, out, fmt)
+            except DbgautoError as exc:
+                fail(Path(facts.source.path if facts.source else "?"), str(exc))
+                continue
+            written += 1
+            if fmt == "html":
+                href = target.name
+        links.append(href)
+    if "csv" in formats and collected:
+        write_csv(collected, out / "report.csv")
+        written += 1
+    if "html" in formats and collected:
+        renderer.write_index(collected, out, report_links=links)
+        written += 1
+    click.echo(
+        f"{len(collected)} input(s), {written} file(s) written to {out}" + (f", {failed} failed" if failed else "")
+    )
+    if failed:
+        raise SystemExit(1)
