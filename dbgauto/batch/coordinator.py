@@ -1,0 +1,277 @@
+"""The batch coordinator: lock, discover, decide what is new, run tasks, write the catalog, build the index.
+
+Why the coordinator alone writes: the catalog is one SQLite file; workers (local or on other hosts) return
+:class:`ResultRecord`s and this process records each one in its own short transaction the moment it
+arrives, so a run killed at any point keeps every finished dump and a rerun picks up the rest.
+
+Incremental rule (documented in docs/scheduling.md): a path whose size and mtime match the catalog is
+unchanged; when they differ, the content hash (sha256 of the first MiB, then the size) decides — same hash
+means touched or copied back, not changed. Unchanged dumps are skipped whatever their last outcome
+(a broken dump is not retried every night); ``retry_failed`` re-runs the failed ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dbgauto.batch.discover import Found, discover, is_temp_name
+from dbgauto.batch.lock import batch_lock
+from dbgauto.batch.progress import LogProgress, Progress
+from dbgauto.batch.runner import RunnerOptions, TaskRunner
+from dbgauto.batch.tasks import TaskSpec, content_hash, run_task
+from dbgauto.catalog.db import CATALOG_NAME, Catalog
+from dbgauto.catalog.records import ResultRecord, SourceState
+from dbgauto.errors import DbgautoError
+
+__all__ = ["BatchOptions", "BatchSummary", "output_key", "run_batch"]
+
+log = logging.getLogger("dbgauto.batch")
+
+SMALL_DIR = "small"
+REPORTS_DIR = "reports"
+INDEX_HTML = "index.html"
+INDEX_CSV = "index.csv"
+REPORT_FORMATS = ("html", "md", "txt", "json")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(slots=True)
+class BatchOptions:
+    sources: Sequence[str]
+    out_dir: str
+    convert: bool = True
+    report: bool = True
+    jobs: int = 1
+    engine: str = "native"
+    scheduler: str | None = None
+    since: datetime | None = None
+    delete_source_after_verify: bool = False
+    formats: tuple[str, ...] = ("html", "json")
+    wait: bool = False
+    wait_timeout: float | None = None
+    task_timeout: float | None = 900.0
+    retry_failed: bool = False
+    max_tasks_per_child: int | None = 50
+    template_dirs: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["since"] = self.since.isoformat() if self.since else None
+        return d
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    run_id: int
+    out_dir: Path
+    catalog: Path
+    found: int = 0
+    skipped: int = 0
+    skipped_failed: int = 0
+    succeeded: int = 0
+    failures: list[ResultRecord] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)  # (source, why it was not deleted)
+    index_html: Path | None = None
+    index_csv: Path | None = None
+
+    @property
+    def processed(self) -> int:
+        return self.succeeded + len(self.failures)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+
+def output_key(path: os.PathLike[str] | str) -> str:
+    """A file-name stem unique per source path: safe name + 8 hex digits of the absolute path.
+
+    Every host calls its dump MEMORY.DMP; the digest keeps their outputs apart, and the same source always
+    maps to the same names (a rerun after a kill replaces, never duplicates).
+    """
+    p = Path(path)
+    digest = hashlib.sha1(str(p).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    stem = _UNSAFE.sub("_", p.stem or p.name).strip("._")[:80] or "dump"
+    return f"{stem}-{digest}"
+
+
+def _require(convert: bool, report: bool) -> None:
+    """Fail the whole batch up front (not once per dump) when a needed part of dbgauto is missing."""
+    needed = [("dbgauto.kdump.reader", "KernelDump")]
+    if convert:
+        needed.append(("dbgauto.convert", "convert_dump"))
+    if report:
+        needed += [("dbgauto.analysis.collect", "facts_from_dump"), ("dbgauto.report.render", "ReportRenderer")]
+    import importlib
+
+    for module, name in needed:
+        try:
+            getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:
+            raise DbgautoError(f"{module}.{name} is not available in this installation ({exc})") from exc
+
+
+def clean_partials(out: Path) -> int:
+    """Remove temp files of writers that were killed (we hold the lock, so none is being written now)."""
+    removed = 0
+    for folder in (out, out / SMALL_DIR, out / REPORTS_DIR):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if entry.is_file() and is_temp_name(entry.name):
+                entry.unlink(missing_ok=True)
+                removed += 1
+    if removed:
+        log.info("removed %d unfinished temporary file(s) left by an interrupted run", removed)
+    return removed
+
+
+def _select(cat: Catalog, found: list[Found], retry_failed: bool) -> tuple[list[Found], int, int]:
+    """Split discovered files into (to process, skipped, skipped-that-had-failed)."""
+    states = cat.all_dump_states()
+    todo, skipped, skipped_failed = [], 0, 0
+    for f in found:
+        st = states.get(str(f.path))
+        unchanged = False
+        if st is not None and st.last_status is not None:
+            if st.size == f.size and st.mtime_ns == f.mtime_ns:
+                unchanged = True
+            elif st.size == f.size and st.hash is not None:
+                try:
+                    h = content_hash(f.path, f.size)
+                except OSError:
+                    h = None
+                if h == st.hash:
+                    cat.touch_dump(SourceState(str(f.path), f.size, f.mtime_ns, h))
+                    unchanged = True
+        if unchanged and not (retry_failed and st is not None and st.last_status == "failed"):
+            skipped += 1
+            skipped_failed += st is not None and st.last_status == "failed"
+            continue
+        todo.append(f)
+    return todo, skipped, skipped_failed
+
+
+def _spec(f: Found, out: Path, opts: BatchOptions) -> TaskSpec:
+    key = output_key(f.path)
+    return TaskSpec(
+        source=str(f.path),
+        size=f.size,
+        mtime_ns=f.mtime_ns,
+        small_path=str(out / SMALL_DIR / f"{key}.mini.dmp") if opts.convert else None,
+        report_dir=str(out / REPORTS_DIR) if opts.report else None,
+        formats=opts.formats,
+        engine=opts.engine,
+        verify=opts.delete_source_after_verify,
+        template_dirs=opts.template_dirs,
+        extra={"report_name": key},
+    )
+
+
+def _maybe_delete(cat: Catalog, spec: TaskSpec, rec: ResultRecord, summary: BatchSummary) -> None:
+    """--delete-source-after-verify: delete only a verified, unchanged source; otherwise say why not."""
+    src = spec.source
+    if not rec.ok:
+        summary.kept.append((src, f"processing failed ({rec.error_code})"))
+        return
+    if rec.small_path is None:
+        summary.kept.append((src, "no small dump was written (the source is already small, or --no-convert)"))
+        return
+    if not rec.verified:
+        summary.kept.append((src, f"verification failed: {rec.verify_note}"))
+        return
+    try:
+        st = Path(src).stat()
+    except OSError as exc:
+        summary.kept.append((src, f"cannot stat before deleting: {exc}"))
+        return
+    if (st.st_size, st.st_mtime_ns) != (rec.source.size, rec.source.mtime_ns):
+        summary.kept.append((src, "the source changed while it was processed"))
+        return
+    Path(src).unlink()
+    cat.mark_source_deleted(src)
+    summary.deleted.append(src)
+    log.info("deleted %s (%s)", src, rec.verify_note)
+
+
+def write_index(cat: Catalog, out: Path, template_dirs: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """index.html and index.csv over every dump in the catalog whose newest result has facts."""
+    from dbgauto.analysis.facts import CrashFacts
+    from dbgauto.report.csvout import write_csv
+    from dbgauto.report.render import ReportRenderer
+
+    facts, links = [], []
+    for row in cat.latest():
+        if not row["facts"]:
+            continue
+        facts.append(CrashFacts.from_dict(json.loads(row["facts"])))
+        reports = json.loads(row["report_paths"] or "{}")
+        links.append(reports.get("html"))
+    html = ReportRenderer(template_dirs=list(template_dirs)).write_index(facts, out, report_links=links)
+    csv = write_csv(facts, out / INDEX_CSV)
+    return Path(html), Path(csv)
+
+
+def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSummary:
+    """Run one batch; raises CatalogLockedError when another batch holds DIR and ``opts.wait`` is false."""
+    from dbgauto import __version__
+
+    progress = progress or LogProgress()
+    out = Path(opts.out_dir).resolve()
+    _require(opts.convert, opts.report)
+    found = discover(opts.sources, exclude=[out], since=opts.since)
+    with batch_lock(out, wait=opts.wait, timeout=opts.wait_timeout), Catalog.open(out / CATALOG_NAME) as cat:
+        if cat.mark_interrupted_runs():
+            log.info("an earlier run was interrupted; finishing what it left")
+        clean_partials(out)
+        todo, skipped, skipped_failed = _select(cat, found, opts.retry_failed)
+        run_id = cat.start_run(opts.to_json(), version=__version__)
+        cat.set_run_counts(run_id, found=len(found), skipped=skipped)
+        summary = BatchSummary(run_id, out, cat.path, len(found), skipped, skipped_failed)
+        log.info("run %d: %d dump(s) found, %d unchanged, %d to process", run_id, len(found), skipped, len(todo))
+
+        def on_done(spec: TaskSpec, rec: ResultRecord) -> None:
+            cat.add_result(run_id, rec)
+            if rec.ok:
+                summary.succeeded += 1
+            else:
+                summary.failures.append(rec)
+            if opts.delete_source_after_verify:
+                _maybe_delete(cat, spec, rec, summary)
+            progress.finished(spec, rec)
+
+        specs = [_spec(f, out, opts) for f in todo]
+        status = "interrupted"
+        try:
+            if specs:
+                progress.begin(len(specs))
+                runner_opts = RunnerOptions(
+                    jobs=opts.jobs,
+                    scheduler=opts.scheduler,
+                    engine=opts.engine,
+                    task_timeout=opts.task_timeout,
+                    max_tasks_per_child=opts.max_tasks_per_child,
+                )
+                try:
+                    with TaskRunner(runner_opts) as runner:
+                        runner.run(specs, run_task, on_start=progress.started, on_done=on_done)
+                finally:
+                    progress.end()
+            if opts.report and (summary.processed or not (out / INDEX_HTML).exists()):
+                summary.index_html, summary.index_csv = write_index(cat, out, opts.template_dirs)
+            elif opts.report:
+                summary.index_html, summary.index_csv = out / INDEX_HTML, out / INDEX_CSV
+            status = "completed"
+        finally:
+            cat.finish_run(run_id, status=status)
+    return summary

@@ -1,0 +1,119 @@
+"""Batch progress: a rich display on a terminal, plain log lines otherwise (Task Scheduler, cron, CI).
+
+Why two: rich redraws a live area, which garbles log files; unattended runs want one line per event.
+The rich view has an overall bar with ETA and one row per dump in flight (its elapsed time), so a long
+conversion is visible as it runs (the task runs in another process, so there is no byte-level counter).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from dbgauto.batch.tasks import TaskSpec
+from dbgauto.catalog.records import ResultRecord
+
+__all__ = ["LogProgress", "Progress", "RichProgress", "make_progress"]
+
+log = logging.getLogger("dbgauto.batch")
+
+
+class Progress(Protocol):
+    def begin(self, total: int) -> None: ...
+    def started(self, spec: TaskSpec) -> None: ...
+    def finished(self, spec: TaskSpec, rec: ResultRecord) -> None: ...
+    def end(self) -> None: ...
+
+
+def _describe(rec: ResultRecord) -> str:
+    if rec.ok:
+        parts = ["ok"]
+        if rec.small_path:
+            parts.append(f"small dump {Path(rec.small_path).name}")
+        if rec.total_seconds is not None:
+            parts.append(f"{rec.total_seconds:.2f}s")
+        return ", ".join(parts)
+    return f"FAILED [{rec.error_code}] {rec.error_message}"
+
+
+class LogProgress:
+    """One log line per finished dump, with a running count (INFO level on the dbgauto.batch logger)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.t0 = time.monotonic()
+
+    def begin(self, total: int) -> None:
+        self.total = total
+        self.t0 = time.monotonic()
+
+    def started(self, spec: TaskSpec) -> None:
+        log.debug("start %s", spec.source)
+
+    def finished(self, spec: TaskSpec, rec: ResultRecord) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        log.info("[%d/%d, eta %.0fs] %s: %s", self.done, self.total, eta, spec.source, _describe(rec))
+
+    def end(self) -> None:
+        pass
+
+
+class RichProgress:
+    """rich.progress: an overall bar (with ETA) and a spinner row per dump in flight."""
+
+    def __init__(self, stream: TextIO) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichBar
+
+        self.console = Console(file=stream)
+        self.bar = RichBar(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.overall: Any = None
+        self.rows: dict[str, Any] = {}
+
+    def begin(self, total: int) -> None:
+        self.bar.start()
+        self.overall = self.bar.add_task("dumps", total=total)
+
+    def started(self, spec: TaskSpec) -> None:
+        self.rows[spec.source] = self.bar.add_task(f"  {Path(spec.source).name}", total=None)
+
+    def finished(self, spec: TaskSpec, rec: ResultRecord) -> None:
+        row = self.rows.pop(spec.source, None)
+        if row is not None:
+            self.bar.remove_task(row)
+        self.bar.advance(self.overall)
+        if not rec.ok:
+            self.console.print(f"[red]failed[/red] {spec.source}: [{rec.error_code}] {rec.error_message}", markup=True)
+
+    def end(self) -> None:
+        self.bar.stop()
+
+
+def make_progress(*, enabled: bool | None = None, stream: TextIO | None = None) -> Progress:
+    """Rich when ``stream`` (stderr) is a terminal (or ``enabled``), plain log lines otherwise."""
+    stream = stream or sys.stderr
+    use_rich = stream.isatty() if enabled is None else enabled
+    return RichProgress(stream) if use_rich else LogProgress()

@@ -1,0 +1,312 @@
+"""Run per-dump tasks on a local process pool or a Dask cluster, through one concurrent.futures interface.
+
+Why this shape:
+- **Local** (default): ``ProcessPoolExecutor`` with ``max_tasks_per_child`` (processes are recycled, so a
+  debugger engine that leaks state lives for a bounded number of dumps; one engine per process). Start method
+  ``spawn`` on Windows, ``forkserver`` elsewhere (``max_tasks_per_child`` refuses ``fork``).
+- **Dask**: ``Client(address).get_executor(resources=...)``: the same ``submit``/``wait`` code. Tasks for
+  engines that need a Windows debugger carry the worker resource ``{"DBGENG": 1}`` so they only land on
+  workers started with ``--resources DBGENG=1``.
+- At most as many tasks in flight as there are worker slots, so a task's submit time is its start time and
+  the per-task timeout (``task_timeout``) is measured honestly.
+- A worker that dies breaks a local pool for every task in flight. Those tasks become *suspects* and are
+  re-run one at a time on a fresh pool: the one that breaks it alone is failed (``worker_died``); the others
+  complete. A task over its timeout is failed (``task_timeout``); on a local pool its worker processes are
+  killed and the pool is recreated (innocent tasks in flight are re-queued); on Dask the future is
+  cancelled (a Python thread cannot be killed; the engine's own CommandTimeoutError is the first guard).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbgauto.batch.tasks import TaskSpec
+from dbgauto.catalog.records import ResultRecord, SourceState
+
+__all__ = ["DEBUGGER_ENGINES", "RunnerOptions", "TaskRunner", "resources_for"]
+
+log = logging.getLogger(__name__)
+
+DEBUGGER_ENGINES = frozenset({"cdb", "kd", "dbgeng"})
+TaskFn = Callable[[TaskSpec], ResultRecord]
+
+
+def resources_for(engine: str) -> dict[str, int] | None:
+    """Dask worker resources a task with ``engine`` needs (None: any worker)."""
+    return {"DBGENG": 1} if engine in DEBUGGER_ENGINES else None
+
+
+@dataclass(slots=True)
+class RunnerOptions:
+    jobs: int = 1
+    scheduler: str | None = None  # tcp://host:port of a Dask scheduler; None: local pool
+    engine: str = "native"
+    task_timeout: float | None = 900.0
+    max_tasks_per_child: int | None = 50
+    connect_timeout: float = 30.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _parent_watch(coordinator: int, interval: float = 0.5) -> None:
+    """Exit a worker whose coordinator died (kill -9), so orphans never keep writing outputs."""
+    while True:
+        time.sleep(interval)
+        try:
+            os.kill(coordinator, 0)
+        except ProcessLookupError:
+            os._exit(75)
+        except OSError:
+            pass
+
+
+def _worker_init(coordinator: int, level: int) -> None:
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s[%(process)d]: %(message)s", stream=sys.stderr)
+    if sys.platform != "win32":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C and shuts the pool down
+        threading.Thread(target=_parent_watch, args=(coordinator,), daemon=True, name="dbgauto-parent-watch").start()
+
+
+def _failed(spec: TaskSpec, code: str, message: str, engine: str) -> ResultRecord:
+    return ResultRecord(
+        source=SourceState(spec.source, spec.size, spec.mtime_ns),
+        status="failed",
+        error_code=code,
+        error_message=message,
+        engine=engine,
+    )
+
+
+@dataclass(slots=True)
+class _Slot:
+    spec: TaskSpec
+    started: float
+    suspect: bool
+
+
+class TaskRunner:
+    """Owns the executor (a local pool or a Dask client) for one batch; use as a context manager."""
+
+    def __init__(self, options: RunnerOptions) -> None:
+        self.options = options
+        self._client: Any = None
+        self._executor: Executor | None = None
+        self.restarts = 0
+
+    # ---------------------------------------------------------------- executors
+    @property
+    def is_dask(self) -> bool:
+        return self.options.scheduler is not None
+
+    def _new_local(self) -> ProcessPoolExecutor:
+        method = "spawn" if sys.platform == "win32" else "forkserver"
+        return ProcessPoolExecutor(
+            max_workers=max(1, self.options.jobs),
+            mp_context=multiprocessing.get_context(method),
+            max_tasks_per_child=self.options.max_tasks_per_child,
+            initializer=_worker_init,
+            initargs=(os.getpid(), logging.getLogger().getEffectiveLevel()),
+        )
+
+    def _new_dask(self) -> Executor:
+        try:
+            from distributed import Client
+        except ImportError as exc:  # the `cluster` extra
+            raise RuntimeError("--scheduler needs Dask distributed: pip install 'dbgauto[cluster]'") from exc
+        if self._client is None:
+            self._client = Client(self.options.scheduler, timeout=self.options.connect_timeout)
+        resources = resources_for(self.options.engine)
+        kwargs: dict[str, Any] = {"pure": False}
+        if resources:
+            kwargs["resources"] = resources
+        executor: Executor = self._client.get_executor(**kwargs)
+        return executor
+
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            self._executor = self._new_dask() if self.is_dask else self._new_local()
+        return self._executor
+
+    def slots(self) -> int:
+        """How many tasks may be in flight at once."""
+        if not self.is_dask:
+            return max(1, self.options.jobs)
+        self.executor  # noqa: B018 - connects the client
+        nthreads = self._client.nthreads() if self._client is not None else {}
+        total = sum(nthreads.values()) if nthreads else 1
+        return max(1, total)
+
+    def _kill_local(self) -> None:
+        """Kill every worker of the local pool (a hung or broken pool) and forget the executor."""
+        ex = self._executor
+        self._executor = None
+        if ex is None:
+            return
+        self.restarts += 1
+        procs = list(getattr(ex, "_processes", {}).values())  # no public API lists a pool's processes
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.kill()
+        with contextlib.suppress(Exception):
+            ex.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.join(timeout=2)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            if self.is_dask:
+                with contextlib.suppress(Exception):
+                    self._executor.shutdown(wait=False)
+            else:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+
+    def abort(self) -> None:
+        """Stop now (Ctrl-C): kill local workers, drop the Dask client."""
+        if not self.is_dask:
+            self._kill_local()
+        self.close()
+
+    def __enter__(self) -> TaskRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self.abort()
+        else:
+            self.close()
+
+    # ---------------------------------------------------------------- the loop
+    def run(
+        self,
+        specs: Iterable[TaskSpec],
+        fn: TaskFn,
+        *,
+        on_start: Callable[[TaskSpec], None] | None = None,
+        on_done: Callable[[TaskSpec, ResultRecord], None],
+    ) -> None:
+        """Run ``fn`` over ``specs``; ``on_done`` gets exactly one record per spec, in completion order."""
+        pending: collections.deque[TaskSpec] = collections.deque(specs)
+        suspects: collections.deque[TaskSpec] = collections.deque()
+        inflight: dict[Future[ResultRecord], _Slot] = {}
+        slots = self.slots()
+        timeout = self.options.task_timeout
+        engine = self.options.engine
+
+        def submit(spec: TaskSpec, suspect: bool) -> None:
+            fut = self.executor.submit(fn, spec)
+            inflight[fut] = _Slot(spec, time.monotonic(), suspect)
+            if on_start is not None:
+                on_start(spec)
+
+        while pending or suspects or inflight:
+            if suspects:
+                if not inflight:  # isolate: one suspect alone on a fresh pool
+                    submit(suspects.popleft(), True)
+            else:
+                while pending and len(inflight) < slots:
+                    submit(pending.popleft(), False)
+            wait_for = 0.5
+            if timeout is not None and inflight:
+                soonest = min(s.started for s in inflight.values()) + timeout
+                wait_for = max(0.01, min(wait_for, soonest - time.monotonic()))
+            done, _ = wait(list(inflight), timeout=wait_for, return_when=FIRST_COMPLETED)
+            broken = False
+            for fut in done:
+                slot = inflight[fut]
+                try:
+                    rec = fut.result()
+                except BrokenProcessPool:
+                    broken = True
+                    continue
+                except Exception as exc:  # Dask KilledWorker, CancelledError, unpicklable result ...
+                    code = "worker_died" if type(exc).__name__ == "KilledWorker" else "worker_error"
+                    rec = _failed(slot.spec, code, f"{slot.spec.source}: {type(exc).__name__}: {exc}", engine)
+                del inflight[fut]
+                on_done(slot.spec, rec)
+            if broken:
+                self._recover_broken(inflight, suspects, on_done, engine)
+                continue
+            if timeout is not None:
+                self._expire(inflight, pending, timeout, on_done, engine)
+
+    def _recover_broken(
+        self,
+        inflight: dict[Future[ResultRecord], _Slot],
+        suspects: collections.deque[TaskSpec],
+        on_done: Callable[[TaskSpec, ResultRecord], None],
+        engine: str,
+    ) -> None:
+        """A worker died: the pool is gone. Fail the culprit if known, else isolate every task in flight."""
+        self._kill_local()
+        for fut, slot in list(inflight.items()):
+            rec = None
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                rec = fut.result()
+            elif slot.suspect:
+                rec = _failed(
+                    slot.spec,
+                    "worker_died",
+                    f"{slot.spec.source}: the worker process died while processing this dump "
+                    "(crash or out of memory); the rest of the batch continued",
+                    engine,
+                )
+            if rec is not None:
+                on_done(slot.spec, rec)
+            else:
+                suspects.append(slot.spec)
+        inflight.clear()
+        log.warning("a worker process died; %d task(s) re-run one at a time to find which", len(suspects))
+
+    def _expire(
+        self,
+        inflight: dict[Future[ResultRecord], _Slot],
+        pending: collections.deque[TaskSpec],
+        timeout: float,
+        on_done: Callable[[TaskSpec, ResultRecord], None],
+        engine: str,
+    ) -> None:
+        now = time.monotonic()
+        expired = [f for f, s in inflight.items() if now - s.started >= timeout and not f.done()]
+        if not expired:
+            return
+        for fut in expired:
+            slot = inflight.pop(fut)
+            fut.cancel()
+            on_done(
+                slot.spec,
+                _failed(
+                    slot.spec,
+                    "task_timeout",
+                    f"{slot.spec.source}: no result after {timeout:g}s; the task was stopped and the batch moved on",
+                    engine,
+                ),
+            )
+        if not self.is_dask:
+            # A hung worker cannot be stopped alone through the public API: recycle the pool and re-queue the
+            # innocent tasks that were in flight with it (outputs are atomic, re-running is safe).
+            for fut, slot in list(inflight.items()):
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    on_done(slot.spec, fut.result())
+                else:
+                    pending.appendleft(slot.spec)
+            inflight.clear()
+            self._kill_local()

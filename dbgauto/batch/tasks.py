@@ -1,0 +1,220 @@
+"""The per-dump task that batch workers run: hash, header, convert, facts, reports, verify.
+
+Why a plain function over plain records: it runs in a ProcessPoolExecutor worker or on a Dask worker on
+another host, so its input (:class:`TaskSpec`) and output (:class:`ResultRecord`) are picklable dataclasses,
+and it never touches the catalog. Every failure becomes a ``failed`` record with the stable error code
+(``DbgautoError.code``); nothing escapes except a dying process, which the runner handles.
+
+Fault injection for tests (and for rehearsing an outage): ``DBGAUTO_FAULT_INJECT="die:NAME,hang:NAME"``
+makes the task for the source whose file name is NAME exit the worker process at once (``os._exit``) or
+sleep forever, so the runner's recovery paths are tested against real processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbgauto.catalog.records import HeaderFacts, ResultRecord, SourceState
+from dbgauto.errors import DbgautoError
+
+__all__ = ["FAULT_ENV", "HASH_BYTES", "TaskSpec", "compare_facts", "content_hash", "run_task"]
+
+log = logging.getLogger(__name__)
+
+FAULT_ENV = "DBGAUTO_FAULT_INJECT"
+HASH_BYTES = 1 << 20  # the content hash covers the first MiB (headers, triage data) plus the size
+TRIAGE_DUMP_TYPE = 4
+
+# Fact keys compared before a source may be deleted (CrashFacts.to_dict() names). A key present in the
+# source's facts must be present and equal in the small dump's facts.
+VERIFY_KEYS: tuple[str, ...] = (
+    "machine",
+    "os_build",
+    "os_major",
+    "product_type",
+    "processors",
+    "crash_time",
+    "bugcheck",
+    "culprit",
+    "process_name",
+    "pid",
+    "tid",
+    "drivers",
+    "unloaded_drivers",
+)
+DRIVER_KEYS = ("name", "base", "size", "timestamp", "checksum")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What to do with one source. Output paths are decided by the coordinator (unique per source)."""
+
+    source: str
+    size: int
+    mtime_ns: int
+    small_path: str | None = None  # convert to this path; None: no conversion
+    report_dir: str | None = None  # write per-dump reports here; None: no reports
+    formats: tuple[str, ...] = ("html", "json")
+    engine: str = "native"
+    verify: bool = False  # compare the small dump's facts with the source's (for --delete-source-after-verify)
+    template_dirs: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def content_hash(path: os.PathLike[str] | str, size: int | None = None) -> str:
+    """``sha256-1m:<hex>``: sha256 over the first MiB, then the decimal size (cheap on 16 GiB dumps)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        h.update(fh.read(HASH_BYTES))
+        if size is None:
+            size = os.fstat(fh.fileno()).st_size
+    h.update(b"\0size=%d" % size)
+    return "sha256-1m:" + h.hexdigest()
+
+
+def _inject_faults(source: str) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    name = Path(source).name
+    for item in spec.split(","):
+        action, _, target = item.strip().partition(":")
+        if target != name:
+            continue
+        if action == "die":
+            os._exit(70)
+        if action == "hang":
+            while True:
+                time.sleep(3600)
+        if action == "raise":
+            raise RuntimeError(f"injected failure for {name}")
+
+
+def _header_facts(path: str) -> HeaderFacts:
+    """The catalog's per-dump header columns, from the format layer (raises DumpFormatError subclasses)."""
+    from dbgauto.kdump.reader import KernelDump
+
+    with KernelDump.open(path) as dump:
+        h = dump.header
+        return HeaderFacts(
+            is_64bit=dump.is_64bit,
+            dump_type=int(dump.dump_type),
+            machine=int(dump.machine) if dump.machine is not None else None,
+            build=h.minor_version,
+            bugcheck_code=h.bugcheck_code,
+            bugcheck_parameters=tuple(h.bugcheck_parameters) if h.bugcheck_parameters else None,
+            system_time=h.system_time.isoformat() if h.system_time else None,
+        )
+
+
+_RENDERER: Any = None
+_RENDERER_DIRS: tuple[str, ...] | None = None
+
+
+def _renderer(template_dirs: tuple[str, ...]) -> Any:
+    """One ReportRenderer (one jinja2 Environment) per worker process."""
+    global _RENDERER, _RENDERER_DIRS
+    if _RENDERER is None or template_dirs != _RENDERER_DIRS:
+        from dbgauto.report.render import ReportRenderer
+
+        _RENDERER = ReportRenderer(template_dirs=list(template_dirs))
+        _RENDERER_DIRS = template_dirs
+    return _RENDERER
+
+
+def _norm_drivers(items: Any) -> list[tuple[Any, ...]]:
+    return sorted(tuple(d.get(k) for k in DRIVER_KEYS) for d in items or () if isinstance(d, dict))
+
+
+def compare_facts(source: dict[str, Any], small: dict[str, Any]) -> tuple[bool, str]:
+    """Are the small dump's facts the source's (bugcheck, parameters, build, drivers, ...)? (equal, why)."""
+    differences = []
+    for key in VERIFY_KEYS:
+        if source.get(key) in (None, [], (), {}):
+            continue
+        a, b = source.get(key), small.get(key)
+        if key in ("drivers",):
+            a, b = _norm_drivers(a), _norm_drivers(b)
+        elif key == "bugcheck" and isinstance(a, dict) and isinstance(b, dict):
+            a = (a.get("code"), [p.get("value") for p in a.get("parameters", [])])
+            b = (b.get("code"), [p.get("value") for p in b.get("parameters", [])])
+        elif key == "culprit" and isinstance(a, dict) and isinstance(b, dict):
+            a, b = (a.get("name"), a.get("base")), (b.get("name"), b.get("base"))
+        if b is None:
+            differences.append(f"{key} missing from the small dump")
+        elif a != b:
+            differences.append(f"{key} differs")
+    if differences:
+        return False, "; ".join(differences)
+    return True, "small dump facts equal the source's (" + ", ".join(k for k in VERIFY_KEYS if k in source) + ")"
+
+
+def run_task(spec: TaskSpec) -> ResultRecord:
+    """Process one source; always returns a record (``failed`` with a code when anything goes wrong)."""
+    t0 = time.perf_counter()
+    state = SourceState(spec.source, spec.size, spec.mtime_ns)
+    rec = ResultRecord(source=state, status="failed", engine=spec.engine)
+    try:
+        _inject_faults(spec.source)
+        st = Path(spec.source).stat()
+        state = SourceState(spec.source, st.st_size, st.st_mtime_ns, content_hash(spec.source, st.st_size))
+        rec.source = state
+        rec.header = _header_facts(spec.source)
+        _process(spec, rec)
+        rec.status = "ok"
+    except DbgautoError as exc:
+        rec.error_code, rec.error_message = exc.code, str(exc)
+    except FileNotFoundError as exc:
+        rec.error_code, rec.error_message = "not_found", f"{spec.source}: {exc.strerror or exc}"
+    except OSError as exc:
+        rec.error_code, rec.error_message = "os_error", f"{spec.source}: {exc}"
+    except Exception as exc:  # a bug in a lower layer must fail one dump, not the batch
+        log.exception("internal error on %s", spec.source)
+        rec.error_code, rec.error_message = "internal", f"{spec.source}: {type(exc).__name__}: {exc}"
+    rec.total_seconds = time.perf_counter() - t0
+    return rec
+
+
+def _process(spec: TaskSpec, rec: ResultRecord) -> None:
+    src = spec.source
+    if spec.small_path is not None:
+        if rec.header.dump_type == TRIAGE_DUMP_TYPE:
+            rec.warnings.append("already a small memory dump: not converted")
+        else:
+            from dbgauto.convert import convert_dump
+
+            t = time.perf_counter()
+            res = convert_dump(src, spec.small_path, engine=spec.engine, overwrite=True)
+            rec.convert_seconds = time.perf_counter() - t
+            rec.small_path, rec.small_size = str(res.output), res.size
+            rec.engine, rec.debugger_version = res.engine, res.debugger_version
+            rec.warnings.extend(f"convert: {w}" for w in res.warnings)
+    if spec.report_dir is None and not spec.verify:
+        return
+    from dbgauto.analysis.collect import facts_from_dump
+
+    t = time.perf_counter()
+    facts = facts_from_dump(src, engine=spec.engine)
+    rec.facts_seconds = time.perf_counter() - t
+    rec.facts = facts.to_dict()
+    rec.engine = getattr(facts, "engine", None) or rec.engine
+    rec.debugger_version = rec.debugger_version or getattr(facts, "engine_version", None)
+    if spec.verify and rec.small_path is not None:
+        small = facts_from_dump(rec.small_path, engine=spec.engine)
+        rec.verified, rec.verify_note = compare_facts(rec.facts, small.to_dict())
+    elif spec.verify:
+        rec.verified, rec.verify_note = False, "no small dump was written for this source"
+    if spec.report_dir is not None:
+        t = time.perf_counter()
+        renderer = _renderer(spec.template_dirs)
+        out_dir = Path(spec.report_dir)
+        for fmt in spec.formats:
+            path = renderer.write_dump_report(facts, out_dir, fmt, name=spec.extra.get("report_name"))
+            rec.report_paths[fmt] = str(path)
+        rec.report_seconds = time.perf_counter() - t

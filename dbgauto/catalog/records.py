@@ -1,0 +1,83 @@
+"""Plain records that travel between batch workers and the catalog.
+
+Why separate from db.py: workers (local processes or Dask hosts) build these and send them back pickled;
+they must not need sqlite3 or the catalog file. Only the coordinating process turns them into rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["DumpState", "HeaderFacts", "ResultRecord", "SourceState"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What identifies a source file's content cheaply: size and modification time (plus a hash when known)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderFacts:
+    """The few header values the catalog keeps per dump, for listing and filtering without the facts JSON."""
+
+    is_64bit: bool | None = None
+    dump_type: int | None = None
+    machine: int | None = None
+    build: int | None = None
+    bugcheck_code: int | None = None
+    bugcheck_parameters: tuple[int, ...] | None = None
+    system_time: str | None = None
+
+
+@dataclass(slots=True)
+class ResultRecord:
+    """One dump's outcome in one run, as the task function returns it (paths are absolute here)."""
+
+    source: SourceState
+    status: str  # "ok" | "failed"
+    error_code: str | None = None
+    error_message: str | None = None
+    header: HeaderFacts = field(default_factory=HeaderFacts)
+    small_path: str | None = None
+    small_size: int | None = None
+    report_paths: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, Any] | None = None
+    engine: str | None = None
+    debugger_version: str | None = None
+    convert_seconds: float | None = None
+    facts_seconds: float | None = None
+    report_seconds: float | None = None
+    total_seconds: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    verified: bool | None = None
+    verify_note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DumpState:
+    """What the catalog remembers of a path: its last seen state and its newest result's outcome."""
+
+    dump_id: int
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    last_status: str | None
+    last_error_code: str | None
+    last_result_size: int | None
+    last_result_mtime_ns: int | None
+    last_result_hash: str | None
+    source_deleted: str | None

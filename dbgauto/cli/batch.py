@@ -1,0 +1,217 @@
+"""``dbgauto batch``: convert and report on every new or changed dump under some folders.
+
+Exit status: 0 every dump processed in this run succeeded (or nothing was new), 1 some failed (listed at
+the end, one line each) or another batch holds the output folder, 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from dbgauto.batch.coordinator import REPORT_FORMATS, BatchOptions, BatchSummary, run_batch
+from dbgauto.batch.progress import make_progress
+
+ENGINES = ("native", "auto", "cdb", "kd", "dbgeng")
+
+
+def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
+    return when if when.tzinfo else when.astimezone()  # naive = local time, as users type it
+
+
+def _parse_formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in value.split(",") if f.strip()))
+    bad = [f for f in formats if f not in REPORT_FORMATS]
+    if bad or not formats:
+        raise click.BadParameter(
+            f"unknown format(s) {', '.join(bad) or '(none)'}; choose from {', '.join(REPORT_FORMATS)}"
+        )
+    return formats
+
+
+def failure_line(source: str, code: str | None, message: str | None) -> str:
+    msg = (message or "").replace("\n", " ")
+    return f"{source}: [{code}] {msg.removeprefix(source + ': ').removeprefix(source + ', ')}"
+
+
+def print_summary(s: BatchSummary, *, out: Path) -> None:
+    echo = click.echo
+    if s.processed == 0:
+        extra = ""
+        if s.skipped_failed:
+            extra = f" ({s.skipped_failed} of them failed before; use --retry-failed to try those again)"
+        echo(f"run {s.run_id}: nothing new: {s.skipped} dump(s) found, all unchanged since they were processed{extra}")
+    else:
+        echo(
+            f"run {s.run_id}: {s.found} dump(s) found, {s.skipped} unchanged, {s.processed} processed: "
+            f"{s.succeeded} succeeded, {len(s.failures)} failed"
+        )
+    if (out / "small").is_dir():
+        echo(f"small dumps: {out / 'small'}")
+    if (out / "reports").is_dir():
+        echo(f"reports:     {out / 'reports'}")
+    if s.index_html is not None:
+        echo(f"index:       {s.index_html}" + (f"  (CSV: {s.index_csv})" if s.index_csv else ""))
+    echo(f"catalog:     {s.catalog}")
+    for src in s.deleted:
+        echo(f"deleted source (verified): {src}")
+    for src, why in s.kept:
+        echo(f"kept source {src}: {why}")
+    if s.failures:
+        echo(f"failed ({len(s.failures)}):")
+        for rec in s.failures:
+            echo("  " + failure_line(rec.source.path, rec.error_code, rec.error_message))
+
+
+@click.command("batch")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: small/, reports/, index.html, index.csv and the catalog dbgauto.sqlite.",
+)
+@click.option(
+    "--convert/--no-convert", default=True, show_default=True, help="Write a small memory dump per large dump."
+)
+@click.option("--report/--no-report", default=True, show_default=True, help="Facts, per-dump reports and the index.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@click.option("--engine", type=click.Choice(ENGINES), default="native", show_default=True)
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the tasks on this Dask scheduler instead.")
+@click.option("--since", callback=_parse_since, metavar="DATE", help="Only dumps modified at or after DATE.")
+@click.option(
+    "--delete-source-after-verify",
+    is_flag=True,
+    help="Delete a source once its small dump re-opens and its facts equal the source's.",
+)
+@click.option(
+    "--formats",
+    default="html,json",
+    show_default=True,
+    callback=_parse_formats,
+    help=f"Per-dump report formats ({','.join(REPORT_FORMATS)}).",
+)
+@click.option("--wait", is_flag=True, help="If another batch holds the output folder, wait for it instead of exiting.")
+@click.option("--wait-timeout", type=float, metavar="SECONDS", help="With --wait: give up after SECONDS.")
+@click.option(
+    "--task-timeout",
+    type=click.FloatRange(min=0.1),
+    default=900.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Fail a dump whose task runs longer, and move on.",
+)
+@click.option("--retry-failed", is_flag=True, help="Also re-run unchanged dumps whose last attempt failed.")
+@click.option(
+    "--max-tasks-per-child",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Recycle a worker process after this many dumps.",
+)
+@click.option(
+    "--templates",
+    "template_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Template folder overriding the defaults (repeatable).",
+)
+@click.option(
+    "--progress/--no-progress",
+    "show_progress",
+    default=None,
+    help="Rich progress display (default: when stderr is a terminal).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+def command(
+    sources: tuple[Path, ...],
+    out_dir: Path,
+    convert: bool,
+    report: bool,
+    jobs: int,
+    engine: str,
+    scheduler: str | None,
+    since: datetime | None,
+    delete_source_after_verify: bool,
+    formats: tuple[str, ...],
+    wait: bool,
+    wait_timeout: float | None,
+    task_timeout: float,
+    retry_failed: bool,
+    max_tasks_per_child: int,
+    template_dirs: tuple[Path, ...],
+    show_progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Convert and report on every new or changed dump under SOURCES (files or folders, recursive).
+
+    Dumps are found by their signature, not their extension. Sources are never modified (unless
+    --delete-source-after-verify). Unchanged dumps already in the catalog are skipped, so running the
+    same command again (e.g. nightly) processes only what is new.
+    """
+    missing = [str(s) for s in sources if not s.exists()]
+    if missing:
+        raise click.UsageError(f"no such file or folder: {', '.join(missing)}")
+    if delete_source_after_verify and not convert:
+        raise click.UsageError("--delete-source-after-verify needs --convert (the small dump replaces the source)")
+    if scheduler is not None and "://" not in scheduler:
+        raise click.BadParameter(f"{scheduler!r}: expected tcp://HOST:PORT", param_hint="--scheduler")
+    root = logging.getLogger()
+    batch_log = logging.getLogger("dbgauto.batch")
+    if root.getEffectiveLevel() <= logging.WARNING and batch_log.level == logging.NOTSET:
+        batch_log.setLevel(logging.INFO)  # plain progress lines unless -q
+    opts = BatchOptions(
+        sources=[str(s) for s in sources],
+        out_dir=str(out_dir),
+        convert=convert,
+        report=report,
+        jobs=jobs,
+        engine=engine,
+        scheduler=scheduler,
+        since=since.astimezone(UTC) if since else None,
+        delete_source_after_verify=delete_source_after_verify,
+        formats=formats,
+        wait=wait,
+        wait_timeout=wait_timeout,
+        task_timeout=task_timeout,
+        retry_failed=retry_failed,
+        max_tasks_per_child=max_tasks_per_child,
+        template_dirs=tuple(str(t) for t in template_dirs),
+    )
+    summary = run_batch(opts, make_progress(enabled=show_progress, stream=sys.stderr))
+    if as_json:
+        click.echo(json.dumps(summary_dict(summary), indent=2))
+    else:
+        print_summary(summary, out=summary.out_dir)
+    sys.exit(summary.exit_code)
+
+
+def summary_dict(s: BatchSummary) -> dict[str, object]:
+    return {
+        "run_id": s.run_id,
+        "out_dir": str(s.out_dir),
+        "catalog": str(s.catalog),
+        "index_html": str(s.index_html) if s.index_html else None,
+        "index_csv": str(s.index_csv) if s.index_csv else None,
+        "found": s.found,
+        "skipped": s.skipped,
+        "succeeded": s.succeeded,
+        "failed": [
+            {"source": r.source.path, "error_code": r.error_code, "error_message": r.error_message} for r in s.failures
+        ],
+        "deleted": s.deleted,
+        "kept": [{"source": src, "why": why} for src, why in s.kept],
+    }

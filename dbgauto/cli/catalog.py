@@ -1,0 +1,139 @@
+"""``dbgauto catalog``: look inside a batch output folder's SQLite catalog (read-only)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dbgauto.catalog.db import CATALOG_NAME, Catalog, rows_to_dicts
+from dbgauto.util.atomic import atomic_write_text
+
+EXPORT_COLUMNS = (
+    "dump_id",
+    "path",
+    "dump_size",
+    "dump_hash",
+    "dump_type",
+    "is_64bit",
+    "machine",
+    "build",
+    "bugcheck_code",
+    "status",
+    "error_code",
+    "error_message",
+    "small_path",
+    "small_size",
+    "engine",
+    "debugger_version",
+    "total_seconds",
+    "run_id",
+    "finished",
+    "source_deleted",
+)
+
+
+def _open(where: Path) -> Catalog:
+    path = where if where.suffix == ".sqlite" or where.is_file() else where / CATALOG_NAME
+    return Catalog.open(path, readonly=True)
+
+
+def _hex(value: int | None) -> str:
+    return "" if value is None else f"{value:#x}"
+
+
+@click.group("catalog")
+def command() -> None:
+    """Look inside a batch output's catalog (DIR/dbgauto.sqlite): dumps, outcomes, runs."""
+
+
+@command.command("list")
+@click.argument("where", type=click.Path(exists=True, path_type=Path))
+@click.option("--failed", "only", flag_value="failed", help="Only dumps whose newest result failed.")
+@click.option("--ok", "only", flag_value="ok", help="Only dumps whose newest result succeeded.")
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+def list_cmd(where: Path, only: str | None, as_json: bool) -> None:
+    """Every dump in the catalog with its newest outcome (WHERE: the output folder or the .sqlite file)."""
+    with _open(where) as cat:
+        rows = cat.latest(status=only)
+        if as_json:
+            click.echo(json.dumps([_export_row(r) for r in rows], indent=2))
+            return
+        for r in rows:
+            outcome = "ok" if r["status"] == "ok" else f"FAILED [{r['error_code']}]"
+            bug = _hex(r["bugcheck_code"]) or "-"
+            small = r["small_path"] or "-"
+            kind = f"type={r['dump_type']!s:<4} bugcheck={bug:<10}"
+            click.echo(f"{r['dump_id']:>5}  {outcome:<28} {kind} {r['path']}  -> {small}")
+        click.echo(f"{len(rows)} dump(s)", err=True)
+
+
+@command.command("runs")
+@click.argument("where", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def runs_cmd(where: Path, as_json: bool) -> None:
+    """The batch runs, newest first: when, status, and counts."""
+    with _open(where) as cat:
+        rows = rows_to_dicts(cat.runs())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(
+            f"run {r['id']:>4}  {r['status']:<11} {r['started']} -> {r['ended'] or '-'}  found={r['found']} "
+            f"skipped={r['skipped']} ok={r['succeeded']} failed={r['failed']}  (pid {r['pid']} on {r['host']})"
+        )
+
+
+@command.command("show")
+@click.argument("where", type=click.Path(exists=True, path_type=Path))
+@click.argument("dump")
+def show_cmd(where: Path, dump: str) -> None:
+    """One dump (by id, path or file name): its header facts and every result, as JSON."""
+    with _open(where) as cat:
+        row = cat.find_dump(dump)
+        if row is None:
+            raise click.ClickException(f"{dump!r} is not in {cat.path}")
+        data: dict[str, Any] = rows_to_dicts([row])[0]
+        data["results"] = rows_to_dicts(cat.results_for_dump(row["id"]))
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _export_row(row: Any) -> dict[str, Any]:
+    d = dict(row)
+    return {k: d.get(k) for k in EXPORT_COLUMNS}
+
+
+@command.command("export")
+@click.argument("where", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default stdout).")
+@click.option("--facts", "with_facts", is_flag=True, help="JSON only: include each dump's facts.")
+def export_cmd(where: Path, fmt: str, output: Path | None, with_facts: bool) -> None:
+    """Every dump's newest outcome as JSON (a list of objects) or CSV (one row per dump)."""
+    with _open(where) as cat:
+        rows = cat.latest()
+        records = []
+        for r in rows:
+            rec = _export_row(r)
+            if with_facts and fmt == "json":
+                rec["facts"] = json.loads(r["facts"]) if r["facts"] else None
+                rec["report_paths"] = json.loads(r["report_paths"]) if r["report_paths"] else {}
+            records.append(rec)
+    if fmt == "json":
+        text = json.dumps(records, indent=2) + "\n"
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        text = buf.getvalue()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write_text(output, text)
+        click.echo(f"{len(records)} dump(s) written to {output}", err=True)
