@@ -144,8 +144,10 @@ class AddressSpace:
     ``map(va, data)`` allocates frames (``placement``: "sequential" bump allocation or "scattered" random
     frames from ``seed``), writes the bytes, and creates every missing table level. The top table lives at
     ``dtb``: the PML4 (x64), a 32-byte-aligned 4-entry PDPT placed ``pdpt_offset`` bytes into its page (PAE),
-    or the page directory (non-PAE). Large pages mark all their frames present so every byte they map can
-    be read back from a bitmap dump.
+    or the page directory (non-PAE); pass ``dtb`` to choose that address (low bits such as a PCID are kept in
+    ``dtb``, the header value, and masked off for the table itself: ~0xFFF, or ~0x1F on PAE). Large pages
+    mark all their frames present so every byte they map can be read back from a bitmap dump. Use
+    :meth:`sibling` for a second address space (a process) over the same RAM and allocator.
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class AddressSpace:
         placement: str = "sequential",
         seed: int = 0,
         pdpt_offset: int = 0x20,
+        dtb: int | None = None,
         memory: PhysicalMemory | None = None,
     ) -> None:
         self.arch = Arch(arch)
@@ -174,12 +177,14 @@ class AddressSpace:
         self._leaves: dict[int, dict[int, int]] = {}  # page size → {va page base → pa}
         self._tables: dict[int, int] = {}  # pa of an entry → pa of the table it points to
         self._table_pfns: set[int] = set()
-        if self.arch is Arch.X86_PAE:
+        if dtb is not None:  # the caller's CR3 (e.g. a real dump's): the top table goes exactly there
+            self._top, self.dtb = self._claim_top(dtb), dtb
+        elif self.arch is Arch.X86_PAE:
             if pdpt_offset % 32 or not 0 <= pdpt_offset <= PAGE_SIZE - 32:
                 raise ValueError("pdpt_offset must be a multiple of 32 inside the page")
-            self.dtb = self._new_table() + pdpt_offset
+            self._top = self.dtb = self._new_table() + pdpt_offset
         else:
-            self.dtb = self._new_table()
+            self._top = self.dtb = self._new_table()
 
     # -- structure of each mode ------------------------------------------------------------------------
     @property
@@ -202,6 +207,17 @@ class AddressSpace:
         elif not 0 <= va < 1 << 32:
             raise ValueError(f"{va:#x} is outside the 32-bit address space")
 
+    def _claim_top(self, dtb: int) -> int:
+        """Reserve the frame a caller-chosen DTB points at; returns the top table's physical address."""
+        top = dtb & ~0x1F if self.arch is Arch.X86_PAE else dtb & ~0xFFF
+        frame = top // PAGE_SIZE
+        if not self._alloc.is_free(frame, 1):
+            raise ValueError(f"DTB frame {frame:#x} is not free RAM")
+        self._alloc.reserve(frame, 1)
+        self._table_pfns.add(frame)
+        self.memory.write(frame * PAGE_SIZE, bytes(PAGE_SIZE))
+        return top
+
     def _new_table(self) -> int:
         pfn = self._alloc.alloc(1, zone_end=self._small_zone_end)
         self._table_pfns.add(pfn)
@@ -217,7 +233,7 @@ class AddressSpace:
     # -- building --------------------------------------------------------------------------------------
     def _map_leaf(self, va_base: int, pa: int, page_size: int) -> None:
         levels = self._levels(va_base)
-        table = self.dtb
+        table = self._top
         for depth, (index, span) in enumerate(levels):
             entry_pa = table + index * self._entry.size
             if span == page_size:
@@ -325,6 +341,42 @@ class AddressSpace:
         pfn = self._alloc.alloc(count, zone_end=self._small_zone_end)
         self.memory.add_present(pfn, count)
         return pfn * PAGE_SIZE
+
+    def sibling(self, *, dtb: int | None = None, share_kernel: bool = True) -> AddressSpace:
+        """Another address space (a process) on the same RAM and frame allocator, with its own top table.
+
+        With ``share_kernel`` the kernel half's top-level entries (x64 PML4 256-511, PAE PDPTE 2-3, non-PAE
+        PDE 512-1023) are copied, so kernel VAs mapped *so far* translate the same in both; later kernel
+        mappings that need a new top-level entry are not shared.
+        """
+        other = object.__new__(AddressSpace)
+        other.arch, other.memory, other._alloc = self.arch, self.memory, self._alloc
+        other._small_zone_end, other._table_pfns = self._small_zone_end, self._table_pfns
+        other._leaves, other._tables = {}, {}
+        if dtb is not None:
+            other._top, other.dtb = other._claim_top(dtb), dtb
+        else:
+            offset = self._top % PAGE_SIZE if self.arch is Arch.X86_PAE else 0
+            other._top = other.dtb = other._new_table() + offset
+        if share_kernel:
+            first, count = {Arch.X64: (256, 512), Arch.X86_PAE: (2, 4), Arch.X86: (512, 1024)}[self.arch]
+            size = self._entry.size
+            self.memory.write(
+                other._top + first * size, self.memory.read(self._top + first * size, (count - first) * size)
+            )
+            for index in range(first, count):
+                child = self._tables.get(self._top + index * size)
+                if child is not None:
+                    other._tables[other._top + index * size] = child
+            kernel_floor = {Arch.X64: 0xFFFF800000000000, Arch.X86_PAE: 0x80000000, Arch.X86: 0x80000000}[self.arch]
+            for page_size, leaves in self._leaves.items():
+                other._leaves[page_size] = {va: pa for va, pa in leaves.items() if va >= kernel_floor}
+        return other
+
+    @property
+    def top_table(self) -> int:
+        """Physical address of the top-level table (``dtb`` without its low flag/PCID bits)."""
+        return self._top
 
     # -- what was built --------------------------------------------------------------------------------
     def translate(self, va: int) -> int | None:

@@ -324,3 +324,22 @@ def test_large_sparse_bitmap_dump_is_cheap(tmp_path: Path) -> None:
         for pfn in stamped[:20]:
             fh.seek(info.file_offset(pfn))  # type: ignore[arg-type]
             assert fh.read(PAGE) == pattern_page(pfn)
+
+
+def test_chosen_dtb_and_sibling_address_spaces() -> None:
+    space = AddressSpace("x64", dtb=0x1AD002)
+    assert space.dtb == 0x1AD002
+    assert space.top_table == 0x1AD000
+    space.map(0xFFFFF80000000000, b"shared")
+    process = space.sibling()
+    assert process.top_table != space.top_table
+    pml4e = space.memory.read(space.top_table + 0x1F0 * 8, 8)  # PML4 index of 0xFFFFF80000000000
+    assert process.memory.read(process.top_table + 0x1F0 * 8, 8) == pml4e != bytes(8)
+    assert process.read_virtual(0xFFFFF80000000000, 6) == b"shared"
+    pa = process.map(0x10000, b"mine")
+    assert space.translate(0x10000) is None
+    assert space.map(0x10000, b"yours") != pa  # one allocator: the frames never collide
+    with pytest.raises(ValueError, match="not free"):
+        space.sibling(dtb=0x1AD000)
+    with pytest.raises(ValueError, match="not free"):
+        AddressSpace("x64", dtb=0xA0000)  # the legacy hole is not RAM

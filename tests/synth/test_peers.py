@@ -164,3 +164,56 @@ def test_dbgauto_reader_header_facts(tmp_path: Path, arch: str, dump_type: int) 
         assert h.exception is not None
         assert h.exception.code == 0x80000003
         assert h.exception.address == f.context[pc_name]  # type: ignore[index]
+
+
+# -- a caller-chosen DTB with low bits set, and a second (process) address space ----------------------------
+
+
+def _two_spaces(arch: str, dtb: int, process_dtb: int) -> tuple:
+    from dumpsynth import AddressSpace
+
+    kernel_va, user_va = (0xFFFFF80312340000, 0x7FF6A0001000) if arch == "x64" else (0x82A01000, 0x00401000)
+    space = AddressSpace(arch, dtb=dtb, placement="scattered", seed=11)
+    space.map(kernel_va, b"kernel" * 100)
+    process = space.sibling(dtb=process_dtb)
+    process.map(user_va, b"user-of-process" * 10)
+    space.map(user_va, b"user-of-system" * 10)  # same VA, different process, different frame
+    return space, process, kernel_va, user_va
+
+
+@pytest.mark.parametrize("dump_type", [1, 6])
+def test_kdmp_and_dbgauto_follow_a_pcid_dtb_and_a_process_dtb(tmp_path: Path, dump_type: int) -> None:
+    from dumpsynth import write_dump
+
+    space, process, kva, uva = _two_spaces("x64", dtb=0x1AD002, process_dtb=0x2B7000)
+    info = write_dump(tmp_path / "p.dmp", space, dump_type)
+    assert info.path.read_bytes()[0x10:0x18] == (0x1AD002).to_bytes(8, "little")  # header keeps the low bits
+    kdmp_parser = pytest.importorskip("kdmp_parser")
+    dump = kdmp_parser.KernelDumpParser(info.path)
+    for dtb, sp in ((space.dtb, space), (process.dtb, process)):
+        for va in (kva, uva):
+            assert bytes(dump.read_virtual_page(va, dtb)) == sp.read_virtual(va, PAGE)
+    assert space.read_virtual(uva, 14) == b"user-of-system"
+    assert process.read_virtual(uva, 15) == b"user-of-process"
+    reader = pytest.importorskip("dbgauto.kdump.reader", reason="dbgauto's KernelDump reader is not there yet")
+    with reader.KernelDump.open(info.path) as kd:
+        assert kd.read_virtual(kva, 600) == space.read_virtual(kva, 600)
+        assert kd.read_virtual(uva, 14) == b"user-of-system"
+        assert kd.read_virtual(uva, 15, dtb=process.dtb) == b"user-of-process"
+        assert kd.read_virtual(kva, 600, dtb=process.dtb) == space.read_virtual(kva, 600)
+
+
+def test_volatility3_and_dbgauto_follow_a_pae_pdpt_at_an_odd_32_byte_offset(tmp_path: Path) -> None:
+    from dumpsynth import write_dump
+
+    space, process, kva, uva = _two_spaces("x86pae", dtb=0x39E0, process_dtb=0x5C40)
+    info = write_dump(tmp_path / "pae.dmp", space, 1)
+    _, virt = _vol3_layers(info.path, pae=True)
+    assert virt.read(kva, 600) == space.read_virtual(kva, 600)
+    assert virt.read(uva, 14) == b"user-of-system"
+    reader = pytest.importorskip("dbgauto.kdump.reader", reason="dbgauto's KernelDump reader is not there yet")
+    with reader.KernelDump.open(info.path) as kd:
+        assert kd.header.directory_table_base == 0x39E0
+        assert kd.read_virtual(uva, 14) == b"user-of-system"
+        assert kd.read_virtual(uva, 15, dtb=process.dtb) == b"user-of-process"
+        assert kd.read_virtual(kva, 600, dtb=process.dtb) == space.read_virtual(kva, 600)
