@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+import struct
 from pathlib import Path
 
 import pytest
-from kdump_handmade import PAGE, bitmap_bytes, bitmap_dump, full_dump, page_of, rdmp_dump
+from kdump_handmade import PAGE, bitmap_bytes, bitmap_dump, full_dump, header, page_of, rdmp_dump
 
 from dbgauto.errors import PageNotPresentError
 from dbgauto.kdump.physmem import RANK_BLOCK_BYTES, BitmapMap, RangeMap, popcount
@@ -116,3 +117,26 @@ def test_read_physical_crosses_pages_and_zero_fills_on_request(tmp_path: Path) -
         got = d.read_physical(0x2FF0, 0x1020, zero_fill=True)
         assert got == page_of(2)[-0x10:] + bytes(PAGE) + page_of(4)[:0x10]
         assert d.read_physical(0x1000, 0) == b""
+
+
+@pytest.mark.parametrize("is_64bit", [True, False])
+def test_xp_era_summary_dump_layout_is_recognised(tmp_path: Path, is_64bit: bool) -> None:
+    """DumpType 2 with the old SUMMARY_DUMP sub-header: u32 HeaderSize/BitmapSize/Pages, RTL_BITMAP, bitmap."""
+    present = [0, 3, 9]
+    bits = 32
+    hdr = header(is_64bit, 2)
+    hsize = len(hdr)
+    bitmap_at = hsize + (0x28 if is_64bit else 0x20)
+    bm = bitmap_bytes(present, bits)
+    first = bitmap_at + len(bm) + 4
+    sub = bytearray(bitmap_at - hsize)
+    sub[0:8] = b"SDMPDUMP"
+    struct.pack_into("<IIIII", sub, 8, 0, first, bits, len(present), bits)  # Buffer pointer left 0
+    data = bytes(hdr + sub + bm + bytes(4)) + b"".join(page_of(p) for p in present)
+    path = _write(tmp_path, data)
+    with KernelDump.open(path) as d:
+        assert d.bitmap_info is not None
+        assert d.bitmap_info.layout == "old-summary"
+        for rank, pfn in enumerate(present):
+            assert d.page_offset(pfn) == first + rank * PAGE
+            assert d.read_physical(pfn * PAGE, 8) == page_of(pfn)[:8]
