@@ -166,6 +166,7 @@ class Session(abc.ABC):
     engine_name: str = "?"
     debugger_version: str | None = None
     banner: Banner | None = None
+    prompt: str = "0: kd> "  # how a log of this session shows the prompt
     dump_path: Path
 
     @abc.abstractmethod

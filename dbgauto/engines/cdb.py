@@ -52,6 +52,7 @@ __all__ = ["CdbEngine", "CdbSession", "check_rejected", "write_small_dump_with_c
 log = logging.getLogger(__name__)
 
 _PROMPT_HEAD: Final = re.compile(r"\A(?:\d+: )?kd> ")
+_LAST_PROMPT: Final = re.compile(r"((?:\d+: )?kd> )\Z")
 _PROMPT_TAIL: Final = re.compile(r"(?:\d+: )?kd> \Z")
 _REJECTED: Final = re.compile(
     r"^(?:\s*\^ [\w ]*error in '.*|No export \S+ found.*|Couldn't resolve error at .*)$", re.M
@@ -149,6 +150,8 @@ class CdbSession(Session):
             self.close()
             raise EngineError(engine_name, f"{dump}: {failed.group(0).strip()}")
         self.banner: Banner = parse_banner(text)  # type: ignore[misc]
+        prompt = _LAST_PROMPT.search(text)
+        self.prompt = prompt.group(1) if prompt else "kd> "
         self.debugger_version = self.banner.debugger_version
 
     # -- protocol ---------------------------------------------------------------------------------------------

@@ -98,6 +98,7 @@ class NativeSession(Session):
             self.close()
             raise
         self.banner: Banner = parse_banner(self.banner_text())  # type: ignore[misc]
+        self.prompt = f"{self.crash_cpu}: kd> "
 
     # -- facts -----------------------------------------------------------------------------------------------
 
