@@ -323,7 +323,6 @@ class _Parser:
             warnings=self.warnings,
         )
         self._check_valid_marker(h, tri)
-        self._check_overlaps(h)
         self._context_and_exception(h, tri)
         if h.mm_offset:
             tri.mm = parse_mm(self, h.mm_offset)
@@ -346,6 +345,7 @@ class _Parser:
             tri.data_blocks = parse_data_blocks(self, h.data_blocks_offset, h.data_blocks_count)
         if h.size_of_dump < self.size:
             tri.blob_file_header, tri.blobs = parse_blobs(self, h.size_of_dump)
+        self._check_overlaps(h, tri)
         return tri
 
     def _check_valid_marker(self, h: TriageHeader, tri: TriageDump) -> None:
@@ -363,14 +363,15 @@ class _Parser:
         elif h.size_of_dump != h.valid_offset + 4:
             self.warnings.append(f"SizeOfDump {h.size_of_dump:#x} != ValidOffset + 4 ({h.valid_offset + 4:#x})")
 
-    def _check_overlaps(self, h: TriageHeader) -> None:
+    def _check_overlaps(self, h: TriageHeader, tri: TriageDump) -> None:
         """Sections that overlap each other are reported (each still reads on its own)."""
         spans = []
         entry = ts.DRIVER_ENTRY_SIZE64 if self.is_64bit else ts.DRIVER_ENTRY_SIZE32
         for name, off, length in (
-            ("prcb", h.prcb_offset, 0),
-            ("process", h.process_offset, 0),
-            ("thread", h.thread_offset, 0),
+            ("mm", h.mm_offset, len(tri.mm.raw) if tri.mm is not None else 0),
+            ("prcb", h.prcb_offset, len(tri.prcb or b"")),
+            ("process", h.process_offset, len(tri.process or b"")),
+            ("thread", h.thread_offset, len(tri.thread or b"")),
             ("call_stack", h.call_stack_offset, h.size_of_call_stack),
             ("driver_list", h.driver_list_offset, h.driver_count * entry),
             ("string_pool", h.string_pool_offset, h.string_pool_size),
