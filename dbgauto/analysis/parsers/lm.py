@@ -54,7 +54,7 @@ def parse_lm(text: str) -> list[ModuleEntry]:
             unloaded = True
             continue
         m = _ROW_RE.match(line)
-        if m:
+        if m and "!" not in m.group("name") and parse_hex(m.group("end")) >= parse_hex(m.group("start")):  # type: ignore[operator]
             rows.append(_row(m, unloaded))
             continue
         d = _DETAIL_RE.match(line)

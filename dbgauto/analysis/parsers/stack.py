@@ -21,7 +21,7 @@ _INDEX_RE = re.compile(r"^\s*([0-9a-fA-F]{1,4})\s+(?=[0-9a-fA-F]{8})")
 _COLON_RE = re.compile(r"^(?P<left>.*?)\s*:\s(?P<args>(?:\s*" + HEX_ADDRESS + r")*)\s*:\s(?P<site>.*)$")
 _SOURCE_RE = re.compile(r"\s*\[(?P<src>(?P<file>[^\[\]]+?) @ (?P<line>\d+))\]\s*$")
 _TRAP_RE = re.compile(r"\s*\(TrapFrame @ (?P<trap>" + HEX_ADDRESS + r")\)\s*$")
-_MEX_SOURCE_RE = re.compile(r"^(?P<site>\S+)\s{2,}(?P<src>(?P<file>.+?) @ (?P<line>\d+))\s*$")
+_MEX_SOURCE_RE = re.compile(r"^(?P<site>\S+)\s+(?P<src>(?P<file>\S.*?) @ (?P<line>\d+))\s*$")
 _SITE_RE = re.compile(
     r"^(?:(?P<addr>0x[0-9a-fA-F`]+)"
     r"|(?P<module>[A-Za-z0-9_.$\-]+)(?:!(?P<function>.+?))?(?:\+(?:0x)?(?P<offset>[0-9a-fA-F]+))?)$"
@@ -129,8 +129,12 @@ def _parse_line(line: str, in_table: bool) -> tuple[StackFrame | None, bool]:
 
 
 def _site_like(rest: str) -> bool:
+    """A call site in a stack table is ``module!function``, ``module+offset`` or ``0xaddress`` — never a bare word
+    (that is disassembly such as ``mov``, a ``dv`` type or a wait-object name)."""
     first = rest.split(None, 1)[0]
-    return bool(_SITE_RE.match(first)) and not re.fullmatch(r"[0-9a-fA-F]+", first)
+    if not _SITE_RE.match(first):
+        return False
+    return "!" in first or "+" in first or first.startswith("0x")
 
 
 def parse_stack(text: str) -> list[StackFrame]:
