@@ -313,8 +313,11 @@ def _context_lines(d: dict[str, Any]) -> list[str]:
         return lines
     lines.append(_line("Context", f"machine {ctx['machine']} flags {ctx['context_flags']}"))
     regs = list(ctx["registers"].items())
+    width = max((len(k) for k, _ in regs), default=3)
+    per_row = 4 if width <= 6 else 3
     lines.extend(
-        "  " + "  ".join(f"{k:>6}={v:<18}" for k, v in regs[i : i + 4]).rstrip() for i in range(0, len(regs), 4)
+        "  " + "  ".join(f"{k:>{width}}={v:<18}" for k, v in regs[i : i + per_row]).rstrip()
+        for i in range(0, len(regs), per_row)
     )
     return lines
 

@@ -2,7 +2,7 @@
 
 Windows fills the header with the dword "PAGE" before writing the fields it knows, so a field still holding
 the filler is *absent* (None), never a number. The signature itself is literally "PAGE" and is kept. Byte
-fields (PaeEnabled, KdSecondaryVersion) are absent when the whole dword they sit in is the filler.
+fields (PaeEnabled, KdSecondaryVersion) are absent when they hold the filler's letter for their position.
 """
 
 from __future__ import annotations
@@ -118,10 +118,10 @@ class DumpHeader:
 
         machine = v["machine_image_type"]
         pae: bool | None = None
-        if not is_64bit and not _byte_in_filled_dword(buf, lay.offset_of("pae_enabled")):
+        if not is_64bit and not _byte_is_filler(buf, lay.offset_of("pae_enabled")):
             pae = bool(v["pae_enabled"])
         kd_secondary = None
-        if not _byte_in_filled_dword(buf, lay.offset_of("kd_secondary_version")):
+        if not _byte_is_filler(buf, lay.offset_of("kd_secondary_version")):
             kd_secondary = v["kd_secondary_version"]
 
         fill = PAGE_FILL64 if is_64bit else PAGE_FILL32
@@ -205,9 +205,12 @@ class DumpHeader:
         }
 
 
-def _byte_in_filled_dword(buf: Buffer, offset: int) -> bool:
-    start = offset & ~3
-    return bytes(memoryview(buf)[start : start + 4]) == PAGE_FILL
+def _byte_is_filler(buf: Buffer, offset: int) -> bool:
+    """A byte field is absent when it still holds the filler's byte for its position ('P', 'A', 'G' or 'E').
+
+    Real values of PaeEnabled (0/1) and KdSecondaryVersion (small) never equal those letters.
+    """
+    return memoryview(buf)[offset] == PAGE_FILL[offset % 4]
 
 
 def _comment(raw: bytes | None) -> str | None:

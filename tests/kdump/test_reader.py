@@ -155,3 +155,15 @@ def test_close_is_idempotent_and_views_do_not_break_it(tmp_path: Path) -> None:
     d.close()
     d.close()
     assert data == page_of(1)[:16]
+
+
+def test_byte_fields_next_to_filler(tmp_path: Path) -> None:
+    """PaeEnabled written, KdSecondaryVersion left as the filler's 'A': one present, one absent."""
+    h = header(False, 6)
+    h[0x5C] = 1  # only the PaeEnabled byte; 0x5D..0x5F still read "AGE"
+    h += b"SDMPDUMP" + bytes(0x18) + struct.pack("<QQQ", len(h) + 0x38 + 8, 0, 64) + bytes(8)
+    p = tmp_path / "pae.dmp"
+    p.write_bytes(bytes(h))
+    with KernelDump.open(p) as d:
+        assert d.header.pae_enabled is True
+        assert d.header.kd_secondary_version is None
