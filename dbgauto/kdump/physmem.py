@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 MAX_PFN: Final = 1 << 40  # 52-bit physical addresses (x64 and ARM64 architectural maximum)
 RANK_BLOCK_BYTES: Final = 512  # 64 words of bitmap per running sum: index = bitmap size / 64
 _VALIDATE_CHUNK: Final = 1 << 20  # popcount in 1 MiB slices to bound the temporary big int
+MAX_RANGES: Final = 1 << 20  # real RDMP range tables hold hundreds to thousands of ranges
 
 
 class PhysicalMemoryError(DumpFormatError):
@@ -369,8 +370,12 @@ def build_rdmp_map(
         ranges.append((base, count, offset))
         offset += count * PAGE_SIZE
         seen += count
+        if offset > file_size:  # fail on the first range past the end, not after scanning the whole table
+            _check_pages_fit(path, first, seen, file_size, "RDMP ranges")
         if total_pages is not None and seen >= total_pages:
             break
+        if i >= MAX_RANGES:
+            raise RangeHeaderError(path, f"more than {MAX_RANGES} PFN ranges: not a plausible range table")
     if total_pages is not None and seen != total_pages:
         raise RunListError(path, f"ranges hold {seen:#x} pages, TotalNumberOfPages says {total_pages:#x}")
     _check_pages_fit(path, first, seen, file_size, "RDMP ranges")
