@@ -28,15 +28,24 @@ Page tables (``dumpsynth.paging``)::
 
     Arch.X64 | Arch.X86_PAE | Arch.X86          (also accepted as "x64", "x86pae", "x86")
     AddressSpace(arch="x64", *, ram_bytes=64 MiB, ram_runs=None, placement="sequential" | "scattered",
-                 seed=0, pdpt_offset=0x20, memory: PhysicalMemory | None = None)
-        .dtb -> int            # PML4 (x64) / 32-byte-aligned PDPT at pdpt_offset into its page (PAE) / PD (x86)
+                 seed=0, pdpt_offset=0x20, dtb=None, memory: PhysicalMemory | None = None,
+                 nx=False, pat_large=False)
+        .dtb -> int            # header value: PML4 (x64) / 32-byte-aligned PDPT at pdpt_offset into its page
+                               # (PAE) / PD (x86); with dtb=0x1AD002 the table sits at 0x1AD000, PCID bits kept
+        .top_table -> int      # physical address of the top table (dtb without low bits)
         .memory -> PhysicalMemory; .arch -> Arch
+        .sibling(*, dtb=None, share_kernel=True) -> AddressSpace   # a process: same RAM + allocator, own tables,
+                               # kernel-half top-level entries copied (kernel mappings made so far are shared)
         .map(va, data=b"", *, size=None, page_size=PAGE_4K | PAGE_2M | PAGE_1G | PAGE_4M, pa=None) -> int (pa of va)
         .write_virtual(va, data); .write_physical(pa, data); .alloc_frames(count=1) -> pa
         .translate(va) -> int | None    # the builder's own record, not a walk
         .read_virtual(va, size) -> bytes; .mappings() -> list[Mapping(va, pa, size)]
     Default RAM layout: runs (0x1, 0x9E) and (0x100, ram_pages - 0x100): two runs, PFN 0 absent.
     Large pages: 2 MiB and 1 GiB on x64, 2 MiB on PAE, 4 MiB on non-PAE; all their frames are present.
+    Scattered placement keeps 4 KiB / 2 MiB frames and tables in the lower half of RAM so that the largest
+    page size still finds free aligned blocks in the upper half. nx sets bit 63 in leaves (x64/PAE),
+    pat_large sets bit 12 in large-page entries: non-address bits a correct walker masks off.
+    write_physical refuses to overwrite page-table frames unless allow_tables=True.
 
 Headers (``dumpsynth.header``, ``dumpsynth.context``)::
 

@@ -147,7 +147,9 @@ class AddressSpace:
     or the page directory (non-PAE); pass ``dtb`` to choose that address (low bits such as a PCID are kept in
     ``dtb``, the header value, and masked off for the table itself: ~0xFFF, or ~0x1F on PAE). Large pages
     mark all their frames present so every byte they map can be read back from a bitmap dump. Use
-    :meth:`sibling` for a second address space (a process) over the same RAM and allocator.
+    :meth:`sibling` for a second address space (a process) over the same RAM and allocator. ``nx`` sets the
+    execute-disable bit 63 in every leaf (x64/PAE) and ``pat_large`` the PAT bit 12 in large-page entries:
+    bits that are not address bits, which a correct walker masks off.
     """
 
     def __init__(
@@ -161,8 +163,13 @@ class AddressSpace:
         pdpt_offset: int = 0x20,
         dtb: int | None = None,
         memory: PhysicalMemory | None = None,
+        nx: bool = False,
+        pat_large: bool = False,
     ) -> None:
         self.arch = Arch(arch)
+        # Optional leaf bits that are not part of the frame address; readers must mask them off.
+        self._nx_bit = 1 << 63 if nx and self.arch is not Arch.X86 else 0  # XD: x64 and PAE entries only
+        self._pat_bit = 0x1000 if pat_large else 0  # PAT bit of a large-page entry (bit 12)
         if ram_runs is None:  # a PC-like layout: a hole for legacy ROM/video below 1 MiB, PFN 0 reserved
             pages = ram_bytes // PAGE_SIZE
             ram_runs = [(0x1, 0x9E), (0x100, pages - 0x100)] if pages > 0x200 else [(0x1, pages - 1)]
@@ -239,7 +246,8 @@ class AddressSpace:
             if span == page_size:
                 if self._read_entry(entry_pa) & _P:
                     raise ValueError(f"{va_base:#x} is already mapped")
-                flags = _LEAF_FLAGS | (_PS if depth < len(levels) - 1 else 0)
+                large_bits = _PS | self._pat_bit if depth < len(levels) - 1 else 0
+                flags = _LEAF_FLAGS | large_bits | self._nx_bit
                 self._write_entry(entry_pa, pa | flags)
                 return
             entry = self._read_entry(entry_pa)
@@ -353,6 +361,7 @@ class AddressSpace:
         other.arch, other.memory, other._alloc = self.arch, self.memory, self._alloc
         other._small_zone_end, other._table_pfns = self._small_zone_end, self._table_pfns
         other._leaves, other._tables = {}, {}
+        other._nx_bit, other._pat_bit = self._nx_bit, self._pat_bit
         if dtb is not None:
             other._top, other.dtb = other._claim_top(dtb), dtb
         else:

@@ -343,3 +343,19 @@ def test_chosen_dtb_and_sibling_address_spaces() -> None:
         space.sibling(dtb=0x1AD000)
     with pytest.raises(ValueError, match="not free"):
         AddressSpace("x64", dtb=0xA0000)  # the legacy hole is not RAM
+
+
+def test_nx_and_pat_bits_are_written_into_leaf_entries() -> None:
+    space = AddressSpace("x86pae", nx=True, pat_large=True)
+    space.map(0x80001000, b"small")
+    space.map(0x81000000, b"large", page_size=PAGE_2M)
+    pd = u64(space.memory.read(space.top_table + 2 * 8, 8), 0) & 0xFFFFFF000  # PDPTE 2 → page directory
+    pde_large = u64(space.memory.read(pd + ((0x81000000 >> 21) & 0x1FF) * 8, 8), 0)
+    assert pde_large >> 63 == 1
+    assert pde_large & 0x1080 == 0x1080  # PAT and PS
+    assert pde_large & 0xFFFFFE00000 == space.translate(0x81000000)
+    pde_small = u64(space.memory.read(pd + ((0x80001000 >> 21) & 0x1FF) * 8, 8), 0)
+    assert pde_small >> 63 == 0  # tables are not execute-disabled, only leaves
+    pte = u64(space.memory.read((pde_small & 0xFFFFFF000) + 1 * 8, 8), 0)
+    assert pte >> 63 == 1
+    assert pte & 0x1000 == space.translate(0x80001000) & 0x1000  # bit 12 is an address bit in a 4 KiB PTE
