@@ -57,6 +57,8 @@ def test_bitmap_dump_offsets_follow_popcount(tmp_path: Path, is_64bit: bool, dum
     hsize = 0x2000 if is_64bit else 0x1000
     first = hsize + 0x38 + (bits + 7) // 8
     with KernelDump.open(path) as d:
+        assert isinstance(d.physical_map, BitmapMap)
+        assert d.physical_map.index_bytes == 0  # opening validates but builds no index
         assert d.pages_present == 700
         assert d.pages_total == bits
         for rank, pfn in enumerate(present):
