@@ -20,7 +20,7 @@ from typing import BinaryIO, Final
 
 from .header import HEADER32_SIZE, HEADER64_SIZE, MAX_RUNS32, MAX_RUNS64, HeaderFields, build_header32, build_header64
 from .paging import AddressSpace, Arch
-from .physmem import PAGE_SIZE, PhysicalMemory, Run
+from .physmem import PAGE_SIZE, PhysicalMemory, Run, normalize_runs
 
 __all__ = [
     "BITMAP_SUBHEADER_SIZE",
@@ -144,8 +144,9 @@ def write_full_dump(
             return header_size + (starts[sorted_runs[i][0]] + pfn - sorted_runs[i][0]) * PAGE_SIZE
         return None
 
+    covered = normalize_runs(runs)  # adjacent runs merged: a present range may straddle two of them
     for base, count in memory.present_runs():
-        if _crosses_gap(sorted_runs, base, count):
+        if _crosses_gap(covered, base, count):
             raise ValueError(f"present pages {base:#x}+{count:#x} lie outside the dump's runs")
     offsets = {pfn: offset(pfn) for pfn in memory.explicit_pfns()}
     header = _header(

@@ -359,3 +359,12 @@ def test_nx_and_pat_bits_are_written_into_leaf_entries() -> None:
     pte = u64(space.memory.read((pde_small & 0xFFFFFF000) + 1 * 8, 8), 0)
     assert pte >> 63 == 1
     assert pte & 0x1000 == space.translate(0x80001000) & 0x1000  # bit 12 is an address bit in a 4 KiB PTE
+
+
+def test_full_dump_accepts_present_pages_straddling_adjacent_runs(tmp_path: Path) -> None:
+    mem = PhysicalMemory([(0, 8), (8, 8)])  # PhysicalMemory merges them; the dump keeps two runs
+    mem.write(7 * PAGE + 0xFFC, b"straddle")
+    info = write_full_dump(tmp_path / "f.dmp", mem, arch="x86", runs=[(0, 8), (8, 8)])
+    raw = info.path.read_bytes()
+    assert u32(raw, 0x64) == 2
+    assert raw[0x1000 + 8 * PAGE - 4 : 0x1000 + 8 * PAGE + 4] == b"straddle"
