@@ -245,14 +245,13 @@ class NativeSession(Session):
             words = shlex.split(rest, posix=False)
         except ValueError as exc:
             raise DebuggerCommandError(ENGINE_NAME, command, f"cannot parse: {exc}") from None
-        options = [w.lower() for w in words if w.startswith(("/", "-")) and len(w) > 1]
-        files = [w.strip('"') for w in words if not (w.startswith(("/", "-")) and len(w) > 1)]
-        kinds = {o for o in options if o not in ("/o", "-o")}
-        if kinds - {"/m", "-m"}:
-            raise unsupported(command, f".dump {' '.join(sorted(kinds))} (the native engine writes /m only)")
-        if len(files) != 1:
+        if not words:
             raise DebuggerCommandError(ENGINE_NAME, command, "usage: .dump /m [/o] FILE")
-        out = Path(files[0])
+        options = [w.lower() for w in words[:-1]]  # cdb's syntax: .dump [options] FileName
+        bad = [o for o in options if o[:1] not in "/-" or o[1:] not in ("m", "o")]
+        if bad:
+            raise unsupported(command, f".dump {' '.join(bad)} (the native engine writes /m and /o only)")
+        out = Path(words[-1].strip('"'))
         overwrite = "/o" in options or "-o" in options
         try:
             written = self.write_small_dump(out, overwrite=overwrite)

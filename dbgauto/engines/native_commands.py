@@ -289,7 +289,7 @@ def _timestamp_text(ts: int | None) -> str:
     except (OverflowError, OSError, ValueError):
         when = None
     if when is None or not 1995 <= when.year <= year_now + 1:
-        return f"{ts:X} (This is a reproducible build file hash, not a timestamp)"
+        return f"{ts:08X} (This is a reproducible build file hash, not a timestamp)"
     return f"{when:%a %b} {when.day:2d} {when:%H:%M:%S %Y} ({ts:08X})"
 
 
