@@ -10,7 +10,8 @@ The rule (first match wins; the chosen rule's name is stored in ``CulpritFact.ru
 4. ``pc-core`` / ``bugcheck-parameter-N-core`` — the module holding the PC (else the parameter), even if it is
    a core module; ``is_core`` is set so readers know it is weak evidence.
 
-Core modules are the kernel, the HAL and the kernel-debugger transports (ntoskrnl/ntkrnl*, hal*, kd*), which
+Core modules are the kernel, the HAL and the kernel-debugger transports (``_CORE_NAMES``: ntoskrnl.exe,
+ntkrnlmp.exe, ..., hal*.dll, kdcom.dll, kdnet.dll, kd_XX_XXXX.dll; debugger names nt, hal, kdcom), which
 appear on every stack and in every crash. Nothing is chosen "blindly": with no address inside any module the
 answer is ``None``.
 
@@ -58,13 +59,23 @@ CODE_ADDRESS_PARAMETER: Final[dict[int, int]] = {
     0x116: 2,
 }
 
-_CORE_RE: Final = re.compile(r"^(nt|ntoskrnl|ntkrnl\w*|ntkrpamp|ntkrla57|hal\w*|kd\w*)(\.(exe|dll|sys))?$", re.I)
+_KD_EXTENSIBILITY: Final = re.compile(r"^kd_[0-9a-f]{2}_[0-9a-f]{4}\.dll$", re.I)  # kdnet NIC modules
 
 # Drivers that ship with Windows 10/11 (lower-case file names). Not exhaustive; see the module docstring.
 
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
+
+
+# the kernel, the HAL and the kernel-debugger transports, by file name and by the debugger's module name
+_CORE_NAMES: Final = _words(
+    """
+    ntoskrnl.exe ntkrnlmp.exe ntkrnlpa.exe ntkrpamp.exe ntkrla57.exe hal.dll halacpi.dll halaacpi.dll halmacpi.dll
+    halapic.dll halmps.dll halsp.dll kd.dll kdcom.dll kdnet.dll kdstub.dll kd1394.dll kdusb.dll
+    nt hal kd kdcom kdnet kdstub
+    """
+)
 
 
 MICROSOFT_DRIVER_NAMES: Final = _words(
@@ -108,7 +119,8 @@ def module_basename(name: str) -> str:
 
 def is_core_module(name: str) -> bool:
     """True for the kernel, HAL and kernel-debugger modules (never a useful culprit)."""
-    return bool(_CORE_RE.match(module_basename(name)))
+    base = module_basename(name).lower()
+    return base in _CORE_NAMES or bool(_KD_EXTENSIBILITY.match(base))
 
 
 _WINDOWS_DIR: Final = re.compile(r"^(\\systemroot\\|\\\?\?\\[a-z]:\\windows\\|[a-z]:\\windows\\|\\windows\\)", re.I)
