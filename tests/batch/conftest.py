@@ -100,3 +100,37 @@ def run_cli(
     return subprocess.run(
         dbgauto_cmd(*args), capture_output=True, text=True, timeout=timeout, env=full_env, cwd=REPO, check=False
     )
+
+
+def make_full_tree(root: Path, triage: Path) -> DumpTree:
+    """Dumps for the whole main job: inflated large dumps (when scripts/dumpinflate is there), two copies of
+    the real small dump under the same name in different folders, and broken ones."""
+    tree = DumpTree(root)
+    for rel in ("site1/MEMORY.DMP", "site2/MEMORY.DMP"):
+        dst = root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(triage.read_bytes())
+        tree.good.append(dst)
+    for path in inflated_dumps(root / "large"):
+        tree.good.append(path)
+    tree.broken = add_broken(root, tree.good[0])
+    return tree
+
+
+def inflated_dumps(folder: Path) -> list[Path]:
+    """Large convertible dumps built from the real small dump by scripts/dumpinflate; [] until it exists."""
+    try:
+        import dumpinflate
+    except ImportError:
+        return []
+    make = getattr(dumpinflate, "inflate_for_tests", None)
+    if make is None:
+        return []
+    return list(make(folder))
+
+
+@pytest.fixture
+def full_tree(tmp_path: Path, triage_x64_path: Path) -> DumpTree:
+    for module in ("dbgauto.convert", "dbgauto.analysis.collect", "dbgauto.report.render"):
+        pytest.importorskip(module, reason=f"{module} (conversion / facts / reports) is not available yet")
+    return make_full_tree(tmp_path / "src", triage_x64_path)
