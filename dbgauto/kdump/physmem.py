@@ -202,8 +202,10 @@ def _check_pages_fit(path: os.PathLike[str] | str | None, first: int, pages: int
         )
 
 
-def read_bitmap_info(buf: Buffer, file_size: int, header_size: int, path: os.PathLike[str] | str | None) -> BitmapInfo:
-    """Decode the SDMP/FDMP sub-header at ``header_size`` (modern layout, or the XP-era one as fallback)."""
+def read_bitmap_info(
+    buf: Buffer, file_size: int, header_size: int, path: os.PathLike[str] | str | None, dump_type: int = 6
+) -> list[BitmapInfo]:
+    """Decode the SDMP/FDMP sub-header at ``header_size``: the modern reading, then (DumpType 2 only) the XP one."""
     if file_size < header_size + BITMAP_HEADER.size:
         raise TruncatedDumpError(
             path, "bitmap sub-header is truncated", expected=header_size + BITMAP_HEADER.size, actual=file_size
@@ -214,22 +216,22 @@ def read_bitmap_info(buf: Buffer, file_size: int, header_size: int, path: os.Pat
             path,
             f"bitmap sub-header at {header_size:#x} reads {h['signature'] + h['valid_dump']!r}, expected SDMP/FDMP",
         )
-    modern = BitmapInfo(
-        signature=h["signature"],
-        layout="modern",
-        dump_options=h["dump_options"],
-        bitmap_offset=header_size + BITMAP_HEADER.size,
-        bitmap_bits=h["bitmap_size"],
-        first_page=h["first_page"],
-        total_present_pages=h["total_present_pages"],
-    )
-    if _plausible(modern, file_size):
-        return modern
-    old = _old_summary(buf, file_size, header_size)
-    if old is not None and _plausible(old, file_size):
-        log.info("%s: bitmap sub-header uses the XP-era SUMMARY_DUMP layout", path)
-        return old
-    return modern  # validation below names what is wrong with it
+    candidates = [
+        BitmapInfo(
+            signature=h["signature"],
+            layout="modern",
+            dump_options=h["dump_options"],
+            bitmap_offset=header_size + BITMAP_HEADER.size,
+            bitmap_bits=h["bitmap_size"],
+            first_page=h["first_page"],
+            total_present_pages=h["total_present_pages"],
+        )
+    ]
+    if dump_type == DumpType.SUMMARY:
+        old = _old_summary(buf, file_size, header_size)
+        if old is not None and _plausible(old, file_size):
+            candidates.append(old)
+    return candidates
 
 
 def _plausible(info: BitmapInfo, file_size: int) -> bool:
@@ -264,7 +266,26 @@ def _old_summary(buf: Buffer, file_size: int, header_size: int) -> BitmapInfo | 
 def build_bitmap_map(
     buf: memoryview, file_size: int, header_size: int, path: os.PathLike[str] | str | None, dump_type: int
 ) -> tuple[BitmapMap, BitmapInfo]:
-    info = read_bitmap_info(buf, file_size, header_size, path)
+    """Validate the bitmap sub-header (the first reading that holds together wins) and map it."""
+    candidates = read_bitmap_info(buf, file_size, header_size, path, dump_type)
+    first_error: DumpFormatError | None = None
+    for info in candidates:
+        try:
+            return _validated_bitmap(buf, file_size, header_size, path, dump_type, info), info
+        except DumpFormatError as exc:
+            first_error = first_error or exc
+    assert first_error is not None
+    raise first_error
+
+
+def _validated_bitmap(
+    buf: memoryview,
+    file_size: int,
+    header_size: int,
+    path: os.PathLike[str] | str | None,
+    dump_type: int,
+    info: BitmapInfo,
+) -> BitmapMap:
     bits = info.bitmap_bits
     nbytes = (bits + 7) // 8
     bitmap_end = info.bitmap_offset + nbytes
@@ -286,11 +307,14 @@ def build_bitmap_map(
     bitmap = buf[info.bitmap_offset : bitmap_end]
     counted = popcount(bitmap, bits)
     if counted != info.total_present_pages:
+        bitmap.release()
         raise BitmapCountMismatchError(
             path, f"bitmap has {counted:#x} bits set, sub-header says {info.total_present_pages:#x} pages"
         )
-    kind = f"bitmap ({info.signature.decode('ascii', 'replace')}, DumpType {dump_type})"
-    return BitmapMap(kind, bitmap, bits, info.first_page, counted), info
+    if info.layout != "modern":
+        log.info("%s: bitmap sub-header uses the XP-era SUMMARY_DUMP layout", path)
+    kind = f"bitmap ({info.signature.decode('ascii', 'replace')}, {info.layout} layout, DumpType {dump_type})"
+    return BitmapMap(kind, bitmap, bits, info.first_page, counted)
 
 
 def build_run_map(
