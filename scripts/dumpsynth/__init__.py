@@ -74,7 +74,10 @@ Writers (``dumpsynth.writer``); ``source`` is an AddressSpace (arch and DTB from
                       overwrite=False) -> DumpInfo
     write_dump(path, source, dump_type, **options) -> DumpInfo
     DumpInfo(path, arch, dump_type, header_size, file_size, first_page_offset, stored_pages, runs,
-             bitmap_bits, dtb).file_offset(pfn) -> int | None
+             bitmap_bits, dtb)
+        .file_offset(pfn) -> int | None          # O(log runs)
+        .pfn_at(index) -> int                    # the index-th stored page, file order
+        .sample_stored_pfns(n, seed=0) -> list[int]   # n distinct stored PFNs (benchmarks' random reads)
     bitmap_from_runs(runs, bits) -> bytearray
 
 Example: a 256 GiB Kernel bitmap dump, 25 % present, in about a second::

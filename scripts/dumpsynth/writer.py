@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import itertools
 import os
+import random
 import struct
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -35,7 +37,7 @@ BITMAP_SUBHEADER_SIZE: Final = 0x38
 _ZERO_PAGE: Final = bytes(PAGE_SIZE)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DumpInfo:
     """What was written, so tests and benchmarks know where every page landed without re-parsing."""
 
@@ -46,24 +48,49 @@ class DumpInfo:
     file_size: int
     first_page_offset: int  # absolute file offset of the first stored page
     stored_pages: int  # pages in the data area (sum of runs / bits set)
-    runs: tuple[Run, ...]  # type 1: the run list in file order; bitmap: the present PFN runs
+    runs: tuple[Run, ...]  # type 1: the run list in file order; bitmap: the present PFN runs (ascending)
     bitmap_bits: int | None  # bitmap dumps: BitmapSize
     dtb: int | None
 
+    @functools.cached_property
+    def _by_pfn(self) -> tuple[list[Run], list[int]]:
+        """Runs sorted by PFN with each one's page index in the data area (file order)."""
+        position, index_of = 0, {}
+        for base, count in self.runs:
+            index_of[base] = position
+            position += count
+        ordered = sorted(self.runs)
+        return ordered, [index_of[base] for base, _ in ordered]
+
+    @functools.cached_property
+    def _by_index(self) -> list[int]:
+        ends, position = [], 0
+        for _, count in self.runs:
+            position += count
+            ends.append(position)
+        return ends
+
     def file_offset(self, pfn: int) -> int | None:
-        """File offset of ``pfn``'s page, or None when the dump does not store it."""
-        position = 0
-        if self.bitmap_bits is None:
-            for base, count in self.runs:
-                if base <= pfn < base + count:
-                    return self.first_page_offset + (position + pfn - base) * PAGE_SIZE
-                position += count
+        """File offset of ``pfn``'s page, or None when the dump does not store it (O(log runs))."""
+        ordered, index = self._by_pfn
+        i = bisect.bisect_right(ordered, (pfn, 1 << 62)) - 1
+        if i < 0 or pfn >= ordered[i][0] + ordered[i][1]:
             return None
-        i = bisect.bisect_right(self.runs, (pfn, 1 << 62)) - 1
-        if i < 0 or not self.runs[i][0] <= pfn < self.runs[i][0] + self.runs[i][1]:
-            return None
-        position = sum(c for _, c in self.runs[:i]) + pfn - self.runs[i][0]
-        return self.first_page_offset + position * PAGE_SIZE
+        return self.first_page_offset + (index[i] + pfn - ordered[i][0]) * PAGE_SIZE
+
+    def pfn_at(self, index: int) -> int:
+        """The PFN of the ``index``-th stored page (file order), 0 <= index < stored_pages."""
+        if not 0 <= index < self.stored_pages:
+            raise IndexError(index)
+        ends = self._by_index
+        i = bisect.bisect_right(ends, index)
+        base, count = self.runs[i]
+        return base + index - (ends[i] - count)
+
+    def sample_stored_pfns(self, n: int, seed: int = 0) -> list[int]:
+        """``n`` distinct stored PFNs chosen at random (seeded): what a benchmark reads back."""
+        rng = random.Random(seed)
+        return [self.pfn_at(i) for i in rng.sample(range(self.stored_pages), min(n, self.stored_pages))]
 
 
 @contextlib.contextmanager

@@ -368,3 +368,24 @@ def test_full_dump_accepts_present_pages_straddling_adjacent_runs(tmp_path: Path
     raw = info.path.read_bytes()
     assert u32(raw, 0x64) == 2
     assert raw[0x1000 + 8 * PAGE - 4 : 0x1000 + 8 * PAGE + 4] == b"straddle"
+
+
+@pytest.mark.parametrize("dump_type", [1, 6])
+def test_dump_info_locates_stored_pages(tmp_path: Path, dump_type: int) -> None:
+    mem = PhysicalMemory([(0x100, 16), (0x10, 4)])
+    for pfn in (0x10, 0x13, 0x100, 0x10F):
+        mem.write(pfn * PAGE, pattern_page(pfn))
+    options = {"runs": [(0x100, 16), (0x10, 4)]} if dump_type == 1 else {}
+    info = write_dump(tmp_path / "i.dmp", mem, dump_type, arch="x64", **options)
+    raw = info.path.read_bytes()
+    stored = [info.pfn_at(i) for i in range(info.stored_pages)]
+    expected = [*range(0x100, 0x110), *range(0x10, 0x14)] if dump_type == 1 else [0x10, 0x13, 0x100, 0x10F]
+    assert stored == expected  # file order: run after run (type 1), ascending PFN (bitmap)
+    for pfn in (0x10, 0x13, 0x100, 0x10F):
+        off = info.file_offset(pfn)
+        assert off is not None
+        assert raw[off : off + PAGE] == pattern_page(pfn)
+    assert info.file_offset(0x14) is None
+    sample = info.sample_stored_pfns(3, seed=1)
+    assert len(set(sample)) == 3
+    assert all(info.file_offset(p) is not None for p in sample)
