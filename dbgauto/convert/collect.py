@@ -1,0 +1,459 @@
+"""Gather what a small memory dump carries from a large dump: the parts, not the file.
+
+``collect_parts(dump)`` reads the KDBG (decoded), finds the crashing processor, and copies its KPRCB, current
+ETHREAD / EPROCESS and kernel stack, walks PsLoadedModuleList and MmUnloadedDrivers, reads the MM triage values,
+and selects the data blocks (:mod:`dbgauto.convert.policy`). The report helper uses it for facts of large dumps.
+
+Rules (each checked against the Windows-written sample ``../shared/dumps/triage_x64.dmp``):
+
+* **Crashing processor**: the processor whose current thread's stack range ``[StackLimit, StackBase)`` holds the
+  header CONTEXT's stack pointer (the bugcheck context is a frame on the crashing thread's stack). Fallback: the
+  processor whose saved context (``*(KPRCB + OffsetPrcbContext)``) has the header's SP and PC; a one-processor
+  machine is processor 0. Anything else is a ConversionError (never a guess).
+* **TopOfStack** is the stack pointer of that processor's saved context (``*(KPRCB + OffsetPrcbContext)``, the
+  register state KeBugCheckEx saved): in the sample it is 0xFFFF850429890EE8, below the header RSP, and the copy
+  starts with KeBugCheckEx's own frame. When that context is absent or off the thread's stack, the header SP.
+* **Stack copy**: ``[TopOfStack, StackBase)`` (thread StackBase via KDBG OffsetKThreadStackBase), at most
+  MAX_STACK_BYTES (16 KiB, the documented small-dump stack limit) kept from TopOfStack upwards; absent pages end
+  the copy (warning).
+* **Drivers**: PsLoadedModuleList in list order, at most MAX_DRIVERS entries, stopping at the head, at a repeated
+  entry (loop) or an unreadable one (warning). Name = FullDllName (full NT path, as the sample's string pool has
+  it). Base/size from the entry; TimeDateStamp/CheckSum from the live entry (Windows 10+ x64: 0x9C/0x78; older
+  x64 and 32-bit: the debugger-side offsets), replaced by the image's PE header values when its header page is
+  present and agrees with the entry on SizeOfImage.
+* **Unloaded drivers**: ``*MmUnloadedDrivers`` (array of MI_UNLOADED_DRIVERS entries), newest first from
+  index ``*MmLastUnloadedDriver - 1`` backwards around the circle, skipping empty slots (the sample's order:
+  dam.sys, WdBoot.sys, hwpolicy.sys, mcupdate.dll).
+* **MM triage info**: Version 1, Size, then the values of the Mm* globals the KDBG points to (MmSpecialPoolTag,
+  MmTriageActionTaken, KernelVerifier, MmMaximumNonPagedPoolInBytes, MmAllocatedNonPagedPool,
+  MmSizeOfPagedPoolInBytes, MmTotalCommittedPages, MmPeakCommitment, MmTotalCommitLimitMaximum); a null pointer
+  or an absent page gives 0. MmVerifyDriverLevel and PagedPoolAllocated have no KDBG pointer: 0. (The 19041
+  sample has zeros after Version/Size.)
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from dbgauto.errors import ConversionError
+from dbgauto.kdump.constants import PAGE_SIZE, Machine
+from dbgauto.kdump.kdbg import KdbgBlock, KdbgKeys, read_kdbg
+from dbgauto.kdump.layout import Layout
+from dbgauto.kdump.structs.context import CpuContext, context_layout, parse_context
+from dbgauto.kdump.structs.kd import (
+    KLDR_DATA_TABLE_ENTRY32,
+    KLDR_DATA_TABLE_ENTRY64,
+    KLDR_DATA_TABLE_ENTRY_LIVE_WIN10_X64,
+    MI_UNLOADED_DRIVERS,
+    UNLOADED_DRIVERS32,
+    UNLOADED_DRIVERS64,
+)
+
+from .policy import PolicyInputs, select_data_blocks
+from .vmem import DumpMemory
+
+if TYPE_CHECKING:
+    from dbgauto.kdump.header import DumpHeader
+    from dbgauto.kdump.reader import KernelDump
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DriverInfo", "SmallDumpParts", "UnloadedInfo", "collect_parts"]
+
+MAX_STACK_BYTES: Final = 0x4000
+MAX_DRIVERS: Final = 4096
+MAX_PROCESSORS: Final = 2048
+MAX_NAME_BYTES: Final = 0x1000
+WIN10_FIRST_BUILD: Final = 10240
+UNLOADED_NAME_BYTES: Final = 0x200
+
+
+@dataclass(frozen=True, slots=True)
+class DriverInfo:
+    """One PsLoadedModuleList entry as a small dump records it."""
+
+    name: str | None
+    base: int
+    size: int
+    timestamp: int = 0
+    checksum: int = 0
+    entry_va: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UnloadedInfo:
+    """One MmUnloadedDrivers entry (full name; the writer keeps the first 12 characters, as Windows does)."""
+
+    name: str
+    start: int
+    end: int
+    name_length: int | None = None
+
+
+@dataclass
+class SmallDumpParts:
+    """Everything a small memory dump of ``header``'s crash holds, read from the large dump."""
+
+    header: DumpHeader
+    is_64bit: bool
+    machine: int
+    context: CpuContext
+    kdbg: KdbgBlock
+    processor: int
+    processor_blocks: list[int]
+    prcb_va: int
+    prcb: bytes
+    thread_va: int
+    thread: bytes
+    process_va: int | None
+    process: bytes | None
+    top_of_stack: int
+    stack: bytes | None
+    stack_base: int | None
+    drivers: list[DriverInfo]
+    unloaded_drivers: list[UnloadedInfo] | None
+    mm: dict[str, int]
+    data_blocks: list[tuple[int, bytes]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def kdbg_fields(self) -> dict[str, int]:
+        return self.kdbg.fields
+
+
+def _need(fields: dict[str, int], names: tuple[str, ...], source: str) -> None:
+    missing = [n for n in names if not fields.get(n)]
+    if missing:
+        raise ConversionError(f"{source}: the KDBG lacks {', '.join(missing)}")
+
+
+class _Collector:
+    def __init__(self, dump: KernelDump, keys: KdbgKeys | None, with_data_blocks: bool) -> None:
+        self.dump = dump
+        self.src = str(dump.path)
+        self.mem = DumpMemory(dump)
+        self.keys = keys
+        self.with_data_blocks = with_data_blocks
+        self.warnings: list[str] = []
+        self.ps = self.mem.pointer_size
+
+    def warn(self, msg: str) -> None:
+        log.warning("%s: %s", self.src, msg)
+        self.warnings.append(msg)
+
+    # -- essentials ----------------------------------------------------------------------------------------
+
+    def run(self) -> SmallDumpParts:
+        dump, mem = self.dump, self.mem
+        h = dump.header
+        if not dump.has_physical_memory:
+            raise ConversionError(f"{self.src}: DumpType {int(dump.dump_type)} holds no physical memory to convert")
+        if h.context is None:
+            raise ConversionError(f"{self.src}: the header holds no CONTEXT of the crashing processor")
+        nt_base, nt_size = self._nt_from_module_list(h)
+        kdbg = read_kdbg(
+            mem.read,
+            None if h.kd_debugger_data_block is None else mem.canon(h.kd_debugger_data_block),
+            keys=self.keys,
+            nt_base=nt_base,
+            nt_size=nt_size,
+            source=self.src,
+        )
+        f = kdbg.fields
+        _need(f, ("KiProcessorBlock", "SizePrcb", "SizeEThread", "SizeEProcess", "OffsetKThreadApcProcess"), self.src)
+        prcbs = self._processor_blocks(h, f)
+        cpu, thread_va, stack_range = self._crashing_processor(h.context, prcbs, f)
+        prcb_va = prcbs[cpu]
+        prcb = mem.read(prcb_va, f["SizePrcb"])
+        if prcb is None:
+            raise ConversionError(f"{self.src}: KPRCB of processor {cpu} at {prcb_va:#x} is not in the dump")
+        thread = mem.read(thread_va, f["SizeEThread"])
+        if thread is None:
+            raise ConversionError(f"{self.src}: current thread of processor {cpu} at {thread_va:#x} is not in the dump")
+        process_va = mem.pointer(thread_va + f["OffsetKThreadApcProcess"])
+        process = mem.read(process_va, f["SizeEProcess"]) if process_va else None
+        if process is None:
+            self.warn(f"process of thread {thread_va:#x} ({(process_va or 0):#x}) is not in the dump; no EPROCESS copy")
+        top, stack, base = self._stack(h.context, prcb_va, f, stack_range)
+        parts = SmallDumpParts(
+            header=h,
+            is_64bit=dump.is_64bit,
+            machine=dump.machine,
+            context=h.context,
+            kdbg=kdbg,
+            processor=cpu,
+            processor_blocks=prcbs,
+            prcb_va=prcb_va,
+            prcb=prcb,
+            thread_va=thread_va,
+            thread=thread,
+            process_va=process_va if process is not None else None,
+            process=process,
+            top_of_stack=top,
+            stack=stack,
+            stack_base=base,
+            drivers=self._drivers(h, f),
+            unloaded_drivers=self._unloaded(f),
+            mm=self._mm(f),
+            warnings=self.warnings,
+        )
+        if self.with_data_blocks:
+            parts.data_blocks = select_data_blocks(mem, self._policy_inputs(parts))
+        return parts
+
+    def _nt_from_module_list(self, h: DumpHeader) -> tuple[int | None, int | None]:
+        """nt's base and size from the first PsLoadedModuleList entry (needed before the KDBG is decoded)."""
+        if not h.ps_loaded_module_list:
+            return None, None
+        first = self.mem.pointer(self.mem.canon(h.ps_loaded_module_list))
+        if not first:
+            return None, None
+        lay = self._kldr_layout(h)
+        raw = self.mem.read(first, lay.size)
+        if raw is None:
+            return None, None
+        v = lay.unpack(raw)
+        return v["DllBase"] or None, v["SizeOfImage"] or None
+
+    def _processor_blocks(self, h: DumpHeader, f: dict[str, int]) -> list[int]:
+        n = h.number_processors or 0
+        if not 0 < n <= MAX_PROCESSORS:
+            raise ConversionError(f"{self.src}: NumberProcessors {n} is not plausible")
+        arr_va = self.mem.canon(f["KiProcessorBlock"])
+        raw = self.mem.read(arr_va, n * self.ps)
+        if raw is None:
+            raise ConversionError(f"{self.src}: KiProcessorBlock at {arr_va:#x} is not in the dump")
+        values = list(struct.unpack(f"<{n}{'Q' if self.ps == 8 else 'I'}", raw))
+        if not any(values):
+            raise ConversionError(f"{self.src}: KiProcessorBlock at {arr_va:#x} holds no KPRCB pointer")
+        return values
+
+    def _thread_stack(self, thread_va: int, f: dict[str, int]) -> tuple[int, int] | None:
+        off_limit, off_base = f.get("OffsetKThreadStackLimit"), f.get("OffsetKThreadStackBase")
+        if not off_limit or not off_base:
+            return None
+        limit, base = self.mem.pointer(thread_va + off_limit), self.mem.pointer(thread_va + off_base)
+        if not limit or not base or not limit < base:
+            return None
+        return limit, base
+
+    def _saved_context(self, prcb_va: int, f: dict[str, int]) -> CpuContext | None:
+        """The register state a processor saved in its PRCB (KPRCB.Context pointer, else ProcessorState)."""
+        lay = context_layout(self.dump.machine)
+        off = f.get("OffsetPrcbContext")
+        if off:
+            ptr = self.mem.pointer(prcb_va + off)
+            raw = self.mem.read(ptr, lay.size) if ptr else None
+            if raw is not None:
+                ctx = parse_context(self.dump.machine, raw)
+                if ctx.sp:
+                    return ctx
+        off = f.get("OffsetPrcbProcStateContext")
+        if off:
+            raw = self.mem.read(prcb_va + off, lay.size)
+            if raw is not None:
+                ctx = parse_context(self.dump.machine, raw)
+                if ctx.sp:
+                    return ctx
+        return None
+
+    def _crashing_processor(
+        self, ctx: CpuContext, prcbs: list[int], f: dict[str, int]
+    ) -> tuple[int, int, tuple[int, int] | None]:
+        off_cur = f.get("OffsetPrcbCurrentThread")
+        if not off_cur:
+            raise ConversionError(f"{self.src}: the KDBG lacks OffsetPrcbCurrentThread")
+        sp, pc = self.mem.canon(ctx.sp), self.mem.canon(ctx.pc)
+        threads: dict[int, int] = {}
+        for cpu, prcb in enumerate(prcbs):
+            if not prcb:
+                continue
+            thread = self.mem.pointer(prcb + off_cur)
+            if not thread:
+                continue
+            threads[cpu] = thread
+            rng = self._thread_stack(thread, f)
+            if rng is not None and rng[0] <= sp < rng[1]:
+                return cpu, thread, rng
+        for cpu, thread in threads.items():
+            saved = self._saved_context(prcbs[cpu], f)
+            if saved is not None and saved.sp == sp and saved.pc == pc:
+                return cpu, thread, self._thread_stack(thread, f)
+        if len(prcbs) == 1 and 0 in threads:
+            self.warn("one processor and no stack match: processor 0 taken as the crashing one")
+            return 0, threads[0], self._thread_stack(threads[0], f)
+        raise ConversionError(
+            f"{self.src}: no processor's current thread stack holds the bugcheck context's SP {sp:#x} "
+            f"({len(threads)} of {len(prcbs)} current threads readable)"
+        )
+
+    def _stack(
+        self, ctx: CpuContext, prcb_va: int, f: dict[str, int], rng: tuple[int, int] | None
+    ) -> tuple[int, bytes | None, int | None]:
+        sp = self.mem.canon(ctx.sp)
+        top = sp
+        saved = self._saved_context(prcb_va, f)
+        if saved is not None:
+            ssp = self.mem.canon(saved.sp)
+            if (rng is not None and rng[0] <= ssp < rng[1]) or (rng is None and sp - 0x10000 <= ssp <= sp):
+                top = ssp
+        base = rng[1] if rng is not None else (top | (PAGE_SIZE - 1)) + 1
+        if rng is None:
+            self.warn(f"thread stack bounds unknown; stack copied to the end of SP's page {base:#x}")
+        size = base - top
+        if size > MAX_STACK_BYTES:
+            self.warn(f"stack of {size:#x} bytes cut to {MAX_STACK_BYTES:#x} from TopOfStack {top:#x}")
+            size = MAX_STACK_BYTES
+        data = self.mem.read_prefix(top, size)
+        if not data:
+            self.warn(f"kernel stack at {top:#x} is not in the dump; no stack copy")
+            return top, None, base
+        if len(data) < size:
+            self.warn(f"kernel stack at {top:#x}: only {len(data):#x} of {size:#x} bytes are in the dump")
+        return top, data, base
+
+    # -- drivers -------------------------------------------------------------------------------------------
+
+    def _kldr_layout(self, h: DumpHeader) -> Layout:
+        if not self.dump.is_64bit:
+            return KLDR_DATA_TABLE_ENTRY32
+        if (h.minor_version or 0) >= WIN10_FIRST_BUILD:
+            return KLDR_DATA_TABLE_ENTRY_LIVE_WIN10_X64
+        return KLDR_DATA_TABLE_ENTRY64
+
+    def _unicode(self, raw: bytes) -> str | None:
+        if self.ps == 8:
+            length, _maxlen, buf = struct.unpack_from("<HH4xQ", raw)
+        else:
+            length, _maxlen, buf = struct.unpack_from("<HHI", raw)
+        if not length or not buf or length > MAX_NAME_BYTES:
+            return None
+        data = self.mem.read(buf, length & ~1)
+        return None if data is None else data.decode("utf-16-le", "replace")
+
+    def _pe_facts(self, base: int) -> tuple[int, int, int] | None:
+        """(TimeDateStamp, CheckSum, SizeOfImage) from the image's PE header, when its page is present."""
+        page = self.mem.read(base, 0x400)
+        if page is None or page[:2] != b"MZ":
+            return None
+        pe = struct.unpack_from("<I", page, 0x3C)[0]
+        if not 0x40 <= pe <= 0x400 - 0x60 or page[pe : pe + 4] != b"PE\0\0":
+            return None
+        ts = struct.unpack_from("<I", page, pe + 8)[0]
+        size, checksum = struct.unpack_from("<I4xI", page, pe + 0x18 + 0x38)
+        return ts, checksum, size
+
+    def _drivers(self, h: DumpHeader, f: dict[str, int]) -> list[DriverInfo]:
+        head_raw = h.ps_loaded_module_list or f.get("PsLoadedModuleList")
+        if not head_raw:
+            self.warn("no PsLoadedModuleList address; no driver list")
+            return []
+        head = self.mem.canon(head_raw)
+        lay = self._kldr_layout(h)
+        out: list[DriverInfo] = []
+        seen = {head}
+        entry = self.mem.pointer(head)
+        while entry and entry != head:
+            if entry in seen:
+                self.warn(f"PsLoadedModuleList loops back to {entry:#x} after {len(out)} entries; walk stopped")
+                break
+            if len(out) >= MAX_DRIVERS:
+                self.warn(f"PsLoadedModuleList has more than {MAX_DRIVERS} entries; walk stopped")
+                break
+            seen.add(entry)
+            raw = self.mem.read(entry, lay.size)
+            if raw is None:
+                self.warn(f"PsLoadedModuleList entry {entry:#x} is not in the dump; walk stopped")
+                break
+            v = lay.unpack(raw)
+            name = self._unicode(v["FullDllName"]) or self._unicode(v["BaseDllName"])
+            ts, checksum, size = v["TimeDateStamp"], v["CheckSum"], v["SizeOfImage"]
+            pe = self._pe_facts(v["DllBase"]) if v["DllBase"] else None
+            if pe is not None and pe[2] == size:
+                ts, checksum = pe[0], pe[1]
+            out.append(DriverInfo(name, v["DllBase"], size, ts, checksum, entry))
+            entry = v["InLoadOrderLinks"][0]
+        if entry == 0:
+            self.warn(f"PsLoadedModuleList ends in a null link after {len(out)} entries")
+        return out
+
+    def _unloaded(self, f: dict[str, int]) -> list[UnloadedInfo] | None:
+        ptr_va, last_va = f.get("MmUnloadedDrivers"), f.get("MmLastUnloadedDriver")
+        if not ptr_va or not last_va:
+            return None
+        array = self.mem.pointer(self.mem.canon(ptr_va))
+        last = self.mem.u32(self.mem.canon(last_va))
+        if array is None or last is None:
+            self.warn("MmUnloadedDrivers / MmLastUnloadedDriver are not in the dump; no unloaded-driver list")
+            return None
+        if not array:
+            return []
+        lay = UNLOADED_DRIVERS64 if self.ps == 8 else UNLOADED_DRIVERS32
+        raw = self.mem.read(array, lay.size * MI_UNLOADED_DRIVERS)
+        if raw is None:
+            self.warn(f"MmUnloadedDrivers array at {array:#x} is not in the dump; no unloaded-driver list")
+            return None
+        last %= MI_UNLOADED_DRIVERS
+        out = []
+        for k in range(MI_UNLOADED_DRIVERS):
+            i = (last - 1 - k) % MI_UNLOADED_DRIVERS
+            v = lay.unpack(raw, i * lay.size)
+            if not v["StartAddress"] and not v["EndAddress"]:
+                continue
+            name = self._unicode(v["Name"])
+            length = struct.unpack_from("<H", v["Name"])[0]
+            out.append(UnloadedInfo(name or "", v["StartAddress"], v["EndAddress"], min(length, 24)))
+        return out
+
+    def _mm(self, f: dict[str, int]) -> dict[str, int]:
+        def val(name: str, width: int) -> int:
+            ptr = f.get(name)
+            if not ptr:
+                return 0
+            v = self.mem.u32(self.mem.canon(ptr)) if width == 4 else self.mem.pointer(self.mem.canon(ptr))
+            return v or 0
+
+        return {
+            "mm_special_pool_tag": val("MmSpecialPoolTag", 4),
+            "mi_triage_action_taken": val("MmTriageActionTaken", 4),
+            "mm_verify_driver_level": 0,
+            "kernel_verifier": val("KernelVerifier", 4),
+            "mm_maximum_non_paged_pool": val("MmMaximumNonPagedPoolInBytes", 8),
+            "mm_allocated_non_paged_pool": val("MmAllocatedNonPagedPool", 8),
+            "paged_pool_maximum": val("MmSizeOfPagedPoolInBytes", 8),
+            "paged_pool_allocated": 0,
+            "committed_pages": val("MmTotalCommittedPages", 8),
+            "committed_pages_peak": val("MmPeakCommitment", 8),
+            "commit_limit_maximum": val("MmTotalCommitLimitMaximum", 8),
+        }
+
+    def _policy_inputs(self, p: SmallDumpParts) -> PolicyInputs:
+        return PolicyInputs(
+            is_64bit=p.is_64bit,
+            machine=p.machine,
+            context=p.context,
+            exception_address=p.header.exception.address if p.header.exception is not None else None,
+            bugcheck_parameters=tuple(p.header.bugcheck_parameters),
+            kdbg=p.kdbg,
+            processor_blocks=p.processor_blocks,
+            crashing_processor=p.processor,
+            thread_va=p.thread_va,
+            thread=p.thread,
+            process_va=p.process_va,
+            process=p.process,
+            stack=p.stack,
+            top_of_stack=p.top_of_stack,
+            kern_base=p.kdbg.fields.get("KernBase") or (p.drivers[0].base if p.drivers else None),
+        )
+
+
+def collect_parts(
+    dump: KernelDump, *, keys: KdbgKeys | None = None, data_blocks: bool = True, **_: Any
+) -> SmallDumpParts:
+    """The parts of a small memory dump of ``dump``; ConversionError when an essential is missing."""
+    if dump.machine not in (Machine.AMD64, Machine.I386):
+        raise ConversionError(f"{dump.path}: machine {dump.machine:#x} cannot be converted (x64 and x86 only)")
+    return _Collector(dump, keys, data_blocks).run()
