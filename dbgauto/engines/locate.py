@@ -100,9 +100,10 @@ def candidates(
     if env.get(ENV_VAR):
         argv = split_command_line(env[ENV_VAR])
         out.append(DebuggerCandidate(argv, ENV_VAR, _program_exists(argv)))
-    on_path = shutil.which(kind) or shutil.which(exe)
+    search = env.get("PATH")
+    on_path = shutil.which(kind, path=search) or shutil.which(exe, path=search)
     out.append(DebuggerCandidate((on_path or exe,), "PATH", on_path is not None))
-    if sys.platform == "win32" or env.get("ProgramFiles"):
+    if sys.platform == "win32" or env.get("ProgramFiles") or env.get("ProgramFiles(x86)"):
         for label, folder in (*_kits_dirs(env), *_store_dirs(env)):
             path = folder / exe
             out.append(DebuggerCandidate((str(path),), label, path.is_file()))
