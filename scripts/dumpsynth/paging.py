@@ -71,9 +71,17 @@ class _Intervals:
         return i >= 0 and self.ends[i] > start
 
     def add(self, start: int, end: int) -> None:
+        """Insert [start, end), merging it with every interval it overlaps so the set stays disjoint."""
         i = bisect.bisect_left(self.starts, start)
-        self.starts.insert(i, start)
-        self.ends.insert(i, end)
+        if i > 0 and self.ends[i - 1] > start:
+            i -= 1
+        j = i
+        while j < len(self.starts) and self.starts[j] < end:
+            j += 1
+        if j > i:
+            start, end = min(start, self.starts[i]), max(end, self.ends[j - 1])
+        self.starts[i:j] = [start]
+        self.ends[i:j] = [end]
 
 
 class _Allocator:
@@ -94,8 +102,7 @@ class _Allocator:
         return any(b <= start and start + count <= b + c for b, c in self.ram_runs)
 
     def reserve(self, start: int, count: int) -> None:
-        if not self.used.overlaps(start, start + count):
-            self.used.add(start, start + count)
+        self.used.add(start, start + count)
 
     def is_free(self, start: int, count: int) -> bool:
         return self._in_ram(start, count) and not self.used.overlaps(start, start + count)

@@ -389,3 +389,13 @@ def test_dump_info_locates_stored_pages(tmp_path: Path, dump_type: int) -> None:
     sample = info.sample_stored_pfns(3, seed=1)
     assert len(set(sample)) == 3
     assert all(info.file_offset(p) is not None for p in sample)
+
+
+def test_frames_reserved_by_an_explicit_pa_are_never_handed_out_again() -> None:
+    space = AddressSpace("x64", ram_bytes=16 << 20)
+    raw = space.alloc_frames(1)  # one frame in use, then a large page laid over it and its neighbours
+    base = raw - raw % PAGE_2M + PAGE_2M  # the next 2 MiB block, entirely fresh
+    space.write_physical(base + 0x3000, b"raw inside")
+    space.map(0xFFFFF80000200000, size=PAGE_2M, page_size=PAGE_2M, pa=base)
+    taken = {space.alloc_frames(1) // PAGE for _ in range(700)}
+    assert not taken & set(range(base // PAGE, base // PAGE + 512))
