@@ -37,7 +37,7 @@ Page tables (``dumpsynth.paging``)::
         .sibling(*, dtb=None, share_kernel=True) -> AddressSpace   # a process: same RAM + allocator, own tables,
                                # kernel-half top-level entries copied (kernel mappings made so far are shared)
         .map(va, data=b"", *, size=None, page_size=PAGE_4K | PAGE_2M | PAGE_1G | PAGE_4M, pa=None) -> int (pa of va)
-        .write_virtual(va, data); .write_physical(pa, data); .alloc_frames(count=1) -> pa
+        .write_virtual(va, data); .write_physical(pa, data, *, allow_tables=False); .alloc_frames(count=1) -> pa
         .translate(va) -> int | None    # the builder's own record, not a walk
         .read_virtual(va, size) -> bytes; .mappings() -> list[Mapping(va, pa, size)]
     Default RAM layout: runs (0x1, 0x9E) and (0x100, ram_pages - 0x100): two runs, PFN 0 absent.
@@ -60,6 +60,9 @@ Headers (``dumpsynth.header``, ``dumpsynth.context``)::
                  suite_mask=0x110, writer_status=None, required_dump_space=None (auto = file size),
                  system_time=datetime(2026-01-15 09:30:12 UTC) | FILETIME int, system_uptime=36_000_000_000,
                  leave_filler=())      # names forced to the "PAGE" filler
+        Any value given is written as is, even when it contradicts the file (a header that lies about its
+        DumpType, runs or size is how reader robustness is tested); the data area always follows the writer's
+        own layout (``runs`` for type 1, the present pages for bitmaps).
     ExceptionFields(code=0x80000003, flags=0, record=0, address=None (= context pc), parameters=())
     build_header64(fields, **auto) -> bytearray (0x2000); build_header32(fields, **auto) -> bytearray (0x1000)
     amd64_context(registers=None) -> bytes (0x4D0); x86_context(registers=None) -> bytes (0x2CC)
