@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 MAX_PFN: Final = 1 << 40  # 52-bit physical addresses (x64 and ARM64 architectural maximum)
 RANK_BLOCK_BYTES: Final = 512  # 64 words of bitmap per running sum: index = bitmap size / 64
 _VALIDATE_CHUNK: Final = 1 << 20  # popcount in 1 MiB slices to bound the temporary big int
+_BIT_COUNTS: Final = bytes(i.bit_count() for i in range(256))
+_ADLER_SPAN: Final = 8189  # 8 × 8189 + 1 < 65521: Adler-32's byte sum stays exact
 MAX_RANGES: Final = 1 << 20  # real RDMP range tables hold hundreds to thousands of ranges
 
 
@@ -170,11 +173,19 @@ class BitmapMap:
 
 
 def popcount(data: memoryview, bits: int) -> int:
-    """Set bits among the first ``bits`` bits of ``data`` (LSB first), at C speed, in 1 MiB slices."""
+    """Set bits among the first ``bits`` bits of ``data`` (LSB first), at C speed, in 1 MiB slices.
+
+    Each slice is mapped byte → bit count with ``bytes.translate``, and the counts are summed by Adler-32,
+    whose low half is 1 + the byte sum modulo 65521: over 8189 bytes of counts (≤ 8 each) it cannot wrap.
+    That is about twice as fast as ``int.from_bytes(...).bit_count()``, which dominates opening a big bitmap.
+    """
     nbytes = (bits + 7) // 8
     total = 0
+    adler = zlib.adler32
     for start in range(0, nbytes, _VALIDATE_CHUNK):
-        total += int.from_bytes(data[start : min(start + _VALIDATE_CHUNK, nbytes)], "little").bit_count()
+        counts = memoryview(bytes(data[start : min(start + _VALIDATE_CHUNK, nbytes)]).translate(_BIT_COUNTS))
+        for j in range(0, len(counts), _ADLER_SPAN):
+            total += (adler(counts[j : j + _ADLER_SPAN]) & 0xFFFF) - 1
     extra = nbytes * 8 - bits
     if extra:
         total -= (data[nbytes - 1] >> (8 - extra)).bit_count()

@@ -92,6 +92,13 @@ def test_popcount_ignores_bits_past_the_bitmap_size() -> None:
     assert popcount(data, 16) == 16
     assert popcount(data, 13) == 13
     assert popcount(memoryview(bytes(3 << 20) + b"\x01"), (3 << 20) * 8 + 1) == 1
+    ones = memoryview(b"\xff" * ((1 << 20) + 12345))  # all ones: the largest per-slice sums
+    assert popcount(ones, len(ones) * 8) == len(ones) * 8
+    rng = random.Random(3)
+    data = bytes(rng.getrandbits(8) for _ in range(70000))
+    assert popcount(memoryview(data), len(data) * 8 - 5) == int.from_bytes(data, "little").bit_count() - bin(
+        data[-1] >> 3
+    ).count("1")
 
 
 @pytest.mark.parametrize("dump_type", [8, 9, 0xA])
