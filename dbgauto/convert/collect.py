@@ -268,13 +268,17 @@ class _Collector:
             raise ConversionError(f"{self.src}: the KDBG lacks OffsetPrcbCurrentThread")
         sp, pc = self.mem.canon(ctx.sp), self.mem.canon(ctx.pc)
         threads: dict[int, int] = {}
+        unreadable: list[str] = []
         for cpu, prcb in enumerate(prcbs):
             if not prcb:
                 continue
             thread = self.mem.pointer(prcb + off_cur)
             if not thread:
+                unreadable.append(f"processor {cpu}: KPRCB at {prcb:#x} not in the dump")
                 continue
             threads[cpu] = thread
+            if not self.mem.present(thread):
+                unreadable.append(f"processor {cpu}: current thread at {thread:#x} not in the dump")
             rng = self._thread_stack(thread, f)
             if rng is not None and rng[0] <= sp < rng[1]:
                 return cpu, thread, rng
@@ -285,9 +289,10 @@ class _Collector:
         if len(prcbs) == 1 and 0 in threads:
             self.warn("one processor and no stack match: processor 0 taken as the crashing one")
             return 0, threads[0], self._thread_stack(threads[0], f)
+        why = f" ({'; '.join(unreadable[:4])})" if unreadable else ""
         raise ConversionError(
-            f"{self.src}: no processor's current thread stack holds the bugcheck context's SP {sp:#x} "
-            f"({len(threads)} of {len(prcbs)} current threads readable)"
+            f"{self.src}: cannot tell the crashing processor: no current thread's stack holds the bugcheck "
+            f"context's SP {sp:#x}{why}"
         )
 
     def _stack(

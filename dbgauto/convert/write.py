@@ -162,7 +162,7 @@ def convert_dump(
         if dump_type == DumpType.TRIAGE:
             with atomic_write(target, overwrite=overwrite) as fh, open(source, "rb") as fin:
                 shutil.copyfileobj(fin, fh, 1 << 20)
-            warnings = [f"{source} is already a small memory dump; copied unchanged"]
+            warnings = ["already a small memory dump; copied unchanged"]
         else:
             parts = collect_parts(dump, keys=keys)
             write_small_dump(parts, target, overwrite=overwrite, source_buffer=dump.buffer[: dump.header_size])
