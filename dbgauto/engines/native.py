@@ -263,10 +263,13 @@ class NativeSession(Session):
         if self._closed:
             raise EngineError(ENGINE_NAME, f"session on {self.dump_path} is closed")
         out = Path(out)
-        if self._dump.dump_type == DumpType.TRIAGE:
+        small_source = self.dump_path if self._dump.dump_type == DumpType.TRIAGE else None
+        if small_source is None and self._small is not None:
+            small_source = self._small.path  # the session's own .dump /m of this large dump
+        if small_source is not None:
             from dbgauto.util.atomic import atomic_write
 
-            with atomic_write(out, overwrite=overwrite) as fh, open(self.dump_path, "rb") as src:
+            with atomic_write(out, overwrite=overwrite) as fh, open(small_source, "rb") as src:
                 shutil.copyfileobj(src, fh, 1 << 20)
             return out
         from dbgauto.convert import convert_dump
