@@ -63,7 +63,7 @@ def test_kdmp_parser_reads_the_written_bytes(tmp_path: Path, dump_type: int, lay
 # -- volatility3: 32-bit types 1 and 5, PAE and non-PAE -----------------------------------------------------
 
 
-def _vol3_layers(path: Path, pae: bool):  # -> (crash layer, virtual layer)
+def _vol3_layers(path: Path, pae: bool, *, wide: bool = False):  # -> (crash layer, virtual layer)
     pytest.importorskip("volatility3")
     from volatility3.framework import contexts
     from volatility3.framework.layers import crash, intel, physical
@@ -72,11 +72,11 @@ def _vol3_layers(path: Path, pae: bool):  # -> (crash layer, virtual layer)
     ctx.config["file.location"] = path.resolve().as_uri()
     ctx.layers.add_layer(physical.FileLayer(ctx, "file", "file"))
     ctx.config["crash.base_layer"] = "file"
-    crash_layer = crash.WindowsCrashDump32Layer(ctx, "crash", "crash")
+    crash_layer = (crash.WindowsCrashDump64Layer if wide else crash.WindowsCrashDump32Layer)(ctx, "crash", "crash")
     ctx.layers.add_layer(crash_layer)
     ctx.config["virt.memory_layer"] = "crash"
     ctx.config["virt.page_map_offset"] = crash_layer.dtb
-    virt = (intel.IntelPAE if pae else intel.Intel)(ctx, "virt", "virt")
+    virt = (intel.Intel32e if wide else intel.IntelPAE if pae else intel.Intel)(ctx, "virt", "virt")
     ctx.layers.add_layer(virt)
     return crash_layer, virt
 
@@ -102,6 +102,21 @@ def test_volatility3_reads_the_written_bytes(tmp_path: Path, arch: str, dump_typ
     zero = _zero_present_pfn(sc)
     if zero is not None:
         assert crash_layer.read(zero * PAGE, PAGE) == bytes(PAGE)
+
+
+VOL3_X64_CASES = [(1, layout) for layout in LAYOUTS] + [(5, layout) for layout in LAYOUTS[:3]]  # 5-huge: ~4 s in vol3
+
+
+@pytest.mark.parametrize(("dump_type", "layout"), VOL3_X64_CASES)
+def test_volatility3_reads_the_64bit_ones_too(tmp_path: Path, dump_type: int, layout: str) -> None:
+    sc = build_scenario(tmp_path, "x64", dump_type, layout)
+    crash_layer, virt = _vol3_layers(sc.path, pae=False, wide=True)
+    mem = sc.space.memory
+    for pfn in mem.explicit_pfns():
+        assert crash_layer.read(pfn * PAGE, PAGE) == mem.read(pfn * PAGE, PAGE), f"PFN {pfn:#x} differs"
+    for va in sc.virtual_probes:
+        assert virt.translate(va)[0] == sc.space.translate(va), hex(va)
+        assert virt.read(va, PAGE) == sc.space.read_virtual(va, PAGE), hex(va)
 
 
 # -- dbgauto's own reader: every case, plus header facts -----------------------------------------------------
