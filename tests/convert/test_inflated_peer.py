@@ -1,0 +1,61 @@
+"""An independent check of the inflater: kdmp-parser (a peer, not dbgauto) reads the inflated dumps and finds the
+real KPRCB, ETHREAD and EPROCESS bytes at the addresses the real small dump implies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbgauto.kdump.reader import KernelDump
+
+kdmp_parser = pytest.importorskip("kdmp_parser")
+
+
+def _read(parser: Any, va: int, size: int, dtb: int) -> bytes:
+    out = bytearray()
+    addr = va
+    while addr < va + size:
+        page = parser.read_virtual_page(addr & ~0xFFF, dtb)
+        assert page is not None, f"kdmp-parser cannot read {addr:#x}"
+        start = addr & 0xFFF
+        n = min(0x1000 - start, va + size - addr)
+        out += bytes(page[start : start + n])
+        addr += n
+    return bytes(out)
+
+
+@pytest.fixture(scope="module")
+def implied(triage_x64_path: Path) -> dict[str, Any]:
+    """VAs and bytes as the real small dump implies them (dbgauto's small-dump reader of the real file)."""
+    with KernelDump.open(triage_x64_path) as d:
+        tri = d.triage
+        return {
+            "dtb": d.header.directory_table_base,
+            "kdbg_va": d.header.kd_debugger_data_block,
+            "prcb": (tri.prcb_address, tri.prcb),
+            "thread": (tri.thread_address, tri.thread),
+            "process": (tri.process_address, tri.process),
+            "stack": (tri.header.top_of_stack, tri.stack),
+            "kdbg": tri.kdbg.raw if tri.kdbg is not None else None,
+        }
+
+
+def test_kdmp_parser_finds_real_structures(case: Any, implied: dict[str, Any]) -> None:
+    parser = kdmp_parser.KernelDumpParser(str(case.inflated.path))
+    dtb = implied["dtb"]
+    assert parser.directory_table_base == dtb
+    for name in ("prcb", "thread", "process", "stack"):
+        va, data = implied[name]
+        assert va is not None
+        assert data
+        assert _read(parser, va, len(data), dtb) == data, name
+    kdbg = _read(parser, implied["kdbg_va"], len(implied["kdbg"]), dtb)
+    if case.name == "encoded-kdbg":
+        assert kdbg[0x10:0x14] != b"KDBG"
+    else:
+        assert kdbg == implied["kdbg"]
+    assert implied["prcb"][0] == 0xFFFFF804782D4180
+    assert implied["thread"][0] == 0xFFFFC08BDE9E1640
+    assert implied["process"][0] == 0xFFFFC08BDCE94180
