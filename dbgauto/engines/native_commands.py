@@ -350,7 +350,7 @@ def _flags(efl: int) -> str:
         (7, "ng", "pl"),
         (6, "zr", "nz"),
         (4, "ac", "na"),
-        (2, "pe", "po"),
+        (2, "po", "pe"),  # as the debugger prints it: "po" when PF is set (every transcript agrees)
         (0, "cy", "nc"),
     )
     names = " ".join(on if efl >> bit & 1 else off for bit, on, off in bits)
