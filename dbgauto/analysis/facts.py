@@ -122,7 +122,8 @@ class SourceFact:
 
     @property
     def name(self) -> str:
-        return Path(self.path).name or self.path
+        """The file name, for paths written on Windows or POSIX alike."""
+        return self.path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or self.path
 
     def to_dict(self) -> dict[str, Any]:
         return _drop_empty(

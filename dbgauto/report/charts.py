@@ -15,6 +15,7 @@ from typing import Final
 from markupsafe import Markup, escape
 
 from dbgauto.analysis.facts import CrashFacts
+from dbgauto.report.textsafe import visible
 
 __all__ = [
     "bar_chart",
@@ -31,6 +32,7 @@ _MAX_DAYS: Final = 92  # a longer span is shown per month
 
 
 def _label(text: str, limit: int = 34) -> str:
+    text = visible(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -57,7 +59,7 @@ def bar_chart(rows: Sequence[tuple[str, int]], *, title: str, width: int = 460) 
         y = gap + i * (bar_h + gap)
         w = max(1, round(plot_w * count / top))
         parts.append(
-            f"<g><title>{escape(label)}: {count}</title>"
+            f"<g><title>{escape(visible(label))}: {count}</title>"
             f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end" style="{_FONT}">{escape(_label(label))}</text>'
             f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_h}" fill="{_BAR}"/>'
             f'<text x="{label_w + w + 4}" y="{y + 13}" style="{_FONT}">{count}</text></g>'
@@ -87,7 +89,7 @@ def column_chart(rows: Sequence[tuple[str, int]], *, title: str, width: int = 94
         x = left + i * step
         h = plot_h * count / top
         parts.append(
-            f'<g><title>{escape(label)}: {count}</title><rect x="{x:.1f}" y="{top_pad + plot_h - h:.1f}" '
+            f'<g><title>{escape(visible(label))}: {count}</title><rect x="{x:.1f}" y="{top_pad + plot_h - h:.1f}" '
             f'width="{col_w:.1f}" height="{h:.1f}" fill="{_BAR}"/></g>'
         )
         if i % every == 0:

@@ -36,6 +36,7 @@ from dbgauto.errors import TemplateError
 from dbgauto.report import charts
 from dbgauto.report.csvout import write_csv
 from dbgauto.report.names import inside, report_stem
+from dbgauto.report.textsafe import visible
 from dbgauto.util.atomic import atomic_write_bytes
 
 __all__ = [
@@ -55,7 +56,6 @@ FORMATS: Final = ("html", "md", "txt", "json", "csv")
 ENV_VAR: Final = "DBGAUTO_TEMPLATES"
 INDEX_SCRIPT: Final = "index.js"
 
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _MD_SPECIAL: Final = re.compile(r"([\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 
 
@@ -67,23 +67,18 @@ def packaged_templates_dir() -> Path:
     return Path(dbgauto.__file__).resolve().parent.parent / "templates"
 
 
-def _visible(ch: re.Match[str]) -> str:
-    code = ord(ch.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
 def _finalize(value: Any) -> Any:
     """Every ``{{ }}`` output: None prints as empty; control characters and lone surrogates become visible."""
     if value is None:
         return ""
     if isinstance(value, str) and not isinstance(value, Markup):
-        return _CONTROL.sub(_visible, value)
+        return visible(value)
     return value
 
 
 def _md(value: Any) -> str:
     """Escape Markdown punctuation and HTML specials so dump text stays literal in any Markdown viewer."""
-    text = _CONTROL.sub(_visible, "" if value is None else str(value))
+    text = visible("" if value is None else str(value))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
     return _MD_SPECIAL.sub(r"\\\1", text)
 
