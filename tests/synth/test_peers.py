@@ -353,3 +353,70 @@ def test_any_layout_reads_back_the_same(machine: tuple) -> None:
             for pfn in explicit:
                 assert bytes(kd.read_physical_page(pfn * PAGE)) == pattern_page(pfn)
             assert kd.read_physical_page(2047 * PAGE) is None or 2047 in stored
+
+
+# -- header fields as independent readers decode them --------------------------------------------------------
+
+_FIELDS = {
+    "minor_version": 22621,
+    "number_processors": 12,
+    "bugcheck_code": 0x1E,
+    "kd_debugger_data_block": 0x8123_4560,
+    "pfn_database": 0x8400_0000,
+    "ps_loaded_module_list": 0x82F7_E850,
+    "ps_active_process_head": 0x82F7_6F18,
+    "product_type": 3,
+    "suite_mask": 0x112,
+    "system_uptime": 123_456_789,
+    "comment": "peer header check",
+}
+
+
+def test_kdmp_parser_decodes_the_header64_fields(tmp_path: Path) -> None:
+    from dumpsynth import AddressSpace, HeaderFields, filetime, write_dump
+
+    kdmp_parser = pytest.importorskip("kdmp_parser")
+    when = dt.datetime(2025, 7, 1, 12, 0, 5, tzinfo=dt.UTC)
+    params = (0xC0000005, 0xFFFFF80312345678, 0, 0xFFFFFFFFFFFFFFFF)
+    space = AddressSpace("x64")
+    space.map(0xFFFFF80000000000, b"x")
+    fields = HeaderFields(**_FIELDS, bugcheck_parameters=params, system_time=when, context={"rsp": 0xFFFF_D000_1234})
+    info = write_dump(tmp_path / "h.dmp", space, 6, fields=fields)
+    parser = kdmp_parser.KernelDumpParser(info.path)  # keep it alive: .header points into its mapping
+    h = parser.header
+    assert (h.MajorVersion, h.MinorVersion, h.MachineImageType) == (0xF, 22621, 0x8664)
+    assert (h.NumberProcessors, h.BugCheckCode, list(h.BugCheckCodeParameter)) == (12, 0x1E, list(params))
+    assert (h.KdDebuggerDataBlock, h.PfnDatabase) == (0x8123_4560, 0x8400_0000)
+    assert (h.PsLoadedModuleList, h.PsActiveProcessHead) == (0x82F7_E850, 0x82F7_6F18)
+    assert (h.ProductType, h.SuiteMask, h.SystemUpTime) == (3, 0x112, 123_456_789)
+    assert h.SystemTime == filetime(when)
+    assert bytes(h.Comment).rstrip(b"\0") == b"peer header check"
+    assert h.RequiredDumpSpace == info.file_size
+    assert h.WriterStatus == h.SecondaryDataState == h.MiniDumpFields == 0x45474150  # filler left alone
+    assert parser.context.Rsp == 0xFFFF_D000_1234
+
+
+@pytest.mark.parametrize("arch", ["x86pae", "x86"])
+def test_volatility3_decodes_the_header32_fields(tmp_path: Path, arch: str) -> None:
+    from dumpsynth import AddressSpace, HeaderFields, filetime, write_dump
+
+    when = dt.datetime(2011, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
+    params = (0xC0000005, 0x8053C7D0, 0, 0xFFFFFFFF)
+    space = AddressSpace(arch)
+    space.map(0x80001000, b"x")
+    fields = HeaderFields(**_FIELDS, bugcheck_parameters=params, system_time=when)
+    info = write_dump(tmp_path / "h.dmp", space, 1, fields=fields)
+    crash_layer, _ = _vol3_layers(info.path, pae=arch == "x86pae")
+    h = crash_layer.get_header()
+    assert (int(h.MajorVersion), int(h.MinorVersion), int(h.MachineImageType)) == (0xF, 22621, 0x14C)
+    assert (int(h.NumberProcessors), int(h.BugCheckCode)) == (12, 0x1E)
+    assert [int(p) for p in h.BugCheckCodeParameter] == list(params)
+    assert (int(h.KdDebuggerDataBlock), int(h.PfnDataBase)) == (0x8123_4560, 0x8400_0000)
+    assert (int(h.PsLoadedModuleList), int(h.PsActiveProcessHead)) == (0x82F7_E850, 0x82F7_6F18)
+    assert (int(h.ProductType), int(h.SuiteMask), int(h.SystemUpTime)) == (3, 0x112, 123_456_789)
+    assert int(h.SystemTime) == filetime(when)
+    assert bytes(int(c) for c in h.Comment).rstrip(b"\0") == b"peer header check"
+    assert int(h.RequiredDumpSpace) == info.file_size
+    assert int(h.PaeEnabled) == (arch == "x86pae")
+    assert int(h.WriterStatus) == 0x45474150
+    assert int(h.PhysicalMemoryBlockBuffer.NumberOfRuns) == len(space.memory.ram_runs)
