@@ -72,7 +72,7 @@ Writers (``dumpsynth.writer``); ``source`` is an AddressSpace (arch and DTB from
 (pass ``arch``); all write a temp file and rename; existing files need ``overwrite=True``::
 
     write_full_dump(path, source, *, arch=None, fields=None, runs=None (RAM runs), overwrite=False) -> DumpInfo
-    write_bitmap_dump(path, source, *, dump_type=6, arch=None, fields=None, signature=None (SDMP for 6, FDMP
+    write_bitmap_dump(path, source, *, dump_type=6, arch=None, fields=None, signature=None (FDMP for 5, SDMP
                       otherwise), dump_options=None, bitmap_bits=None, align_first_page=False,
                       overwrite=False) -> DumpInfo
     write_dump(path, source, dump_type, **options) -> DumpInfo

@@ -242,9 +242,9 @@ def write_bitmap_dump(
     memory, arch, dtb = _source(source, arch)
     fields = fields or HeaderFields()
     if signature is None:
-        signature = b"SDMP" if dump_type == 6 else b"FDMP"
+        signature = b"FDMP" if dump_type == 5 else b"SDMP"  # summary (kernel) dumps: 2 and 6
     if dump_options is None:
-        dump_options = 1 if dump_type == 6 else 0  # DUMP_SUMMARY_VALID_KERNEL_VA for kernel dumps
+        dump_options = 0 if dump_type == 5 else 1  # DUMP_SUMMARY_VALID_KERNEL_VA for kernel dumps
     present = memory.present_runs()
     needed = memory.ram_end_pfn
     bits = bitmap_bits if bitmap_bits is not None else -(-needed // 64) * 64
