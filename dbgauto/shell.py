@@ -150,14 +150,22 @@ def run_console(session: object, stdin: TextIO, stdout: TextIO, *, initial: list
     console = _Console(session, stdout, test_mode=os.environ.get(TEST_ENV) == "1")
     if initial and not console.execute_line("; ".join(initial), echo=True):
         return 0
+    interactive = stdin is sys.stdin and stdout is sys.stdout and stdin.isatty()
+    if interactive:
+        import readline  # noqa: F401 - line editing and history for input() on a terminal
     while True:
-        stdout.write(console.prompt)
-        stdout.flush()
         try:
-            line = stdin.readline()
+            if interactive:
+                line = input(console.prompt) + "\n"
+            else:
+                stdout.write(console.prompt)
+                stdout.flush()
+                line = stdin.readline()
         except KeyboardInterrupt:
             stdout.write("\n")
             continue
+        except EOFError:
+            line = ""
         if not line:
             return 0
         if not console.execute_line(line):

@@ -14,6 +14,7 @@ that exits mid-command raises :class:`EngineCrashedError` with its last output.
 from __future__ import annotations
 
 import contextlib
+import locale
 import logging
 import os
 import re
@@ -77,18 +78,25 @@ class CdbEngine(Engine):
     )
 
     def __init__(
-        self, debugger_path: str | None = None, *, kind: str = "cdb", extra_args: tuple[str, ...] = ()
+        self,
+        debugger_path: str | None = None,
+        *,
+        kind: str = "cdb",
+        extra_args: tuple[str, ...] = (),
+        encoding: str | None = None,
     ) -> None:
         self.debugger_path = debugger_path
         self.kind = kind
         self.name = kind
         self.extra_args = extra_args
+        # cdb writes the ANSI code page to a pipe on Windows; the stand-in console writes UTF-8 elsewhere
+        self.encoding = encoding or (locale.getpreferredencoding(False) if sys.platform == "win32" else "utf-8")
 
     def available(self) -> Availability:
         try:
             cand = find_debugger(self.debugger_path, kind=self.kind)
-        except (OSError, ValueError) as exc:
-            return Availability(False, f"cannot look for {self.kind}: {exc}")
+        except Exception as exc:  # never raises: a broken registry or a bad quote is a reason, not a crash
+            return Availability(False, f"cannot look for {self.kind}: {type(exc).__name__}: {exc}")
         if cand is None:
             if self.debugger_path:
                 return Availability(False, f"--debugger-path {self.debugger_path!r} does not name a program")
@@ -115,13 +123,15 @@ class CdbEngine(Engine):
         if sympath:
             argv += ["-y", sympath]
         argv += ["-lines", *self.extra_args]
-        return CdbSession(self.kind, argv, path, timeout=timeout)
+        return CdbSession(self.kind, argv, path, timeout=timeout, encoding=self.encoding)
 
 
 class CdbSession(Session):
     """One debugger process with one dump; dead after a timeout or a crash (open a new one)."""
 
-    def __init__(self, engine_name: str, argv: list[str], dump: Path, *, timeout: float) -> None:
+    def __init__(
+        self, engine_name: str, argv: list[str], dump: Path, *, timeout: float, encoding: str = "utf-8"
+    ) -> None:
         from pexpect.popen_spawn import PopenSpawn
 
         self.engine_name = engine_name
@@ -135,7 +145,7 @@ class CdbSession(Session):
             kwargs["preexec_fn"] = os.setsid  # own process group: the whole tree can be killed at once
         try:
             self._child = PopenSpawn(
-                argv, timeout=timeout, maxread=65536, encoding="utf-8", codec_errors="replace", **kwargs
+                argv, timeout=timeout, maxread=65536, encoding=encoding, codec_errors="replace", **kwargs
             )
         except OSError as exc:
             raise EngineUnavailableError(engine_name, f"cannot start {argv[0]}: {exc.strerror or exc}") from None
@@ -183,6 +193,9 @@ class CdbSession(Session):
     def _crashed(self, command: str, before: str) -> None:
         status = self._terminate(kill=False)
         self._dead = f"the debugger exited (status {status}) during {command!r}"
+        if command == "(open)":  # say why, in the debugger's words (e.g. "Could not open dump file ...")
+            last = next((ln.strip() for ln in reversed(before.splitlines()) if ln.strip()), "")
+            self._dead = f"the debugger exited (status {status}) while opening {self.dump_path}: {last}"
         raise EngineCrashedError(self.engine_name, self._dead, last_output=_trim_prompts(before)[-_TAIL_CHARS:])
 
     def _timed_out(self, command: str, timeout: float, before: str) -> None:

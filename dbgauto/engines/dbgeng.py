@@ -137,6 +137,12 @@ class DbgEngEngine(Engine):
         self._factory = adapter_factory
 
     def available(self) -> Availability:
+        try:
+            return self._available()
+        except Exception as exc:  # never raises
+            return Availability(False, f"cannot check DbgEng: {type(exc).__name__}: {exc}")
+
+    def _available(self) -> Availability:
         if self._factory is not None:
             return Availability(True, "test adapter (not DbgEng)")
         if sys.platform != "win32":

@@ -213,5 +213,5 @@ def test_missing_dump_and_missing_debugger(engine: CdbEngine, tmp_path: Path, tr
 def test_debugger_that_cannot_open_the_dump(engine: CdbEngine, tmp_path: Path) -> None:
     bad = tmp_path / "bad.dmp"
     bad.write_bytes(b"not a dump at all" * 100)
-    with pytest.raises(EngineError):  # the console exits with an error: seen as a crash while opening
-        engine.open(bad, timeout=60)
+    with pytest.raises(EngineError, match=r"while opening .*bad\.dmp: dbgauto: .*bad\.dmp"):
+        engine.open(bad, timeout=60)  # the console exits with its one-line error: named in the message
