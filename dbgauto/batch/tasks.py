@@ -48,7 +48,7 @@ VERIFY_KEYS: tuple[str, ...] = (
     "drivers",
     "unloaded_drivers",
 )
-DRIVER_KEYS = ("name", "base", "size", "timestamp", "checksum")
+DRIVER_KEYS = ("name", "base", "size", "timestamp", "checksum", "start", "end")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,20 +136,21 @@ def compare_facts(source: dict[str, Any], small: dict[str, Any]) -> tuple[bool, 
     """Are the small dump's facts the source's (bugcheck, parameters, build, drivers, ...)? (equal, why)."""
     differences = []
     for key in VERIFY_KEYS:
-        if source.get(key) in (None, [], (), {}):
-            continue
         a, b = source.get(key), small.get(key)
-        if key in ("drivers",):
+        if a in (None, [], (), {}):
+            continue
+        if b in (None, [], (), {}):
+            differences.append(f"{key} missing from the small dump")
+            continue
+        if key in ("drivers", "unloaded_drivers"):
             a, b = _norm_drivers(a), _norm_drivers(b)
         elif key == "bugcheck" and isinstance(a, dict) and isinstance(b, dict):
             a = (a.get("code"), [p.get("value") for p in a.get("parameters", [])])
             b = (b.get("code"), [p.get("value") for p in b.get("parameters", [])])
         elif key == "culprit" and isinstance(a, dict) and isinstance(b, dict):
             a, b = (a.get("name"), a.get("base")), (b.get("name"), b.get("base"))
-        if b is None:
-            differences.append(f"{key} missing from the small dump")
-        elif a != b:
-            differences.append(f"{key} differs")
+        if a != b:
+            differences.append(f"{key} differ" if key.endswith("s") else f"{key} differs")
     if differences:
         return False, "; ".join(differences)
     return True, "small dump facts equal the source's (" + ", ".join(k for k in VERIFY_KEYS if k in source) + ")"

@@ -111,22 +111,34 @@ def make_full_tree(root: Path, triage: Path) -> DumpTree:
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(triage.read_bytes())
         tree.good.append(dst)
-    for path in inflated_dumps(root / "large"):
-        tree.good.append(path)
+    tree.good.extend(inflated_dumps(root / "large", triage))
     tree.broken = add_broken(root, tree.good[0])
     return tree
 
 
-def inflated_dumps(folder: Path) -> list[Path]:
-    """Large convertible dumps built from the real small dump by scripts/dumpinflate; [] until it exists."""
+# (name, DumpType, KDBG encoded, page placement): the large varieties dumpinflate rebuilds from the real dump
+# Two share a file name (every host writes MEMORY.DMP): their outputs must not collide.
+INFLATED_VARIETIES = (
+    ("complete.dmp", 1, False, "sequential"),
+    ("hostA/MEMORY.DMP", 6, True, "scattered"),
+    ("hostB/MEMORY.DMP", 5, False, "scattered"),
+)
+
+
+def inflated_dumps(folder: Path, triage: Path, count: int | None = None) -> list[Path]:
+    """Large convertible dumps built from the real small dump by scripts/dumpinflate; [] when it is absent."""
     try:
         import dumpinflate
     except ImportError:
         return []
-    make = getattr(dumpinflate, "inflate_for_tests", None)
-    if make is None:
-        return []
-    return list(make(folder))
+    small = dumpinflate.parse(triage)
+    varieties = INFLATED_VARIETIES[:count]
+    for name, *_ in varieties:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    return [
+        dumpinflate.inflate(triage, folder / name, dump_type=t, encoded=enc, placement=pl, small=small).path
+        for name, t, enc, pl in varieties
+    ]
 
 
 @pytest.fixture

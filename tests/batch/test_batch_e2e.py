@@ -1,0 +1,152 @@
+"""The main job end to end through the real CLI: convert large dumps, report on every good dump, index,
+incremental reruns, and --delete-source-after-verify. Facts are checked against the real dump's ground truth."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DumpTree, inflated_dumps, run_cli
+
+from dbgauto.batch.tasks import compare_facts
+from dbgauto.catalog.db import CATALOG_NAME, Catalog
+
+
+def _need_large(tree: DumpTree) -> None:
+    if not any(p.parent.parent.name == "large" or p.parent.name == "large" for p in tree.good):
+        pytest.skip("scripts/dumpinflate is not available: no large convertible dumps to convert")
+
+
+def test_main_job_first_second_and_incremental(
+    full_tree: DumpTree, tmp_path: Path, groundtruth_x64: dict[str, Any], triage_x64_path: Path
+) -> None:
+    _need_large(full_tree)
+    out = tmp_path / "out"
+    before = full_tree.hashes()
+    first = run_cli("batch", full_tree.root, "--out", out, "--formats", "html,json,md")
+    assert first.returncode == 1, first.stderr
+    assert f"failed ({len(full_tree.broken)}):" in first.stdout
+    large = [p for p in full_tree.good if "large" in p.parts]
+    with Catalog.open(out / CATALOG_NAME, readonly=True) as cat:
+        latest = {r["path"]: r for r in cat.latest()}
+    assert {p for p, r in latest.items() if r["status"] == "ok"} == {str(p.resolve()) for p in full_tree.good}
+    smalls = set()
+    for src in full_tree.good:
+        row = latest[str(src.resolve())]
+        if src in large:
+            assert row["small_path"] is not None, src
+            smalls.add(row["small_path"])
+            small = out / row["small_path"]
+            from dbgauto.kdump.reader import KernelDump
+
+            with KernelDump.open(small) as dump:
+                assert int(dump.dump_type) == 4
+                assert dump.header.bugcheck_code == int(groundtruth_x64["bugcheck_code"], 16)
+                assert [f"{p:#x}" for p in dump.header.bugcheck_parameters] == groundtruth_x64["bugcheck_parameters"]
+        else:  # already a small dump: reported on, not converted
+            assert row["small_path"] is None
+            assert "already a small memory dump" in row["warnings"]
+        facts = json.loads(row["facts"])
+        assert facts["bugcheck"]["code"] == groundtruth_x64["bugcheck_code"]
+        assert len(facts["drivers"]) == len(groundtruth_x64["drivers"])
+        reports = json.loads(row["report_paths"])
+        assert set(reports) == {"html", "json", "md"}
+        assert json.loads((out / reports["json"]).read_text())["bugcheck"]["code"] == groundtruth_x64["bugcheck_code"]
+    assert len(smalls) == len(large)  # hostA/MEMORY.DMP and hostB/MEMORY.DMP did not collide
+    index = (out / "index.html").read_text()
+    for row in latest.values():
+        if row["status"] == "ok":
+            assert json.loads(row["report_paths"])["html"] in index  # linked from the index
+    with open(out / "index.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(full_tree.good)
+
+    second = run_cli("batch", full_tree.root, "--out", out)
+    assert second.returncode == 0
+    assert "nothing new" in second.stdout
+    index_mtime = (out / "index.html").stat().st_mtime_ns
+
+    added = inflated_dumps(full_tree.root / "later", triage_x64_path, count=1)
+    third = run_cli("batch", full_tree.root, "--out", out, "--json")
+    summary = json.loads(third.stdout)
+    assert third.returncode == 0
+    assert summary["succeeded"] == 1
+    with Catalog.open(out / CATALOG_NAME, readonly=True) as cat:
+        assert [r["path"] for r in cat.results_for_run(summary["run_id"])] == [str(added[0].resolve())]
+        assert len(cat.latest(status="ok")) == len(full_tree.good) + 1
+    assert (out / "index.html").stat().st_mtime_ns != index_mtime  # the index now covers the new dump too
+    assert {p: h for p, h in full_tree.hashes().items() if p in before} == before
+
+
+def test_delete_source_after_verify(full_tree: DumpTree, tmp_path: Path) -> None:
+    _need_large(full_tree)
+    out = tmp_path / "out"
+    res = run_cli("batch", full_tree.root, "--out", out, "--delete-source-after-verify")
+    assert res.returncode == 1  # the broken ones
+    for src in full_tree.good:
+        if "large" in src.parts:
+            assert not src.exists()
+            assert f"deleted source (verified): {src.resolve()}" in res.stdout
+        else:
+            assert src.exists()
+            assert f"kept source {src.resolve()}: no small dump was written" in res.stdout
+    for src in full_tree.broken:
+        assert src.exists()
+        assert f"kept source {src.resolve()}: processing failed" in res.stdout
+    with Catalog.open(out / CATALOG_NAME, readonly=True) as cat:
+        rows = {r["path"]: r for r in cat.latest()}
+        for src in full_tree.good:
+            if "large" in src.parts:
+                row = rows[str(src.resolve())]
+                assert (row["verified"], row["source_deleted"] is not None) == (1, True)
+                assert (out / row["small_path"]).is_file()
+    assert (
+        run_cli("batch", "--out", out, "--no-convert", "--delete-source-after-verify", full_tree.root).returncode == 2
+    )
+
+
+def test_compare_facts_catches_a_different_small_dump(triage_x64_path: Path) -> None:
+    from dbgauto.analysis.collect import facts_from_dump
+
+    facts = facts_from_dump(triage_x64_path).to_dict()
+    same, why = compare_facts(facts, json.loads(json.dumps(facts)))
+    assert same, why
+    other = json.loads(json.dumps(facts))
+    other["drivers"][3]["base"] = "0x1000"
+    other["bugcheck"]["parameters"][1]["value"] = "0x0"
+    same, why = compare_facts(facts, other)
+    assert not same
+    assert why == "bugcheck differs; drivers differ"
+    missing = {k: v for k, v in facts.items() if k != "drivers"}
+    assert compare_facts(facts, missing) == (False, "drivers missing from the small dump")
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert run_cli("batch", tmp_path / "nope", "--out", tmp_path / "o").returncode == 2
+    assert run_cli("batch", tmp_path, "--out", tmp_path / "o", "--formats", "pdf").returncode == 2
+    assert run_cli("batch", tmp_path, "--out", tmp_path / "o", "--scheduler", "localhost").returncode == 2
+    assert run_cli("batch", tmp_path).returncode == 2
+
+
+def test_copy_of_outputs_is_self_contained(full_tree: DumpTree, tmp_path: Path) -> None:
+    """Output paths in the catalog are relative: the folder can be moved and `catalog` still finds everything."""
+    out = tmp_path / "out"
+    run_cli("batch", full_tree.root, "--out", out, "--formats", "json")
+    moved = tmp_path / "moved"
+    shutil.move(out, moved)
+    res = run_cli("catalog", "export", moved, "--facts")
+    rows = json.loads(res.stdout)
+    for row in rows:
+        for rel in row["report_paths"].values():
+            assert (moved / rel).is_file()
+    csv_out = run_cli("catalog", "export", moved, "--format", "csv", "-o", tmp_path / "c.csv")
+    assert csv_out.returncode == 0
+    with open(tmp_path / "c.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(full_tree.all_dumps())
+    listing = run_cli("catalog", "list", moved, "--failed")
+    assert len(listing.stdout.splitlines()) == len(full_tree.broken)
+    show = json.loads(run_cli("catalog", "show", moved, "cut_header.dmp").stdout)
+    assert show["results"][0]["error_code"] == "truncated"
