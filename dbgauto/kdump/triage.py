@@ -32,6 +32,8 @@ from dbgauto.kdump.structs import triage as ts
 from dbgauto.kdump.structs.context import CpuContext, ExceptionRecord, context_layout, parse_context, parse_exception
 from dbgauto.kdump.structs.header import HEADER32, HEADER64
 from dbgauto.kdump.triage_sections import (
+    EMPTY_BLOCKS,
+    BlockTable,
     DataBlock,
     DumpBlob,
     DumpBlobFileHeader,
@@ -135,7 +137,7 @@ class TriageDump:
     top_of_stack: int | None = None
     data_page: bytes | None = field(default=None, repr=False)
     kdbg: KdDebuggerData | None = None
-    data_blocks: list[DataBlock] = field(default_factory=list, repr=False)
+    block_table: BlockTable = field(default=EMPTY_BLOCKS, repr=False)
     blob_file_header: DumpBlobFileHeader | None = None
     blobs: list[DumpBlob] = field(default_factory=list)
     valid: bool = False
@@ -199,13 +201,20 @@ class TriageDump:
             copies.append(Region(self.kdbg.address, h.debugger_data_offset, len(self.kdbg.raw), "kdbg"))
         if self.data_page is not None:
             copies.append(Region(h.data_page_address, h.data_page_offset, len(self.data_page), "data_page"))
-        return VirtualView(
-            self.buffer,
-            copies=copies,
-            blocks=self.data_blocks,
-            address_mask=0xFFFFFFFFFFFFFFFF if self.is_64bit else 0xFFFFFFFF,
-            path=self.path,
-        )
+        return self._blocks_view.with_copies(copies)
+
+    @cached_property
+    def _blocks_view(self) -> VirtualView:
+        """The data blocks alone (used to locate the PRCB before the full view exists)."""
+        mask = 0xFFFFFFFFFFFFFFFF if self.is_64bit else 0xFFFFFFFF
+        t = self.block_table
+        cols = (t.addresses, t.offsets, t.sizes)
+        return VirtualView(self.buffer, copies=(), columns=cols, address_mask=mask, path=self.path)
+
+    @cached_property
+    def data_blocks(self) -> list[DataBlock]:
+        """The data-block table as rows, in file order."""
+        return self.block_table.rows()
 
     @cached_property
     def _identity(self) -> tuple[str | None, int | None, int | None]:
@@ -258,8 +267,11 @@ class TriageDump:
     def blob_data(self, blob: DumpBlob) -> bytes:
         return bytes(self.buffer[blob.data_offset : blob.data_offset + blob.data_size])
 
-    def to_dict(self, *, include_data_blocks: bool = True) -> dict[str, Any]:
-        """Everything, JSON-ready. Addresses, offsets, sizes, codes, timestamps: "0x..." strings; counts: ints."""
+    def to_dict(self, *, include_data_blocks: bool = False) -> dict[str, Any]:
+        """Everything, JSON-ready. Addresses, offsets, sizes, codes, timestamps: "0x..." strings; counts: ints.
+
+        The data-block table is summarised (count, total bytes, first and last rows); the full list of
+        [address, offset, size] rows (60% of the JSON on a typical dump) only with ``include_data_blocks``."""
         from dbgauto.kdump.triage_json import triage_to_dict
 
         return triage_to_dict(self, include_data_blocks=include_data_blocks)
@@ -342,7 +354,7 @@ class _Parser:
         if h.debugger_data_offset and h.debugger_data_size:
             tri.kdbg = parse_kdbg(self, h.debugger_data_offset, h.debugger_data_size, main["kd_debugger_data_block"])
         if h.data_blocks_offset and h.data_blocks_count:
-            tri.data_blocks = parse_data_blocks(self, h.data_blocks_offset, h.data_blocks_count)
+            tri.block_table = parse_data_blocks(self, h.data_blocks_offset, h.data_blocks_count)
         if h.size_of_dump < self.size:
             tri.blob_file_header, tri.blobs = parse_blobs(self, h.size_of_dump)
         self._check_overlaps(h, tri)
@@ -452,8 +464,7 @@ def _locate_copies(tri: TriageDump) -> tuple[int | None, int | None, int | None]
     if tri.prcb is None or k is None:
         return None, None, None
     ps = tri.pointer_size
-    blocks_only = VirtualView(tri.buffer, copies=(), blocks=tri.data_blocks, path=tri.path)
-    prcb_va = _find_prcb(tri, k, blocks_only, ps)
+    prcb_va = _find_prcb(tri, k, tri._blocks_view, ps)
     thread_va = process_va = None
     off_thread = k.get("OffsetPrcbCurrentThread")
     if off_thread and off_thread + ps <= len(tri.prcb):

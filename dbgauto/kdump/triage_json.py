@@ -2,7 +2,8 @@
 
 Convention (same as ``../shared/groundtruth``): addresses, file offsets, sizes, codes, flags, checksums and
 timestamps are lower-case hex strings ("0x1000007e"); counts, pids, tids and processor numbers are ints; absent
-values are None. Data blocks are [address, offset, size] triples of hex strings.
+values are None. Data blocks are [address, offset, size] triples of hex strings; the full list only on request
+(``include_data_blocks``), otherwise count, total bytes, first and last row.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ _COUNT_FIELDS = frozenset({"driver_count", "data_blocks_count", "number_processo
 
 
 def _h(v: int | None) -> str | None:
-    return None if v is None else f"{v:#x}"
+    return None if v is None else hex(v)
+
+
+def _hex3(a: int, o: int, s: int) -> list[str]:
+    return [hex(a), hex(o), hex(s)]
 
 
 def filetime_to_iso(raw: int | None) -> str | None:
@@ -53,12 +58,12 @@ def _main_header(tri: TriageDump) -> dict[str, Any]:
     return out
 
 
-def triage_to_dict(tri: TriageDump, *, include_data_blocks: bool = True) -> dict[str, Any]:
+def triage_to_dict(tri: TriageDump, *, include_data_blocks: bool = False) -> dict[str, Any]:
     h = tri.header
     ctx = tri.context
     exc = tri.exception
     k = tri.kdbg
-    blocks = tri.data_blocks
+    table = tri.block_table
     d: dict[str, Any] = {
         "path": str(tri.path) if tri.path is not None else None,
         "file_size": tri.file_size,
@@ -110,9 +115,11 @@ def triage_to_dict(tri: TriageDump, *, include_data_blocks: bool = True) -> dict
             "fields": {n: _h(v) for n, v in k.fields.items()},
         },
         "data_blocks": {
-            "count": len(blocks),
-            "total_bytes": sum(b.size for b in blocks),
-            "blocks": [[_h(b.address), _h(b.offset), _h(b.size)] for b in blocks] if include_data_blocks else None,
+            "count": len(table),
+            "total_bytes": table.total_bytes,
+            "first": _hex3(table.addresses[0], table.offsets[0], table.sizes[0]) if len(table) else None,
+            "last": _hex3(table.addresses[-1], table.offsets[-1], table.sizes[-1]) if len(table) else None,
+            "blocks": list(map(_hex3, table.addresses, table.offsets, table.sizes)) if include_data_blocks else None,
         },
         "blob_file_header": None
         if tri.blob_file_header is None

@@ -7,10 +7,13 @@ damage inside a bounded section becomes a warning.
 
 from __future__ import annotations
 
+import functools
+import operator
 import struct
+import sys
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from dbgauto.kdump.constants import DUMP_BLOB_SIGNATURE
 from dbgauto.kdump.layout import Layout
@@ -147,6 +150,7 @@ def _selective_struct(lay: Layout) -> struct.Struct:
 _ENTRY64 = _selective_struct(ts.DUMP_DRIVER_ENTRY64)
 _ENTRY32 = _selective_struct(ts.DUMP_DRIVER_ENTRY32)
 _BLOCK = struct.Struct("<QII")
+_new_block = functools.partial(tuple.__new__, DataBlock)  # NamedTuple without the per-call _make overhead
 _U32 = struct.Struct("<I")
 
 
@@ -224,20 +228,56 @@ def parse_kdbg(p: _Parser, offset: int, size: int, address: int | None) -> Any:
     return k
 
 
-def parse_data_blocks(p: _Parser, offset: int, count: int) -> list[DataBlock]:
+@dataclass(frozen=True, slots=True)
+class BlockTable:
+    """The TRIAGE_DATA_BLOCK table as three columns (cheap to build and to index; rows made on demand)."""
+
+    addresses: list[int]
+    offsets: list[int]
+    sizes: list[int]
+
+    def __len__(self) -> int:
+        return len(self.addresses)
+
+    def rows(self) -> list[DataBlock]:
+        return list(map(_new_block, zip(self.addresses, self.offsets, self.sizes, strict=True)))
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.sizes)
+
+
+EMPTY_BLOCKS: Final = BlockTable([], [], [])
+
+
+def _columns(table: memoryview, count: int) -> tuple[list[int], list[int], list[int]]:
+    """Address/offset/size columns of ``count`` 16-byte rows, sliced in C (little-endian hosts)."""
+    if sys.byteorder == "little":
+        raw = table.cast("B")
+        q = raw.cast("Q")
+        i = raw.cast("I")
+        return q[0::2].tolist(), i[2::4].tolist(), i[3::4].tolist()
+    rows = list(_BLOCK.iter_unpack(table))
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+def parse_data_blocks(p: _Parser, offset: int, count: int) -> BlockTable:
     if count > (p.size - offset) // _BLOCK.size:
         raise p.fail("data_blocks", f"DataBlocksCount {count} needs more bytes than the file has", offset)
-    table = memoryview(p.buf)[offset : offset + count * _BLOCK.size]
-    blocks = [DataBlock(*t) for t in _BLOCK.iter_unpack(table)]
+    table = memoryview(bytes(p.buf[offset : offset + count * _BLOCK.size]))
+    addresses, offsets, sizes = _columns(table, count)
     limit = p.size
-    bad = [b for b in blocks if b.offset + b.size > limit]
-    if bad:
+    if count and max(map(operator.add, offsets, sizes)) > limit:
+        keep = [j for j in range(count) if offsets[j] + sizes[j] <= limit]
+        first_bad = next(j for j in range(count) if offsets[j] + sizes[j] > limit)
         p.warnings.append(
-            f"data_blocks: {len(bad)} block(s) point past the end of the file (first: {bad[0].address:#x} "
-            f"at {bad[0].offset:#x}); dropped"
+            f"data_blocks: {count - len(keep)} block(s) point past the end of the file (first: "
+            f"{addresses[first_bad]:#x} at {offsets[first_bad]:#x}); dropped"
         )
-        blocks = [b for b in blocks if b.offset + b.size <= limit]
-    return blocks
+        addresses = [addresses[j] for j in keep]
+        offsets = [offsets[j] for j in keep]
+        sizes = [sizes[j] for j in keep]
+    return BlockTable(addresses, offsets, sizes)
 
 
 def parse_blobs(p: _Parser, start: int) -> tuple[DumpBlobFileHeader | None, list[DumpBlob]]:

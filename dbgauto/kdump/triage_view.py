@@ -9,6 +9,7 @@ start list and ``bisect``; the handful of single copies are checked first.
 
 from __future__ import annotations
 
+import operator
 import os
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -40,21 +41,43 @@ class VirtualView:
         buffer: Buffer,
         *,
         copies: Sequence[Region],
-        blocks: Sequence[tuple[int, int, int]],
+        blocks: Sequence[tuple[int, int, int]] = (),
+        columns: tuple[Sequence[int], Sequence[int], Sequence[int]] | None = None,
         address_mask: int = 0xFFFFFFFFFFFFFFFF,
         path: os.PathLike[str] | str | None = None,
     ) -> None:
-        """``copies``: the single copies (checked first, in order); ``blocks``: data blocks (address, offset, size)."""
+        """``copies``: single copies (checked first, in order); data blocks as (address, offset, size) rows or as
+        ``columns`` (addresses, offsets, sizes)."""
         self._buf = buffer
         self._path = path
         self._mask = address_mask
         self.copies: tuple[Region, ...] = tuple(
             Region(c.address & address_mask, c.offset, c.size, c.label) for c in copies if c.size > 0
         )
-        ordered = sorted(((a & address_mask, o, s) for a, o, s in blocks if s > 0), key=lambda b: b[0])
-        self._starts = [b[0] for b in ordered]
-        self._ends = [b[0] + b[2] for b in ordered]
-        self._offsets = [b[1] for b in ordered]
+        if columns is None:
+            columns = ([b[0] for b in blocks], [b[1] for b in blocks], [b[2] for b in blocks])
+        addresses, offsets, sizes = columns
+        if address_mask != 0xFFFFFFFFFFFFFFFF:
+            addresses = [a & address_mask for a in addresses]
+        order = [i for i in sorted(range(len(addresses)), key=addresses.__getitem__) if sizes[i] > 0]
+        if order:
+            pick = operator.itemgetter(*order)
+            starts, offs, lens = (
+                list(pick(c)) if len(order) > 1 else [c[order[0]]] for c in (addresses, offsets, sizes)
+            )
+        else:
+            starts, offs, lens = [], [], []
+        self._starts: list[int] = starts
+        self._ends: list[int] = list(map(operator.add, starts, lens))
+        self._offsets: list[int] = offs
+
+    def with_copies(self, copies: Sequence[Region]) -> VirtualView:
+        """A view over the same data blocks (index shared, not rebuilt) with ``copies`` checked first."""
+        view = VirtualView.__new__(VirtualView)
+        view._buf, view._path, view._mask = self._buf, self._path, self._mask
+        view.copies = tuple(Region(c.address & self._mask, c.offset, c.size, c.label) for c in copies if c.size > 0)
+        view._starts, view._ends, view._offsets = self._starts, self._ends, self._offsets
+        return view
 
     def _locate(self, va: int) -> tuple[int, int] | None:
         """(file offset of ``va``, bytes available from there in the same copy) or None."""

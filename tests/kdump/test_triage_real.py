@@ -218,7 +218,7 @@ def test_stack_scan(tri: TriageDump) -> None:
 
 
 def test_to_dict_is_json_and_complete(tri: TriageDump, groundtruth_x64: dict[str, Any]) -> None:
-    d = json.loads(json.dumps(tri.to_dict()))
+    d = json.loads(json.dumps(tri.to_dict(include_data_blocks=True)))
     assert d["drivers"] == groundtruth_x64["drivers"]
     assert d["unloaded_drivers"] == groundtruth_x64["unloaded_drivers"]
     assert (d["process_name"], d["pid"], d["tid"]) == ("System", 4, 264)
@@ -229,6 +229,14 @@ def test_to_dict_is_json_and_complete(tri: TriageDump, groundtruth_x64: dict[str
     assert d["kdbg"]["fields"]["PsLoadedModuleList"] == groundtruth_x64["PsLoadedModuleList"]
     assert d["stack_scan"]
     assert d["warnings"] == []
+
+
+def test_to_dict_summarises_data_blocks_by_default(tri: TriageDump, groundtruth_x64: dict[str, Any]) -> None:
+    s = groundtruth_x64["data_blocks"]["summary"]
+    d = tri.to_dict()["data_blocks"]
+    assert d["blocks"] is None
+    assert (d["count"], d["total_bytes"]) == (1831, s["total_bytes"])
+    assert (d["first"], d["last"]) == (s["first5"][0], s["last3"][-1])
 
 
 def test_through_kernel_dump_reader(triage_x64_path: Path) -> None:

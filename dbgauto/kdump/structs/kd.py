@@ -219,7 +219,7 @@ PagingLevels bits 2-5 (newer SDKs; padding before). All pointers are u64, sign-e
 
 KDBG_MAX_SIZE: Final = KDDEBUGGER_DATA64.size
 
-_KDBG_FIELDS_BY_END: Final = tuple(sorted(KDDEBUGGER_DATA64.fields, key=lambda f: f.offset + f.size))
+_KDBG_FIELD_ENDS: Final = tuple((f.name, f.offset + f.size) for f in KDDEBUGGER_DATA64.fields)
 
 
 def kdbg_header(buf: Buffer, offset: int = 0) -> tuple[int, int] | None:
@@ -241,17 +241,15 @@ def decode_kdbg_fields(buf: Buffer, offset: int = 0, *, size: int | None = None)
     if offset < 0 or avail < KDBG_HEADER_SIZE:
         return {}
     hdr = DBGKD_DEBUG_DATA_HEADER64.unpack(buf, offset)
-    extent = min(hdr["Size"], avail)
+    extent = min(hdr["Size"], avail, KDDEBUGGER_DATA64.size)
     if size is not None:
         extent = min(extent, size)
     if extent >= KDDEBUGGER_DATA64.size:
         return dict(KDDEBUGGER_DATA64.unpack(buf, offset))
-    out: dict[str, int] = {}
-    for f in _KDBG_FIELDS_BY_END:
-        if f.offset + f.size > extent:
-            break
-        out[f.name] = KDDEBUGGER_DATA64.read(buf, f.name, offset)
-    return out
+    # One unpack over a zero-padded copy, then keep only the fields that end within the block.
+    padded = bytes(memoryview(buf)[offset : offset + extent]).ljust(KDDEBUGGER_DATA64.size, b"\0")
+    values = KDDEBUGGER_DATA64.unpack(padded)
+    return {name: values[name] for name, end in _KDBG_FIELD_ENDS if end <= extent}
 
 
 def paging_bits(fields: dict[str, Any]) -> dict[str, int] | None:

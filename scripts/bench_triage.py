@@ -1,0 +1,117 @@
+"""Benchmark the small-dump reader: one full parse of the real sample, and `dbgauto info --json` over 1,000 copies.
+
+Targets (issue 3): full parse (every section, derived addresses, identity, stack scan, to_dict) ≤ 5 ms;
+`info --json` logic in-process on one core ≥ 500 files/s. Figures are the best of several rounds (the machine is
+shared), with the median shown too. Usage: ``python scripts/bench_triage.py [DUMP] [--files N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mmap
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dbgauto.kdump.triage import TriageDump  # noqa: E402
+
+DEFAULT_DUMP = REPO.parent / "shared" / "dumps" / "triage_x64.dmp"
+
+
+def rounds(fn: Callable[[], object], *, number: int, repeat: int) -> list[float]:
+    """Seconds per call for each of ``repeat`` rounds of ``number`` calls."""
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        out.append((time.perf_counter() - t0) / number)
+    return out
+
+
+def bench_parse(path: Path) -> None:
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+
+        def parse_only() -> TriageDump:
+            return TriageDump.parse_buffer(mm, path=path, is_64bit=True)
+
+        def full() -> dict[str, object]:
+            tri = parse_only()
+            _ = (tri.memory, tri.process_name, tri.pid, tri.tid)
+            return tri.to_dict()  # includes the stack scan, identity, KDBG fields, data-block summary
+
+        def full_blocks() -> dict[str, object]:
+            return parse_only().to_dict(include_data_blocks=True)
+
+        for name, fn in (
+            ("parse (all sections)", parse_only),
+            ("parse + view + identity + to_dict", full),
+            ("the same with all 1831 data-block rows", full_blocks),
+        ):
+            fn()
+            r = rounds(fn, number=100, repeat=7)
+            print(f"{name:<46} best {min(r) * 1e3:6.3f} ms   median {statistics.median(r) * 1e3:6.3f} ms")
+
+
+def bench_info(path: Path, n_files: int) -> None:
+    try:
+        from dbgauto.cli import info
+        from dbgauto.kdump.reader import KernelDump
+    except ImportError as exc:  # the reader/CLI are other parts of the project
+        print(f"info --json benchmark skipped: {exc}")
+        return
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}) if hasattr(os, "sched_setaffinity") else None
+    with tempfile.TemporaryDirectory(prefix="bench_triage_") as tmp:
+        files = []
+        for i in range(n_files):
+            target = Path(tmp) / f"copy{i:04d}.dmp"
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copyfile(path, target)
+            files.append(target)
+
+        def run(indent: int | None) -> int:
+            results = []
+            for f in files:
+                with KernelDump.open(f) as dump:
+                    d = info.describe(dump)
+                d.pop("_triage_obj", None)
+                results.append(d)
+            return len(json.dumps(results, indent=indent, default=info._json_default))
+
+        for label, indent in (("as `info --json` prints (indent=2)", 2), ("compact JSON (C encoder)", None)):
+            size = run(indent)  # warm-up (page cache, imports)
+            best = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                run(indent)
+                best.append(time.perf_counter() - t0)
+            rate = n_files / min(best)
+            print(
+                f"info --json logic, {n_files} files, one core, {label}: best {min(best):.3f} s = {rate:,.0f} "
+                f"files/s (median {n_files / statistics.median(best):,.0f}; JSON {size / 1e6:.1f} MB)"
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("dump", nargs="?", type=Path, default=DEFAULT_DUMP)
+    ap.add_argument("--files", type=int, default=1000)
+    args = ap.parse_args()
+    print(f"python {sys.version.split()[0]}; dump {args.dump} ({args.dump.stat().st_size:,} bytes)")
+    bench_parse(args.dump)
+    bench_info(args.dump, args.files)
+
+
+if __name__ == "__main__":
+    main()
