@@ -33,10 +33,8 @@ from dbgauto.engines.base import (
     parse_banner,
 )
 from dbgauto.errors import (
-    ConversionError,
     DbgautoError,
     DebuggerCommandError,
-    DumpFormatError,
     EngineError,
     OutputExistsError,
 )
@@ -92,6 +90,7 @@ class NativeSession(Session):
         self._small: Any = None  # KernelDump of the temporary small dump (large sources only)
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._closed = False
+        self._pending_note: str | None = None  # why drivers/stack are missing, shown in the banner
         try:
             self.target = self._build_target()
         except BaseException:
@@ -131,6 +130,8 @@ class NativeSession(Session):
             t.modules_known = False
         else:
             self._fill_from_triage(t, tri)
+        if self._pending_note:
+            t.notes.append(self._pending_note)
         return t
 
     def _triage_source(self) -> Any:
@@ -138,6 +139,7 @@ class NativeSession(Session):
         if self._dump.dump_type == DumpType.TRIAGE:
             return self._dump.triage
         if not self._dump.has_physical_memory:
+            self._pending_note = "the dump holds no memory pages: no driver list or stack to show"
             return None
         try:
             from dbgauto.convert import convert_dump
@@ -151,7 +153,7 @@ class NativeSession(Session):
 
             self._small = KernelDump.open(out)
             return self._small.triage
-        except (ConversionError, DumpFormatError, EngineError) as exc:
+        except DbgautoError as exc:  # ConversionError, DumpFormatError, MemoryAccessError: say so, keep going
             log.info("%s: no small-dump view: %s", self.dump_path, exc)
             self._pending_note = f"driver list and stack unavailable: {exc}"
             return None
@@ -183,9 +185,6 @@ class NativeSession(Session):
             return hits
 
         t.scan = scan
-        note = getattr(self, "_pending_note", None)
-        if note:
-            t.notes.append(note)
 
     # -- the Session interface ---------------------------------------------------------------------------------
 
