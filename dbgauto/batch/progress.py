@@ -36,7 +36,8 @@ def _describe(rec: ResultRecord) -> str:
         if rec.total_seconds is not None:
             parts.append(f"{rec.total_seconds:.2f}s")
         return ", ".join(parts)
-    return f"FAILED [{rec.error_code}] {rec.error_message}"
+    message = (rec.error_message or "").removeprefix(rec.source.path + ": ")
+    return f"FAILED [{rec.error_code}] {message}"
 
 
 class LogProgress:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dbgauto.catalog.records import HeaderFacts, ResultRecord, SourceState
-from dbgauto.errors import DbgautoError
+from dbgauto.errors import ConversionError, DbgautoError
 
 __all__ = ["FAULT_ENV", "HASH_BYTES", "TaskSpec", "compare_facts", "content_hash", "run_task"]
 
@@ -184,6 +184,7 @@ def run_task(spec: TaskSpec) -> ResultRecord:
 
 def _process(spec: TaskSpec, rec: ResultRecord) -> None:
     src = spec.source
+    conversion_error: ConversionError | None = None
     if spec.small_path is not None:
         if rec.header.dump_type == TRIAGE_DUMP_TYPE:
             rec.warnings.append("already a small memory dump: not converted")
@@ -191,13 +192,29 @@ def _process(spec: TaskSpec, rec: ResultRecord) -> None:
             from dbgauto.convert import convert_dump
 
             t = time.perf_counter()
-            res = convert_dump(src, spec.small_path, engine=spec.engine, overwrite=True)
+            try:
+                res = convert_dump(src, spec.small_path, engine=spec.engine, overwrite=True)
+            except ConversionError as exc:
+                # The dump reads but lacks what a small dump needs: still report on it (the index covers it),
+                # then fail it with the conversion's reason.
+                conversion_error = exc
+            else:
+                rec.small_path, rec.small_size = str(res.output), res.size
+                rec.engine, rec.debugger_version = res.engine, res.debugger_version
+                rec.warnings.extend(f"convert: {w}" for w in res.warnings)
             rec.convert_seconds = time.perf_counter() - t
-            rec.small_path, rec.small_size = str(res.output), res.size
-            rec.engine, rec.debugger_version = res.engine, res.debugger_version
-            rec.warnings.extend(f"convert: {w}" for w in res.warnings)
-    if spec.report_dir is None and not spec.verify:
-        return
+    if spec.report_dir is not None or spec.verify:
+        try:
+            _facts_and_reports(spec, rec)
+        except DbgautoError:
+            if conversion_error is None:
+                raise
+    if conversion_error is not None:
+        raise conversion_error
+
+
+def _facts_and_reports(spec: TaskSpec, rec: ResultRecord) -> None:
+    src = spec.source
     from dbgauto.analysis.collect import facts_from_dump
 
     t = time.perf_counter()
