@@ -539,7 +539,7 @@ def analyze(t: Target) -> str:
     rows = _stack_rows(t, 64)
     if rows:
         out.append("STACK_TEXT:  ")
-        out += [f"{format_addr(a, t.is_64bit)} {format_addr(v, t.is_64bit)}     : {site}" for a, v, site in rows]
+        out += [f"{format_addr(a, t.is_64bit)} {format_addr(v, t.is_64bit)} {site}" for a, v, site in rows]
         out += ["", "STACK_COMMAND:  k (stack scan without symbols)", ""]
     c = _culprit(t)
     if c is not None:

@@ -153,6 +153,15 @@ def test_outputs_parse_back_with_the_debugger_output_parsers(session: NativeSess
     assert vt.kernel_base == 0xFFFFF8047BA00000
     mods = parsers.parse_lm(session.run("lm").output)
     assert any(m.name == "nt" and m.start == 0xFFFFF8047BA00000 for m in mods)
+    analysis = parsers.parse_analyze(session.run("!analyze -v").output)
+    assert analysis.bugcheck_code == 0x1000007E
+    assert analysis.bugcheck_name == "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M"
+    assert analysis.process_name == "System"
+    assert analysis.stack[0].call_site == "amdppm+0x334c"
+    assert not analysis.warnings
+    frames = parsers.parse_stack(session.run("k").output)
+    assert frames[0].module == "amdppm"
+    assert frames[0].offset == 0x334C
     banner = parsers.parse_banner(session.banner_text())
     assert banner.dump_variety == "small"
     assert banner.build == 19041
