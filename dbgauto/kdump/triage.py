@@ -247,22 +247,29 @@ class TriageDump:
 
     def stack_scan(self) -> list[StackHit]:
         """Every pointer-sized value of the stack copy that points into a loaded driver, lowest address first."""
+        return list(self._stack_hits)
+
+    @cached_property
+    def _stack_hits(self) -> tuple[StackHit, ...]:
         if self.stack is None or self.top_of_stack is None:
-            return []
+            return ()
+        starts, ordered = self._driver_index
+        if not starts:
+            return ()
         ps = self.pointer_size
         n = len(self.stack) // ps
         values = struct.unpack_from(f"<{n}{'Q' if ps == 8 else 'I'}", self.stack)
-        starts, ordered = self._driver_index
-        if not starts:
-            return []
-        lo, hi = starts[0], max(d.base + d.size for d in ordered)
+        ends = [d.base + d.size for d in ordered]
+        names = [d.base_name for d in ordered]
+        lo, hi = starts[0], max(ends)
+        top = self.top_of_stack
         hits = []
         for i, v in enumerate(values):
             if lo <= v < hi:
-                drv = self.driver_at(v)
-                if drv is not None:
-                    hits.append(StackHit(self.top_of_stack + i * ps, v, drv.base_name, v - drv.base))
-        return hits
+                j = bisect_right(starts, v) - 1
+                if v < ends[j]:
+                    hits.append(StackHit(top + i * ps, v, names[j], v - starts[j]))
+        return tuple(hits)
 
     def blob_data(self, blob: DumpBlob) -> bytes:
         return bytes(self.buffer[blob.data_offset : blob.data_offset + blob.data_size])
@@ -464,7 +471,7 @@ def _locate_copies(tri: TriageDump) -> tuple[int | None, int | None, int | None]
     if tri.prcb is None or k is None:
         return None, None, None
     ps = tri.pointer_size
-    prcb_va = _find_prcb(tri, k, tri._blocks_view, ps)
+    prcb_va = _find_prcb(tri, k, ps)
     thread_va = process_va = None
     off_thread = k.get("OffsetPrcbCurrentThread")
     if off_thread and off_thread + ps <= len(tri.prcb):
@@ -475,7 +482,20 @@ def _locate_copies(tri: TriageDump) -> tuple[int | None, int | None, int | None]
     return prcb_va, thread_va, process_va
 
 
-def _find_prcb(tri: TriageDump, k: KdDebuggerData, blocks: VirtualView, ps: int) -> int | None:
+def _read_blocks(tri: TriageDump, va: int, size: int) -> bytes:
+    """``size`` bytes at ``va`` from the data blocks: a block starting exactly there is used directly (Windows
+    stores KiProcessorBlock and each PRCB as blocks of their own), else the sorted index is built and asked."""
+    t = tri.block_table
+    try:
+        i = t.addresses.index(va)
+    except ValueError:
+        i = -1
+    if i >= 0 and t.sizes[i] >= size:
+        return bytes(tri.buffer[t.offsets[i] : t.offsets[i] + size])
+    return tri._blocks_view.read(va, size)
+
+
+def _find_prcb(tri: TriageDump, k: KdDebuggerData, ps: int) -> int | None:
     """Which KiProcessorBlock entry is the copied PRCB: by its processor number, confirmed by data-block bytes."""
     array_va = k.get("KiProcessorBlock")
     prcb = tri.prcb
@@ -483,11 +503,15 @@ def _find_prcb(tri: TriageDump, k: KdDebuggerData, blocks: VirtualView, ps: int)
     n_cpus = tri.dump_header.get("number_processors") or 0
     candidates: list[int] = []
     if array_va and 0 < n_cpus <= 4096:
-        for i in range(n_cpus):
-            try:
-                candidates.append(blocks.read_pointer(array_va + i * ps, ps))
-            except PageNotPresentError:
-                break
+        try:
+            raw = _read_blocks(tri, array_va, n_cpus * ps)
+            candidates = list(struct.unpack(f"<{n_cpus}{'Q' if ps == 8 else 'I'}", raw))
+        except PageNotPresentError:
+            for i in range(n_cpus):  # a partial array: as many entries as are present
+                try:
+                    candidates.append(int.from_bytes(_read_blocks(tri, array_va + i * ps, ps), "little"))
+                except PageNotPresentError:
+                    break
     number_off = k.get("OffsetPrcbNumber")
     number = None
     if number_off and number_off + 2 <= len(prcb):
@@ -496,13 +520,13 @@ def _find_prcb(tri: TriageDump, k: KdDebuggerData, blocks: VirtualView, ps: int)
     if number is not None and number < len(candidates):
         va = candidates[number]
         try:
-            if blocks.read(va, probe) == prcb[:probe]:
+            if _read_blocks(tri, va, probe) == prcb[:probe]:
                 return va
         except PageNotPresentError:
             return va  # the array says so; there is simply no data-block copy to confirm it with
     for va in candidates:  # fall back to comparing bytes
         try:
-            if blocks.read(va, probe) == prcb[:probe]:
+            if _read_blocks(tri, va, probe) == prcb[:probe]:
                 return va
         except PageNotPresentError:
             continue

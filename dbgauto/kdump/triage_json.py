@@ -90,10 +90,10 @@ def triage_to_dict(tri: TriageDump, *, include_data_blocks: bool = False) -> dic
         "drivers": [
             {
                 "name": dr.name,
-                "base": _h(dr.base),
-                "size": _h(dr.size),
-                "timestamp": _h(dr.timestamp),
-                "checksum": _h(dr.checksum),
+                "base": hex(dr.base),
+                "size": hex(dr.size),
+                "timestamp": hex(dr.timestamp),
+                "checksum": hex(dr.checksum),
             }
             for dr in tri.drivers
         ],
@@ -112,7 +112,7 @@ def triage_to_dict(tri: TriageDump, *, include_data_blocks: bool = False) -> dic
         else {
             "address": _h(k.address),
             "owner_tag_ok": k.owner_tag_ok,
-            "fields": {n: _h(v) for n, v in k.fields.items()},
+            "fields": {n: hex(v) for n, v in k.fields.items()},
         },
         "data_blocks": {
             "count": len(table),
@@ -135,8 +135,8 @@ def triage_to_dict(tri: TriageDump, *, include_data_blocks: bool = False) -> dic
             for b in tri.blobs
         ],
         "stack_scan": [
-            {"address": _h(s.address), "value": _h(s.value), "module": s.module, "offset": _h(s.offset)}
-            for s in tri.stack_scan()
+            {"address": hex(s.address), "value": hex(s.value), "module": s.module, "offset": hex(s.offset)}
+            for s in tri._stack_hits
         ],
         "warnings": list(tri.warnings),
     }

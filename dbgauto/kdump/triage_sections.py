@@ -7,6 +7,7 @@ damage inside a bounded section becomes a warning.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import operator
 import struct
@@ -192,27 +193,25 @@ def parse_drivers(p: _Parser, h: TriageHeader) -> list[LoadedDriver]:
     if h.string_pool_offset:
         p.need("string_pool", pool_start, h.string_pool_size)
     view = memoryview(p.buf)[h.driver_list_offset : h.driver_list_offset + h.driver_count * entry]
+    pool = memoryview(p.buf)[pool_start:pool_end]  # names are read relative to the pool: never outside it
+    u32 = _U32.unpack_from
+    decode = codecs.utf_16_le_decode
     drivers = []
     for name_off, base, size, checksum, stamp in st.iter_unpack(view):
-        name = _dump_string(p, name_off, pool_start, pool_end)
+        rel = name_off - pool_start
+        name = None
+        if not (rel >= 0 and rel + 4 <= len(pool)):
+            p.warnings.append(f"string_pool: name offset {name_off:#x} is outside the string pool")
+        else:
+            end = rel + 4 + 2 * u32(pool, rel)[0]
+            if end > len(pool):
+                p.warnings.append(f"string_pool: string at {name_off:#x} runs past the pool end {pool_end:#x}")
+            else:
+                name = decode(pool[rel + 4 : end], "replace")[0]
+                if pool[end : end + 2] != b"\0\0":
+                    p.warnings.append(f"string_pool: string at {name_off:#x} has no NUL terminator")
         drivers.append(LoadedDriver(name, base, size, stamp, checksum, name_off))
     return drivers
-
-
-def _dump_string(p: _Parser, offset: int, pool_start: int, pool_end: int) -> str | None:
-    """A DUMP_STRING (u32 length in UTF-16 characters, characters, NUL); None with a warning when damaged."""
-    if not (pool_start <= offset and offset + 4 <= pool_end):
-        p.warnings.append(f"string_pool: name offset {offset:#x} is outside the string pool")
-        return None
-    nchars = _U32.unpack_from(p.buf, offset)[0]
-    end = offset + 4 + 2 * nchars
-    if end > pool_end:
-        p.warnings.append(f"string_pool: string at {offset:#x} ({nchars} chars) runs past the pool end {pool_end:#x}")
-        return None
-    text = bytes(p.buf[offset + 4 : end]).decode("utf-16-le", "replace")
-    if end + 2 > pool_end or p.buf[end : end + 2] != b"\0\0":
-        p.warnings.append(f"string_pool: string at {offset:#x} has no NUL terminator")
-    return text
 
 
 def parse_kdbg(p: _Parser, offset: int, size: int, address: int | None) -> Any:
