@@ -461,4 +461,8 @@ def collect_parts(
     """The parts of a small memory dump of ``dump``; ConversionError when an essential is missing."""
     if dump.machine not in (Machine.AMD64, Machine.I386):
         raise ConversionError(f"{dump.path}: machine {dump.machine:#x} cannot be converted (x64 and x86 only)")
-    return _Collector(dump, keys, data_blocks).run()
+    collector = _Collector(dump, keys, data_blocks)
+    try:
+        return collector.run()
+    finally:
+        collector.mem.close()

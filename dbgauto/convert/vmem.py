@@ -1,27 +1,41 @@
 """A page-cached view of a large dump's kernel virtual memory: reads answer bytes or None, never raise.
 
-Conversion reads a few hundred scattered pages, many of them several times (pointer windows land on the same
-pages); caching each translated page once keeps the cost independent of the dump's size. A missing page is an
-ordinary answer (kernel dumps lack user memory), so reads return None instead of raising.
+Conversion reads about 1,300 scattered pages (pointer windows land all over RAM). Two choices keep its cost
+independent of the dump's size and its memory small:
+
+* memory is read with ``os.pread`` on a descriptor advised POSIX_FADV_RANDOM, not through the reader's mmap:
+  a page fault on a mapping maps up to 16 neighbouring cached pages ("fault-around") and triggers read-ahead,
+  which made the resident size grow by ~64 KiB per page touched (100 MB at 256 GiB) and read far more than
+  needed; a small read inside a page not read whole yet (a 256-byte pointer window, a pointer) fetches only
+  its bytes;
+* the page-table walk is the format layer's (``dbgauto.kdump.paging.WALKERS``), fed by an entry reader that
+  reads only the entry and caches it, so repeated walks cost dictionary look-ups.
+
+PFN → file offset stays the reader's (``KernelDump.page_offset``: run list or bitmap rank index). A missing
+page is an ordinary answer (kernel dumps lack user memory), so reads return None instead of raising.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import TYPE_CHECKING, Final
 
-from dbgauto.errors import MemoryAccessError
-from dbgauto.kdump.constants import PAGE_SIZE
+from dbgauto.errors import MemoryAccessError, PageNotPresentError, UnsupportedMachineError
+from dbgauto.kdump import paging
+from dbgauto.kdump.constants import PAGE_SHIFT, PAGE_SIZE
 
 if TYPE_CHECKING:
     from dbgauto.kdump.reader import KernelDump
 
 _PAGE_MASK: Final = ~(PAGE_SIZE - 1)
 MAX_CACHED_PAGES: Final = 8192  # 32 MiB at most; conversion touches far fewer
+SMALL_READ: Final = 0x200  # reads up to this size inside an uncached page fetch only their bytes
+_ENTRY: Final = {4: struct.Struct("<I"), 8: struct.Struct("<Q")}
 
 
 class DumpMemory:
-    """``read(va, size)`` over a KernelDump's page tables (header DTB), with a per-page cache."""
+    """``read(va, size)`` through the header DTB's page tables, with per-page caches; close() when done."""
 
     def __init__(self, dump: KernelDump) -> None:
         self.dump = dump
@@ -29,19 +43,98 @@ class DumpMemory:
         self.pointer_size = 8 if dump.is_64bit else 4
         self._va_mask = 0xFFFF_FFFF_FFFF_FFFF if dump.is_64bit else 0xFFFF_FFFF
         self._pages: dict[int, bytes | None] = {}
+        self._entries: dict[int, int] = {}
+        self._offsets: dict[int, int | None] = {}
         self._ptr = struct.Struct("<Q" if dump.is_64bit else "<I")
+        self._dtb = dump.header.directory_table_base
+        try:
+            self._walk = paging.WALKERS[paging.paging_mode(dump.machine, dump.header.pae_enabled, dump.path)]
+        except UnsupportedMachineError:
+            self._walk = None
+        self._fd: int | None = None
+        try:
+            self._fd = os.open(dump.path, os.O_RDONLY)
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
+        except OSError:
+            self._fd = None  # fall back to the reader's mmap
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    # -- physical pages ------------------------------------------------------------------------------------
+
+    def _read_entry(self, pa: int, size: int) -> int:
+        """One paging entry, cached by address; only its bytes are read (tables are touched sparsely)."""
+        key = pa * 8 + size
+        value = self._entries.get(key)
+        if value is not None:
+            return value
+        off = self.dump.page_offset(pa >> PAGE_SHIFT)
+        if off is None:
+            raise PageNotPresentError(pa, path=self.dump.path)
+        pos = off + (pa & (PAGE_SIZE - 1))
+        raw = bytes(self.dump.buffer[pos : pos + size]) if self._fd is None else os.pread(self._fd, size, pos)
+        if len(raw) != size:
+            raise PageNotPresentError(pa, path=self.dump.path)
+        value = self._entries[key] = int(_ENTRY[size].unpack(raw)[0])
+        return value
+
+    def translate(self, va: int) -> int | None:
+        if self._walk is None or self._dtb is None:
+            return None
+        try:
+            return int(self._walk(va, self._dtb, self._read_entry, self.dump.path))
+        except MemoryAccessError:
+            return None
+
+    def _page_offset(self, page_va: int) -> int | None:
+        """File offset of the page at ``page_va`` (cached), or None when it is absent."""
+        if page_va in self._offsets:
+            return self._offsets[page_va]
+        pa = self.translate(page_va)
+        off = None if pa is None else self.dump.page_offset(pa >> PAGE_SHIFT)
+        self._offsets[page_va] = off
+        return off
+
+    def _small(self, va: int, size: int, page_va: int) -> bytes | None:
+        """A read inside one page that is not cached: only those bytes (a pointer window needs 256 of 4096)."""
+        off = self._page_offset(page_va)
+        if off is None:
+            return None
+        pos = off + (va - page_va)
+        if self._fd is None:
+            return bytes(self.dump.buffer[pos : pos + size])
+        data = os.pread(self._fd, size, pos)
+        return data if len(data) == size else None
 
     def page(self, page_va: int) -> bytes | None:
         """The 4 KiB page at ``page_va`` (page-aligned), or None when it does not translate or is absent."""
         if page_va in self._pages:
             return self._pages[page_va]
-        try:
-            data: bytes | None = self.dump.read_virtual(page_va, PAGE_SIZE)
-        except (MemoryAccessError, ValueError):
-            data = None
+        off = self._page_offset(page_va)
+        data = None
+        if off is not None:
+            if self._fd is None:
+                data = bytes(self.dump.buffer[off : off + PAGE_SIZE])
+            else:
+                data = os.pread(self._fd, PAGE_SIZE, off)
+                data = data if len(data) == PAGE_SIZE else None
         if len(self._pages) < MAX_CACHED_PAGES:
             self._pages[page_va] = data
         return data
+
+    @property
+    def pages_touched(self) -> int:
+        """Distinct data pages translated (paging entries not counted)."""
+        return len(self._offsets)
+
+    # -- virtual reads -------------------------------------------------------------------------------------
 
     def present(self, va: int) -> bool:
         return self.page((va & self._va_mask) & _PAGE_MASK) is not None
@@ -56,46 +149,48 @@ class DumpMemory:
             return None
         first = va & _PAGE_MASK
         if (end - 1) & _PAGE_MASK == first:
+            if first in self._pages:
+                page = self._pages[first]
+                return None if page is None else page[va - first : end - first]
+            if size <= SMALL_READ:
+                return self._small(va, size, first)
             page = self.page(first)
             return None if page is None else page[va - first : end - first]
-        parts = []
-        addr = va
-        while addr < end:
-            pva = addr & _PAGE_MASK
-            page = self.page(pva)
-            if page is None:
-                return None
-            stop = min(end, pva + PAGE_SIZE)
-            parts.append(page[addr - pva : stop - pva])
-            addr = stop
-        return b"".join(parts)
+        data = self.read_prefix(va, size)
+        return data if len(data) == size else None
 
     def read_prefix(self, va: int, size: int) -> bytes:
         """The longest present prefix of ``[va, va+size)`` (possibly empty)."""
         va &= self._va_mask
         parts = []
-        addr, end = va, va + size
+        addr, end = va, min(va + size, self._va_mask + 1)
         while addr < end:
             pva = addr & _PAGE_MASK
-            page = self.page(pva)
-            if page is None:
-                break
             stop = min(end, pva + PAGE_SIZE)
-            parts.append(page[addr - pva : stop - pva])
+            if pva not in self._pages and stop - addr <= SMALL_READ:
+                chunk = self._small(addr, stop - addr, pva)
+                if chunk is None:
+                    break
+                parts.append(chunk)
+            else:
+                page = self.page(pva)
+                if page is None:
+                    break
+                parts.append(page[addr - pva : stop - pva])
             addr = stop
         return b"".join(parts)
 
     def pointer(self, va: int) -> int | None:
         data = self.read(va, self.pointer_size)
-        return None if data is None else self._ptr.unpack(data)[0]
+        return None if data is None else int(self._ptr.unpack(data)[0])
 
     def u32(self, va: int) -> int | None:
         data = self.read(va, 4)
-        return None if data is None else struct.unpack("<I", data)[0]
+        return None if data is None else int(struct.unpack("<I", data)[0])
 
     def u64(self, va: int) -> int | None:
         data = self.read(va, 8)
-        return None if data is None else struct.unpack("<Q", data)[0]
+        return None if data is None else int(struct.unpack("<Q", data)[0])
 
     def canon(self, value: int) -> int:
         """A KDDEBUGGER_DATA64 pointer (sign-extended on 32-bit kernels) as this machine's VA."""
