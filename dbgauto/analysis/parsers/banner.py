@@ -19,7 +19,7 @@ _SYMPATH_RE = re.compile(r"^\s*Symbol search path is:(.*)$")
 _EXEPATH_RE = re.compile(r"^\s*Executable search path is:(.*)$")
 _OS_RE = re.compile(
     r"^\s*(?P<name>Windows.*?) Kernel Version (?P<build>\d+)(?: \((?P<sp>[^)]*)\))?"
-    r"(?: (?P<mp>MP|UP))?(?: \((?P<procs>\d+) procs?\))?(?: (?P<free>Free|Checked))?(?: (?P<arch>.+?))?\s*$"
+    r"(?: (?P<mp>MP|UP))?(?: \((?P<procs>\d+) procs?\))?(?: (?P<free>Free|Checked))?(?P<arch>.*)$"
 )
 _PRODUCT_RE = re.compile(r"^\s*Product: ([^,]+?)(?:, suite: (.*?))?\s*$")
 _BUILT_BY_RE = re.compile(r"^\s*Built by: (.*?)\s*$")
@@ -31,7 +31,7 @@ _UPTIME_RE = re.compile(r"^\s*System Uptime: (.*?)\s*$")
 _PROBABLY_RE = re.compile(r"^\s*Probably caused by\s*:\s*(\S+)(?:\s*\(\s*(.*?)\s*\))?\s*$")
 _FOLLOWUP_RE = re.compile(r"^\s*Followup:\s*(\S.*?)\s*$")
 _TRUNCATED_RE = re.compile(r"Dump file has been truncated", re.IGNORECASE)
-_EXTRA_RE = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?)\s*(?::|=)\s+(.*?)\s*$")
+_EXTRA_RE = re.compile(r"^\s*([A-Za-z]+(?: [A-Za-z]+)*)\s*[:=]\s+(.*)$")
 
 _TIME_RE = re.compile(
     r"^(?:\w{3} )?(?P<mon>\w{3})\s+(?P<day>\d{1,2}) (?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<frac>\d+))? "
@@ -81,9 +81,7 @@ def parse_os_line(line: str) -> OsInfo | None:
             break
     mp = m.group("mp")
     procs = int(m.group("procs")) if m.group("procs") else (1 if mp == "UP" else None)
-    arch = m.group("arch")
-    if arch:
-        arch = arch.removesuffix(" compatible").strip()
+    arch = m.group("arch").strip().removesuffix(" compatible").strip()
     free = m.group("free")
     return OsInfo(
         raw=line.strip(),
@@ -206,5 +204,5 @@ def parse_vertarget(text: str) -> VertargetInfo:
             continue
         m = _EXTRA_RE.match(line)
         if m and m.group(1) not in extra:
-            extra[m.group(1)] = m.group(2)
+            extra[m.group(1)] = m.group(2).strip()
     return VertargetInfo(**facts, extra=extra)  # type: ignore[arg-type]

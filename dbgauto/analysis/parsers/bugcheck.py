@@ -13,10 +13,10 @@ import re
 
 from .model import BugcheckInfo, parse_hex
 
-_CODE_RE = re.compile(r"^\s*Bugcheck code ([0-9a-fA-F`]+)\s*$", re.MULTILINE)
-_ARGS_RE = re.compile(r"^\s*Arguments((?:\s+[0-9a-fA-F`]+)+)\s*$", re.MULTILINE)
-_MEX_RE = re.compile(r"^\s*Bugcheck: ([0-9a-fA-F]+) \(([^)]*)\)\s*$", re.MULTILINE)
-_SUMMARY_RE = re.compile(r"^\s*BugCheck ([0-9a-fA-F]+), \{([^}]*)\}\s*$", re.MULTILINE)
+_CODE_RE = re.compile(r"^[ \t]*Bugcheck code ([0-9a-fA-F`]+)[ \t]*$", re.MULTILINE)
+_ARGS_RE = re.compile(r"^[ \t]*Arguments((?:[ \t]+[0-9a-fA-F`]+)+)[ \t]*$", re.MULTILINE)
+_MEX_RE = re.compile(r"^[ \t]*Bugcheck: ([0-9a-fA-F]+) \(([^)]*)\)[ \t]*$", re.MULTILINE)
+_SUMMARY_RE = re.compile(r"^[ \t]*BugCheck ([0-9a-fA-F]+), \{([^}]*)\}[ \t]*$", re.MULTILINE)
 
 
 def _params(text: str, sep: str | None) -> tuple[int, ...] | None:

@@ -11,9 +11,9 @@ import re
 
 from .model import HEX_ADDRESS, ModuleEntry, parse_hex
 
-_ROW_RE = re.compile(rf"^\s*(?P<start>{HEX_ADDRESS})\s+(?P<end>{HEX_ADDRESS})\s+(?P<name>\S+)(?:\s+(?P<rest>.*?))?\s*$")
+_ROW_RE = re.compile(rf"^\s*(?P<start>{HEX_ADDRESS})\s+(?P<end>{HEX_ADDRESS})\s+(?P<name>\S+)(?:\s+(?P<rest>.*))?$")
 _STATUS_RE = re.compile(r"^\((?P<status>[^)]*)\)\s*(?P<after>.*)$")
-_DETAIL_RE = re.compile(r"^\s{2,}(?P<key>[A-Za-z][A-Za-z ]*?):\s+(?P<value>.*?)\s*$")
+_DETAIL_RE = re.compile(r"^\s{2,}(?P<key>[A-Za-z]+(?: [A-Za-z]+)*):\s+(?P<value>.*)$")
 _UNLOADED_RE = re.compile(r"^\s*Unloaded modules:\s*$", re.IGNORECASE)
 
 
@@ -61,7 +61,8 @@ def parse_lm(text: str) -> list[ModuleEntry]:
         if d and rows:
             details = rows[-1]["details"]
             assert isinstance(details, dict)
-            details.setdefault(d.group("key"), d.group("value"))
+            value = d.group("value").strip()
+            details.setdefault(d.group("key"), value)
             if d.group("key") == "Image name" and rows[-1]["image_name"] is None:
-                rows[-1]["image_name"] = d.group("value")
+                rows[-1]["image_name"] = value
     return [ModuleEntry(**row) for row in rows]  # type: ignore[arg-type]

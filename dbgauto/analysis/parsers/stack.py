@@ -18,7 +18,7 @@ from .model import HEX_ADDRESS, StackFrame, parse_hex
 
 _ADDR_RE = re.compile(rf"^{HEX_ADDRESS}$")
 _INDEX_RE = re.compile(r"^\s*([0-9a-fA-F]{1,4})\s+(?=[0-9a-fA-F]{8})")
-_COLON_RE = re.compile(r"^(?P<left>.*?)\s*:\s(?P<args>(?:\s*" + HEX_ADDRESS + r")*)\s*:\s(?P<site>.*)$")
+_COLUMN_SEP_RE = re.compile(r"\s:\s")  # the " : " around "Args to Child"
 _SOURCE_RE = re.compile(r"\s*\[(?P<src>(?P<file>[^\[\]]+?) @ (?P<line>\d+))\]\s*$")
 _TRAP_RE = re.compile(r"\s*\(TrapFrame @ (?P<trap>" + HEX_ADDRESS + r")\)\s*$")
 _MEX_SOURCE_RE = re.compile(r"^(?P<site>\S+)\s+(?P<src>(?P<file>\S.*?) @ (?P<line>\d+))\s*$")
@@ -99,15 +99,17 @@ def _parse_line(line: str, in_table: bool) -> tuple[StackFrame | None, bool]:
         text = text[m.end() :]
     else:
         text = text.lstrip()
-    cm = _COLON_RE.match(text)
-    if cm:
-        left = cm.group("left").split()
-        if not left or _leading_addresses(left) != len(left) or len(left) > 2:
+    columns = _COLUMN_SEP_RE.split(text, maxsplit=2)
+    if len(columns) == 3:
+        left, arg_words = columns[0].split(), columns[1].split()
+        if not left or len(left) > 2 or _leading_addresses(left) != len(left):
             return None, False
-        args = tuple(parse_hex(a) or 0 for a in cm.group("args").split())
+        if _leading_addresses(arg_words) != len(arg_words):
+            return None, False
+        args = tuple(parse_hex(a) or 0 for a in arg_words)
         addrs = [parse_hex(a) for a in left]
         sp, ret = (addrs[0], addrs[1]) if len(addrs) == 2 else (None, addrs[0])
-        return _frame(index, sp, ret, args, cm.group("site")), False
+        return _frame(index, sp, ret, args, columns[2]), False
     tokens = text.split(None)
     n = _leading_addresses(tokens)
     if n == 0:
