@@ -45,6 +45,12 @@ def _row(m: re.Match[str], unloaded: bool) -> dict[str, object]:
     }
 
 
+def _is_module_row(m: re.Match[str]) -> bool:
+    """Rule out look-alikes such as ``dps`` rows (``addr  value nt!Sym``): no ``!`` in a module name, end >= start."""
+    start, end = parse_hex(m.group("start")), parse_hex(m.group("end"))
+    return "!" not in m.group("name") and start is not None and end is not None and end >= start
+
+
 def parse_lm(text: str) -> list[ModuleEntry]:
     """Every module row in ``text``, in order; headers, DML lines and elisions are skipped."""
     rows: list[dict[str, object]] = []
@@ -54,7 +60,7 @@ def parse_lm(text: str) -> list[ModuleEntry]:
             unloaded = True
             continue
         m = _ROW_RE.match(line)
-        if m and "!" not in m.group("name") and parse_hex(m.group("end")) >= parse_hex(m.group("start")):  # type: ignore[operator]
+        if m and _is_module_row(m):
             rows.append(_row(m, unloaded))
             continue
         d = _DETAIL_RE.match(line)

@@ -11,15 +11,27 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from .analyze import parse_analyze
 from .banner import parse_banner, parse_vertarget
 from .bugcheck import parse_bugcheck
 from .lm import parse_lm
-from .model import AnalyzeInfo, BannerInfo, BugcheckInfo, CommandBlock, ModuleEntry, ParsedLog, StackFrame
+from .model import (
+    AnalyzeInfo,
+    BannerInfo,
+    BugcheckInfo,
+    CommandBlock,
+    ModuleEntry,
+    ParsedLog,
+    StackFrame,
+    VertargetInfo,
+)
 from .stack import parse_stack
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _PROMPT_RE = re.compile(
     r"^(?:(?P<cpu>\d{1,4}): ?(?P<kd>[kK][dD])|(?P<proc>\d{1,4}):(?P<thread>\d{3,4})|(?P<bare>[kK][dD]))>"
@@ -164,13 +176,13 @@ def parse_log(text: str) -> ParsedLog:
     banner: BannerInfo | None = None
     analyze: AnalyzeInfo | None = None
     bugcheck: BugcheckInfo | None = None
-    vertarget = None
+    vertarget: VertargetInfo | None = None
     modules: list[ModuleEntry] = []
     seen_modules: set[tuple[int, int, str, bool]] = set()
     stack: list[StackFrame] = []
     other_stack: list[StackFrame] = []
 
-    def attempt(what: str, func, arg):  # type: ignore[no-untyped-def]
+    def attempt(what: str, func: Callable[[str], T], arg: str) -> T | None:
         try:
             return func(arg)
         except Exception as exc:  # a parser bug must not lose the rest of the log
