@@ -90,7 +90,7 @@ def command(
     from dbgauto.analysis.collect import facts_from_dump, facts_from_log
     from dbgauto.analysis.facts import CrashFacts
     from dbgauto.errors import DbgautoError
-    from dbgauto.report.render import ReportRenderer, write_csv
+    from dbgauto.report.render import ReportRenderer
 
     if not inputs and not logs:
         raise click.UsageError("give at least one DUMP_OR_DIR or --from-log FILE")
@@ -117,30 +117,13 @@ def command(
         except (DbgautoError, OSError) as exc:
             fail(path, str(exc))
 
-    written = 0
-    links: list[str | None] = []
-    for facts in collected:
-        href = None
-        for fmt in formats:
-            if fmt == "csv":
-                continue
-            try:
-                target = renderer.write_dump_report(facts, out, fmt)
-            except DbgautoError as exc:
-                fail(Path(facts.source.path if facts.source else "?"), str(exc))
-                continue
-            written += 1
-            if fmt == "html":
-                href = target.name
-        links.append(href)
-    if "csv" in formats and collected:
-        write_csv(collected, out / "report.csv")
-        written += 1
-    if "html" in formats and collected:
-        renderer.write_index(collected, out, report_links=links)
-        written += 1
-    click.echo(
-        f"{len(collected)} input(s), {written} file(s) written to {out}" + (f", {failed} failed" if failed else "")
-    )
+    written: list[Path] = []
+    if collected:
+        try:
+            written = renderer.write_report_set(collected, out, formats)
+        except DbgautoError as exc:
+            fail(out, str(exc))
+    summary = f"{len(collected)} input(s), {len(written)} file(s) written to {out}"
+    click.echo(summary + (f", {failed} failed" if failed else ""))
     if failed:
         raise SystemExit(1)
