@@ -246,8 +246,11 @@ def mutations(draw: st.DrawFn) -> list[tuple[int, bytes]]:
     return out
 
 
+_EXAMPLES = int(os.environ.get("DBGAUTO_HYPOTHESIS_EXAMPLES", "120"))  # modest by default: shared 2-core machine
+
+
 @settings(
-    max_examples=int(os.environ.get("DBGAUTO_HYPOTHESIS_EXAMPLES", "120")),
+    max_examples=_EXAMPLES,
     deadline=2000,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -266,3 +269,23 @@ def test_mutated_real_file_never_untyped(triage_x64_path: Path, muts: list[tuple
     if tri.top_of_stack is not None:
         with contextlib.suppress(DbgautoError):
             tri.memory.read(tri.top_of_stack, 64)
+
+
+@settings(max_examples=_EXAMPLES, deadline=2000)
+@given(
+    cut=st.integers(0, 0x4000),
+    flips=st.lists(st.tuples(st.integers(0, 0x3FFF), st.integers(0, 255)), max_size=8),
+)
+def test_mutated_handmade_anywhere_never_untyped(cut: int, flips: list[tuple[int, int]]) -> None:
+    """Any byte of the hand-packed dump changed, and the file cut anywhere: typed errors or warnings only."""
+    data, _ = handmade()
+    base = len(data)
+    for pos, value in flips:
+        data[0x1F00 + pos % (base - 0x1F00)] = value
+    data = data[: max(0, base - cut)]
+    try:
+        tri = parse(data)
+    except DbgautoError:
+        return
+    tri.to_dict(include_data_blocks=True)
+    _ = (tri.process_name, tri.prcb_address, tri.memory.block_count)
