@@ -179,13 +179,15 @@ def convert_dump(
 
 def _convert_with_engine(source: Path, target: Path, engine: str, overwrite: bool, started: float) -> ConvertResult:
     """``.dump /m`` by a debugger engine (helper for --engine cdb|dbgeng)."""
-    from dbgauto.engines.select import get_engine  # lazy: engines pull in pexpect / pybag
+    from dbgauto.errors import EngineUnavailableError
 
+    try:
+        from dbgauto.engines.select import get_engine  # lazy: engines pull in pexpect / pybag
+    except ImportError as exc:
+        raise EngineUnavailableError(engine, f"engine support cannot be imported ({exc})") from None
     eng = get_engine(engine)
     avail = eng.available()
     if not avail.ok:
-        from dbgauto.errors import EngineUnavailableError
-
         raise EngineUnavailableError(engine, avail.reason or "not available")
     with eng.open(source) as session:
         written = Path(session.write_small_dump(target, overwrite=overwrite))

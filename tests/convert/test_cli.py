@@ -1,0 +1,76 @@
+"""``dbgauto convert`` as a user runs it: a real subprocess on inflated dumps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "dbgauto", "convert", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def source(cases: dict[str, Any], tmp_path: Path) -> Path:
+    src = tmp_path / "MEMORY.DMP"
+    src.symlink_to(cases["kernel-bitmap"].inflated.path)
+    return src
+
+
+def test_default_output_next_to_source_and_no_overwrite(source: Path, tmp_path: Path) -> None:
+    r = _run(source, cwd=tmp_path)
+    out = tmp_path / "MEMORY.mini.dmp"
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{out}  {out.stat().st_size} bytes"
+    assert out.read_bytes()[:8] == b"PAGEDU64"
+    again = _run(source, cwd=tmp_path)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [f"dbgauto: {source}: {out}: exists (use --force to overwrite)"]
+    forced = _run(source, "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+
+
+def test_output_folder_several_sources_and_failures(source: Path, cases: dict[str, Any], tmp_path: Path) -> None:
+    other = cases["complete"].inflated.path
+    outdir = tmp_path / "small"
+    r = _run(source, other, tmp_path / "missing.dmp", "-o", outdir, cwd=tmp_path)
+    assert r.returncode == 1
+    assert sorted(p.name for p in outdir.iterdir()) == ["MEMORY.mini.dmp", "complete.mini.dmp"]
+    assert len(r.stdout.strip().splitlines()) == 2
+    errors = r.stderr.strip().splitlines()
+    assert errors == [f"dbgauto: {tmp_path / 'missing.dmp'}: no such file"]
+
+
+def test_output_file_and_engine_choice(source: Path, tmp_path: Path) -> None:
+    target = tmp_path / "named.dmp"
+    r = _run(source, "-o", target, "--engine", "auto", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert target.exists()
+    bad = _run(source, "--engine", "windbg", cwd=tmp_path)
+    assert bad.returncode == 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="on Windows cdb may really be installed")
+def test_debugger_engine_unavailable_is_one_line(source: Path, tmp_path: Path) -> None:
+    r = _run(source, "--engine", "cdb", cwd=tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"dbgauto: {source}: cdb: unavailable")
+    assert not (tmp_path / "MEMORY.mini.dmp").exists()
