@@ -324,7 +324,7 @@ class TriageDumpBuilder:
         count_size = ts.UNLOADED_COUNT_SIZE64 if is64 else ts.UNLOADED_COUNT_SIZE32
         out = bytearray(len(items).to_bytes(count_size, "little"))
         for u in items:
-            name = u.name[: ts.MAX_UNLOADED_NAME_CHARS].encode("utf-16-le")
+            name = u.name.encode("utf-16-le", "surrogatepass")[: 2 * ts.MAX_UNLOADED_NAME_CHARS]
             length = u.name_length if getattr(u, "name_length", None) is not None else len(name)
             out += lay.pack(
                 {
@@ -355,7 +355,8 @@ class TriageDumpBuilder:
                     "time_date_stamp": d.timestamp,
                 }
             )
-            s = struct.pack("<I", len(name)) + name.encode("utf-16-le") + b"\0\0"
+            units = name.encode("utf-16-le", "surrogatepass")  # Length counts UTF-16 units, not Python characters
+            s = struct.pack("<I", len(units) // 2) + units + b"\0\0"
             pool += s + bytes(_align8(len(s)) - len(s))
         t["driver_list_offset"] = put(entries)
         t["driver_count"] = n

@@ -263,3 +263,15 @@ def test_writer_omits_absent_sections(missing: str) -> None:
         "stack": tri.stack is not None,
     }
     assert present == {k: k != missing for k in present}
+
+
+def test_names_outside_the_bmp_count_utf16_units() -> None:
+    """DUMP_STRING.Length is in UTF-16 units: a character outside the BMP counts 2 (and still round-trips)."""
+    name = "\\x\\\U0001f600.sys"
+    b = TriageDumpBuilder(machine=Machine.AMD64, context={"rip": 1}, drivers=[DriverSpec(name, 0x1000, 0x1000)])
+    data = b.build()
+    pool = struct.unpack_from("<I", data, 0x2000 + 0x38)[0]
+    assert struct.unpack_from("<I", data, pool)[0] == len(name) + 1
+    tri = TriageDump.parse_buffer(data, path="u.dmp", is_64bit=True)
+    assert tri.drivers[0].name == name
+    assert tri.warnings == []
