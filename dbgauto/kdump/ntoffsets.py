@@ -9,8 +9,11 @@ Sources (facts only):
 * x64 19041: the Windows-written sample ``../shared/dumps/triage_x64.dmp`` (ImageFileName +0x5A8 = "System",
   UniqueProcessId +0x440 = 4, ETHREAD.Cid +0x478 = (4, 264); ``../shared/spec/observed-triage-x64.md``).
 * ETHREAD size 0x898 for x64 2004: Geoff Chappell, "ETHREAD" (geoffchappell.com studies/windows/km/ntoskrnl/inc/
-  ntos/ps/ethread). Builds 19042-19045 are servicing releases of the same 2004 kernel; the size guard rejects the
-  row if a build differs.
+  ntos/ps/ethread). Builds 19042-19045 are servicing releases of the same 2004 kernel (several public offset
+  tables in driver/tooling code give the same EPROCESS UniqueProcessId 0x440 / ImageFileName 0x5A8 for
+  19041-19045); the size guard rejects the row if a build differs.
+* Not in the table (so "unknown"): other builds, x86 and ARM64. Public tables disagree or lack ETHREAD.Cid for
+  them, and nothing here can check them against a real dump.
 """
 
 from __future__ import annotations
