@@ -254,3 +254,14 @@ def test_every_transcript_is_covered(transcripts_dir: Path) -> None:
         "T11",
         "T12",
     }
+
+
+def test_local_kernel_and_effective_machine_prompts() -> None:
+    blocks = split_commands(
+        "lkd> vertarget\nWindows 10 Kernel Version 19041 MP (8 procs) Free x64\n0:000:x86> k\n0: kd:x86> r"
+    )
+    assert [(b.prompt, b.cpu, b.command, b.mode) for b in blocks] == [
+        ("lkd>", None, "vertarget", "kernel"),
+        ("0:000:x86>", None, "k", "user"),
+        ("0: kd:x86>", 0, "r", "kernel"),
+    ]

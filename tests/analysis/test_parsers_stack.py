@@ -182,3 +182,41 @@ def test_unrelated_output_has_no_frames(transcripts_dir: Path) -> None:
 )
 def test_split_call_site(site: str, expected: tuple) -> None:  # type: ignore[type-arg]
     assert split_call_site(site) == expected
+
+
+def test_inline_frames() -> None:
+    # No transcript holds an inline frame; these rows follow the layout the debugger prints for them (the `kn`
+    # sample of Microsoft's KMDF echo walkthrough and `kv` with "(Inline Function @ ...)"), with our own values.
+    kn = "\n".join(
+        [
+            " # Child-SP          RetAddr           Call Site",
+            "00 ffffd001`51978110 fffff801`0942f55b Drv!AddDevice+0x66 [c:\\src\\driver.c @ 138]",
+            "01 (Inline Function) --------`-------- Wdf01000!FxDriverDeviceAdd::Invoke+0x30 [d:\\fx\\cb.hpp @ 61]",
+            "02 ffffd001`51978150 fffff801`eed8097d Wdf01000!FxDriver::AddDevice+0xab",
+        ]
+    )
+    frames = parse_stack(kn)
+    assert [f.index for f in frames] == [0, 1, 2]
+    inline = frames[1]
+    assert inline.inline is True
+    assert (inline.child_sp, inline.return_address, inline.args) == (None, None, ())
+    assert (inline.module, inline.function, inline.offset) == ("Wdf01000", "FxDriverDeviceAdd::Invoke", 0x30)
+    assert inline.source_line == 61
+    assert frames[0].inline is False
+    kv = (
+        "(Inline Function) --------`--------     : --------`-------- --------`-------- --------`-------- "
+        "--------`-------- : dxgkrnl!VidMmSuspend+0x20 (Inline Function @ fffff802`66648c94) [x\\mm.hxx @ 1600]"
+    )
+    (frame,) = parse_stack("Child-SP          RetAddr               : Args to Child : Call Site\n" + kv)
+    assert frame.inline is True
+    assert frame.call_site == "dxgkrnl!VidMmSuspend+0x20"
+    assert frame.source == "x\\mm.hxx @ 1600"
+    assert frame.args == ()
+
+
+def test_function_names_with_spaces() -> None:
+    line = "06 0000001c`ffdfeb08 00007ff6`273dea2a     d8!Gen<unsigned long long,long long>::Call+0x12 [s.h @ 212] "
+    (frame,) = parse_stack(line)
+    assert frame.function == "Gen<unsigned long long,long long>::Call"
+    assert frame.offset == 0x12
+    assert frame.source_line == 212

@@ -57,7 +57,9 @@ _NAME_BUILDS: tuple[tuple[str, int, int], ...] = (
 )
 
 
-def _variety(kind_detail: str) -> str | None:
+def _variety(kind: str, kind_detail: str) -> str | None:
+    if kind.lower().startswith("user"):
+        return "user"
     text = kind_detail.lower()
     if "only registers and stack trace" in text:
         return "small"
@@ -171,7 +173,7 @@ def parse_banner(text: str) -> BannerInfo:
         elif (m := _DUMP_KIND_RE.match(line)) and "dump_kind" not in facts and "Loading" not in line:
             facts["dump_kind"] = m.group(1)
             facts["dump_kind_line"] = line.strip()
-            facts["dump_variety"] = _variety(m.group(2))
+            facts["dump_variety"] = _variety(m.group(1), m.group(2))
         elif (m := _SYMPATH_RE.match(line)) and "symbol_path" not in facts:
             facts["symbol_path"] = m.group(1).strip()
         elif (m := _EXEPATH_RE.match(line)) and "executable_path" not in facts:

@@ -115,7 +115,7 @@ class BannerInfo(_ToDict):
     dump_file: str | None = None
     dump_kind: str | None = None  # "Kernel Bitmap Dump File"
     dump_kind_line: str | None = None  # the whole line
-    dump_variety: str | None = None  # "small" | "kernel" | "complete" | None
+    dump_variety: str | None = None  # "small" | "kernel" | "complete" | "user" | None
     truncated: bool = False
     symbol_path: str | None = None
     executable_path: str | None = None
@@ -228,6 +228,7 @@ class StackFrame(_ToDict):
     source_line: int | None = None
     address: int | None = None
     trap_frame: int | None = None
+    inline: bool = False
 
 
 @dataclass(frozen=True, slots=True)

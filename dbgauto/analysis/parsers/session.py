@@ -1,10 +1,11 @@
 """A whole console log → command blocks → facts (banner, !analyze, .bugcheck, vertarget, lm, k).
 
 Prompts recognised at the start of a line: ``0: kd> ``, ``12: kd> `` (two-digit CPUs), bare ``kd> ``, ``0: Kd> ``
-(doc typo), user mode ``0:000> ``. A prompt line may hold several commands joined by ``;`` (kept raw in
-``command`` and split in ``commands``). When kd reads commands from a pipe it echoes none, so its prompt is glued to
-the first output line (``0: kd> RAID ADAPTER``); such a line is recognised by shape (a capital first letter or a
-column-aligned header) and belongs to the output. Text before the first prompt is the banner block.
+(doc typo), local ``lkd> ``, user mode ``0:000> ``, with an effective-machine suffix (``0:000:x86> ``). A prompt
+line may hold several commands joined by ``;`` (kept raw in ``command`` and split in ``commands``). When kd reads
+commands from a pipe it echoes none, so its prompt is glued to the first output line (``0: kd> RAID ADAPTER``);
+such a line is recognised by shape (a capital first letter or a column-aligned header) and belongs to the output.
+Text before the first prompt is the banner block.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _PROMPT_RE = re.compile(
-    r"^(?:(?P<cpu>\d{1,4}): ?(?P<kd>[kK][dD])|(?P<proc>\d{1,4}):(?P<thread>\d{3,4})|(?P<bare>[kK][dD]))>"
+    r"^(?:(?P<cpu>\d{1,4}): ?(?P<kd>l?[kK][dD])|(?P<proc>\d{1,4}):(?P<thread>\d{3,4})|(?P<bare>l?[kK][dD]))"
+    r"(?::[A-Za-z0-9]+)?>"
     r"(?: (?P<rest>.*)|$)"
 )
 _COLUMNS_RE = re.compile(r"\S\s{3,}\S")

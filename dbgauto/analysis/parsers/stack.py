@@ -7,7 +7,8 @@ command output (``!process ... 7``, ``.process; .thread; kb``). Column layouts r
 * ``idx retaddr : args : call-site`` — ``kb`` without the Child-SP column;
 * ``childebp retaddr arg arg arg call-site`` — x86 (8-digit addresses, no colons);
 * a frame whose symbol went to a later line (blog damage): the symbol line is attached when it follows;
-* a frame that lost its Child-SP column inside a table: kept with ``child_sp=None``.
+* a frame that lost its Child-SP column inside a table: kept with ``child_sp=None``;
+* inline frames (``(Inline Function) --------`--------``): ``inline=True``, no SP, return address or args.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import re
 
 from .model import HEX_ADDRESS, StackFrame, parse_hex
 
-_ADDR_RE = re.compile(rf"^{HEX_ADDRESS}$")
-_INDEX_RE = re.compile(r"^\s*([0-9a-fA-F]{1,4})\s+(?=[0-9a-fA-F]{8})")
+_ADDR_RE = re.compile(rf"^(?:{HEX_ADDRESS}|-{{8}}`-{{8}}|-{{8}})$")  # dashes: the empty columns of an inline frame
+_INLINE_RE = re.compile(r"\(Inline(?: Function)?\)")
+_INLINE_AT_RE = re.compile(r"\s*\(Inline Function @ [0-9a-fA-F`]+\)\s*$")
+_INDEX_RE = re.compile(r"^\s*([0-9a-fA-F]{1,4})\s+(?=[0-9a-fA-F]{8}|-{8})")
 _COLUMN_SEP_RE = re.compile(r"\s:\s")  # the " : " around "Args to Child"
 _SOURCE_RE = re.compile(r"\s*\[(?P<src>(?P<file>[^\[\]]+?) @ (?P<line>\d+))\]\s*$")
 _TRAP_RE = re.compile(r"\s*\(TrapFrame @ (?P<trap>" + HEX_ADDRESS + r")\)\s*$")
@@ -42,7 +45,9 @@ def split_call_site(site: str) -> tuple[str | None, str | None, int | None, int 
     return m.group("module"), m.group("function"), int(offset, 16) if offset else None, None
 
 
-def _frame(index: int | None, sp: int | None, ret: int | None, args: tuple[int, ...], site_text: str) -> StackFrame:
+def _frame(
+    index: int | None, sp: int | None, ret: int | None, args: tuple[int, ...], site_text: str, inline: bool = False
+) -> StackFrame:
     site_text = site_text.strip()
     source = source_file = None
     source_line: int | None = None
@@ -51,6 +56,7 @@ def _frame(index: int | None, sp: int | None, ret: int | None, args: tuple[int, 
     if m:
         source, source_file, source_line = m.group("src"), m.group("file"), int(m.group("line"))
         site_text = site_text[: m.start()].rstrip()
+    site_text = _INLINE_AT_RE.sub("", site_text)
     m = _TRAP_RE.search(site_text)
     if m:
         trap = parse_hex(m.group("trap"))
@@ -75,6 +81,7 @@ def _frame(index: int | None, sp: int | None, ret: int | None, args: tuple[int, 
         source_line=source_line,
         address=address,
         trap_frame=trap,
+        inline=inline,
     )
 
 
@@ -93,6 +100,9 @@ def _parse_line(line: str, in_table: bool) -> tuple[StackFrame | None, bool]:
     if not text.strip():
         return None, False
     index: int | None = None
+    inline = _INLINE_RE.search(text) is not None
+    if inline:
+        text = _INLINE_RE.sub("--------`--------", text, count=1)
     m = _INDEX_RE.match(text)
     if m:
         index = int(m.group(1), 16)
@@ -106,10 +116,10 @@ def _parse_line(line: str, in_table: bool) -> tuple[StackFrame | None, bool]:
             return None, False
         if _leading_addresses(arg_words) != len(arg_words):
             return None, False
-        args = tuple(parse_hex(a) or 0 for a in arg_words)
+        args = () if inline else tuple(parse_hex(a) or 0 for a in arg_words)
         addrs = [parse_hex(a) for a in left]
         sp, ret = (addrs[0], addrs[1]) if len(addrs) == 2 else (None, addrs[0])
-        return _frame(index, sp, ret, args, columns[2]), False
+        return _frame(index, sp, ret, args, columns[2], inline), False
     tokens = text.split(None)
     n = _leading_addresses(tokens)
     if n == 0:
@@ -120,14 +130,14 @@ def _parse_line(line: str, in_table: bool) -> tuple[StackFrame | None, bool]:
     if n == 1:
         if not rest or not (in_table or index is not None) or not _site_like(rest):
             return None, False
-        return _frame(index, None, addrs[0], (), rest), False
+        return _frame(index, None, addrs[0], (), rest, inline), False
     sp, ret = addrs[0], addrs[1]
     args = tuple(a or 0 for a in addrs[2:])
     if not rest:
         return (_frame(index, sp, ret, args, ""), True) if n == 5 and in_table else (None, False)
     if not _site_like(rest):
         return None, False
-    return _frame(index, sp, ret, args, rest), False
+    return _frame(index, sp, ret, () if inline else args, rest, inline), False
 
 
 def _site_like(rest: str) -> bool:
