@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from dbgauto.errors import ConversionError
 from dbgauto.kdump.constants import PAGE_SIZE, Machine
@@ -455,10 +455,12 @@ class _Collector:
         )
 
 
-def collect_parts(
-    dump: KernelDump, *, keys: KdbgKeys | None = None, data_blocks: bool = True, **_: Any
-) -> SmallDumpParts:
-    """The parts of a small memory dump of ``dump``; ConversionError when an essential is missing."""
+def collect_parts(dump: KernelDump, *, keys: KdbgKeys | None = None, data_blocks: bool = True) -> SmallDumpParts:
+    """The parts of a small memory dump of ``dump``; ConversionError when an essential is missing.
+
+    ``keys`` decode an encoded KDBG when they are known (symbols); ``data_blocks=False`` skips the block policy
+    (facts of a large dump: drivers, stack, process, in a few milliseconds).
+    """
     if dump.machine not in (Machine.AMD64, Machine.I386):
         raise ConversionError(f"{dump.path}: machine {dump.machine:#x} cannot be converted (x64 and x86 only)")
     collector = _Collector(dump, keys, data_blocks)

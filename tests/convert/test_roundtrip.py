@@ -160,3 +160,27 @@ def test_result_and_source_untouched(cases: dict[str, Any]) -> None:
     assert case.result.engine == "native"
     assert case.result.warnings == []
     assert case.result.elapsed > 0
+
+
+def test_small_dump_source_is_copied_unchanged(triage_x64_path: Path, tmp_path: Path) -> None:
+    from dbgauto.convert import convert_dump
+
+    res = convert_dump(triage_x64_path, tmp_path)
+    assert res.output == tmp_path / "triage_x64.mini.dmp"
+    assert res.output.read_bytes() == triage_x64_path.read_bytes()
+    assert res.warnings == ["already a small memory dump; copied unchanged"]
+    assert res.source_dump_type == DumpType.TRIAGE
+
+
+def test_collect_parts_without_blocks_for_facts(cases: dict[str, Any]) -> None:
+    from dbgauto.convert import collect_parts
+
+    with _open(cases["kernel-bitmap"].inflated.path) as big:
+        parts = collect_parts(big, data_blocks=False)
+    assert parts.data_blocks == []
+    assert parts.processor == 0
+    assert parts.thread_va == 0xFFFFC08BDE9E1640
+    assert parts.process_va == 0xFFFFC08BDCE94180
+    assert parts.process is not None
+    assert parts.process[0x5A8:0x5AE] == b"System"
+    assert parts.drivers[2].name == "\\SystemRoot\\system32\\kd.dll"
