@@ -265,3 +265,8 @@ def test_local_kernel_and_effective_machine_prompts() -> None:
         ("0:000:x86>", None, "k", "user"),
         ("0: kd:x86>", 0, "r", "kernel"),
     ]
+
+
+def test_capitalised_command_is_not_glued_output() -> None:
+    blocks = split_commands("0: kd> LM\nstart    end        module name\n0: kd> Vertarget\n0: kd> RAID ADAPTER\nx")
+    assert [(b.command, b.glued) for b in blocks] == [("LM", False), ("Vertarget", False), ("", True)]

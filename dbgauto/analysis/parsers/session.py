@@ -40,6 +40,13 @@ _PROMPT_RE = re.compile(
     r"(?: (?P<rest>.*)|$)"
 )
 _COLUMNS_RE = re.compile(r"\S\s{3,}\S")
+# fmt: off
+_PLAIN_COMMANDS = frozenset({
+    "a", "ba", "bc", "bd", "be", "bl", "bm", "bp", "bu", "da", "db", "dc", "dd", "df", "dp", "dps", "dq", "ds",
+    "dt", "du", "dv", "dw", "dx", "e", "eb", "ed", "g", "gh", "gn", "lm", "p", "q", "qd", "r", "s", "t", "u",
+    "ub", "uf", "vertarget", "version", "x",
+})
+# fmt: on
 _K_COMMAND_RE = re.compile(r"^k[bvpPnfFcCmMLt]*(?:\s|$|=)")
 _ARGUMENTS_RE = re.compile(r"^Arguments:\s*$", re.MULTILINE)
 # Commands whose output holds a stack table; used only when no k command and no STACK_TEXT gave one.
@@ -108,13 +115,20 @@ def split_command_line(line: str) -> tuple[str, ...]:
 
 
 def _looks_glued(rest: str) -> bool:
-    """kd printed its prompt and then output (no command echoed): a capitalised word or a column header."""
+    """kd printed its prompt and then output (no command echoed): a capitalised word or a column header.
+
+    Commands are case-insensitive, so a capitalised word that names a common command (``LM``, ``K``, ``Vertarget``)
+    is still taken as a command.
+    """
     if not rest.strip():
         return False
     if rest[:2].isspace() and _COLUMNS_RE.search(rest):
         return True
-    first = rest.lstrip()[0]
-    return first.isalpha() and first.isupper()
+    first_word = rest.split(None, 1)[0]
+    if not (first_word[0].isalpha() and first_word[0].isupper()):
+        return False
+    word = first_word.lower()
+    return not (word in _PLAIN_COMMANDS or word.startswith("lm") or _K_COMMAND_RE.match(word))
 
 
 def split_commands(text: str) -> list[CommandBlock]:
