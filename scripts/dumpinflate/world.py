@@ -80,9 +80,19 @@ class _Captured:
     """The VA ranges the small dump captured, to keep synthesized bytes off them."""
 
     def __init__(self, sd: SmallDump) -> None:
-        spans = sorted((a, a + len(d)) for a, d in sd.blocks)
-        self.starts = [a for a, _ in spans]
-        self.ends = [e for _, e in spans]
+        spans = sorted((a, a + len(d), d) for a, d in sd.blocks)
+        self.starts = [a for a, _, _ in spans]
+        self.ends = [e for _, e, _ in spans]
+        self.data = [d for _, _, d in spans]
+
+    def overlapping(self, a: int, e: int) -> list[int]:
+        """Indices (into the sorted spans) of captured ranges that intersect [a, e)."""
+        out = []
+        i = bisect.bisect_right(self.starts, e - 1) - 1
+        while i >= 0 and self.ends[i] > a:  # spans are disjoint and sorted, so ends are sorted too
+            out.append(i)
+            i -= 1
+        return out
 
     def overlaps(self, a: int, e: int) -> bool:
         i = bisect.bisect_right(self.starts, e - 1) - 1
@@ -240,6 +250,23 @@ def _place_encoded_kdbg(w: World, sd: SmallDump, captured: _Captured, keys: tupl
     return encode_kdbg(sd.kdbg, never, always, enc_va)
 
 
+_COPIES = frozenset({"KPRCB copy", "ETHREAD copy", "EPROCESS copy", "stack copy"})
+
+
+def check_placements(w: World, captured: _Captured) -> None:
+    """The copies must agree with the data blocks they overlap; synthesized bytes must not touch captured ones."""
+    for va, data, what in w.placements:
+        if what == "data block":
+            continue
+        for i in captured.overlapping(va, va + len(data)):
+            if what not in _COPIES:
+                raise ValueError(f"{what} at {va:#x} would overwrite bytes the small dump captured")
+            lo, hi = max(va, captured.starts[i]), min(va + len(data), captured.ends[i])
+            block = captured.data[i][lo - captured.starts[i] : hi - captured.starts[i]]
+            if block != data[lo - va : hi - va]:
+                raise ValueError(f"{what} disagrees with the data block at {captured.starts[i]:#x}")
+
+
 def build_world(sd: SmallDump, *, encoded: bool = False, keys: tuple[int, int] = DEFAULT_KEYS) -> World:
     """Every placement (captured bytes first, then the synthesized structures)."""
     w = World(sd)
@@ -253,6 +280,7 @@ def build_world(sd: SmallDump, *, encoded: bool = False, keys: tuple[int, int] =
     _place_module_list(w, sd, pool)
     _place_unloaded(w, sd, pool)
     _place_stack_bounds(w, sd, captured)
+    check_placements(w, captured)
     return w
 
 
