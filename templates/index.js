@@ -38,4 +38,5 @@
     count.textContent = String(shown);
   }
   if (filter) { filter.addEventListener("input", applyFilter); applyFilter(); }
+  table.setAttribute("data-script", "ready");
 })();

@@ -31,7 +31,7 @@ _BAR: Final = "#3b6ea8"
 _MAX_DAYS: Final = 92  # a longer span is shown per month
 
 
-def _label(text: str, limit: int = 34) -> str:
+def _label(text: str, limit: int = 36) -> str:
     text = visible(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -43,11 +43,11 @@ def _empty(title: str, width: int) -> Markup:
     )
 
 
-def bar_chart(rows: Sequence[tuple[str, int]], *, title: str, width: int = 460) -> Markup:
+def bar_chart(rows: Sequence[tuple[str, int]], *, title: str, width: int = 580) -> Markup:
     """Horizontal bars, one per row, largest first as given; labels left, counts right."""
     if not rows:
         return _empty(title, width)
-    label_w, bar_h, gap = 200, 18, 6
+    label_w, bar_h, gap = 300, 18, 6  # 300 px holds the 36 characters _label keeps (upper case, 12 px)
     plot_w = width - label_w - 50
     top = max(c for _, c in rows) or 1
     height = len(rows) * (bar_h + gap) + gap
@@ -137,7 +137,7 @@ def top_bugchecks(facts: Iterable[CrashFacts], limit: int = 10) -> list[tuple[st
     counter: Counter[str] = Counter()
     for f in facts:
         if f.bugcheck is not None:
-            counter[f"{f.bugcheck.name or 'unknown'} ({f.bugcheck.code_text})"] += 1
+            counter[f"{f.bugcheck.code_text} {f.bugcheck.name or 'unknown'}"] += 1  # code first: labels get cut
     return _top(counter, limit)
 
 

@@ -87,20 +87,21 @@ def _md(value: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-def _hex(value: int | None, width: int = 0) -> str:
+def _hex(value: int | None, width: int = 0) -> Markup:
+    """Hex digits only, so the result is marked safe (skips escaping in the large tables)."""
     if value is None:
-        return ""
-    return f"0x{value:0{width}x}" if value >= 0 else f"-0x{-value:x}"
+        return Markup("")
+    return Markup(f"0x{value:0{width}x}" if value >= 0 else f"-0x{-value:x}")
 
 
-def _addr(value: int | None, is_64bit: bool | None = True) -> str:
-    """An address as WinDbg prints it: 16 digits with a backtick on 64-bit targets, 8 on 32-bit."""
+def _addr(value: int | None, is_64bit: bool | None = True) -> Markup:
+    """An address as WinDbg prints it: 16 digits with a backtick on 64-bit targets, 8 on 32-bit (safe markup)."""
     if value is None:
-        return ""
+        return Markup("")
     if is_64bit is False:
-        return f"{value & 0xFFFFFFFF:08x}"
+        return Markup(f"{value & 0xFFFFFFFF:08x}")
     text = f"{value & 0xFFFFFFFFFFFFFFFF:016x}"
-    return f"{text[:8]}`{text[8:]}"
+    return Markup(f"{text[:8]}`{text[8:]}")
 
 
 def _unixtime(value: int | None) -> str:

@@ -67,8 +67,8 @@ def test_top_lists_count_and_fold_the_rest(make_facts: Callable[..., CrashFacts]
     assert rows[0] == ("d0.sys", 3)
     bugchecks = dict(charts.top_bugchecks([make_facts(0), make_facts(1), make_facts(2)]))
     assert bugchecks == {
-        "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M (0x1000007E)": 2,
-        "DRIVER_IRQL_NOT_LESS_OR_EQUAL (0xD1)": 1,
+        "0x1000007E SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M": 2,
+        "0xD1 DRIVER_IRQL_NOT_LESS_OR_EQUAL": 1,
     }
     builds = dict(charts.crashes_per_build([make_facts(i) for i in range(6)]))
     assert builds == {"19041": 2, "19042": 2, "19043": 2}
