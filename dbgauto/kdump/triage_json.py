@@ -16,7 +16,7 @@ from dbgauto.kdump.constants import FILETIME_EPOCH_OFFSET_100NS
 if TYPE_CHECKING:
     from dbgauto.kdump.triage import TriageDump
 
-_COUNT_FIELDS = frozenset({"driver_count", "data_blocks_count", "number_processors", "minor_version"})
+_COUNT_FIELDS = frozenset({"driver_count", "data_blocks_count", "number_processors", "minor_version", "dump_type"})
 
 
 def _h(v: int | None) -> str | None:
@@ -39,17 +39,23 @@ def filetime_to_iso(raw: int | None) -> str | None:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_SKIP_HEADER = frozenset(
+    {"context_record", "exception", "physical_memory_block", "signature", "valid_dump", "unused1", "unused2", "spare3"}
+)
+
+
 def _main_header(tri: TriageDump) -> dict[str, Any]:
+    """DUMP_HEADER fields (filler → None); the context and exception are reported decoded, elsewhere."""
     out: dict[str, Any] = {}
     for k, v in tri.dump_header.items():
-        if k in ("context_record", "exception", "physical_memory_block", "signature", "valid_dump"):
+        if k in _SKIP_HEADER:
             continue
-        if isinstance(v, bytes):
-            out[k] = None if k in ("comment", "version_user") and v is None else v.split(b"\0")[0].decode("latin-1")
+        if isinstance(v, bytes):  # VersionUser, Comment: NUL-terminated ANSI text
+            out[k] = v.split(b"\0", 1)[0].decode("latin-1")
         elif isinstance(v, tuple):
             out[k] = [_h(x) for x in v]
         elif isinstance(v, int) and k not in _COUNT_FIELDS:
-            out[k] = _h(v)
+            out[k] = hex(v)
         else:
             out[k] = v
     out["system_time_utc"] = filetime_to_iso(tri.dump_header.get("system_time"))
