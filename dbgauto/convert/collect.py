@@ -141,7 +141,7 @@ class _Collector:
         self.ps = self.mem.pointer_size
 
     def warn(self, msg: str) -> None:
-        log.warning("%s: %s", self.src, msg)
+        log.debug("%s: %s", self.src, msg)  # the caller shows ConvertResult.warnings
         self.warnings.append(msg)
 
     # -- essentials ----------------------------------------------------------------------------------------
@@ -201,7 +201,7 @@ class _Collector:
             warnings=self.warnings,
         )
         if self.with_data_blocks:
-            parts.data_blocks = select_data_blocks(mem, self._policy_inputs(parts))
+            parts.data_blocks = select_data_blocks(mem, self._policy_inputs(parts), self.warnings)
         return parts
 
     def _nt_from_module_list(self, h: DumpHeader) -> tuple[int | None, int | None]:

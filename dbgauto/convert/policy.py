@@ -141,6 +141,8 @@ class _Selector:
         self.total = 0
         self.cov.add(inp.kdbg.va, inp.kdbg.va + inp.kdbg.size)  # reserved: the KDBG has its own section
         self._ptr_fmt = "<Q" if inp.is_64bit else "<I"
+        self.absent_ranges: list[int] = []  # fixed ranges (or parts) not in the dump, by start address
+        self.absent_windows = 0
 
     # -- emission ------------------------------------------------------------------------------------------
 
@@ -154,6 +156,8 @@ class _Selector:
             stop = min(e, (addr | (PAGE_SIZE - 1)) + 1)
             data = self.mem.read(addr, stop - addr)
             if data is None:
+                if not self.absent_ranges or self.absent_ranges[-1] != a:
+                    self.absent_ranges.append(a)
                 if chunks:
                     yield run_start, b"".join(chunks)
                 chunks, run_start = [], stop
@@ -276,6 +280,7 @@ class _Selector:
                 continue  # nothing new to keep, so nothing new to scan: skip the read
             data = self.mem.read_prefix(v, WINDOW)
             if not data:
+                self.absent_windows += 1
                 continue
             if self.emit(v, len(data), data) and depth < MAX_DEPTH:
                 queue.extend((p, depth + 1) for p in self._pointers(data, v))
@@ -314,6 +319,20 @@ _NOT_POINTERS: Final = frozenset(
 )
 
 
-def select_data_blocks(mem: DumpMemory, inp: PolicyInputs) -> list[Block]:
-    """The data blocks (VA, bytes) in emission order; see the module docstring for the policy."""
-    return _Selector(mem, inp).run()
+def select_data_blocks(mem: DumpMemory, inp: PolicyInputs, warnings: list[str] | None = None) -> list[Block]:
+    """The data blocks (VA, bytes) in emission order; see the module docstring for the policy.
+
+    Memory the dump lacks (user memory, paged-out pool) is skipped; one summary line goes to ``warnings``.
+    """
+    sel = _Selector(mem, inp)
+    blocks = sel.run()
+    if warnings is not None:
+        if sel.absent_ranges or sel.absent_windows:
+            first = f" (first at {sel.absent_ranges[0]:#x})" if sel.absent_ranges else ""
+            warnings.append(
+                f"data blocks: skipped memory not in the dump: {len(sel.absent_ranges)} fixed ranges{first}, "
+                f"{sel.absent_windows} pointer windows"
+            )
+        if sel.full():
+            warnings.append(f"data blocks: budget reached ({len(blocks)} blocks, {sel.total:#x} bytes); rest dropped")
+    return blocks

