@@ -301,9 +301,7 @@ class TriageDumpBuilder:
             "exception_address": e.address,
             "number_parameters": e.number_parameters,
         }
-        if is64:
-            head["unused_alignment"] = 0
-        lay.pack_into(raw, 0, head)
+        lay.pack_into(raw, 0, head)  # the 64-bit record's alignment pad keeps the filler, as Windows leaves it
         step = 8 if is64 else 4
         base = lay.offset_of("exception_information")
         for i, p in enumerate(e.parameters[:15]):

@@ -11,7 +11,7 @@ import pytest
 
 from dbgauto.errors import OutputExistsError
 from dbgauto.kdump.triage import TriageDump
-from dbgauto.kdump.triage_writer import TriageDumpBuilder
+from dbgauto.kdump.triage_writer import BlobSpec, DriverSpec, TriageDumpBuilder, UnloadedSpec
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +91,51 @@ def test_write_is_atomic_and_refuses_to_overwrite(tri: TriageDump, tmp_path: Pat
     assert [p.name for p in tmp_path.iterdir()] == ["out.dmp"]  # no temporary left behind
     TriageDumpBuilder.from_triage(tri).write(target, overwrite=True)
     assert target.stat().st_size == tri.file_size
+
+
+def test_writer_rules_alone_reproduce_windows_layout(tri: TriageDump, original: bytes) -> None:
+    """Rebuilt from plain values (no raw header, no offsets, no pads, no MiniDumpFields): every layout decision —
+    section order, alignment, "PAGE" filler, exception-record filler, 0x90-byte entries, string pool, Σ align8
+    reserve before TRGD, DumpBlob padding and build number — comes from the writer and matches Windows."""
+    keep = [
+        "major_version",
+        "minor_version",
+        "directory_table_base",
+        "pfn_database",
+        "ps_loaded_module_list",
+        "ps_active_process_head",
+        "number_processors",
+        "bugcheck_code",
+        "bugcheck_parameters",
+        "kd_debugger_data_block",
+        "system_time",
+        "system_up_time",
+        "product_type",
+        "suite_mask",
+        "writer_status",
+        "kd_secondary_version",
+    ]
+    assert tri.context is not None
+    assert tri.kdbg is not None
+    assert tri.mm is not None
+    b = TriageDumpBuilder(
+        machine=tri.machine,
+        header_fields={k: tri.dump_header[k] for k in keep},
+        context=tri.context,
+        exception=tri.exception,
+        mm={"version": tri.mm.version, "size": tri.mm.size},
+        unloaded_drivers=[UnloadedSpec(u.name, u.start, u.end) for u in tri.unloaded_drivers],
+        prcb=tri.prcb,
+        process=tri.process,
+        thread=tri.thread,
+        stack=tri.stack,
+        top_of_stack=tri.header.top_of_stack,
+        drivers=[DriverSpec(d.name, d.base, d.size, d.timestamp, d.checksum) for d in tri.drivers],
+        kdbg=tri.kdbg.raw,
+        data_blocks=[(a, original[o : o + s]) for a, o, s in tri.data_blocks],
+        blobs=[BlobSpec(bl.tag, tri.blob_data(bl)) for bl in tri.blobs],
+    )
+    rebuilt = b.build()
+    assert len(rebuilt) == len(original)
+    # RequiredDumpSpace: Windows' estimate (0x197915) vs the writer's actual file size; nothing else differs.
+    assert differing_ranges(original, rebuilt) == [(0xFA0, 0xFA3)]

@@ -52,7 +52,6 @@ def build_handmade() -> Handmade:
     struct.pack_into("<Q", hdr, 0x348 + 0x78, 0x1111)  # Rax
     struct.pack_into("<Q", hdr, 0x348 + 0xF8, NT_BASE + 0x1234)  # Rip
     struct.pack_into("<IIQQI", hdr, 0xF00, 0xC0000005, 0, 0, NT_BASE + 0x1234, 2)
-    struct.pack_into("<I", hdr, 0xF1C, 0)
     struct.pack_into("<QQ", hdr, 0xF20, 1, 0xDEAD0000)
     struct.pack_into("<I", hdr, 0xF98, 4)
     struct.pack_into("<QQ", hdr, 0xFA0, 0x20000, 0x01D707F23DBB3399)
