@@ -41,6 +41,13 @@ __all__ = ["DEBUGGER_ENGINES", "RunnerOptions", "TaskRunner", "resources_for"]
 log = logging.getLogger(__name__)
 
 DEBUGGER_ENGINES = frozenset({"cdb", "kd", "dbgeng"})
+WORKER_PRELOAD = (
+    "dbgauto.batch.tasks",
+    "dbgauto.kdump.reader",
+    "dbgauto.convert",
+    "dbgauto.analysis.collect",
+    "dbgauto.report.render",
+)
 TaskFn = Callable[[TaskSpec], ResultRecord]
 
 
@@ -112,9 +119,14 @@ class TaskRunner:
 
     def _new_local(self) -> ProcessPoolExecutor:
         method = "spawn" if sys.platform == "win32" else "forkserver"
+        ctx = multiprocessing.get_context(method)
+        if method == "forkserver":
+            # Workers fork from a server that already imported the task's modules: starting or recycling a
+            # worker costs a fork, not an interpreter start plus imports (missing modules are skipped).
+            ctx.set_forkserver_preload(list(WORKER_PRELOAD))
         return ProcessPoolExecutor(
             max_workers=max(1, self.options.jobs),
-            mp_context=multiprocessing.get_context(method),
+            mp_context=ctx,
             max_tasks_per_child=self.options.max_tasks_per_child,
             initializer=_worker_init,
             initargs=(os.getpid(), logging.getLogger().getEffectiveLevel()),

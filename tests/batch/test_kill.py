@@ -8,14 +8,16 @@ import random
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, DumpTree, dbgauto_cmd, run_cli
+from conftest import REPO, DumpTree, dbgauto_cmd, inflated_dumps, run_cli, sha256, synth_dump
 
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
 
 KILLS = 10
+MIN_HITS = 4  # kills that land while a batch is running (the others land after it finished: also valid)
 
 
 def _integrity(out: Path) -> None:
@@ -52,11 +54,18 @@ def _outputs_complete(out: Path) -> None:
             assert path.read_text().rstrip().endswith("</html>"), path
 
 
-def _kill_repeatedly(tree: DumpTree, out: Path, extra: tuple[str, ...], longest: float) -> int:
-    """Start and SIGKILL the batch KILLS times; returns how many kills hit a running batch."""
+def _kill_repeatedly(
+    tree: DumpTree, out: Path, extra: tuple[str, ...], longest: float, add_dumps: Callable[[int], list[Path]]
+) -> tuple[int, dict[Path, str]]:
+    """Start and SIGKILL the batch KILLS times, with one new dump before each start (so every run has work);
+    returns how many kills hit a running batch, and the new dumps' sha256 taken when they were written."""
     rng = random.Random(20261124)
     hits = 0
-    for _ in range(KILLS):
+    added: dict[Path, str] = {}
+    for i in range(KILLS):
+        for path in add_dumps(i):
+            tree.good.append(path)
+            added[path] = sha256(path)
         proc = subprocess.Popen(
             dbgauto_cmd("batch", tree.root, "--out", out, "--jobs", "2", *extra),
             cwd=REPO,
@@ -70,7 +79,7 @@ def _kill_repeatedly(tree: DumpTree, out: Path, extra: tuple[str, ...], longest:
         _integrity(out)
         _outputs_complete(out)
         time.sleep(0.6)  # the orphaned workers notice their coordinator is gone and exit
-    return hits
+    return hits, added
 
 
 def _check_final(tree: DumpTree, out: Path, extra: tuple[str, ...], before: dict[Path, str]) -> None:
@@ -99,14 +108,27 @@ def _check_final(tree: DumpTree, out: Path, extra: tuple[str, ...], before: dict
 def test_kill_9_inventory_runs(synth_tree: DumpTree, tmp_path: Path) -> None:
     before = synth_tree.hashes()
     extra = ("--no-convert", "--no-report")
-    assert _kill_repeatedly(synth_tree, tmp_path / "out", extra, longest=0.6) >= KILLS // 2
+
+    def add(i: int) -> list[Path]:
+        arch, dump_type = ("x64", 6) if i % 2 == 0 else ("x86pae", 5)
+        return [synth_dump(synth_tree.root / "new" / f"n{i}.dmp", arch, dump_type, 0x10 + i)]
+
+    hits, added = _kill_repeatedly(synth_tree, tmp_path / "out", extra, 0.5, add)
+    assert hits >= MIN_HITS, f"only {hits} of {KILLS} kills hit a running batch"
+    before.update(added)
     _check_final(synth_tree, tmp_path / "out", extra, before)
 
 
-def test_kill_9_full_runs(full_tree: DumpTree, tmp_path: Path) -> None:
+def test_kill_9_full_runs(full_tree: DumpTree, tmp_path: Path, triage_x64_path: Path) -> None:
     if len(full_tree.good) < 3:
         pytest.skip("scripts/dumpinflate does not provide large convertible dumps yet (only small copies to report on)")
     before = full_tree.hashes()
     extra = ("--formats", "html,json")
-    assert _kill_repeatedly(full_tree, tmp_path / "out", extra, longest=1.5) >= KILLS // 2
+
+    def add(i: int) -> list[Path]:
+        return inflated_dumps(full_tree.root / f"new{i}", triage_x64_path, count=1 + i % 2)
+
+    hits, added = _kill_repeatedly(full_tree, tmp_path / "out", extra, 1.5, add)
+    assert hits >= MIN_HITS, f"only {hits} of {KILLS} kills hit a running batch"
+    before.update(added)
     _check_final(full_tree, tmp_path / "out", extra, before)
