@@ -153,6 +153,7 @@ _ENTRY32 = _selective_struct(ts.DUMP_DRIVER_ENTRY32)
 _BLOCK = struct.Struct("<QII")
 _new_block = functools.partial(tuple.__new__, DataBlock)  # NamedTuple without the per-call _make overhead
 _U32 = struct.Struct("<I")
+_BLOB_HEADER = _selective_struct(ts.DUMP_BLOB_HEADER)
 
 
 def parse_mm(p: _Parser, offset: int) -> MmInfo:
@@ -295,10 +296,8 @@ def parse_blobs(p: _Parser, start: int) -> tuple[DumpBlobFileHeader | None, list
         if pos + ts.DUMP_BLOB_HEADER.size > p.size:
             p.warnings.append(f"secondary data: {p.size - pos:#x} bytes at {pos:#x} too short for a blob header")
             break
-        v = ts.DUMP_BLOB_HEADER.unpack(p.buf, pos)
-        blob = DumpBlob(
-            pos, v["header_size"], uuid.UUID(bytes_le=v["tag"]), v["data_size"], v["pre_pad"], v["post_pad"]
-        )
+        header_size, tag, data_size, pre_pad, post_pad = _BLOB_HEADER.unpack_from(p.buf, pos)
+        blob = DumpBlob(pos, header_size, uuid.UUID(bytes_le=tag), data_size, pre_pad, post_pad)
         if blob.header_size < ts.DUMP_BLOB_HEADER.size or blob.end > p.size:
             p.warnings.append(f"secondary data: blob at {pos:#x} is damaged or runs past the end of the file")
             break
