@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC
 from pathlib import Path
@@ -37,7 +36,14 @@ from dbgauto.analysis.facts import (
 if TYPE_CHECKING:
     from dbgauto.analysis.parsers import ParsedLog
 
-__all__ = ["ENGINE_COMMANDS", "MAX_SCAN_FRAMES", "facts_from_dump", "facts_from_log", "facts_from_parsed"]
+__all__ = [
+    "ENGINE_COMMANDS",
+    "MAX_SCAN_FRAMES",
+    "facts_from_dump",
+    "facts_from_engine",
+    "facts_from_log",
+    "facts_from_parsed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,7 @@ def facts_from_dump(path: os.PathLike[str] | str, *, engine: str = "native") -> 
     """Facts for one dump file. ``engine``: ``native`` (default), or a debugger engine name (``cdb``, ``dbgeng``)."""
     if engine == "native":
         return _native_facts(Path(path))
-    return _engine_facts(Path(path), engine)
+    return facts_from_engine(path, engine)
 
 
 def _native_facts(path: Path) -> CrashFacts:
@@ -63,8 +69,7 @@ def _native_facts(path: Path) -> CrashFacts:
         base = _header_facts(dump, source_fact(path))
         if dump.dump_type == 4:
             return _with_triage(base, dump.triage, warnings=dump.warnings)
-        warnings = list(dump.warnings)
-    return _large_dump_facts(path, base, warnings)
+        return _large_dump_facts(dump, base)
 
 
 def _header_facts(dump: Any, src: SourceFact) -> dict[str, Any]:
@@ -154,36 +159,39 @@ def _with_triage(base: dict[str, Any], tri: Any, *, warnings: Iterable[str]) -> 
     )
 
 
-def _large_dump_facts(path: Path, base: dict[str, Any], warnings: list[str]) -> CrashFacts:
-    """Header facts; drivers and stack from a native conversion to a small dump, when the converter exists."""
+def _large_dump_facts(dump: Any, base: dict[str, Any]) -> CrashFacts:
+    """Header facts, plus drivers, process and stack gathered from the large dump as a small dump would hold them.
+
+    ``dbgauto.convert.collect_parts`` finds the crashing processor, thread, stack and module lists; the parts
+    are laid out as a small dump in memory (no file) and read back with the same code as a real small dump.
+    """
+    warnings = list(dump.warnings)
     try:
-        from dbgauto.convert import convert_dump  # type: ignore[attr-defined]
+        from dbgauto.convert import collect_parts
+        from dbgauto.convert.write import build_small_dump
+        from dbgauto.kdump.triage import TriageDump
     except ImportError:
         return CrashFacts(**base, warnings=(*warnings, f"{_LARGE_NEEDS} (converter not available)"))
     from dbgauto.errors import DbgautoError
-    from dbgauto.kdump.reader import KernelDump
 
-    with tempfile.TemporaryDirectory(prefix="dbgauto-facts-") as tmp:
-        small = Path(tmp) / "small.dmp"
-        try:
-            res = convert_dump(path, small, engine="native", overwrite=True)
-            with KernelDump.open(res.output) as dump:
-                notes = [
-                    *warnings,
-                    *getattr(res, "warnings", ()),
-                    "drivers, process and stack read from a native small-dump conversion",
-                ]
-                return _with_triage(base, dump.triage, warnings=notes)
-        except DbgautoError as exc:
-            log.info("%s: conversion for facts failed: %s", path, exc)
-            return CrashFacts(**base, warnings=(*warnings, f"{_LARGE_NEEDS}: {exc}"))
+    try:
+        parts = collect_parts(dump, data_blocks=False)
+        data = build_small_dump(parts, dump.buffer).build()
+        tri = TriageDump.parse_buffer(data, path=None, is_64bit=parts.is_64bit, machine=parts.machine)
+    except DbgautoError as exc:
+        log.info("%s: small-dump parts not collected: %s", dump.path, exc)
+        return CrashFacts(**base, warnings=(*warnings, f"{_LARGE_NEEDS}: {exc}"))
+    experimental = {**base["experimental"], "collection": "small-dump parts gathered from the large dump"}
+    return _with_triage({**base, "experimental": experimental}, tri, warnings=[*warnings, *parts.warnings])
 
 
 # --------------------------------------------------------------------------- engines
 
 
-def _engine_facts(path: Path, engine_name: str) -> CrashFacts:
-    """Run the standard commands in a debugger session and parse what it printed, as for a saved log."""
+def facts_from_engine(path: os.PathLike[str] | str, engine_name: str) -> CrashFacts:
+    """Run :data:`ENGINE_COMMANDS` in an engine session (``cdb``, ``kd``, ``dbgeng``, ``auto``, or the native
+    engine's debugger emulation ``native``) and parse what it printed, as for a saved log."""
+    path = Path(path)
     from dbgauto.engines.select import get_engine  # lazy: engines are optional on this host
 
     engine = get_engine(engine_name)
