@@ -95,7 +95,8 @@ def main() -> int:
     folder = args.dir or Path(tempfile.mkdtemp(prefix="bench_convert."))
     print(f"sample: {SAMPLE} ({SAMPLE.stat().st_size} bytes); present fraction {args.present}; folder {folder}")
     print(
-        f"{'RAM':>8} {'file (sparse)':>14} {'on disk':>9} {'bitmap':>9} {'cold s':>7} {'warm s':>7} {'peak RSS MB':>11} "
+        f"{'RAM':>8} {'file (sparse)':>14} {'on disk':>9} {'bitmap':>9} {'cold s':>7} {'warm s':>7} "
+        f"{'peak RSS MB':>11} "
         f"{'read_bytes MB':>13} {'rchar MB':>9} {'limit MB':>9}  verdict"
     )
     ok = True
@@ -123,19 +124,30 @@ def main() -> int:
         )
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         limit = bitmap_bytes + TARGET_EXTRA_READ
-        good = max(r["wall"], r["warm"]) <= TARGET_SECONDS and r["rss"] <= TARGET_RSS and r["read_bytes"] <= limit
+        checks = {
+            "time": max(r["wall"], r["warm"]) <= TARGET_SECONDS,
+            "rss": r["rss"] <= TARGET_RSS,
+            "read": r["read_bytes"] <= limit,
+        }
+        good = all(checks.values())
+        verdict = " ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in checks.items())
         if gib == 256:
             ok = ok and good
         disk = src.stat().st_blocks * 512
         print(
             f"{gib:>5}GiB {src.stat().st_size / GiB:>12.2f}G {disk / MB:>8.1f}M {bitmap_bytes / MB:>8.2f}M "
-            f"{r['wall']:>7.3f} {r['warm']:>7.3f} {r['rss'] / MB:>11.1f} {r['read_bytes'] / MB:>13.2f} {r['rchar'] / MB:>9.2f} "
-            f"{limit / MB:>9.2f}  {'ok' if good else 'MISSED'} (inflate {build:.1f}s)"
+            f"{r['wall']:>7.3f} {r['warm']:>7.3f} {r['rss'] / MB:>11.1f} {r['read_bytes'] / MB:>13.2f} "
+            f"{r['rchar'] / MB:>9.2f} {limit / MB:>9.2f}  {verdict} "
+            f"(beyond bitmap {(r['read_bytes'] - bitmap_bytes) / MB:.2f} MB; inflated in {build:.1f}s)"
         )
         if not args.keep:
             src.unlink()
             (folder / f"kernel_{gib}g.mini.dmp").unlink()
     print(f"targets at 256 GiB: wall <= {TARGET_SECONDS}s, peak RSS <= {TARGET_RSS // MB} MB, read <= bitmap + 4 MB")
+    print(
+        "read_bytes beyond the bitmap is the distinct 4 KiB file blocks the data-block policy visits (~1,100 pointer"
+        " windows, 16 KPRCBs, driver entries, paging entries): set by what the small dump holds, same at any RAM size"
+    )
     return 0 if ok else 1
 
 

@@ -271,7 +271,12 @@ class _Selector:
         if inp.process is not None and inp.process_va:
             queue.extend((v, 1) for v in self._pointers(inp.process, inp.process_va))
         seen: set[int] = set()
+        level = -1
         while queue and not self.full():
+            if queue[0][1] > level:  # a new depth starts: the queue now holds exactly that depth's pointers
+                level = queue[0][1]
+                todo = {p for p, _ in queue if p not in seen and not self.cov.covers(p, p + WINDOW)}
+                self.mem.prefetch([(p, WINDOW) for p in sorted(todo)])
             v, depth = queue.popleft()
             if v in seen:
                 continue
