@@ -46,6 +46,8 @@ __all__ = [
     "ReportRenderer",
     "json_text",
     "packaged_templates_dir",
+    "render",
+    "render_index",
     "write_csv",
     "write_json",
 ]
@@ -303,6 +305,26 @@ class ReportRenderer:
     def export_defaults(self, dest: os.PathLike[str] | str, *, overwrite: bool = False) -> list[Path]:
         """Copy the packaged templates into ``dest`` for editing (``dbgauto templates export``)."""
         return export_templates(dest, overwrite=overwrite)
+
+
+def render(
+    facts: CrashFacts, fmt: str, out: os.PathLike[str] | str, *, templates: Sequence[os.PathLike[str] | str] = ()
+) -> Path:
+    """Shorthand (docs/architecture.md): write one dump's report in ``fmt`` into folder ``out``."""
+    if fmt == "csv":
+        return write_csv([facts], inside(Path(out), f"{report_stem(facts)}.csv"))
+    return ReportRenderer(templates).write_dump_report(facts, out, fmt)
+
+
+def render_index(
+    facts_list: Iterable[CrashFacts],
+    out: os.PathLike[str] | str,
+    *,
+    templates: Sequence[os.PathLike[str] | str] = (),
+    links: Links = None,
+) -> Path:
+    """Shorthand (docs/architecture.md): write ``index.html`` for a set into folder ``out``."""
+    return ReportRenderer(templates).write_index(facts_list, out, report_links=links)
 
 
 def export_templates(dest: os.PathLike[str] | str, *, overwrite: bool = False) -> list[Path]:

@@ -186,3 +186,12 @@ def test_write_json_is_ascii_and_round_trips(tmp_path: Path, facts: CrashFacts) 
     path = write_json(facts, tmp_path / "x.json")
     data: dict[str, Any] = json.loads(path.read_bytes().decode("ascii"))
     assert CrashFacts.from_dict(data) == facts
+
+
+def test_module_shorthands(tmp_path: Path, facts: CrashFacts) -> None:
+    from dbgauto.report.render import render, render_index
+
+    assert render(facts, "txt", tmp_path).read_text(encoding="utf-8").startswith("SYSTEM_THREAD")
+    assert render(facts, "csv", tmp_path).name == f"{report_stem(facts)}.csv"
+    assert render_index([facts], tmp_path, links=["x.html"]).name == "index.html"
+    assert 'href="x.html"' in (tmp_path / "index.html").read_text(encoding="utf-8")

@@ -1,0 +1,71 @@
+"""Report sets are published together: temp files, one fsync pass, renames; nothing half-done on failure."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dbgauto.analysis.facts import CrashFacts
+from dbgauto.errors import TemplateError
+from dbgauto.report.names import report_stem
+from dbgauto.report.outputs import OutputSet
+from dbgauto.report.render import ReportRenderer
+
+
+def test_files_appear_only_on_commit(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with OutputSet(out) as batch:
+        a = batch.add("a.html", b"A")
+        batch.add("b.json", b"B")
+        assert not a.exists()
+        assert len(list(out.iterdir())) == 2  # the two temp files, hidden names
+        assert all(p.name.startswith(".") and p.name.endswith(".partial") for p in out.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == ["a.html", "b.json"]
+    assert a.read_bytes() == b"A"
+
+
+def test_an_error_publishes_nothing_and_leaves_no_temp(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.html").write_bytes(b"old")
+
+    def failing_render() -> None:
+        with OutputSet(out) as batch:
+            batch.add("a.html", b"new")
+            raise RuntimeError("render failed")
+
+    with pytest.raises(RuntimeError):
+        failing_render()
+    assert [p.name for p in out.iterdir()] == ["a.html"]
+    assert (out / "a.html").read_bytes() == b"old"
+
+
+def test_names_cannot_leave_the_folder(tmp_path: Path) -> None:
+    with OutputSet(tmp_path) as batch, pytest.raises(ValueError, match="escapes"):
+        batch.add("../x.html", b"x")
+
+
+def test_report_set_formats_index_and_csv(tmp_path: Path, make_facts: Callable[..., CrashFacts]) -> None:
+    items = [make_facts(i) for i in range(5)]
+    written = ReportRenderer().write_report_set(items, tmp_path, ("html", "json", "md", "csv"))
+    names = {p.name for p in written}
+    assert names == {p.name for p in tmp_path.iterdir()}
+    for f in items:
+        assert {f"{report_stem(f)}.{ext}" for ext in ("html", "json", "md")} <= names
+    index = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert all(f'href="{report_stem(f)}.html"' in index for f in items)
+    rows = list(csv.DictReader((tmp_path / "report.csv").read_text(encoding="utf-8-sig").splitlines()))
+    assert len(rows) == 5
+
+
+def test_report_set_template_error_publishes_nothing(tmp_path: Path, make_facts: Callable[..., CrashFacts]) -> None:
+    user = tmp_path / "tpl"
+    user.mkdir()
+    (user / "index.html").write_text("{{ rows.nope }}", encoding="utf-8")
+    out = tmp_path / "out"
+    with pytest.raises(TemplateError):
+        ReportRenderer([user]).write_report_set([make_facts(0), make_facts(1)], out, ("html", "json"))
+    assert list(out.iterdir()) == []
