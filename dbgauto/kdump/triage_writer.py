@@ -231,6 +231,8 @@ class TriageDumpBuilder:
         body.extend(b"\0" * (valid - base - len(body)))
         body += struct.pack("<I", TRIAGE_VALID)
         size_of_dump = valid + 4
+        if size_of_dump > 0xFFFFFFFF:
+            raise ValueError(f"small dump would be {size_of_dump:#x} bytes: TRIAGE_DUMP offsets are 32-bit")
         t.update(service_pack_build=self.service_pack_build, triage_options=self.triage_options)
         t.update(size_of_dump=size_of_dump, valid_offset=valid)
         secondary = self._blob_bytes()
