@@ -26,6 +26,8 @@ def _target(src: Path, output: Path | None, many: bool) -> Path | None:
     if output is None:
         return None
     if output.is_dir() or many or str(output).endswith((os.sep, "/")):
+        if output.exists() and not output.is_dir():
+            raise click.UsageError(f"-o {output}: several sources need a folder, and this is a file")
         output.mkdir(parents=True, exist_ok=True)
         return output
     return output

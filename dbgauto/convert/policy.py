@@ -26,8 +26,10 @@ section). Absent memory is skipped, and a window stops at the first absent page.
 Limits (measured by tests/convert on the sample re-inflated into Complete and Kernel bitmap dumps): the output
 has 1830 blocks, 1732 identical to one of the sample's (address and size), 1811 lying wholly inside the
 sample's blocks; 1816 of the sample's 1831 blocks are covered byte for byte, 99.7 % of its bytes. Not
-reproduced: one page of nt (0xFFFFF8047BA82000, probably unwind data the kernel's own unwinder touched) and 14
-windows whose pointers sit in memory Windows read but did not keep, so a re-inflated dump cannot show them.
+reproduced: one page of nt's .rdata (0xFFFFF8047BA82000, RVA 0x82000: UNWIND_INFO records; most likely the
+unwind data of the function at the exception address, found through nt's .pdata table, which the small dump does
+not carry, so neither can a re-inflated dump) and 14 windows whose pointers sit in memory Windows read but did not
+keep.
 Identical blocks are fewer than covered ones because clipping depends on the order Windows visited pointers,
 which the file does not record. Depth 2 and the ETHREAD/EPROCESS sources were chosen because they reproduce the
 sample best (depth 1: ~800 blocks covered; depth 3: ~1500 blocks the sample does not have). On a real dump the
