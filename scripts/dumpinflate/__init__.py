@@ -9,7 +9,7 @@ the small dump is parsed here from the spec (:mod:`.smalldump`), independently o
 
 API::
 
-    inflate(small_path, out_path, *, dump_type=1 | 5 | 6, encoded=False, placement="sequential" | "scattered",
+    inflate(small_path, out_path, *, dump_type=1 | 2 | 5 | 6, encoded=False, placement="sequential" | "scattered",
             large_pages=False, ram_bytes=64 MiB, present_fraction=0.0, seed=0, overwrite=False) -> Inflated
     Inflated(path, dump_type, world: World, info: dumpsynth.DumpInfo)
 
@@ -101,8 +101,8 @@ def inflate(
     fields = header_fields(sd)
     if dump_type == 1:
         info = write_full_dump(out_path, space, fields=fields, overwrite=overwrite)
-    elif dump_type in (5, 6):
+    elif dump_type in (2, 5, 6):  # 2: a classic Kernel (summary) dump, modern bitmap sub-header
         info = write_bitmap_dump(out_path, space, dump_type=dump_type, fields=fields, overwrite=overwrite)
     else:
-        raise ValueError(f"dumpinflate writes DumpType 1, 5 and 6, not {dump_type}")
+        raise ValueError(f"dumpinflate writes DumpType 1, 2, 5 and 6, not {dump_type}")
     return Inflated(Path(out_path), dump_type, world, info)

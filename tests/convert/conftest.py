@@ -23,6 +23,7 @@ class Case:
 VARIANTS: dict[str, dict[str, Any]] = {
     "complete": {"dump_type": 1},
     "kernel-bitmap": {"dump_type": 6},
+    "summary-type2": {"dump_type": 2},
     "encoded-kdbg": {"dump_type": 1, "encoded": True},
     "scattered-large-pages": {"dump_type": 6, "placement": "scattered", "large_pages": True, "seed": 7},
     "active-bitmap-padded": {
