@@ -359,8 +359,18 @@ def _triage_lines(tri: Any) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print stable JSON (a list, one object per dump).")
 def command(dumps: tuple[Path, ...], as_json: bool) -> None:
     """Summarise kernel dumps (dumpchk-style), or print them as JSON."""
-    results: list[dict[str, Any]] = []
     failed = 0
+    # JSON is streamed one object at a time (a valid list overall) and indented only for a terminal: the
+    # C encoder is used for compact output, which keeps `info --json` over thousands of small dumps fast.
+    indent = 2 if sys.stdout.isatty() else None
+    first = True
+
+    def emit(obj: dict[str, Any]) -> None:
+        nonlocal first
+        if as_json:
+            sys.stdout.write(("[\n" if first else ",\n") + json.dumps(obj, indent=indent, default=_json_default))
+            first = False
+
     for path in dumps:
         try:
             with KernelDump.open(path) as dump:
@@ -369,20 +379,21 @@ def command(dumps: tuple[Path, ...], as_json: bool) -> None:
         except DbgautoError as exc:
             failed += 1
             click.echo(str(exc), err=True)
-            results.append({"file": str(path), "error": {"code": exc.code, "message": str(exc)}})
+            emit({"file": str(path), "error": {"code": exc.code, "message": str(exc)}})
             continue
         except Exception as exc:  # a bug must not become a traceback; one line, like any failure
             if os.environ.get("DBGAUTO_DEBUG"):
                 raise
             failed += 1
             click.echo(f"{path}: internal error: {type(exc).__name__}: {exc}", err=True)
-            results.append({"file": str(path), "error": {"code": "internal", "message": str(exc)}})
+            emit({"file": str(path), "error": {"code": "internal", "message": str(exc)}})
             continue
         d.pop("_triage_obj", None)
-        results.append(d)
+        emit(d)
         if text is not None:
             click.echo(text)
             click.echo("")
     if as_json:
-        click.echo(json.dumps(results, indent=2, default=_json_default))
+        sys.stdout.write("[]\n" if first else "\n]\n")
+        sys.stdout.flush()
     sys.exit(1 if failed else 0)
