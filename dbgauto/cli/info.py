@@ -62,17 +62,10 @@ def bugcheck_name(code: int | None) -> str | None:
     """The stop code's symbolic name from the packaged table (None when unknown)."""
     if code is None:
         return None
-    table = Path(__file__).resolve().parent.parent / "data" / "bugchecks.csv"
-    key = f"0x{code & 0x0FFFFFFF:08x},".lower()  # 0x1000007E is the _M variant of 0x7E
-    try:
-        with open(table, encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith(key):
-                    name = line.split(",", 2)[1]
-                    return name + ("_M" if code & 0x10000000 else "")
-    except OSError:
-        return None
-    return None
+    from dbgauto.analysis.bugchecks import lookup  # the table loads once, on first use
+
+    info = lookup(code)
+    return info.name if info else None
 
 
 def _uptime_text(seconds: float) -> str:
