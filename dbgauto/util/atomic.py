@@ -14,6 +14,13 @@ from dbgauto.errors import OutputExistsError
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text"]
 
 
+def _default_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give (mkstemp makes 0600 files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: os.PathLike[str] | str, *, overwrite: bool = False) -> Iterator[BinaryIO]:
     """Yield a binary file in ``path``'s folder; on success it replaces ``path`` in one rename.
@@ -29,6 +36,8 @@ def atomic_write(path: os.PathLike[str] | str, *, overwrite: bool = False) -> It
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     tmp = Path(tmp_name)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, _default_mode())
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
