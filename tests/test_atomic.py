@@ -14,9 +14,14 @@ from dbgauto.util.atomic import atomic_write, atomic_write_bytes
 
 def test_failure_leaves_nothing(tmp_path: Path) -> None:
     target = tmp_path / "out.dmp"
-    with pytest.raises(RuntimeError), atomic_write(target) as fh:
-        fh.write(b"half")
-        raise RuntimeError("crash mid-write")
+
+    def crash_mid_write() -> None:
+        with atomic_write(target) as fh:
+            fh.write(b"half")
+            raise RuntimeError("crash mid-write")
+
+    with pytest.raises(RuntimeError):
+        crash_mid_write()
     assert list(tmp_path.iterdir()) == []
 
 
