@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from dbgauto.analysis.bugchecks import describe
-from dbgauto.analysis.culprit import find_culprit, looks_third_party, module_basename
+from dbgauto.analysis.culprit import (
+    MICROSOFT_DRIVER_NAMES,
+    find_culprit,
+    is_core_module,
+    looks_third_party,
+    module_basename,
+)
 from dbgauto.analysis.facts import (
     BugcheckFact,
     CrashFacts,
@@ -358,10 +364,18 @@ def _modules(modules: Iterable[Any]) -> tuple[tuple[DriverFact, ...], tuple[Unlo
                 path=path,
                 base=m.start,
                 size=m.end - m.start if m.end and m.end >= m.start else None,
-                third_party=looks_third_party(path or name) if "." in name else False,
+                third_party=_log_third_party(name, path),
             )
         )
     return tuple(loaded), tuple(unloaded)
+
+
+def _log_third_party(name: str, path: str | None) -> bool:
+    """The culprit module's heuristic; ``lm`` names have no extension (``nt``, ``myfault``): match the stem."""
+    if path or "." in name:
+        return looks_third_party(path or name)
+    stem = name.lower().removeprefix("dump_")
+    return not is_core_module(stem) and not any(m.rsplit(".", 1)[0] == stem for m in MICROSOFT_DRIVER_NAMES)
 
 
 def _symbolic_stack(frames: Sequence[Any]) -> StackFact | None:

@@ -35,6 +35,9 @@ def test_native_engine_session_facts(triage_x64_path: Path, groundtruth_x64: dic
     assert facts.stack.kind == "symbolic"
     assert len(facts.drivers) >= 150  # lm lists every loaded module
     assert facts.dump_type == 4  # filled from the file's own header
+    native = facts_from_dump(triage_x64_path)
+    stems = {d.name.lower().rsplit(".", 1)[0] for d in native.drivers if d.third_party}
+    assert {d.name.lower() for d in facts.drivers if d.third_party} == stems  # same heuristic on lm names
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="on Windows cdb/DbgEng may really be installed")
