@@ -113,3 +113,13 @@ def test_missing_and_bad_files_raise_typed_errors(tmp_path: Path) -> None:
     with pytest.raises(DumpFormatError) as err:
         facts_from_dump(bad)
     assert str(bad) in str(err.value)
+
+
+def test_exception_record_is_kept_as_experimental(facts: CrashFacts, groundtruth_x64: dict[str, Any]) -> None:
+    exc = groundtruth_x64["exception_record"]
+    assert facts.experimental["exception"] == {
+        "code": f"{_h(exc['ExceptionCode']):#x}",
+        "address": f"{_h(exc['ExceptionAddress']):#x}",
+        "flags": _h(exc["ExceptionFlags"]),
+    }
+    assert facts.to_dict()["x_exception"]["code"] == "0x80000003"

@@ -139,3 +139,10 @@ def test_every_emitted_field_is_documented() -> None:
     undocumented = {k for k in keys if k not in documented and not k.startswith("x_")}
     assert not undocumented
     assert "All fields may be absent" in doc
+
+
+def test_facts_pickle_for_worker_processes() -> None:
+    import pickle
+
+    facts = full_facts()
+    assert pickle.loads(pickle.dumps(facts)) == facts
