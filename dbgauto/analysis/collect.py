@@ -258,6 +258,8 @@ def facts_from_parsed(parsed: ParsedLog, *, source: os.PathLike[str] | str | Non
     def first(*values: Any) -> Any:
         return next((v for v in values if v is not None), None)
 
+    if not (banner or vt or an or parsed.bugcheck or parsed.modules or parsed.stack):
+        warnings.append("no debugger output recognised (no banner, !analyze, .bugcheck, vertarget, lm or k)")
     session_time = first(banner.debug_session_time if banner else None, vt.debug_session_time if vt else None)
     return CrashFacts(
         source=_source(source),

@@ -156,3 +156,12 @@ def test_lm_modules_become_drivers(transcripts_dir: Path) -> None:
     assert (first.name, first.base, first.size) == ("sysaudio", 0xF9F73000, 0xF9F7FD80 - 0xF9F73000)
     assert (facts.unloaded_drivers[0].name, facts.unloaded_drivers[0].start) == ("swmidi.sys", 0xF9F53000)
     assert facts.unloaded_drivers[0].end == 0xF9F61000
+
+
+def test_text_without_debugger_output_says_so(transcripts_dir: Path) -> None:
+    facts = _facts(transcripts_dir, "D04")  # a reference page: `.dump` options, one user-mode prompt, no output
+    assert facts.bugcheck is None
+    assert any("no debugger output recognised" in w for w in facts.warnings)
+    assert facts_from_log("").warnings == (
+        "no debugger output recognised (no banner, !analyze, .bugcheck, vertarget, lm or k)",
+    )
