@@ -69,5 +69,7 @@ def test_hostile_dump_report_is_inert(hostile_dump: Path, tmp_path: Path, html_c
     assert "{{'PW'~'NED'}}" in report.visible
     assert "PWNED" not in report.visible
     assert "<img src=x>" in report.visible
+    assert facts.comment == "<script>x</script>{{1+1}}\x07"
+    assert "<script>x</script>{{1+1}}\\x07" in report.visible  # the BEL shown as \x07, the markup as text
     index = html_check(paths[-1].read_text(encoding="utf-8"))
     assert len(index.scripts) == 1
