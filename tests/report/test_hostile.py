@@ -126,3 +126,13 @@ def test_inside_rejects_escapes(tmp_path: Path) -> None:
     for bad in ("../a.html", "..", "sub/a.html", "/etc/passwd"):
         with pytest.raises(ValueError, match="escapes"):
             inside(tmp_path, bad)
+
+
+def test_markdown_code_fence_cannot_be_closed_by_a_frame() -> None:
+    from dbgauto.analysis.facts import FrameFact, StackFact
+
+    facts = CrashFacts(stack=StackFact("symbolic", [FrameFact(0, 1, 2, None, None, "a\n```\n# pwn <b>")]))
+    md = ReportRenderer().render_dump(facts, "md")
+    block = md.split("```\n", 1)[1]
+    assert block.count("```") == 1  # only the closing fence
+    assert "\n# pwn" not in md
