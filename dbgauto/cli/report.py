@@ -42,7 +42,7 @@ def _log_files(inputs: tuple[Path, ...]) -> list[Path]:
 
 
 @click.command("report")
-@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, metavar="[DUMP_OR_DIR]...", type=click.Path(path_type=Path))
 @click.option(
     "-o", "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
 )
@@ -63,7 +63,12 @@ def _log_files(inputs: tuple[Path, ...]) -> list[Path]:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of templates overriding the defaults (repeatable; also $DBGAUTO_TEMPLATES).",
 )
-@click.option("--engine", default="native", show_default=True, help="Engine for dumps: native, cdb, dbgeng, auto.")
+@click.option(
+    "--engine",
+    default="native",
+    show_default=True,
+    help="native (dbgauto's reader), or a debugger session: cdb, kd, dbgeng, auto (!analyze -v, lm, kv).",
+)
 @click.option(
     "--from-log",
     "logs",
