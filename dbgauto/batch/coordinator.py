@@ -230,11 +230,24 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
     out = Path(opts.out_dir).resolve()
     _require(opts.convert, opts.report)
     found = discover(opts.sources, exclude=[out], since=opts.since)
-    with batch_lock(out, wait=opts.wait, timeout=opts.wait_timeout), Catalog.open(out / CATALOG_NAME) as cat:
+    runner_opts = RunnerOptions(
+        jobs=opts.jobs,
+        scheduler=opts.scheduler,
+        engine=opts.engine,
+        task_timeout=opts.task_timeout,
+        max_tasks_per_child=opts.max_tasks_per_child,
+    )
+    with (
+        batch_lock(out, wait=opts.wait, timeout=opts.wait_timeout),
+        Catalog.open(out / CATALOG_NAME) as cat,
+        TaskRunner(runner_opts) as runner,
+    ):
         if cat.mark_interrupted_runs():
             log.info("an earlier run was interrupted; finishing what it left")
         clean_partials(out)
         todo, skipped, skipped_failed = _select(cat, found, opts.retry_failed)
+        if todo and runner.is_dask:
+            runner.slots()  # connect now: an unreachable scheduler fails before a run is recorded
         run_id = cat.start_run(opts.to_json(), version=__version__)
         cat.set_run_counts(run_id, found=len(found), skipped=skipped)
         summary = BatchSummary(run_id, out, cat.path, len(found), skipped, skipped_failed)
@@ -255,16 +268,8 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
         try:
             if specs:
                 progress.begin(len(specs))
-                runner_opts = RunnerOptions(
-                    jobs=opts.jobs,
-                    scheduler=opts.scheduler,
-                    engine=opts.engine,
-                    task_timeout=opts.task_timeout,
-                    max_tasks_per_child=opts.max_tasks_per_child,
-                )
                 try:
-                    with TaskRunner(runner_opts) as runner:
-                        runner.run(specs, run_task, on_start=progress.started, on_done=on_done)
+                    runner.run(specs, run_task, on_start=progress.started, on_done=on_done)
                 finally:
                     progress.end()
             if opts.report and (summary.processed or not (out / INDEX_HTML).exists()):

@@ -35,6 +35,7 @@ from typing import Any
 
 from dbgauto.batch.tasks import TaskSpec
 from dbgauto.catalog.records import ResultRecord, SourceState
+from dbgauto.errors import DbgautoError
 
 __all__ = ["DEBUGGER_ENGINES", "RunnerOptions", "TaskRunner", "resources_for"]
 
@@ -136,9 +137,15 @@ class TaskRunner:
         try:
             from distributed import Client
         except ImportError as exc:  # the `cluster` extra
-            raise RuntimeError("--scheduler needs Dask distributed: pip install 'dbgauto[cluster]'") from exc
+            raise DbgautoError("--scheduler needs Dask distributed: pip install 'dbgauto[cluster]'") from exc
         if self._client is None:
-            self._client = Client(self.options.scheduler, timeout=self.options.connect_timeout)
+            try:
+                self._client = Client(self.options.scheduler, timeout=self.options.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                raise DbgautoError(
+                    f"cannot reach the Dask scheduler {self.options.scheduler} "
+                    f"within {self.options.connect_timeout:g}s: {exc}"
+                ) from exc
         resources = resources_for(self.options.engine)
         kwargs: dict[str, Any] = {"pure": False}
         if resources:
@@ -223,19 +230,28 @@ class TaskRunner:
         timeout = self.options.task_timeout
         engine = self.options.engine
 
-        def submit(spec: TaskSpec, suspect: bool) -> None:
-            fut = self.executor.submit(fn, spec)
+        def submit(spec: TaskSpec, suspect: bool) -> bool:
+            try:
+                fut = self.executor.submit(fn, spec)
+            except BrokenProcessPool:  # a worker died since the last wait: recover before submitting more
+                (suspects if suspect else pending).appendleft(spec)
+                return False
             inflight[fut] = _Slot(spec, time.monotonic(), suspect)
             if on_start is not None:
                 on_start(spec)
+            return True
 
         while pending or suspects or inflight:
+            submitted = True
             if suspects:
                 if not inflight:  # isolate: one suspect alone on a fresh pool
-                    submit(suspects.popleft(), True)
+                    submitted = submit(suspects.popleft(), True)
             else:
-                while pending and len(inflight) < slots:
-                    submit(pending.popleft(), False)
+                while submitted and pending and len(inflight) < slots:
+                    submitted = submit(pending.popleft(), False)
+            if not submitted:
+                self._recover_broken(inflight, suspects, on_done, engine)
+                continue
             wait_for = 0.5
             if timeout is not None and inflight:
                 soonest = min(s.started for s in inflight.values()) + timeout
