@@ -195,3 +195,10 @@ def test_module_shorthands(tmp_path: Path, facts: CrashFacts) -> None:
     assert render(facts, "csv", tmp_path).name == f"{report_stem(facts)}.csv"
     assert render_index([facts], tmp_path, links=["x.html"]).name == "index.html"
     assert 'href="x.html"' in (tmp_path / "index.html").read_text(encoding="utf-8")
+
+
+def test_default_templates_work_in_the_sandbox(facts: CrashFacts, evil: CrashFacts) -> None:
+    sandboxed, plain = ReportRenderer(sandboxed=True), ReportRenderer()
+    for f in (facts, evil):
+        for fmt in ("html", "md", "txt"):
+            assert sandboxed.render_dump(f, fmt) == plain.render_dump(f, fmt)
