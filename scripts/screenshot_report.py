@@ -82,6 +82,16 @@ def main(argv: list[str] | None = None) -> int:
             problems += [f"{page.name}: {line}" for line in console_problems(dom.stderr)]
             if page is index and 'data-script="ready"' not in dom.stdout:
                 problems.append("index.html: the page script did not run (CSP hash or JavaScript error)")
+        # the filter, driven through the URL (#q=...): rows shown must be the dumps with that bug check
+        name = next(f.bugcheck.name for f in facts if f.bugcheck and f.bugcheck.name)
+        expected = sum(1 for f in facts if f.bugcheck and f.bugcheck.name == name)
+        dom = browser(["--dump-dom", f"{index.as_uri()}#q={name}"], args.browser, profile)
+        shown = re.search(r'id="shown">(\d+)<', dom.stdout)
+        hidden = len(re.findall(r"<tr hidden", dom.stdout))
+        if not shown or int(shown.group(1)) != expected or hidden != len(facts) - expected:
+            problems.append(f"filter #q={name}: shown {shown and shown.group(1)}, hidden {hidden}; want {expected}")
+        else:
+            print(f"filter #q={name}: {expected} of {len(facts)} rows shown, as expected")
         png = out / "index.png"
         shot = browser([f"--screenshot={png}", f"--window-size={args.size}", index.as_uri()], args.browser, profile)
         problems += [f"screenshot: {line}" for line in console_problems(shot.stderr)]

@@ -37,6 +37,20 @@
     });
     count.textContent = String(shown);
   }
-  if (filter) { filter.addEventListener("input", applyFilter); applyFilter(); }
+  function fromHash() {
+    var m = /^#q=(.*)$/.exec(window.location.hash);
+    if (m) {
+      try { filter.value = decodeURIComponent(m[1]); } catch (e) { filter.value = ""; }
+    }
+  }
+  function toHash() {
+    try { window.history.replaceState(null, "", filter.value ? "#q=" + encodeURIComponent(filter.value) : "#"); } catch (e) { }
+  }
+  if (filter) {
+    fromHash();
+    filter.addEventListener("input", function () { applyFilter(); toHash(); });
+    window.addEventListener("hashchange", function () { fromHash(); applyFilter(); });
+    applyFilter();
+  }
   table.setAttribute("data-script", "ready");
 })();
