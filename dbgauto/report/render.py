@@ -37,6 +37,7 @@ from dbgauto.report import charts
 from dbgauto.report.csvout import csv_text, write_csv
 from dbgauto.report.names import inside, report_stem
 from dbgauto.report.outputs import OutputSet
+from dbgauto.report.rows import driver_rows
 from dbgauto.report.textsafe import visible
 from dbgauto.util.atomic import atomic_write_bytes
 
@@ -169,7 +170,7 @@ class ReportRenderer:
             auto_reload=False,
         )
         self.env.filters.update(hex=_hex, addr=_addr, when=_when, unixtime=_unixtime, duration=_duration, md=_md)
-        self.env.globals.update(dbgauto_version=dbgauto.__version__)
+        self.env.globals.update(dbgauto_version=dbgauto.__version__, driver_rows=driver_rows)
 
     # ------------------------------------------------------------------ rendering
 

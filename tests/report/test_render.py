@@ -202,3 +202,16 @@ def test_default_templates_work_in_the_sandbox(facts: CrashFacts, evil: CrashFac
     for f in (facts, evil):
         for fmt in ("html", "md", "txt"):
             assert sandboxed.render_dump(f, fmt) == plain.render_dump(f, fmt)
+
+
+def test_readme_example_for_the_drivers_block_renders(tmp_path: Path, facts: CrashFacts, html_check: Callable) -> None:
+    readme = (packaged_templates_dir() / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```jinja\n")[2].split("```")[0]
+    user = tmp_path / "tpl"
+    user.mkdir()
+    (user / "report.html").write_text(example, encoding="utf-8")
+    page = html_check(ReportRenderer([user]).render_dump(facts, "html"))
+    cells = page.visible
+    assert "vendor.sys" in cells
+    assert r"\SystemRoot\System32\drivers\vendor0.sys" in cells
+    assert "<h2>Loaded drivers" not in ReportRenderer([user]).render_dump(facts, "html")
