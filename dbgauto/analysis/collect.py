@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -218,9 +219,7 @@ def facts_from_engine(path: os.PathLike[str] | str, engine_name: str) -> CrashFa
     except Exception as exc:  # the debugger opened it; our reader need not
         log.info("%s: native header not read: %s", path, exc)
     merged = {k: v for k, v in header.items() if v is not None and getattr(facts, k, None) in (None, {}, ())}
-    merged.update(engine=engine_name, engine_version=version)
-    from dataclasses import replace
-
+    merged.update(engine=getattr(engine, "name", engine_name), engine_version=version)
     return replace(facts, **merged)
 
 
