@@ -233,7 +233,8 @@ class TaskRunner:
         def submit(spec: TaskSpec, suspect: bool) -> bool:
             try:
                 fut = self.executor.submit(fn, spec)
-            except BrokenProcessPool:  # a worker died since the last wait: recover before submitting more
+            except (BrokenProcessPool, OSError):  # a worker died since the last wait: recover, then go on
+                # (3.11 may also raise EBADF here when the pool's manager thread closed its wake-up pipe first)
                 (suspects if suspect else pending).appendleft(spec)
                 return False
             inflight[fut] = _Slot(spec, time.monotonic(), suspect)
@@ -241,6 +242,7 @@ class TaskRunner:
                 on_start(spec)
             return True
 
+        submit_failures = 0
         while pending or suspects or inflight:
             submitted = True
             if suspects:
@@ -250,8 +252,12 @@ class TaskRunner:
                 while submitted and pending and len(inflight) < slots:
                     submitted = submit(pending.popleft(), False)
             if not submitted:
+                submit_failures += 1
+                if submit_failures > 3:  # a fresh pool cannot take work either: not a dying task, give up
+                    raise DbgautoError("the local process pool cannot start workers (see the log for the cause)")
                 self._recover_broken(inflight, suspects, on_done, engine)
                 continue
+            submit_failures = 0
             wait_for = 0.5
             if timeout is not None and inflight:
                 soonest = min(s.started for s in inflight.values()) + timeout

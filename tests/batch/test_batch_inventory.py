@@ -11,6 +11,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from conftest import DumpTree, run_cli, synth_dump
 
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
@@ -72,8 +73,9 @@ def test_first_second_and_incremental_runs(synth_tree: DumpTree, tmp_path: Path)
     assert {p: h for p, h in after.items() if p in before} == before  # sources byte-identical
 
 
-def test_a_dying_worker_fails_only_its_dump(synth_tree: DumpTree, tmp_path: Path) -> None:
-    victim = synth_tree.good[2]
+@pytest.mark.parametrize("victims", [(2,), (0, 3)])
+def test_a_dying_worker_fails_only_its_dump(synth_tree: DumpTree, tmp_path: Path, victims: tuple[int, ...]) -> None:
+    dead = [synth_tree.good[i] for i in victims]
     out = tmp_path / "out"
     res = run_cli(
         "batch",
@@ -83,15 +85,33 @@ def test_a_dying_worker_fails_only_its_dump(synth_tree: DumpTree, tmp_path: Path
         *INVENTORY,
         "--jobs",
         "2",
-        env={"DBGAUTO_FAULT_INJECT": f"die:{victim.name}"},
+        env={"DBGAUTO_FAULT_INJECT": ",".join(f"die:{v.name}" for v in dead)},
     )
-    assert res.returncode == 1
+    assert res.returncode == 1, res.stderr
     rows = _latest(out)
-    assert rows[str(victim.resolve())]["error_code"] == "worker_died"
-    assert "worker process died" in str(rows[str(victim.resolve())]["error_message"])
-    others = {p for p in synth_tree.good if p != victim}
+    assert len(rows) == len(synth_tree.all_dumps()), res.stdout + res.stderr
+    for victim in dead:
+        assert rows[str(victim.resolve())]["error_code"] == "worker_died"
+        assert "worker process died" in str(rows[str(victim.resolve())]["error_message"])
+    others = {p for p in synth_tree.good if p not in dead}
     assert all(rows[str(p.resolve())]["status"] == "ok" for p in others)
     assert len(rows) == len(synth_tree.all_dumps())
+
+
+def test_recycled_workers_and_the_rich_display(synth_tree: DumpTree, tmp_path: Path) -> None:
+    """A worker per dump (--max-tasks-per-child 1) gives the same catalog; --progress draws the bar."""
+    res = run_cli(
+        "batch", synth_tree.root, "--out", tmp_path / "a", *INVENTORY, "--max-tasks-per-child", "1", "--progress"
+    )
+    assert res.returncode == 1
+    assert "dumps" in res.stderr
+    assert f"{len(synth_tree.all_dumps())}/{len(synth_tree.all_dumps())}" in res.stderr  # the overall bar, complete
+    plain = run_cli("batch", synth_tree.root, "--out", tmp_path / "b", *INVENTORY)
+    assert "[1/" in plain.stderr  # not a terminal: plain log lines
+    strip = ("error_message", "dump_id", "result_id", "finished", "total_seconds")
+    a = {p: {k: v for k, v in r.items() if k not in strip} for p, r in _latest(tmp_path / "a").items()}
+    b = {p: {k: v for k, v in r.items() if k not in strip} for p, r in _latest(tmp_path / "b").items()}
+    assert a == b
 
 
 def test_a_hung_task_times_out_and_the_batch_moves_on(synth_tree: DumpTree, tmp_path: Path) -> None:
