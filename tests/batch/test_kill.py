@@ -54,6 +54,23 @@ def _outputs_complete(out: Path) -> None:
             assert path.read_text().rstrip().endswith("</html>"), path
 
 
+def _run_count(out: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"{(out / CATALOG_NAME).as_uri()}?mode=ro", uri=True)
+        try:
+            return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _wait_for_new_run(out: Path, runs_before: int, proc: subprocess.Popen[bytes], limit: float = 20.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None and _run_count(out) <= runs_before:
+        time.sleep(0.01)
+
+
 def _kill_repeatedly(
     tree: DumpTree, out: Path, extra: tuple[str, ...], longest: float, add_dumps: Callable[[int], list[Path]]
 ) -> tuple[int, dict[Path, str]]:
@@ -66,13 +83,18 @@ def _kill_repeatedly(
         for path in add_dumps(i):
             tree.good.append(path)
             added[path] = sha256(path)
+        runs_before = _run_count(out)
         proc = subprocess.Popen(
             dbgauto_cmd("batch", tree.root, "--out", out, "--jobs", "2", *extra),
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.02, longest))
+        if i % 2 == 0:  # anywhere from start-up on
+            time.sleep(rng.uniform(0.02, longest))
+        else:  # once this run is recorded (discovery done, tasks starting), a little later
+            _wait_for_new_run(out, runs_before, proc)
+            time.sleep(rng.uniform(0.0, longest / 4))
         hits += proc.poll() is None
         proc.kill()  # SIGKILL: no cleanup handler runs
         proc.wait(timeout=30)
