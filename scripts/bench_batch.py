@@ -117,6 +117,17 @@ def catalog_cost(work: Path, n: int, facts: dict[str, object]) -> tuple[float, f
     return per_write, per_lookup
 
 
+def index_seconds(out: Path) -> float:
+    """Time between the last recorded result and the end of the run: writing index.html and index.csv."""
+    import sqlite3
+    from datetime import datetime
+
+    conn = sqlite3.connect(out / "dbgauto.sqlite")
+    last, ended = conn.execute("SELECT (SELECT max(finished) FROM results), max(ended) FROM runs").fetchone()
+    conn.close()
+    return (datetime.fromisoformat(ended) - datetime.fromisoformat(last)).total_seconds()
+
+
 def bench_set(name: str, src: Path, work: Path, count: int, repeat: int) -> dict[int, float]:
     """Fresh-output runs with --jobs 1 and 2, alternated ``repeat`` times (the best of each is kept)."""
     times: dict[int, float] = {}
@@ -131,6 +142,8 @@ def bench_set(name: str, src: Path, work: Path, count: int, repeat: int) -> dict
                 f" ok {summary['succeeded']}, failed {len(summary['failed'])})",
                 flush=True,
             )  # type: ignore[arg-type]
+    tail = index_seconds(work / f"out-{name}-j2")
+    print(f"{name}: of which the index over all {count} dumps (coordinator, after the last task): {tail:.2f} s")
     again, _ = run_batch(src, work / f"out-{name}-j2", 2)
     print(f"{name}: best --jobs 1 {times[1]:.2f} s, --jobs 2 {times[2]:.2f} s: speed-up {times[1] / times[2]:.2f}x")
     print(
@@ -154,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = args.work or Path(tempfile.mkdtemp(prefix="dbgauto-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"work folder: {work}  (cores: {os.cpu_count()})")
+    print(f"work folder: {work}  (cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}: shared machine)")
     try:
         if args.large:
             t0 = time.perf_counter()

@@ -99,6 +99,9 @@ class RichProgress:
         self.overall = self.bar.add_task("dumps", total=total)
 
     def started(self, spec: TaskSpec) -> None:
+        old = self.rows.pop(spec.source, None)  # re-run after a worker died: one row per dump
+        if old is not None:
+            self.bar.remove_task(old)
         self.rows[spec.source] = self.bar.add_task(f"  {Path(spec.source).name}", total=None)
 
     def finished(self, spec: TaskSpec, rec: ResultRecord) -> None:
