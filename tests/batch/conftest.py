@@ -1,144 +1,16 @@
-"""Batch test helpers: a folder of generated dumps (several varieties, 32/64-bit, broken ones) and a CLI runner.
-
-The dumps are written by scripts/dumpsynth (independent of dbgauto.kdump) at test time; the convertible
-ones (for conversion + reports) are inflated from the real small dump by scripts/dumpinflate.
-"""
+"""Fixtures for the batch tests; the helpers live in batchkit.py (a unique module name, unlike `conftest`)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-# (relative path, arch, DumpType, bugcheck): names deliberately not all ".dmp" (discovery is by signature)
-SYNTH_VARIETIES = (
-    ("a/kernel64.dmp", "x64", 6, 0xD1),
-    ("a/complete64.bin", "x64", 1, 0x50),
-    ("b/active_pae.dmp", "x86pae", 5, 0x7E),
-    ("b/deeper/full32", "x86", 1, 0x0A),
-)
-
-
-@dataclass
-class DumpTree:
-    root: Path
-    good: list[Path] = field(default_factory=list)
-    broken: list[Path] = field(default_factory=list)
-    not_dumps: list[Path] = field(default_factory=list)
-
-    def all_dumps(self) -> list[Path]:
-        return sorted(self.good + self.broken)
-
-    def hashes(self) -> dict[Path, str]:
-        return {p: sha256(p) for p in sorted(self.root.rglob("*")) if p.is_file()}
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def synth_dump(path: Path, arch: str, dump_type: int, bugcheck: int, *, ram_mib: int = 8) -> Path:
-    dumpsynth = pytest.importorskip("dumpsynth", reason="scripts/dumpsynth (synthetic dumps) is not available")
-    space = dumpsynth.AddressSpace(arch, ram_bytes=ram_mib << 20)
-    space.map(0xFFFFF80000000000 if arch == "x64" else 0x80000000, b"dbgauto batch test page")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dumpsynth.write_dump(path, space, dump_type, fields=dumpsynth.HeaderFields(bugcheck_code=bugcheck))
-    return path
-
-
-def add_broken(root: Path, good: Path) -> list[Path]:
-    """Dumps with a valid signature that no reader can use: a cut header and a bad DumpType."""
-    data = good.read_bytes()
-    cut = root / "broken" / "cut_header.dmp"
-    cut.parent.mkdir(parents=True, exist_ok=True)
-    cut.write_bytes(data[:0x900])
-    odd = root / "broken" / "bad_type.dmp"
-    head = bytearray(data[:0x3000])
-    offset = 0xF98 if head[4:8] == b"DU64" else 0xF88
-    head[offset : offset + 4] = (0x77).to_bytes(4, "little")
-    odd.write_bytes(bytes(head))
-    return [cut, odd]
-
-
-def make_synth_tree(root: Path) -> DumpTree:
-    tree = DumpTree(root)
-    for rel, arch, dump_type, bugcheck in SYNTH_VARIETIES:
-        tree.good.append(synth_dump(root / rel, arch, dump_type, bugcheck))
-    tree.broken = add_broken(root, tree.good[0])
-    note = root / "a" / "notes.dmp"  # a .dmp that is not a dump: not discovered
-    note.write_bytes(b"MDMP" + b"\0" * 100)
-    tree.not_dumps.append(note)
-    return tree
+from batchkit import DumpTree, make_full_tree, make_synth_tree
 
 
 @pytest.fixture
 def synth_tree(tmp_path: Path) -> DumpTree:
     return make_synth_tree(tmp_path / "src")
-
-
-def dbgauto_cmd(*args: str | os.PathLike[str]) -> list[str]:
-    return [sys.executable, "-m", "dbgauto", *map(str, args)]
-
-
-def run_cli(
-    *args: str | os.PathLike[str], env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a child interpreter (no TTY: plain log lines)."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("DBGAUTO_FAULT_INJECT", None) if env is None or "DBGAUTO_FAULT_INJECT" not in env else None
-    return subprocess.run(
-        dbgauto_cmd(*args), capture_output=True, text=True, timeout=timeout, env=full_env, cwd=REPO, check=False
-    )
-
-
-def make_full_tree(root: Path, triage: Path) -> DumpTree:
-    """Dumps for the whole main job: inflated large dumps (when scripts/dumpinflate is there), two copies of
-    the real small dump under the same name in different folders, and broken ones."""
-    tree = DumpTree(root)
-    for rel in ("site1/MEMORY.DMP", "site2/MEMORY.DMP"):
-        dst = root / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_bytes(triage.read_bytes())
-        tree.good.append(dst)
-    tree.good.extend(inflated_dumps(root / "large", triage))
-    tree.broken = add_broken(root, tree.good[0])
-    return tree
-
-
-# (name, DumpType, KDBG encoded, page placement): the large varieties dumpinflate rebuilds from the real dump
-# Two share a file name (every host writes MEMORY.DMP): their outputs must not collide.
-INFLATED_VARIETIES = (
-    ("complete.dmp", 1, False, "sequential"),
-    ("hostA/MEMORY.DMP", 6, True, "scattered"),
-    ("hostB/MEMORY.DMP", 5, False, "scattered"),
-)
-
-
-def inflated_dumps(folder: Path, triage: Path, count: int | None = None) -> list[Path]:
-    """Large convertible dumps built from the real small dump by scripts/dumpinflate; [] when it is absent."""
-    try:
-        import dumpinflate
-    except ImportError:
-        return []
-    small = dumpinflate.parse(triage)
-    varieties = INFLATED_VARIETIES[:count]
-    for name, *_ in varieties:
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-    return [
-        dumpinflate.inflate(triage, folder / name, dump_type=t, encoded=enc, placement=pl, small=small).path
-        for name, t, enc, pl in varieties
-    ]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DumpTree, inflated_dumps, run_cli
+from batchkit import DumpTree, inflated_dumps, run_cli
 
 from dbgauto.batch.tasks import compare_facts
 from dbgauto.catalog.db import CATALOG_NAME, Catalog

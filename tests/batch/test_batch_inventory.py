@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DumpTree, run_cli, synth_dump
+from batchkit import DumpTree, run_cli, synth_dump
 
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
 

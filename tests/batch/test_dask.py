@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import DumpTree, run_cli, sha256
+from batchkit import DumpTree, run_cli, sha256
 
 from dbgauto.batch.runner import resources_for
 from dbgauto.catalog.db import CATALOG_NAME, Catalog

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from batchkit import REPO
 
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, DumpTree, dbgauto_cmd, inflated_dumps, run_cli, sha256, synth_dump
+from batchkit import REPO, DumpTree, dbgauto_cmd, inflated_dumps, run_cli, sha256, synth_dump
 
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
+from batchkit import REPO, run_cli
 
 from dbgauto.batch.lock import LOCK_NAME, batch_lock
 from dbgauto.catalog.db import CATALOG_NAME, Catalog

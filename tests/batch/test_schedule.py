@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import REPO, DumpTree, dbgauto_cmd, run_cli, synth_dump
+from batchkit import REPO, DumpTree, dbgauto_cmd, run_cli, synth_dump
 
 from dbgauto.batch.schedule import CronSchedule, ScheduleLoop
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
