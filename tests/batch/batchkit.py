@@ -90,8 +90,8 @@ def run_cli(
     *args: str | os.PathLike[str], env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a child interpreter (no TTY: plain log lines)."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("DBGAUTO_FAULT_INJECT", None) if env is None or "DBGAUTO_FAULT_INJECT" not in env else None
+    full_env = {k: v for k, v in os.environ.items() if k != "DBGAUTO_FAULT_INJECT"}  # only when a test asks
+    full_env.update(env or {})
     return subprocess.run(
         dbgauto_cmd(*args), capture_output=True, text=True, timeout=timeout, env=full_env, cwd=REPO, check=False
     )
