@@ -88,7 +88,14 @@ def print_summary(s: BatchSummary, *, out: Path) -> None:
     "--convert/--no-convert", default=True, show_default=True, help="Write a small memory dump per large dump."
 )
 @click.option("--report/--no-report", default=True, show_default=True, help="Facts, per-dump reports and the index.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Worker processes (with --scheduler: the cluster's threads decide).",
+)
 @click.option("--engine", type=click.Choice(ENGINES), default="native", show_default=True)
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the tasks on this Dask scheduler instead.")
 @click.option("--since", callback=_parse_since, metavar="DATE", help="Only dumps modified at or after DATE.")

@@ -31,8 +31,9 @@ from dbgauto.batch.schedule import MISSED_POLICIES, CronSchedule, ScheduleLoop, 
 def command(cron_expr: str, once: bool, missed: str, max_runs: int | None, args: tuple[str, ...]) -> None:
     """Run `dbgauto ARGS...` (normally `batch ...`, after `--`) at every fire time of EXPR.
 
-    Long-running: stop it with Ctrl-C or SIGTERM (it lets the current run finish). Each run is a fresh
-    child process; the batch lock prevents two runs on one output folder from overlapping.
+    Long-running: SIGTERM stops it after the current run finishes; Ctrl-C also interrupts the running
+    batch (the next run resumes it). Each run is a fresh child process; the batch lock prevents two runs
+    on one output folder from overlapping.
     Exit status: that of the last run.
     """
     try:
