@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import time
@@ -123,3 +124,38 @@ def test_once_returns_the_batch_status_and_usage_errors(synth_tree: DumpTree, tm
     bad = run_cli("schedule", "--cron", "0 25 * * *", "--once", "--", "batch", synth_tree.root, "--out", tmp_path)
     assert bad.returncode == 2
     assert "--cron" in bad.stderr
+
+
+def test_sigterm_ends_the_loop_after_the_current_run(synth_tree: DumpTree, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        dbgauto_cmd(
+            "schedule",
+            "--cron",
+            "* * * * * *",
+            "--",
+            "batch",
+            synth_tree.root,
+            "--out",
+            out,
+            "--no-convert",
+            "--no-report",
+        ),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (out / CATALOG_NAME).exists():
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, stderr  # the last (only) run's status: the broken dumps failed
+    with Catalog.open(out / CATALOG_NAME, readonly=True) as cat:
+        runs = cat.runs()
+        assert len(runs) == 1
+        assert runs[0]["status"] == "completed"  # SIGTERM did not interrupt the batch itself
