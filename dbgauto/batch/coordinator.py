@@ -60,6 +60,7 @@ class BatchOptions:
     wait_timeout: float | None = None
     task_timeout: float | None = 900.0
     retry_failed: bool = False
+    force: bool = False
     max_tasks_per_child: int | None = 50
     template_dirs: tuple[str, ...] = ()
 
@@ -136,8 +137,10 @@ def clean_partials(out: Path) -> int:
     return removed
 
 
-def _select(cat: Catalog, found: list[Found], retry_failed: bool) -> tuple[list[Found], int, int]:
+def _select(cat: Catalog, found: list[Found], retry_failed: bool, force: bool = False) -> tuple[list[Found], int, int]:
     """Split discovered files into (to process, skipped, skipped-that-had-failed)."""
+    if force:
+        return list(found), 0, 0
     states = cat.all_dump_states()
     todo, skipped, skipped_failed = [], 0, 0
     for f in found:
@@ -245,7 +248,7 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
         if cat.mark_interrupted_runs():
             log.info("an earlier run was interrupted; finishing what it left")
         clean_partials(out)
-        todo, skipped, skipped_failed = _select(cat, found, opts.retry_failed)
+        todo, skipped, skipped_failed = _select(cat, found, opts.retry_failed, opts.force)
         if todo and runner.is_dask:
             runner.slots()  # connect now: an unreachable scheduler fails before a run is recorded
         run_id = cat.start_run(opts.to_json(), version=__version__)

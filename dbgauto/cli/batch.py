@@ -47,7 +47,9 @@ def failure_line(source: str, code: str | None, message: str | None) -> str:
 
 def print_summary(s: BatchSummary, *, out: Path) -> None:
     echo = click.echo
-    if s.processed == 0:
+    if s.found == 0:
+        echo(f"run {s.run_id}: no dumps found (files starting with PAGEDUMP / PAGEDU64)")
+    elif s.processed == 0:
         extra = ""
         if s.skipped_failed:
             extra = f" ({s.skipped_failed} of them failed before; use --retry-failed to try those again)"
@@ -122,6 +124,7 @@ def print_summary(s: BatchSummary, *, out: Path) -> None:
     help="Fail a dump whose task runs longer, and move on.",
 )
 @click.option("--retry-failed", is_flag=True, help="Also re-run unchanged dumps whose last attempt failed.")
+@click.option("--force", is_flag=True, help="Process every dump found, unchanged or not (rewrites its outputs).")
 @click.option(
     "--max-tasks-per-child",
     type=click.IntRange(min=1),
@@ -158,6 +161,7 @@ def command(
     wait_timeout: float | None,
     task_timeout: float,
     retry_failed: bool,
+    force: bool,
     max_tasks_per_child: int,
     template_dirs: tuple[Path, ...],
     show_progress: bool | None,
@@ -195,6 +199,7 @@ def command(
         wait_timeout=wait_timeout,
         task_timeout=task_timeout,
         retry_failed=retry_failed,
+        force=force,
         max_tasks_per_child=max_tasks_per_child,
         template_dirs=tuple(str(t) for t in template_dirs),
     )

@@ -137,3 +137,24 @@ def test_a_hung_task_times_out_and_the_batch_moves_on(synth_tree: DumpTree, tmp_
     assert rows[str(victim.resolve())]["error_code"] == "task_timeout"
     assert all(rows[str(p.resolve())]["status"] == "ok" for p in synth_tree.good if p != victim)
     assert f"{victim.resolve()}: [task_timeout] no result after 2s" in res.stdout
+
+
+def test_force_since_and_an_empty_source(synth_tree: DumpTree, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_cli("batch", synth_tree.root, "--out", out, *INVENTORY)
+    forced = run_cli("batch", synth_tree.root, "--out", out, *INVENTORY, "--force", "--json")
+    summary = json.loads(forced.stdout)
+    assert (summary["succeeded"], len(summary["failed"]), summary["skipped"]) == (
+        len(synth_tree.good),
+        len(synth_tree.broken),
+        0,
+    )
+    future = run_cli("batch", synth_tree.root, "--out", out, *INVENTORY, "--since", "2999-01-01")
+    assert future.returncode == 0
+    assert "no dumps found" in future.stdout
+    assert run_cli("batch", synth_tree.root, "--out", out, "--since", "yesterday").returncode == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run_cli("batch", empty, "--out", tmp_path / "out2", *INVENTORY)
+    assert res.returncode == 0
+    assert "no dumps found" in res.stdout
