@@ -17,6 +17,14 @@ API::
 KdCopyDataBlock-like code pattern in nt's image from which a symbol-less decoder finds them (``world.keys`` has
 the values for decoders that take them explicitly). ``present_fraction`` marks extra zero pages present in a
 bitmap dump (sparse holes), so a padded machine (16/64/256 GiB ``ram_bytes``) looks like a real kernel dump.
+
+Without the real small dump, :mod:`.kworld` builds plausible kernel worlds from scratch (x64 19041, x86 PAE,
+x86 non-PAE; deterministic from a seed)::
+
+    build_kworld(arch="x64" | "x86pae" | "x86", *, seed=0, bugcheck=0xD1, culprit=None, build=None, processors=2,
+                 encoded=False, modules=None, system_time=None, uptime_seconds=None, ram_bytes=32 MiB) -> KWorld
+    write_kworld(path, arch="x64", dump_type=1 | 5 | 6, *, overwrite=False, world=None, **build_options)
+        -> KWorldDump(path, dump_type, world, info)
 """
 
 from __future__ import annotations
@@ -27,21 +35,27 @@ from pathlib import Path
 
 from dumpsynth import DumpInfo, HeaderFields, clustered_present_runs, write_bitmap_dump, write_full_dump
 
+from .kworld import BUGCHECKS, KWorld, KWorldDump, build_kworld, write_kworld
 from .smalldump import SmallDump, parse
 from .world import DEFAULT_KEYS, POOL_BASE, World, build_space, build_world, encode_kdbg
 
 __all__ = [
+    "BUGCHECKS",
     "DEFAULT_KEYS",
     "POOL_BASE",
     "Inflated",
+    "KWorld",
+    "KWorldDump",
     "SmallDump",
     "World",
+    "build_kworld",
     "build_space",
     "build_world",
     "encode_kdbg",
     "header_fields",
     "inflate",
     "parse",
+    "write_kworld",
 ]
 
 

@@ -224,8 +224,10 @@ def _free_nt_page(sd: SmallDump, captured: _Captured) -> int:
     raise ValueError("no free page in nt's image for the KdCopyDataBlock pattern")
 
 
-def _place_encoded_kdbg(w: World, sd: SmallDump, captured: _Captured, keys: tuple[int, int]) -> bytes:
-    code_va = _free_nt_page(sd, captured)
+def kdcopy_pattern(code_va: int, kdbg_va: int, keys: tuple[int, int]) -> list[tuple[int, bytes, str]]:
+    """The KdCopyDataBlock-like code at ``code_va`` and its three variables beside it (code_va + 0x800..0x818):
+    ``cmp byte [rip+KdpDataBlockEncoded],0``; ``mov rax,[rip+KiWaitNever]``; ``lea r9,[rip+KdDebuggerDataBlock]``;
+    ``mov r10,[rip+KiWaitAlways]``. Returns the placements (va, bytes, what); KdpDataBlockEncoded is code_va + 0x800."""
     enc_va, never_va, always_va = code_va + 0x800, code_va + 0x808, code_va + 0x810
     never, always = keys
 
@@ -236,15 +238,25 @@ def _place_encoded_kdbg(w: World, sd: SmallDump, captured: _Captured, keys: tupl
         (
             b"\x80\x3d" + rel(0, 7, enc_va) + b"\x00",  # cmp byte ptr [rip+KdpDataBlockEncoded], 0
             b"\x48\x8b\x05" + rel(7, 7, never_va),  # mov rax, [rip+KiWaitNever]
-            b"\x4c\x8d\x0d" + rel(14, 7, sd.kdbg_va),  # lea r9, [rip+KdDebuggerDataBlock]
+            b"\x4c\x8d\x0d" + rel(14, 7, kdbg_va),  # lea r9, [rip+KdDebuggerDataBlock]
             b"\x4c\x8b\x15" + rel(21, 7, always_va),  # mov r10, [rip+KiWaitAlways]
             b"\xc3",
         )
     )
-    w.place(code_va, code, "KdCopyDataBlock-like code")
-    w.place(enc_va, b"\x01", "KdpDataBlockEncoded")
-    w.place(never_va, struct.pack("<Q", never), "KiWaitNever")
-    w.place(always_va, struct.pack("<Q", always), "KiWaitAlways")
+    return [
+        (code_va, code, "KdCopyDataBlock-like code"),
+        (enc_va, b"\x01", "KdpDataBlockEncoded"),
+        (never_va, struct.pack("<Q", never), "KiWaitNever"),
+        (always_va, struct.pack("<Q", always), "KiWaitAlways"),
+    ]
+
+
+def _place_encoded_kdbg(w: World, sd: SmallDump, captured: _Captured, keys: tuple[int, int]) -> bytes:
+    code_va = _free_nt_page(sd, captured)
+    enc_va = code_va + 0x800
+    for va, data, what in kdcopy_pattern(code_va, sd.kdbg_va, keys):
+        w.place(va, data, what)
+    never, always = keys
     w.keys = (never, always, enc_va)
     w.code_va = code_va
     return encode_kdbg(sd.kdbg, never, always, enc_va)

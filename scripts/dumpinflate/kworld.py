@@ -1,0 +1,688 @@
+"""Plausible synthetic kernel worlds from scratch (no shared material): x64 (build 19041), x86 PAE, x86 non-PAE.
+
+A world is what a converter needs from a Complete / Kernel / Active dump, laid out as the kernel keeps it and
+deterministic from a seed: KDDEBUGGER_DATA64 (optionally encoded on x64, with the KdCopyDataBlock-like pattern
+of :mod:`.world`), KiProcessorBlock and N KPRCBs with their saved CONTEXT (``*(KPRCB + OffsetPrcbContext)``) and
+CurrentThread, ETHREADs with Cid / stack bounds / KernelStack / ApcState.Process, an EPROCESS with ImageFileName
+and UniqueProcessId, a kernel stack of return addresses into modules, PsLoadedModuleList (nt, hal, inbox drivers,
+third-party ones) with a minimal PE header at each image base, MmUnloadedDrivers, and a header whose bug check
+names a chosen culprit driver.
+
+Every offset is written here from the spec (../shared/spec/kd-structures.md, dump-format.md) and the numbers the
+Windows-written sample carries, never imported from dbgauto (style.md §E):
+
+* KDDEBUGGER_DATA64 (kd-structures.md §2): KernBase 0x18, PsLoadedModuleList 0x48, PsActiveProcessHead 0x50,
+  MmMaximumNonPagedPoolInBytes 0x100, KiProcessorBlock 0x218, MmUnloadedDrivers 0x220, MmLastUnloadedDriver
+  0x228, MmSpecialPoolTag 0x238; u16 OffsetKThreadKernelStack 0x29C, OffsetKThreadInitialStack 0x29E,
+  OffsetKThreadApcProcess 0x2A0, SizeEProcess 0x2A8, SizePrcb 0x2B0, OffsetPrcbCurrentThread 0x2B4,
+  OffsetPrcbNumber 0x2BE, SizeEThread 0x2C0, OffsetPrcbContext 0x338; u32 OffsetKThreadStackLimit 0x340,
+  OffsetKThreadStackBase 0x344. 32-bit kernels store pointers sign-extended to 64 bits.
+* x64 19041 values: those of ../shared/dumps/triage_x64.dmp's KDBG (Size 0x380, SizePrcb 0xAF00, SizeEThread
+  0x898, SizeEProcess 0xA40, CurrentThread 0x8, Number 0x24, Context 0x85C0, ApcProcess 0xB8, StackLimit 0x30,
+  StackBase 0x38, InitialStack 0x28) and its observed EPROCESS/ETHREAD fields (UniqueProcessId 0x440,
+  ImageFileName 0x5A8, Cid 0x478; observed-triage-x64.md). KernelStack 0x58 (public KTHREAD layout).
+* x86 (Windows 7 SP1 build 7601 shaped): SizePrcb 0x3628, SizeEThread 0x2B8, SizeEProcess 0x2C0, CurrentThread
+  0x4, ApcProcess 0x50, Context 0x3300, Number 0x3CC, StackLimit 0x2C, StackBase 0x190, InitialStack 0x28,
+  KernelStack 0x30; EPROCESS UniqueProcessId 0xB4, ImageFileName 0x16C, ETHREAD Cid 0x22C (public layouts).
+* Loaded modules: the live Windows 10 x64 ``_KLDR_DATA_TABLE_ENTRY`` (DllBase 0x30, SizeOfImage 0x40, FullDllName
+  0x48, BaseDllName 0x58, CheckSum 0x78, TimeDateStamp 0x9C) and the 32-bit one (DllBase 0x18, SizeOfImage 0x20,
+  FullDllName 0x24, BaseDllName 0x2C, CheckSum 0x40, TimeDateStamp 0x44). UNLOADED_DRIVERS: 0x28 (x64) / 0x18.
+* PE header: e_lfanew 0x3C; FileHeader.TimeDateStamp at PE+8; OptionalHeader (PE+0x18) SizeOfImage +0x38,
+  CheckSum +0x40.
+
+API::
+
+    build_kworld(arch="x64" | "x86pae" | "x86", *, seed=0, bugcheck=0xD1 (BUGCHECKS menu), culprit=None,
+                 build=None, processors=2, encoded=False, modules=None (count, 10..30), system_time=None,
+                 uptime_seconds=None, ram_bytes=32 MiB, placement="scattered") -> KWorld
+    write_kworld(path, arch="x64", dump_type=1 | 5 | 6, *, overwrite=False, **build_options) -> KWorldDump
+    KWorld: .arch .space .fields .kdbg (plain bytes) .kdbg_va .keys .modules .unloaded .cpus .process .stack ...
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from dumpsynth import (
+    PAGE_SIZE,
+    AddressSpace,
+    DumpInfo,
+    HeaderFields,
+    amd64_context,
+    write_bitmap_dump,
+    write_full_dump,
+    x86_context,
+)
+
+from .world import DEFAULT_KEYS, encode_kdbg, kdcopy_pattern, pages_of
+
+__all__ = ["BUGCHECKS", "KWorld", "KWorldDump", "Module", "Unloaded", "build_kworld", "write_kworld"]
+
+# bug check code -> (name, 1-based parameter that holds the faulting code address)
+BUGCHECKS: dict[int, tuple[str, int]] = {
+    0x0A: ("IRQL_NOT_LESS_OR_EQUAL", 4),
+    0x1E: ("KMODE_EXCEPTION_NOT_HANDLED", 2),
+    0x3B: ("SYSTEM_SERVICE_EXCEPTION", 2),
+    0x50: ("PAGE_FAULT_IN_NONPAGED_AREA", 3),
+    0x7E: ("SYSTEM_THREAD_EXCEPTION_NOT_HANDLED", 2),
+    0xD1: ("DRIVER_IRQL_NOT_LESS_OR_EQUAL", 4),
+}
+
+INBOX_DRIVERS = (
+    "ACPI.sys",
+    "Wdf01000.sys",
+    "WDFLDR.SYS",
+    "volmgr.sys",
+    "disk.sys",
+    "CLASSPNP.SYS",
+    "Ntfs.sys",
+    "tcpip.sys",
+    "NETIO.SYS",
+    "ndis.sys",
+    "fltmgr.sys",
+    "storport.sys",
+    "pci.sys",
+    "partmgr.sys",
+    "ksecdd.sys",
+    "cng.sys",
+    "volsnap.sys",
+    "mountmgr.sys",
+    "afd.sys",
+    "http.sys",
+    "usbhub3.sys",
+    "USBXHCI.SYS",
+    "i8042prt.sys",
+    "kbdclass.sys",
+    "mouclass.sys",
+    "dxgkrnl.sys",
+    "watchdog.sys",
+    "rdbss.sys",
+)
+THIRD_PARTY = ("acmefilt.sys", "vendornet.sys", "fastdisk.sys", "gpuhelper.sys", "crashy.sys")
+PROCESS_NAMES = ("System", "svchost.exe", "explorer.exe", "MsMpEng.exe", "backupsvc.exe")
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The per-architecture constants (see the module docstring for their sources)."""
+
+    ptr: int
+    build: int
+    kdbg_size: int
+    size_prcb: int
+    size_ethread: int
+    size_eprocess: int
+    prcb_current_thread: int
+    prcb_number: int
+    prcb_context: int
+    thread_apc_process: int
+    thread_stack_limit: int
+    thread_stack_base: int
+    thread_initial_stack: int
+    thread_kernel_stack: int
+    thread_cid: int
+    process_dtb: int
+    process_pid: int
+    process_name: int
+    kldr_size: int
+    kldr: dict[str, int]
+    unloaded_size: int
+    stack_size: int
+    nt_base: int
+    nt_size: int
+    driver_area: int
+    pool: int
+    pe_machine: int
+    pe_magic: int
+
+
+_X64 = _Layout(
+    ptr=8,
+    build=19041,
+    kdbg_size=0x380,
+    size_prcb=0xAF00,
+    size_ethread=0x898,
+    size_eprocess=0xA40,
+    prcb_current_thread=0x8,
+    prcb_number=0x24,
+    prcb_context=0x85C0,
+    thread_apc_process=0xB8,
+    thread_stack_limit=0x30,
+    thread_stack_base=0x38,
+    thread_initial_stack=0x28,
+    thread_kernel_stack=0x58,
+    thread_cid=0x478,
+    process_dtb=0x28,
+    process_pid=0x440,
+    process_name=0x5A8,
+    kldr_size=0xA0,
+    kldr={"base": 0x30, "size": 0x40, "full": 0x48, "name": 0x58, "checksum": 0x78, "timestamp": 0x9C},
+    unloaded_size=0x28,
+    stack_size=0x6000,
+    nt_base=0xFFFFF803_1E000000,
+    nt_size=0x1046000,
+    driver_area=0xFFFFF803_24000000,
+    pool=0xFFFFC10B_40000000,
+    pe_machine=0x8664,
+    pe_magic=0x20B,
+)
+_X86 = _Layout(
+    ptr=4,
+    build=7601,
+    kdbg_size=0x360,
+    size_prcb=0x3628,
+    size_ethread=0x2B8,
+    size_eprocess=0x2C0,
+    prcb_current_thread=0x4,
+    prcb_number=0x3CC,
+    prcb_context=0x3300,
+    thread_apc_process=0x50,
+    thread_stack_limit=0x2C,
+    thread_stack_base=0x190,
+    thread_initial_stack=0x28,
+    thread_kernel_stack=0x30,
+    thread_cid=0x22C,
+    process_dtb=0x18,
+    process_pid=0xB4,
+    process_name=0x16C,
+    kldr_size=0x48,
+    kldr={"base": 0x18, "size": 0x20, "full": 0x24, "name": 0x2C, "checksum": 0x40, "timestamp": 0x44},
+    unloaded_size=0x18,
+    stack_size=0x3000,
+    nt_base=0x82A00000,
+    nt_size=0x410000,
+    driver_area=0x8B200000,
+    pool=0x85000000,
+    pe_machine=0x14C,
+    pe_magic=0x10B,
+)
+MI_UNLOADED_DRIVERS = 50
+KDBG_RVA, HEAD_RVA, KPB_RVA, UNLOADED_PTR_RVA, LAST_UNLOADED_RVA = 0xC00B20, 0xC2A390, 0xCFDC80, 0xC2A308, 0xC2A310
+ACTIVE_HEAD_RVA, SPECIAL_POOL_TAG_RVA, MAX_NPP_RVA = 0xC1E0C0, 0xC2A320, 0xC2A328
+KEBUGCHECKEX_RVA, CODE_RVA = 0x3F5E10, 0x20F000  # a return address inside nt, and the KdCopyDataBlock page
+_KDBG_Q = {
+    "KernBase": 0x18,
+    "PsLoadedModuleList": 0x48,
+    "PsActiveProcessHead": 0x50,
+    "MmMaximumNonPagedPoolInBytes": 0x100,
+    "KiProcessorBlock": 0x218,
+    "MmUnloadedDrivers": 0x220,
+    "MmLastUnloadedDriver": 0x228,
+    "MmSpecialPoolTag": 0x238,
+}
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str  # FullDllName
+    base: int
+    size: int
+    timestamp: int
+    checksum: int
+    entry_va: int
+
+    @property
+    def base_name(self) -> str:
+        return self.name.rsplit("\\", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Unloaded:
+    name: str
+    start: int
+    end: int
+
+
+@dataclass
+class Cpu:
+    prcb_va: int
+    prcb: bytes
+    context_va: int
+    context: bytes
+    saved_sp: int
+    thread_va: int
+    thread: bytes
+    stack_limit: int
+    stack_base: int
+
+
+@dataclass
+class KWorld:
+    """What was placed and where (tests compare the converter's findings with these)."""
+
+    arch: str
+    seed: int
+    build: int
+    space: AddressSpace
+    fields: HeaderFields
+    kdbg_va: int
+    kdbg: bytes  # plain (decoded) bytes
+    kdbg_stored: bytes  # as in memory (encoded when ``keys``)
+    keys: tuple[int, int, int] | None  # (KiWaitNever, KiWaitAlways, KdpDataBlockEncoded VA)
+    ps_loaded_module_list: int
+    processor_block: int
+    cpus: list[Cpu]
+    crashing_cpu: int
+    process_va: int
+    process: bytes
+    process_name: str
+    pid: int
+    tid: int
+    header_sp: int
+    header_pc: int
+    stack: bytes  # [saved SP of the crashing processor, StackBase)
+    modules: list[Module]
+    unloaded: list[Unloaded]  # newest first
+    culprit: Module
+    bugcheck_code: int
+    bugcheck_parameters: tuple[int, int, int, int]
+    fault_address: int
+    system_time: datetime
+    uptime_seconds: int
+    placements: list[tuple[int, bytes, str]] = field(default_factory=list, repr=False)
+
+    @property
+    def is_64bit(self) -> bool:
+        return self.arch == "x64"
+
+    @property
+    def layout(self) -> _Layout:
+        return _X64 if self.is_64bit else _X86
+
+
+@dataclass
+class KWorldDump:
+    path: Path
+    dump_type: int
+    world: KWorld
+    info: DumpInfo
+
+
+def _sx(v: int) -> int:
+    """A 32-bit kernel VA as KDDEBUGGER_DATA64 keeps it (sign-extended)."""
+    return v | 0xFFFFFFFF_00000000 if 0x80000000 <= v <= 0xFFFFFFFF else v
+
+
+def _pe_header(lay: _Layout, timestamp: int, size: int, checksum: int) -> bytes:
+    page = bytearray(0x400)
+    page[:2] = b"MZ"
+    struct.pack_into("<I", page, 0x3C, 0xF8)
+    page[0xF8:0xFC] = b"PE\0\0"
+    opt_size = 0xF0 if lay.ptr == 8 else 0xE0
+    struct.pack_into("<HHIIIHH", page, 0xFC, lay.pe_machine, 4, timestamp, 0, 0, opt_size, 0x22)
+    opt = 0xF8 + 0x18
+    struct.pack_into("<H", page, opt, lay.pe_magic)
+    struct.pack_into("<I", page, opt + 0x20, PAGE_SIZE)  # SectionAlignment
+    struct.pack_into("<I", page, opt + 0x24, 0x200)  # FileAlignment
+    struct.pack_into("<I", page, opt + 0x38, size)
+    struct.pack_into("<I", page, opt + 0x3C, 0x400)  # SizeOfHeaders
+    struct.pack_into("<I", page, opt + 0x40, checksum)
+    struct.pack_into("<H", page, opt + 0x44, 1)  # Subsystem: native
+    return bytes(page)
+
+
+class _Builder:
+    def __init__(self, arch: str, seed: int, placement: str, ram_bytes: int) -> None:
+        if arch not in ("x64", "x86pae", "x86"):
+            raise ValueError(f"kworld builds x64, x86pae and x86 worlds, not {arch!r}")
+        self.arch = arch
+        self.lay = _X64 if arch == "x64" else _X86
+        self.rng = random.Random(f"kworld-{arch}-{seed}")
+        self.space = AddressSpace(arch, ram_bytes=ram_bytes, placement=placement, seed=seed)
+        self.placements: list[tuple[int, bytes, str]] = []
+        self.pool = self.lay.pool + self.rng.randrange(0x100) * 0x10000
+
+    def place(self, va: int, data: bytes, what: str) -> None:
+        self.placements.append((va, bytes(data), what))
+
+    def alloc(self, size: int, align: int = 0x10) -> int:
+        self.pool = (self.pool + align - 1) & ~(align - 1)
+        va = self.pool
+        self.pool += size
+        return va
+
+    def ptr(self, v: int) -> bytes:
+        return struct.pack("<Q" if self.lay.ptr == 8 else "<I", v)
+
+    def ustr(self, text: str, *, at: int | None = None) -> tuple[bytes, int]:
+        raw = text.encode("utf-16-le")
+        buf = self.alloc(len(raw) + 2) if at is None else at
+        if at is None:
+            self.place(buf, raw + b"\0\0", f"string {text}")
+        if self.lay.ptr == 8:
+            return struct.pack("<HH4xQ", len(raw), len(raw) + 2, buf), buf
+        return struct.pack("<HHI", len(raw), len(raw) + 2, buf), buf
+
+
+def _modules(b: _Builder, count: int, culprit: str | None) -> tuple[list[Module], Module]:
+    lay, rng = b.lay, b.rng
+    nt_base = lay.nt_base + rng.randrange(0x18) * 0x200000 if lay.ptr == 8 else lay.nt_base
+    names = ["\\SystemRoot\\system32\\ntoskrnl.exe", "\\SystemRoot\\system32\\hal.dll"]
+    inbox = rng.sample([n for n in INBOX_DRIVERS if n != culprit], max(0, count - 4))
+    if culprit in INBOX_DRIVERS:  # an inbox culprit: loaded from the Windows folder like its peers
+        inbox.append(culprit)
+    names += [f"\\SystemRoot\\System32\\drivers\\{n}" for n in inbox]
+    third = [culprit] if culprit and culprit not in INBOX_DRIVERS else []
+    third += [n for n in rng.sample(THIRD_PARTY, 3) if n not in third][: 2 - len(third)]
+    for n in third:
+        folder = "\\SystemRoot\\System32\\drivers\\" if rng.random() < 0.5 else "\\??\\C:\\Program Files\\Vendor\\"
+        names.append(folder + n)
+    modules: list[Module] = []
+    va = lay.driver_area + rng.randrange(0x10) * 0x100000
+    for i, name in enumerate(names):
+        if i == 0:
+            base, size = nt_base, lay.nt_size
+        elif i == 1:
+            base, size = nt_base + lay.nt_size + 0x2A000 if lay.ptr == 8 else lay.nt_base - 0x37000, 0x6000 + 0x31000
+        else:
+            size = (rng.randrange(0x10, 0x200) * PAGE_SIZE) & ~0xFFF
+            base, va = va, va + ((size + 0xFFFF) & ~0xFFFF) + 0x10000
+        ts = 0x5F000000 + rng.randrange(0x8000000)
+        checksum = rng.randrange(0x10000, size if size > 0x10000 else 0x20000)
+        modules.append(Module(name, base, size, ts, checksum, b.alloc(lay.kldr_size)))
+    wanted = culprit or third[0]
+    culp = next(m for m in modules if m.base_name.lower() == wanted.lower())
+    return modules, culp
+
+
+def _place_modules(b: _Builder, modules: list[Module], head: int) -> None:
+    lay = b.lay
+    for i, m in enumerate(modules):
+        e = bytearray(lay.kldr_size)
+        flink = modules[i + 1].entry_va if i + 1 < len(modules) else head
+        blink = modules[i - 1].entry_va if i else head
+        e[0 : 2 * lay.ptr] = b.ptr(flink) + b.ptr(blink)
+        k = lay.kldr
+        e[k["base"] : k["base"] + lay.ptr] = b.ptr(m.base)
+        struct.pack_into("<I", e, k["size"], m.size)
+        full, full_buf = b.ustr(m.name)
+        raw_full, raw_base = m.name.encode("utf-16-le"), m.base_name.encode("utf-16-le")
+        short, _ = b.ustr(m.base_name, at=full_buf + len(raw_full) - len(raw_base))  # points into FullDllName
+        e[k["full"] : k["full"] + len(full)] = full
+        e[k["name"] : k["name"] + len(short)] = short
+        struct.pack_into("<I", e, k["checksum"], m.checksum)
+        # the entry's TimeDateStamp is an older build's: the PE header in memory wins (what a debugger shows)
+        struct.pack_into("<I", e, k["timestamp"], m.timestamp - 0x100)
+        if lay.ptr == 8:
+            struct.pack_into("<IH", e, 0x68, 0x49104000, 1)  # Flags, LoadCount
+            struct.pack_into("<I", e, 0x98, m.size)  # SizeOfImageNotRounded
+        b.place(m.entry_va, bytes(e), f"KLDR entry {m.base_name}")
+        b.place(m.base, _pe_header(lay, m.timestamp, m.size, m.checksum), f"PE header {m.base_name}")
+    b.place(head, b.ptr(modules[0].entry_va) + b.ptr(modules[-1].entry_va), "PsLoadedModuleList")
+
+
+def _place_unloaded(b: _Builder, array_ptr_va: int, last_va: int) -> list[Unloaded]:
+    lay, rng = b.lay, b.rng
+    names = rng.sample(("dump_diskdump.sys", "WdBoot.sys", "hwpolicy.sys", "olddriver.sys", "dam.sys"), 3)
+    raw = bytearray(MI_UNLOADED_DRIVERS * lay.unloaded_size)
+    out: list[Unloaded] = []
+    start = lay.driver_area + 0x0800_0000 if lay.ptr == 8 else 0x8F000000
+    for i, name in enumerate(names):  # oldest first in the array
+        us, _ = b.ustr(name)
+        lo = start + i * 0x100000
+        hi = lo + rng.randrange(4, 40) * PAGE_SIZE
+        off = i * lay.unloaded_size
+        raw[off : off + len(us)] = us
+        fmt = "<QQQ" if lay.ptr == 8 else "<IIQ"
+        struct.pack_into(fmt, raw, off + 2 * lay.ptr, lo, hi, 0x01DA_0000_0000_0000 + i * 10_000_000)
+        out.insert(0, Unloaded(name, lo, hi))
+    array = b.alloc(len(raw))
+    b.place(array, bytes(raw), "MmUnloadedDrivers array")
+    b.place(array_ptr_va, b.ptr(array), "MmUnloadedDrivers")
+    b.place(last_va, struct.pack("<I", len(names)), "MmLastUnloadedDriver")
+    return out
+
+
+def _kdbg(b: _Builder, values: dict[str, int]) -> bytes:
+    lay = b.lay
+    k = bytearray(lay.kdbg_size)
+    struct.pack_into("<4sI", k, 0x10, b"KDBG", lay.kdbg_size)
+    for name, off in _KDBG_Q.items():
+        struct.pack_into("<Q", k, off, _sx(values[name]))
+    struct.pack_into("<H", k, 0x29C, lay.thread_kernel_stack)
+    struct.pack_into("<H", k, 0x29E, lay.thread_initial_stack)
+    struct.pack_into("<H", k, 0x2A0, lay.thread_apc_process)
+    struct.pack_into("<H", k, 0x2A8, lay.size_eprocess)
+    struct.pack_into("<H", k, 0x2B0, lay.size_prcb)
+    struct.pack_into("<H", k, 0x2B4, lay.prcb_current_thread)
+    struct.pack_into("<H", k, 0x2BE, lay.prcb_number)
+    struct.pack_into("<H", k, 0x2C0, lay.size_ethread)
+    struct.pack_into("<H", k, 0x338, lay.prcb_context)
+    struct.pack_into("<II", k, 0x340, lay.thread_stack_limit, lay.thread_stack_base)
+    return bytes(k)
+
+
+def _context(arch: str, pc: int, sp: int, fp: int, extra: int) -> bytes:
+    if arch == "x64":
+        return amd64_context({"rip": pc, "rsp": sp, "rbp": fp, "rax": extra, "rcx": 0xD1})
+    return x86_context({"eip": pc, "esp": sp, "ebp": fp, "eax": extra, "cs": 8, "ss": 0x10})
+
+
+def build_kworld(
+    arch: str = "x64",
+    *,
+    seed: int = 0,
+    bugcheck: int = 0xD1,
+    culprit: str | None = None,
+    build: int | None = None,
+    processors: int = 2,
+    encoded: bool = False,
+    modules: int | None = None,
+    system_time: datetime | None = None,
+    uptime_seconds: int | None = None,
+    ram_bytes: int = 32 << 20,
+    placement: str = "scattered",
+) -> KWorld:
+    """A whole kernel world in an address space (not yet written; see :func:`write_kworld`)."""
+    if bugcheck not in BUGCHECKS:
+        raise ValueError(f"bugcheck {bugcheck:#x} is not in the menu {sorted(hex(c) for c in BUGCHECKS)}")
+    if encoded and arch != "x64":
+        raise ValueError("only x64 kernels keep the KDBG encoded")
+    if not 1 <= processors <= 64:
+        raise ValueError("processors: 1..64")
+    b = _Builder(arch, seed, placement, ram_bytes)
+    lay, rng = b.lay, b.rng
+    count = modules if modules is not None else rng.randrange(12, 25)
+    if not 4 <= count <= 40:
+        raise ValueError("modules: 4..40")
+    mods, culp = _modules(b, count, culprit)
+    nt = mods[0]
+    va = {
+        "KDBG": nt.base + KDBG_RVA,
+        "PsLoadedModuleList": nt.base + HEAD_RVA,
+        "KiProcessorBlock": nt.base + KPB_RVA,
+        "MmUnloadedDrivers": nt.base + UNLOADED_PTR_RVA,
+        "MmLastUnloadedDriver": nt.base + LAST_UNLOADED_RVA,
+        "PsActiveProcessHead": nt.base + ACTIVE_HEAD_RVA,
+        "MmSpecialPoolTag": nt.base + SPECIAL_POOL_TAG_RVA,
+        "MmMaximumNonPagedPoolInBytes": nt.base + MAX_NPP_RVA,
+        "KernBase": nt.base,
+    }
+    _place_modules(b, mods, va["PsLoadedModuleList"])
+    unloaded = _place_unloaded(b, va["MmUnloadedDrivers"], va["MmLastUnloadedDriver"])
+    b.place(va["MmSpecialPoolTag"], struct.pack("<I", 0x6C6F6F50), "MmSpecialPoolTag")  # 'Pool'
+    b.place(va["MmMaximumNonPagedPoolInBytes"], b.ptr(0x1_0000_0000 if lay.ptr == 8 else 0x1E000000), "MaxNPP")
+
+    data_page = b.alloc(PAGE_SIZE, PAGE_SIZE)  # what the bug check's data address and a register point into
+    b.place(data_page, bytes(range(256)) * 16, "pool page at the bugcheck's address")
+    data_va = data_page + 0x88
+
+    # process and threads
+    process_va = b.alloc(lay.size_eprocess, 0x40)
+    pid = rng.randrange(1, 0x400) * 4
+    name = rng.choice(PROCESS_NAMES)
+    proc = bytearray(lay.size_eprocess)
+    proc[0] = 3  # Header.Type: ProcessObject
+    proc[lay.process_dtb : lay.process_dtb + lay.ptr] = b.ptr(b.space.dtb)
+    proc[lay.process_pid : lay.process_pid + lay.ptr] = b.ptr(pid)
+    proc[lay.process_name : lay.process_name + len(name)] = name.encode()
+    head = va["PsActiveProcessHead"]
+    links = process_va + (0x448 if lay.ptr == 8 else 0xB8)  # EPROCESS.ActiveProcessLinks (one-process list)
+    b.place(head, b.ptr(links) * 2, "PsActiveProcessHead")
+    proc[links - process_va : links - process_va + 2 * lay.ptr] = b.ptr(head) * 2
+    b.place(process_va, bytes(proc), "EPROCESS")
+
+    crashing = rng.randrange(processors)
+    code_addresses = [nt.base + KEBUGCHECKEX_RVA] + [m.base + 0x1000 + rng.randrange(0x800) for m in mods]
+    fault_address = culp.base + 0x1000 + rng.randrange(0x10, 0x800)
+    cpus: list[Cpu] = []
+    prcb_area = nt.base + 0xD00000 if lay.ptr == 8 else nt.base + 0x32D120
+    tid_base = rng.randrange(0x40, 0x4000) * 4
+    stack_area = (0xFFFFB88F_00000000 if lay.ptr == 8 else 0x9A000000) + rng.randrange(0x100) * 0x100000
+    header_sp = header_pc = 0
+    stack = b""
+    for cpu in range(processors):
+        prcb_va = prcb_area if cpu == 0 else b.alloc(lay.size_prcb + 0x180, PAGE_SIZE) + 0x180
+        thread_va = b.alloc(lay.size_ethread + 0x80, 0x40) + 0x80
+        ctx_va = b.alloc(0x4D0 if lay.ptr == 8 else 0x2CC, 0x10)
+        stack_base = stack_area + (cpu + 1) * 0x10000
+        stack_limit = stack_base - lay.stack_size
+        saved_sp = stack_base - (0x1800 if lay.ptr == 8 else 0xC00) - 8 * rng.randrange(16)
+        pc = nt.base + KEBUGCHECKEX_RVA if cpu == crashing else nt.base + 0x1F4A30  # KeBugCheckEx / idle loop
+        ctx = _context(arch, pc, saved_sp, saved_sp + 0x80, data_va)
+        prcb = bytearray(lay.size_prcb)
+        prcb[lay.prcb_current_thread : lay.prcb_current_thread + lay.ptr] = b.ptr(thread_va)
+        prcb[lay.prcb_context : lay.prcb_context + lay.ptr] = b.ptr(ctx_va)
+        struct.pack_into("<H" if lay.ptr == 8 else "<B", prcb, lay.prcb_number, cpu)
+        thread = bytearray(lay.size_ethread)
+        thread[0] = 6  # Header.Type: ThreadObject
+        for off, v in (
+            (lay.thread_initial_stack, stack_base - 0x30),
+            (lay.thread_stack_limit, stack_limit),
+            (lay.thread_stack_base, stack_base),
+            (lay.thread_kernel_stack, saved_sp - 0x100),
+            (lay.thread_apc_process, process_va),
+            (lay.thread_cid, pid),
+            (lay.thread_cid + lay.ptr, tid_base + 4 * cpu),
+        ):
+            thread[off : off + lay.ptr] = b.ptr(v)
+        words = []
+        for i in range((stack_base - saved_sp) // lay.ptr):
+            r = rng.random()
+            if i == 1 or (i % 6 == 3 and r < 0.6):
+                words.append(rng.choice(code_addresses) if i != 1 else nt.base + KEBUGCHECKEX_RVA + 0x33)
+            elif i == 9 and cpu == crashing:
+                words.append(fault_address)  # the culprit's frame
+            elif r < 0.3:
+                words.append(saved_sp + lay.ptr * rng.randrange(0x100))
+            else:
+                words.append(rng.randrange(0x10000))
+        data = b"".join(b.ptr(w) for w in words)
+        b.place(saved_sp, data, f"stack cpu{cpu}")
+        b.place(prcb_va, bytes(prcb), f"KPRCB {cpu}")
+        b.place(ctx_va, ctx, f"CONTEXT {cpu}")
+        b.place(thread_va, bytes(thread), f"ETHREAD {cpu}")
+        cpus.append(Cpu(prcb_va, bytes(prcb), ctx_va, ctx, saved_sp, thread_va, bytes(thread), stack_limit, stack_base))
+        if cpu == crashing:
+            header_sp, header_pc, stack = saved_sp + 0x40, pc, data
+    b.place(va["KiProcessorBlock"], b"".join(b.ptr(c.prcb_va) for c in cpus), "KiProcessorBlock")
+
+    # KDBG (encoded on request) and the code page a symbol-less decoder reads the keys from
+    kdbg = _kdbg(b, va)
+    stored, keys = kdbg, None
+    if encoded:
+        code_va = nt.base + CODE_RVA
+        for p in kdcopy_pattern(code_va, va["KDBG"], DEFAULT_KEYS):
+            b.place(*p)
+        keys = (*DEFAULT_KEYS, code_va + 0x800)
+        stored = encode_kdbg(kdbg, DEFAULT_KEYS[0], DEFAULT_KEYS[1], code_va + 0x800)
+    b.place(va["KDBG"], stored, "KDBG")
+    b.place(culp.base + 0x1000, bytes(rng.randrange(256) for _ in range(PAGE_SIZE)), f"code {culp.base_name}")
+    b.place(nt.base + (KEBUGCHECKEX_RVA & ~0xFFF), b"\xcc" * PAGE_SIZE, "code KeBugCheckEx")
+
+    params = _parameters(bugcheck, fault_address, data_va)
+    when = system_time or datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(300 * 86400))
+    uptime = uptime_seconds if uptime_seconds is not None else rng.randrange(600, 40 * 86400)
+    fields = HeaderFields(
+        minor_version=build or lay.build,
+        ps_loaded_module_list=va["PsLoadedModuleList"],
+        ps_active_process_head=va["PsActiveProcessHead"],
+        kd_debugger_data_block=va["KDBG"],
+        number_processors=processors,
+        bugcheck_code=bugcheck,
+        bugcheck_parameters=params,
+        context=_context(arch, header_pc, header_sp, header_sp + 0x80, data_va),
+        system_time=when,
+        system_uptime=uptime * 10_000_000,
+    )
+    _map(b)
+    cpu = cpus[crashing]
+    return KWorld(
+        arch=arch,
+        seed=seed,
+        build=build or lay.build,
+        space=b.space,
+        fields=fields,
+        kdbg_va=va["KDBG"],
+        kdbg=kdbg,
+        kdbg_stored=stored,
+        keys=keys,
+        ps_loaded_module_list=va["PsLoadedModuleList"],
+        processor_block=va["KiProcessorBlock"],
+        cpus=cpus,
+        crashing_cpu=crashing,
+        process_va=process_va,
+        process=bytes(proc),
+        process_name=name,
+        pid=pid,
+        tid=tid_base + 4 * crashing,
+        header_sp=header_sp,
+        header_pc=header_pc,
+        stack=stack[: cpu.stack_base - cpu.saved_sp],
+        modules=mods,
+        unloaded=unloaded,
+        culprit=culp,
+        bugcheck_code=bugcheck,
+        bugcheck_parameters=params,
+        fault_address=fault_address,
+        system_time=when,
+        uptime_seconds=uptime,
+        placements=b.placements,
+    )
+
+
+def _parameters(code: int, pc: int, data_va: int) -> tuple[int, int, int, int]:
+    """The four parameters of a menu bug check, with the culprit's code address where the reference puts it."""
+    table = {
+        0x0A: (data_va, 2, 0, pc),
+        0x1E: (0xC0000005, pc, 0, data_va),
+        0x3B: (0xC0000005, pc, data_va, 0),
+        0x50: (data_va, 0, pc, 2),
+        0x7E: (0xC0000005, pc, data_va, data_va + 0x100),
+        0xD1: (data_va, 2, 0, pc),
+    }
+    params = table[code]
+    assert params[BUGCHECKS[code][1] - 1] == pc
+    return params
+
+
+def _map(b: _Builder) -> None:
+    for page in pages_of(b.placements):
+        b.space.map(page, size=PAGE_SIZE)
+    for va, data, _ in b.placements:
+        b.space.write_virtual(va, data)
+
+
+def write_kworld(
+    path: os.PathLike[str] | str,
+    arch: str = "x64",
+    dump_type: int = 1,
+    *,
+    overwrite: bool = False,
+    world: KWorld | None = None,
+    **options: object,
+) -> KWorldDump:
+    """Build (or take) a world and write it as a Complete (1), Active (5) or Kernel bitmap (6) dump."""
+    w = world if world is not None else build_kworld(arch, **options)  # type: ignore[arg-type]
+    if dump_type == 1:
+        info = write_full_dump(path, w.space, fields=w.fields, overwrite=overwrite)
+    elif dump_type in (5, 6):
+        info = write_bitmap_dump(path, w.space, dump_type=dump_type, fields=w.fields, overwrite=overwrite)
+    else:
+        raise ValueError(f"kworld writes DumpType 1, 5 and 6, not {dump_type}")
+    return KWorldDump(Path(path), dump_type, w, info)
