@@ -145,23 +145,8 @@ def describe(dump: KernelDump) -> dict[str, Any]:
             else {k: (_hex(v) if isinstance(v, int) and k == "first_page" else v) for k, v in s["bitmap"].items()},
         },
         "paging": s["paging"],
-        "context": None
-        if ctx is None
-        else {
-            "machine": _hex(ctx.machine),
-            "context_flags": _hex(ctx.registers.get("context_flags")),
-            "registers": {k: _hex(v) for k, v in ctx.registers.items() if k != "context_flags"},
-        },
-        "exception": None
-        if exc is None
-        else {
-            "code": _hex(exc.code),
-            "flags": _hex(exc.flags),
-            "record": _hex(exc.record),
-            "address": _hex(exc.address),
-            "number_parameters": exc.number_parameters,
-            "parameters": [_hex(p) for p in exc.parameters],
-        },
+        "context": None if ctx is None else ctx.to_dict(),
+        "exception": None if exc is None else exc.to_dict(),
         "warnings": list(dump.warnings),
     }
     if dump.dump_type == DumpType.TRIAGE:

@@ -8,10 +8,9 @@ values are None. Data blocks are [address, offset, size] triples of hex strings;
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from dbgauto.kdump.constants import FILETIME_EPOCH_OFFSET_100NS
+from dbgauto.kdump.header import filetime_to_datetime
 
 if TYPE_CHECKING:
     from dbgauto.kdump.triage import TriageDump
@@ -29,14 +28,8 @@ def _hex3(a: int, o: int, s: int) -> list[str]:
 
 def filetime_to_iso(raw: int | None) -> str | None:
     """FILETIME (100 ns since 1601, UTC) → ISO 8601 with microseconds and "Z"; None when absent or silly."""
-    if raw is None or raw < FILETIME_EPOCH_OFFSET_100NS:
-        return None
-    us = (raw - FILETIME_EPOCH_OFFSET_100NS) // 10
-    try:
-        t = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)
-    except OverflowError:
-        return None
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    t = filetime_to_datetime(raw)
+    return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 _SKIP_HEADER = frozenset(
@@ -78,19 +71,8 @@ def triage_to_dict(tri: TriageDump, *, include_data_blocks: bool = False) -> dic
         "dump_header": _main_header(tri),
         "triage_header": {f: (v if f in _COUNT_FIELDS else _h(v)) for f, v in h.as_dict().items()},
         "valid_marker": tri.valid,
-        "context": None
-        if ctx is None
-        else {"machine": _h(ctx.machine), "registers": {r: _h(v) for r, v in ctx.registers.items()}},
-        "exception": None
-        if exc is None
-        else {
-            "code": _h(exc.code),
-            "flags": _h(exc.flags),
-            "record": _h(exc.record),
-            "address": _h(exc.address),
-            "number_parameters": exc.number_parameters,
-            "parameters": [_h(x) for x in exc.parameters],
-        },
+        "context": None if ctx is None else ctx.to_dict(),
+        "exception": None if exc is None else exc.to_dict(),
         "mm": None if tri.mm is None else {f: _h(v) for f, v in tri.mm.fields.items()},
         "unloaded_drivers": [{"name": u.name, "start": _h(u.start), "end": _h(u.end)} for u in tri.unloaded_drivers],
         "drivers": [

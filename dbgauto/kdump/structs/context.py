@@ -178,6 +178,15 @@ class CpuContext:
     def fp(self) -> int:
         return self.registers[_PC_SP_FP[self.machine][2]]
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: machine, ContextFlags and every scalar register as "0x…" strings."""
+        regs = {k: f"{v:#x}" for k, v in self.registers.items() if k != "context_flags"}
+        return {
+            "machine": f"{self.machine:#x}",
+            "context_flags": f"{self.registers['context_flags']:#x}",
+            "registers": regs,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ExceptionRecord:
@@ -189,6 +198,17 @@ class ExceptionRecord:
     address: int
     number_parameters: int
     parameters: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready, addresses and codes as "0x…" strings."""
+        return {
+            "code": f"{self.code:#x}",
+            "flags": f"{self.flags:#x}",
+            "record": f"{self.record:#x}",
+            "address": f"{self.address:#x}",
+            "number_parameters": self.number_parameters,
+            "parameters": [f"{p:#x}" for p in self.parameters],
+        }
 
 
 def context_layout(machine: int) -> Layout:
