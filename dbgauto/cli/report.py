@@ -106,7 +106,8 @@ def command(
     def fail(path: Path, message: str) -> None:
         nonlocal failed
         failed += 1
-        click.echo(f"dbgauto: {path}: {message}", err=True)
+        # dbgauto's errors already name the file; do not say it twice
+        click.echo(f"dbgauto: {message}" if message.startswith(str(path)) else f"dbgauto: {path}: {message}", err=True)
 
     for path in _dump_files(inputs):
         try:
