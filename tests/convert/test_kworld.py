@@ -1,0 +1,191 @@
+"""Synthetic kernel worlds (scripts/dumpinflate/kworld.py, built from spec offsets, independent of dbgauto) written
+as Complete, Active and Kernel bitmap dumps for x64 (plain and encoded KDBG), x86 PAE and x86 non-PAE: the
+converter must find every part the world placed, the facts must name the chosen culprit, and kdmp-parser (a peer)
+must read the x64 structures at the same VAs."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbgauto.analysis.collect import facts_from_dump
+from dbgauto.convert import convert_dump
+from dbgauto.kdump.reader import KernelDump
+
+dumpinflate = pytest.importorskip("dumpinflate")
+
+SKIPPED_BLOCKS = "data blocks: skipped memory not in the dump"
+
+
+@dataclass(frozen=True)
+class Case:
+    arch: str
+    dump_type: int
+    encoded: bool = False
+    bugcheck: int = 0xD1
+    culprit: str | None = None
+    processors: int = 2
+
+    @property
+    def id(self) -> str:
+        return f"{self.arch}-type{self.dump_type}{'-encoded' if self.encoded else ''}-{self.bugcheck:#x}"
+
+
+CASES = (
+    Case("x64", 1, bugcheck=0x50, culprit="acmefilt.sys", processors=4),
+    Case("x64", 5, bugcheck=0x3B),
+    Case("x64", 6),
+    Case("x64", 6, encoded=True, bugcheck=0x7E, culprit="gpuhelper.sys", processors=3),
+    Case("x86pae", 1, bugcheck=0x7E, culprit="crashy.sys"),
+    Case("x86pae", 5, bugcheck=0x0A),
+    Case("x86pae", 6, bugcheck=0x1E, culprit="tcpip.sys"),  # an inbox driver can be the culprit too
+    Case("x86", 1, bugcheck=0xD1, processors=1),
+    Case("x86", 5, bugcheck=0x3B),
+    Case("x86", 6, bugcheck=0x50, culprit="vendornet.sys"),
+)
+CRASH_TIME = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda c: c.id)
+def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    case: Case = request.param
+    folder = tmp_path_factory.mktemp(case.id)
+    seed = CASES.index(case)
+    made = dumpinflate.write_kworld(
+        folder / "MEMORY.DMP",
+        case.arch,
+        case.dump_type,
+        seed=seed,
+        encoded=case.encoded,
+        bugcheck=case.bugcheck,
+        culprit=case.culprit,
+        processors=case.processors,
+        system_time=CRASH_TIME,
+        uptime_seconds=86_461,
+    )
+    res = convert_dump(made.path, folder / "small.dmp")
+    return {"case": case, "made": made, "world": made.world, "res": res}
+
+
+def test_the_world_is_plausible(converted: dict[str, Any]) -> None:
+    w, case = converted["world"], converted["case"]
+    assert 10 <= len(w.modules) <= 30
+    names = [m.base_name for m in w.modules]
+    assert names[:2] == ["ntoskrnl.exe", "hal.dll"]
+    assert len(set(names)) == len(names)
+    spans = sorted((m.base, m.base + m.size) for m in w.modules)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # images do not overlap
+    if case.culprit:
+        assert w.culprit.base_name == case.culprit
+    assert w.culprit.base <= w.fault_address < w.culprit.base + w.culprit.size
+    assert len(w.cpus) == case.processors
+    assert converted["made"].info.file_size < 64 << 20
+    if case.encoded:
+        assert w.kdbg_stored[0x10:0x14] != b"KDBG"
+        assert w.kdbg[0x10:0x14] == b"KDBG"
+
+
+def test_conversion_finds_every_part(converted: dict[str, Any]) -> None:
+    w, res, case = converted["world"], converted["res"], converted["case"]
+    assert [m for m in res.warnings if not m.startswith(SKIPPED_BLOCKS)] == []
+    cpu = w.cpus[w.crashing_cpu]
+    with KernelDump.open(res.output) as out:
+        assert out.is_64bit == (case.arch == "x64")
+        if case.arch != "x64":
+            assert out.header.pae_enabled is (case.arch == "x86pae")
+        assert out.header.bugcheck_code == case.bugcheck
+        assert tuple(out.header.bugcheck_parameters) == w.bugcheck_parameters
+        assert out.header.number_processors == case.processors
+        assert out.header.minor_version == w.build
+        assert out.header.system_time == CRASH_TIME
+        tri = out.triage
+        assert tri.context is not None
+        assert (tri.context.sp, tri.context.pc) == (w.header_sp, w.header_pc)
+        assert tri.prcb == cpu.prcb
+        assert tri.thread == cpu.thread
+        assert tri.process == w.process
+        assert tri.header.top_of_stack == cpu.saved_sp
+        assert tri.stack == w.stack
+        assert len(tri.stack) == cpu.stack_base - cpu.saved_sp
+        assert tri.kdbg is not None
+        assert tri.kdbg.raw == w.kdbg  # decoded when it was stored encoded
+        drivers = [(d.name, d.base, d.size, d.timestamp, d.checksum) for d in tri.drivers]
+        assert drivers == [(m.name, m.base, m.size, m.timestamp, m.checksum) for m in w.modules]  # PE header values
+        unloaded = [(u.name, u.start, u.end) for u in tri.unloaded_drivers]
+        assert unloaded == [(u.name[:12], u.start, u.end) for u in w.unloaded]  # newest first, names cut as Windows
+        blocks = {b.address: b.size for b in tri.data_blocks}
+        assert blocks[w.processor_block] == case.processors * (8 if case.arch == "x64" else 4)
+        assert w.fault_address & ~0xFFF in blocks  # the culprit's faulting code page
+        if case.arch == "x64":  # the build-19041 offset table gives process name, pid and tid
+            assert (tri.process_name, tri.pid, tri.tid) == (w.process_name, w.pid, w.tid)
+        else:
+            assert (tri.process_name, tri.pid, tri.tid) == (None, None, None)  # no 32-bit row: unknown, not guessed
+
+
+def test_facts_name_the_culprit(converted: dict[str, Any]) -> None:
+    w, res, case = converted["world"], converted["res"], converted["case"]
+    facts = facts_from_dump(res.output)
+    assert facts.culprit is not None
+    assert facts.culprit.name == w.culprit.base_name
+    assert facts.culprit.base == w.culprit.base
+    assert facts.culprit.address == w.fault_address
+    assert facts.culprit.rule.startswith("bugcheck-parameter-")
+    assert facts.bugcheck is not None
+    assert facts.bugcheck.code == case.bugcheck
+    assert facts.crash_time == CRASH_TIME
+    assert facts.uptime_seconds == 86_461
+    assert [d.name for d in facts.drivers] == [m.base_name for m in w.modules]
+    large = facts_from_dump(converted["made"].path)  # facts of the large dump agree
+    assert large.culprit is not None
+    assert large.culprit.name == w.culprit.base_name
+
+
+def test_same_seed_same_world(tmp_path: Path) -> None:
+    a = dumpinflate.build_kworld("x86pae", seed=7, bugcheck=0x50)
+    b = dumpinflate.build_kworld("x86pae", seed=7, bugcheck=0x50)
+    c = dumpinflate.build_kworld("x86pae", seed=8, bugcheck=0x50)
+    assert a.placements == b.placements
+    assert a.modules == b.modules
+    assert a.modules != c.modules
+    with pytest.raises(ValueError, match="menu"):
+        dumpinflate.build_kworld("x64", bugcheck=0x133)
+    with pytest.raises(ValueError, match="encoded"):
+        dumpinflate.build_kworld("x86", encoded=True)
+
+
+def _read(parser: Any, va: int, size: int, dtb: int) -> bytes:
+    out = bytearray()
+    addr = va
+    while addr < va + size:
+        page = parser.read_virtual_page(addr & ~0xFFF, dtb)
+        assert page is not None, f"kdmp-parser cannot read {addr:#x}"
+        start = addr & 0xFFF
+        n = min(0x1000 - start, va + size - addr)
+        out += bytes(page[start : start + n])
+        addr += n
+    return bytes(out)
+
+
+def test_kdmp_parser_reads_the_x64_world(converted: dict[str, Any]) -> None:
+    kdmp_parser = pytest.importorskip("kdmp_parser")
+    w, case = converted["world"], converted["case"]
+    if case.arch != "x64":
+        pytest.skip("kdmp-parser reads 64-bit dumps only")
+    parser = kdmp_parser.KernelDumpParser(str(converted["made"].path))  # kept alive while its pages are used
+    dtb = w.space.dtb
+    assert parser.directory_table_base == dtb
+    cpu = w.cpus[w.crashing_cpu]
+    assert _read(parser, cpu.prcb_va, len(cpu.prcb), dtb) == cpu.prcb
+    assert _read(parser, cpu.thread_va, len(cpu.thread), dtb) == cpu.thread
+    assert _read(parser, w.process_va, len(w.process), dtb) == w.process
+    assert _read(parser, cpu.saved_sp, len(w.stack), dtb) == w.stack
+    assert _read(parser, w.kdbg_va, len(w.kdbg_stored), dtb) == w.kdbg_stored
+    for m in w.modules:
+        head = _read(parser, m.base, 0x400, dtb)
+        assert head[:2] == b"MZ"
+        assert int.from_bytes(head[0xF8 + 8 : 0xF8 + 12], "little") == m.timestamp
