@@ -33,8 +33,9 @@ Windows-written sample carries, never imported from dbgauto (style.md §E):
 API::
 
     build_kworld(arch="x64" | "x86pae" | "x86", *, seed=0, bugcheck=0xD1 (BUGCHECKS menu), culprit=None,
-                 build=None, processors=2, encoded=False, modules=None (count, 10..30), system_time=None,
-                 uptime_seconds=None, ram_bytes=32 MiB, placement="scattered") -> KWorld
+                 build=None, processors=2, encoded=False, modules=None (count, 4..40; default 12..24),
+                 system_time=None, uptime_seconds=None, ram_bytes=32 MiB, placement="scattered", stack_values=(),
+                 header_registers=None) -> KWorld
     write_kworld(path, arch="x64", dump_type=1 | 5 | 6, *, overwrite=False, **build_options) -> KWorldDump
     KWorld: .arch .space .fields .kdbg (plain bytes) .kdbg_va .keys .modules .unloaded .cpus .process .stack ...
 """
@@ -44,6 +45,7 @@ from __future__ import annotations
 import os
 import random
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,36 +75,13 @@ BUGCHECKS: dict[int, tuple[str, int]] = {
     0xD1: ("DRIVER_IRQL_NOT_LESS_OR_EQUAL", 4),
 }
 
-INBOX_DRIVERS = (
-    "ACPI.sys",
-    "Wdf01000.sys",
-    "WDFLDR.SYS",
-    "volmgr.sys",
-    "disk.sys",
-    "CLASSPNP.SYS",
-    "Ntfs.sys",
-    "tcpip.sys",
-    "NETIO.SYS",
-    "ndis.sys",
-    "fltmgr.sys",
-    "storport.sys",
-    "pci.sys",
-    "partmgr.sys",
-    "ksecdd.sys",
-    "cng.sys",
-    "volsnap.sys",
-    "mountmgr.sys",
-    "afd.sys",
-    "http.sys",
-    "usbhub3.sys",
-    "USBXHCI.SYS",
-    "i8042prt.sys",
-    "kbdclass.sys",
-    "mouclass.sys",
-    "dxgkrnl.sys",
-    "watchdog.sys",
-    "rdbss.sys",
-)
+_INBOX_NAMES = """
+    ACPI.sys Wdf01000.sys WDFLDR.SYS volmgr.sys disk.sys CLASSPNP.SYS Ntfs.sys tcpip.sys NETIO.SYS
+    ndis.sys fltmgr.sys storport.sys pci.sys partmgr.sys ksecdd.sys cng.sys volsnap.sys mountmgr.sys
+    afd.sys http.sys usbhub3.sys USBXHCI.SYS i8042prt.sys kbdclass.sys mouclass.sys dxgkrnl.sys
+    watchdog.sys rdbss.sys
+"""
+INBOX_DRIVERS = tuple(_INBOX_NAMES.split())
 THIRD_PARTY = ("acmefilt.sys", "vendornet.sys", "fastdisk.sys", "gpuhelper.sys", "crashy.sys")
 PROCESS_NAMES = ("System", "svchost.exe", "explorer.exe", "MsMpEng.exe", "backupsvc.exe")
 
@@ -418,10 +397,11 @@ def _place_modules(b: _Builder, modules: list[Module], head: int) -> None:
 
 def _place_unloaded(b: _Builder, array_ptr_va: int, last_va: int) -> list[Unloaded]:
     lay, rng = b.lay, b.rng
-    names = rng.sample(("dump_diskdump.sys", "WdBoot.sys", "hwpolicy.sys", "olddriver.sys", "dam.sys"), 3)
+    names = [*rng.sample(("WdBoot.sys", "hwpolicy.sys", "olddriver.sys", "dam.sys"), 2), "dump_diskdump.sys"]
+    rng.shuffle(names)  # one name longer than the 12 characters a small dump keeps
     raw = bytearray(MI_UNLOADED_DRIVERS * lay.unloaded_size)
     out: list[Unloaded] = []
-    start = lay.driver_area + 0x0800_0000 if lay.ptr == 8 else 0x8F000000
+    start = lay.driver_area + 0x0800_0000 if lay.ptr == 8 else 0x91000000
     for i, name in enumerate(names):  # oldest first in the array
         us, _ = b.ustr(name)
         lo = start + i * 0x100000
@@ -457,10 +437,10 @@ def _kdbg(b: _Builder, values: dict[str, int]) -> bytes:
     return bytes(k)
 
 
-def _context(arch: str, pc: int, sp: int, fp: int, extra: int) -> bytes:
+def _context(arch: str, pc: int, sp: int, fp: int, extra: int, more: dict[str, int] | None = None) -> bytes:
     if arch == "x64":
-        return amd64_context({"rip": pc, "rsp": sp, "rbp": fp, "rax": extra, "rcx": 0xD1})
-    return x86_context({"eip": pc, "esp": sp, "ebp": fp, "eax": extra, "cs": 8, "ss": 0x10})
+        return amd64_context({"rip": pc, "rsp": sp, "rbp": fp, "rax": extra, "rcx": 0xD1, **(more or {})})
+    return x86_context({"eip": pc, "esp": sp, "ebp": fp, "eax": extra, "cs": 8, "ss": 0x10, **(more or {})})
 
 
 def build_kworld(
@@ -477,8 +457,13 @@ def build_kworld(
     uptime_seconds: int | None = None,
     ram_bytes: int = 32 << 20,
     placement: str = "scattered",
+    stack_values: Sequence[int] = (),
+    header_registers: dict[str, int] | None = None,
 ) -> KWorld:
-    """A whole kernel world in an address space (not yet written; see :func:`write_kworld`)."""
+    """A whole kernel world in an address space (not yet written; see :func:`write_kworld`).
+
+    ``stack_values`` go into the crashing thread's stack from its third slot on, ``header_registers`` into the
+    header CONTEXT (dumpsynth register names): pointers whose data-block windows a test wants to check."""
     if bugcheck not in BUGCHECKS:
         raise ValueError(f"bugcheck {bugcheck:#x} is not in the menu {sorted(hex(c) for c in BUGCHECKS)}")
     if encoded and arch != "x64":
@@ -572,6 +557,8 @@ def build_kworld(
                 words.append(saved_sp + lay.ptr * rng.randrange(0x100))
             else:
                 words.append(rng.randrange(0x10000))
+        if cpu == crashing:
+            words[2 : 2 + len(stack_values)] = stack_values
         data = b"".join(b.ptr(w) for w in words)
         b.place(saved_sp, data, f"stack cpu{cpu}")
         b.place(prcb_va, bytes(prcb), f"KPRCB {cpu}")
@@ -606,7 +593,7 @@ def build_kworld(
         number_processors=processors,
         bugcheck_code=bugcheck,
         bugcheck_parameters=params,
-        context=_context(arch, header_pc, header_sp, header_sp + 0x80, data_va),
+        context=_context(arch, header_pc, header_sp, header_sp + 0x80, data_va, header_registers),
         system_time=when,
         system_uptime=uptime * 10_000_000,
     )
