@@ -6,9 +6,10 @@ Sample dumps go to DIR/dumps (default ./dbgauto-demo/dumps):
 - when the shared material (../shared beside the repository, or $DBGAUTO_SHARED) is present: large dumps
   (Complete, Kernel with an encoded KDBG, Active) rebuilt by scripts/dumpinflate from the real Windows small
   dump, two of them named MEMORY.DMP in different host folders, plus a hard link (or copy) of the real small
-  dump itself;
-- otherwise: synthetic dumps from scripts/dumpsynth (64- and 32-bit, types 1/5/6). They carry no kernel
-  structures, so their conversion fails with a clear reason while their reports are still written;
+  dump itself, and two 32-bit dumps (x86 PAE Complete, x86 Active) of synthetic kernel worlds;
+- otherwise: synthetic kernel worlds from scripts/dumpinflate/kworld.py (KDBG, processors, thread, process,
+  stack, loaded and unloaded drivers, a bug check naming a culprit driver): x64 Kernel with an encoded KDBG,
+  x64 Complete, x64 Active, x86 PAE Complete and x86 Active, so every good sample converts and reports;
 - always one deliberately broken file (a dump cut inside its header), which the batch lists as failed.
 Then `dbgauto batch DIR/dumps --out DIR/out` runs as a child process (the installed console script when it
 is on PATH, else `python -m dbgauto`). Run it again: the second batch finds nothing new.
@@ -58,12 +59,30 @@ def make_inflated(dumps: Path, triage: Path) -> list[Path]:
     return written
 
 
-def make_synthetic(dumps: Path) -> list[Path]:
-    from make_synth_dumps import make_samples
+# (relative path, arch, DumpType, encoded KDBG, bug check, culprit driver): synthetic kernel worlds
+KWORLD_64 = (
+    ("hostA/MEMORY.DMP", "x64", 6, True, 0xD1, "vendornet.sys"),  # Kernel memory dump, encoded KDBG
+    ("hostB/MEMORY.DMP", "x64", 1, False, 0x50, "acmefilt.sys"),  # Complete memory dump
+    ("hostC/active-memory.dmp", "x64", 5, False, 0x3B, "gpuhelper.sys"),  # Active memory dump
+)
+KWORLD_32 = (
+    ("legacy32/MEMORY.DMP", "x86pae", 1, False, 0x7E, "fastdisk.sys"),  # 32-bit PAE, Complete
+    ("legacy32-nopae/active.dmp", "x86", 5, False, 0x0A, "crashy.sys"),  # 32-bit non-PAE, Active
+)
 
-    folder = dumps / "synthetic"
-    folder.mkdir(parents=True, exist_ok=True)
-    return [Path(info.path) for info in make_samples(folder, ram_mib=64)]
+
+def make_kworld(dumps: Path, plan: tuple[tuple[str, str, int, bool, int, str], ...]) -> list[Path]:
+    import dumpinflate
+
+    written = []
+    for seed, (rel, arch, dump_type, encoded, bugcheck, culprit) in enumerate(plan):
+        target = dumps / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        dumpinflate.write_kworld(
+            target, arch, dump_type, seed=seed, encoded=encoded, bugcheck=bugcheck, culprit=culprit, processors=2
+        )
+        written.append(target)
+    return written
 
 
 def make_broken(dumps: Path, good: Path) -> Path:
@@ -95,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         dumps.mkdir(parents=True)
         if triage.is_file():
             print(f"generating dumps from the real small dump {triage} ...")
-            made = make_inflated(dumps, triage)
+            made = make_inflated(dumps, triage) + make_kworld(dumps, KWORLD_32)
         else:
-            print(f"{triage} not found: generating synthetic dumps (conversion will fail on them: no kernel data) ...")
-            made = make_synthetic(dumps)
+            print(f"{triage} not found: generating synthetic kernel worlds (scripts/dumpinflate/kworld.py) ...")
+            made = make_kworld(dumps, KWORLD_64 + KWORLD_32)
         made.append(make_broken(dumps, made[0]))
         for path in made:
             print(f"  {path.relative_to(base)}  ({path.stat().st_size:,} bytes)")
@@ -128,11 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     print("index.html: ", out / "index.html")
     print("catalog:    ", out / "dbgauto.sqlite", " (look inside: dbgauto catalog list", out, ")")
     if code == 1:
-        print("(failures above are expected: broken/cut-in-header.dmp is broken on purpose", end="")
-        synthetic = (dumps / "synthetic").is_dir()
-        print(
-            "; synthetic dumps hold no kernel data to convert, their reports are still written)" if synthetic else ")"
-        )
+        print("(the failure above is expected: broken/cut-in-header.dmp is broken on purpose)")
     return 0
 
 
