@@ -1,7 +1,8 @@
 """Batch test helpers (used by the tests and conftest.py): generated dump folders and a CLI runner.
 
-The dumps are written by scripts/dumpsynth (independent of dbgauto.kdump) at test time; the convertible
-ones (for conversion + reports) are inflated from the real small dump by scripts/dumpinflate.
+The dumps are written at test time by scripts (independent of dbgauto.kdump): synthetic kernel worlds from
+scripts/dumpinflate/kworld.py (64- and 32-bit, convertible, each with a known culprit), bare dumpsynth dumps
+(headers and a page: catalog-only runs), and large dumps inflated from the real small dump by scripts/dumpinflate.
 """
 
 from __future__ import annotations
@@ -17,13 +18,29 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# (relative path, arch, DumpType, bugcheck): names deliberately not all ".dmp" (discovery is by signature)
+# (relative path, arch, DumpType, bugcheck, culprit driver): synthetic kernel worlds, convertible;
+# names deliberately not all ".dmp" (discovery is by signature)
 SYNTH_VARIETIES = (
-    ("a/kernel64.dmp", "x64", 6, 0xD1),
-    ("a/complete64.bin", "x64", 1, 0x50),
-    ("b/active_pae.dmp", "x86pae", 5, 0x7E),
-    ("b/deeper/full32", "x86", 1, 0x0A),
+    ("a/kernel64.dmp", "x64", 6, 0xD1, "vendornet.sys"),
+    ("a/complete64.bin", "x64", 1, 0x50, "acmefilt.sys"),
+    ("b/active_pae.dmp", "x86pae", 5, 0x7E, "fastdisk.sys"),
+    ("b/deeper/full32", "x86", 1, 0x0A, "crashy.sys"),
 )
+# the 32-bit worlds beside the dumps inflated from the real small dump (under large/: converted)
+KWORLD_32_VARIETIES = (
+    ("large/worlds32/MEMORY.DMP", "x86pae", 1, 0x7E, "gpuhelper.sys"),
+    ("large/worlds32-nopae/active.dmp", "x86", 5, 0x3B, "crashy.sys"),
+)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a synthetic kernel world's facts must say (from the world the generator built)."""
+
+    bugcheck: int
+    culprit: str
+    is_64bit: bool
+    drivers: int
 
 
 @dataclass
@@ -32,6 +49,7 @@ class DumpTree:
     good: list[Path] = field(default_factory=list)
     broken: list[Path] = field(default_factory=list)
     not_dumps: list[Path] = field(default_factory=list)
+    expected: dict[Path, Expected] = field(default_factory=dict)  # the synthetic kernel worlds among ``good``
 
     def all_dumps(self) -> list[Path]:
         return sorted(self.good + self.broken)
@@ -57,6 +75,19 @@ def synth_dump(path: Path, arch: str, dump_type: int, bugcheck: int, *, ram_mib:
     return path
 
 
+def kworld_dump(
+    path: Path, arch: str, dump_type: int, bugcheck: int, culprit: str, *, seed: int = 0, ram_mib: int = 8
+) -> tuple[Path, Expected]:
+    """A convertible synthetic kernel world (scripts/dumpinflate/kworld.py) and what its facts must say."""
+    dumpinflate = pytest.importorskip("dumpinflate", reason="scripts/dumpinflate (kernel worlds) is not available")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = dumpinflate.write_kworld(
+        path, arch, dump_type, seed=seed, bugcheck=bugcheck, culprit=culprit, ram_bytes=ram_mib << 20
+    )
+    w = made.world
+    return path, Expected(bugcheck, w.culprit.base_name, w.is_64bit, len(w.modules))
+
+
 def add_broken(root: Path, good: Path) -> list[Path]:
     """Dumps with a valid signature that no reader can use: a cut header and a bad DumpType."""
     data = good.read_bytes()
@@ -73,8 +104,10 @@ def add_broken(root: Path, good: Path) -> list[Path]:
 
 def make_synth_tree(root: Path) -> DumpTree:
     tree = DumpTree(root)
-    for rel, arch, dump_type, bugcheck in SYNTH_VARIETIES:
-        tree.good.append(synth_dump(root / rel, arch, dump_type, bugcheck))
+    for seed, (rel, arch, dump_type, bugcheck, culprit) in enumerate(SYNTH_VARIETIES):
+        path, expected = kworld_dump(root / rel, arch, dump_type, bugcheck, culprit, seed=seed)
+        tree.good.append(path)
+        tree.expected[path] = expected
     tree.broken = add_broken(root, tree.good[0])
     note = root / "a" / "notes.dmp"  # a .dmp that is not a dump: not discovered
     note.write_bytes(b"MDMP" + b"\0" * 100)
@@ -98,15 +131,21 @@ def run_cli(
 
 
 def make_full_tree(root: Path, triage: Path) -> DumpTree:
-    """Dumps for the whole main job: inflated large dumps (when scripts/dumpinflate is there), two copies of
-    the real small dump under the same name in different folders, and broken ones."""
+    """Dumps for the whole main job: inflated large dumps and two 32-bit kernel worlds (when scripts/dumpinflate is
+    there), two copies of the real small dump under the same name in different folders, and broken ones."""
     tree = DumpTree(root)
     for rel in ("site1/MEMORY.DMP", "site2/MEMORY.DMP"):
         dst = root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(triage.read_bytes())
         tree.good.append(dst)
-    tree.good.extend(inflated_dumps(root / "large", triage))
+    inflated = inflated_dumps(root / "large", triage)
+    tree.good.extend(inflated)
+    if inflated:  # scripts/dumpinflate is there
+        for seed, (rel, arch, dump_type, bugcheck, culprit) in enumerate(KWORLD_32_VARIETIES, start=10):
+            path, expected = kworld_dump(root / rel, arch, dump_type, bugcheck, culprit, seed=seed)
+            tree.good.append(path)
+            tree.expected[path] = expected
     tree.broken = add_broken(root, tree.good[0])
     return tree
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batchkit import DumpTree, inflated_dumps, run_cli
+from batchkit import DumpTree, Expected, inflated_dumps, kworld_dump, run_cli
 
 from dbgauto.batch.tasks import compare_facts
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
@@ -31,12 +31,15 @@ def test_main_job_first_second_and_incremental(
     assert first.returncode == 1, first.stderr
     assert f"failed ({len(full_tree.broken)}):" in first.stdout
     large = [p for p in full_tree.good if "large" in p.parts]
+    assert {e.is_64bit for e in full_tree.expected.values()} == {False}  # 32-bit kernel worlds converted too
     with Catalog.open(out / CATALOG_NAME, readonly=True) as cat:
         latest = {r["path"]: r for r in cat.latest()}
     assert {p for p, r in latest.items() if r["status"] == "ok"} == {str(p.resolve()) for p in full_tree.good}
     smalls = set()
     for src in full_tree.good:
         row = latest[str(src.resolve())]
+        exp = full_tree.expected.get(src)  # a synthetic kernel world, else the real dump's ground truth
+        code = f"{exp.bugcheck:#x}" if exp else groundtruth_x64["bugcheck_code"]
         if src in large:
             assert row["small_path"] is not None, src
             smalls.add(row["small_path"])
@@ -45,17 +48,24 @@ def test_main_job_first_second_and_incremental(
 
             with KernelDump.open(small) as dump:
                 assert int(dump.dump_type) == 4
-                assert dump.header.bugcheck_code == int(groundtruth_x64["bugcheck_code"], 16)
-                assert [f"{p:#x}" for p in dump.header.bugcheck_parameters] == groundtruth_x64["bugcheck_parameters"]
+                assert dump.header.bugcheck_code == int(code, 16)
+                if exp:
+                    assert dump.is_64bit == exp.is_64bit
+                    assert len(dump.triage.drivers) == exp.drivers
+                else:
+                    params = [f"{p:#x}" for p in dump.header.bugcheck_parameters]
+                    assert params == groundtruth_x64["bugcheck_parameters"]
         else:  # already a small dump: reported on, not converted
             assert row["small_path"] is None
             assert "already a small memory dump" in row["warnings"]
         facts = json.loads(row["facts"])
-        assert facts["bugcheck"]["code"] == groundtruth_x64["bugcheck_code"]
-        assert len(facts["drivers"]) == len(groundtruth_x64["drivers"])
+        assert facts["bugcheck"]["code"] == code
+        assert len(facts["drivers"]) == (exp.drivers if exp else len(groundtruth_x64["drivers"]))
+        if exp:
+            assert facts["culprit"]["name"] == exp.culprit
         reports = json.loads(row["report_paths"])
         assert set(reports) == {"html", "json", "md"}
-        assert json.loads((out / reports["json"]).read_text())["bugcheck"]["code"] == groundtruth_x64["bugcheck_code"]
+        assert json.loads((out / reports["json"]).read_text())["bugcheck"]["code"] == code
     assert len(smalls) == len(large)  # hostA/MEMORY.DMP and hostB/MEMORY.DMP did not collide
     index = (out / "index.html").read_text()
     for row in latest.values():
@@ -79,6 +89,62 @@ def test_main_job_first_second_and_incremental(
         assert len(cat.latest(status="ok")) == len(full_tree.good) + 1
     assert (out / "index.html").stat().st_mtime_ns != index_mtime  # the index now covers the new dump too
     assert {p: h for p, h in full_tree.hashes().items() if p in before} == before
+
+
+def _check_synthetic(out: Path, src: Path, exp: Expected, row: Any) -> None:
+    assert row["status"] == "ok", (src, row["error_message"])
+    assert row["small_path"] is not None
+    facts = json.loads(row["facts"])
+    assert (facts["bugcheck"]["code"], facts["is_64bit"], len(facts["drivers"])) == (
+        f"{exp.bugcheck:#x}",
+        exp.is_64bit,
+        exp.drivers,
+    )
+    assert facts["culprit"]["name"] == exp.culprit
+    report = json.loads((out / json.loads(row["report_paths"])["json"]).read_text())
+    assert report["culprit"]["name"] == exp.culprit
+    from dbgauto.kdump.reader import KernelDump
+
+    with KernelDump.open(out / row["small_path"]) as dump:
+        assert int(dump.dump_type) == 4
+        assert dump.is_64bit == exp.is_64bit
+        assert [d.name.rsplit("\\", 1)[-1] for d in dump.triage.drivers][:2] == ["ntoskrnl.exe", "hal.dll"]
+
+
+def test_synthetic_varieties_convert_and_report(synth_tree: DumpTree, tmp_path: Path) -> None:
+    """Issue 7's check without the shared material: 32- and 64-bit kernel worlds (Complete, Active, Kernel bitmap)
+    plus broken dumps: the first run converts and reports every good one and lists the broken ones, the second
+    does nothing and says so, and a new dump is the only one processed."""
+    pytest.importorskip("dbgauto.convert")
+    out = tmp_path / "out"
+    before = synth_tree.hashes()
+    first = run_cli("batch", synth_tree.root, "--out", out, "--formats", "html,json")
+    assert first.returncode == 1, first.stderr
+    assert f"failed ({len(synth_tree.broken)}):" in first.stdout
+    for broken in synth_tree.broken:
+        assert str(broken.resolve()) in first.stdout
+    with Catalog.open(out / CATALOG_NAME, readonly=True) as cat:
+        latest = {r["path"]: r for r in cat.latest()}
+    assert {p for p, r in latest.items() if r["status"] == "failed"} == {str(p.resolve()) for p in synth_tree.broken}
+    assert {e.is_64bit for e in synth_tree.expected.values()} == {True, False}
+    for src, exp in synth_tree.expected.items():
+        _check_synthetic(out, src, exp, latest[str(src.resolve())])
+    assert len(list((out / "small").glob("*.mini.dmp"))) == len(synth_tree.good)
+
+    second = run_cli("batch", synth_tree.root, "--out", out)
+    assert second.returncode == 0
+    assert "nothing new" in second.stdout
+
+    new, exp = kworld_dump(synth_tree.root / "c" / "late32.dmp", "x86pae", 6, 0x50, "acmefilt.sys", seed=42)
+    third = run_cli("batch", synth_tree.root, "--out", out, "--formats", "html,json", "--json")
+    assert third.returncode == 0, third.stderr
+    summary = json.loads(third.stdout)
+    assert summary["succeeded"] == 1
+    with Catalog.open(out / CATALOG_NAME, readonly=True) as cat:
+        rows = cat.results_for_run(summary["run_id"])
+        assert [r["path"] for r in rows] == [str(new.resolve())]
+        _check_synthetic(out, new, exp, rows[0])
+    assert {p: h for p, h in synth_tree.hashes().items() if p in before} == before
 
 
 def test_delete_source_after_verify(full_tree: DumpTree, tmp_path: Path) -> None:
