@@ -8,32 +8,13 @@ and UniqueProcessId, a kernel stack of return addresses into modules, PsLoadedMo
 third-party ones) with a minimal PE header at each image base, MmUnloadedDrivers, and a header whose bug check
 names a chosen culprit driver.
 
-Every offset is written here from the spec (../shared/spec/kd-structures.md, dump-format.md) and the numbers the
-Windows-written sample carries, never imported from dbgauto (style.md §E):
-
-* KDDEBUGGER_DATA64 (kd-structures.md §2): KernBase 0x18, PsLoadedModuleList 0x48, PsActiveProcessHead 0x50,
-  MmMaximumNonPagedPoolInBytes 0x100, KiProcessorBlock 0x218, MmUnloadedDrivers 0x220, MmLastUnloadedDriver
-  0x228, MmSpecialPoolTag 0x238; u16 OffsetKThreadKernelStack 0x29C, OffsetKThreadInitialStack 0x29E,
-  OffsetKThreadApcProcess 0x2A0, SizeEProcess 0x2A8, SizePrcb 0x2B0, OffsetPrcbCurrentThread 0x2B4,
-  OffsetPrcbNumber 0x2BE, SizeEThread 0x2C0, OffsetPrcbContext 0x338; u32 OffsetKThreadStackLimit 0x340,
-  OffsetKThreadStackBase 0x344. 32-bit kernels store pointers sign-extended to 64 bits.
-* x64 19041 values: those of ../shared/dumps/triage_x64.dmp's KDBG (Size 0x380, SizePrcb 0xAF00, SizeEThread
-  0x898, SizeEProcess 0xA40, CurrentThread 0x8, Number 0x24, Context 0x85C0, ApcProcess 0xB8, StackLimit 0x30,
-  StackBase 0x38, InitialStack 0x28) and its observed EPROCESS/ETHREAD fields (UniqueProcessId 0x440,
-  ImageFileName 0x5A8, Cid 0x478; observed-triage-x64.md). KernelStack 0x58 (public KTHREAD layout).
-* x86 (Windows 7 SP1 build 7601 shaped): SizePrcb 0x3628, SizeEThread 0x2B8, SizeEProcess 0x2C0, CurrentThread
-  0x4, ApcProcess 0x50, Context 0x3300, Number 0x3CC, StackLimit 0x2C, StackBase 0x190, InitialStack 0x28,
-  KernelStack 0x30; EPROCESS UniqueProcessId 0xB4, ImageFileName 0x16C, ETHREAD Cid 0x22C (public layouts).
-* Loaded modules: the live Windows 10 x64 ``_KLDR_DATA_TABLE_ENTRY`` (DllBase 0x30, SizeOfImage 0x40, FullDllName
-  0x48, BaseDllName 0x58, CheckSum 0x78, TimeDateStamp 0x9C) and the 32-bit one (DllBase 0x18, SizeOfImage 0x20,
-  FullDllName 0x24, BaseDllName 0x2C, CheckSum 0x40, TimeDateStamp 0x44). UNLOADED_DRIVERS: 0x28 (x64) / 0x18.
-* PE header: e_lfanew 0x3C; FileHeader.TimeDateStamp at PE+8; OptionalHeader (PE+0x18) SizeOfImage +0x38,
-  CheckSum +0x40.
+The offsets and their sources are in :mod:`.kworld_layout` (written from the spec, never imported from dbgauto,
+style.md §E).
 
 API::
 
     build_kworld(arch="x64" | "x86pae" | "x86", *, seed=0, bugcheck=0xD1 (BUGCHECKS menu), culprit=None,
-                 build=None, processors=2, encoded=False, modules=None (count, 4..40; default 12..24),
+                 build=None, processors=2, encoded=False, modules=None (count, 4..32; default 12..24),
                  system_time=None, uptime_seconds=None, ram_bytes=32 MiB, placement="scattered", stack_values=(),
                  header_registers=None) -> KWorld
     write_kworld(path, arch="x64", dump_type=1 | 5 | 6, *, overwrite=False, **build_options) -> KWorldDump
@@ -42,6 +23,7 @@ API::
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import struct
@@ -61,139 +43,22 @@ from dumpsynth import (
     x86_context,
 )
 
+from .kworld_layout import (
+    BUGCHECKS,
+    INBOX_DRIVERS,
+    KDBG_POINTERS,
+    MI_UNLOADED_DRIVERS,
+    PROCESS_NAMES,
+    THIRD_PARTY,
+    X64,
+    X86,
+    KernelLayout,
+    pe_header,
+    sign_extend,
+)
 from .world import DEFAULT_KEYS, encode_kdbg, kdcopy_pattern, pages_of
 
-__all__ = ["BUGCHECKS", "KWorld", "KWorldDump", "Module", "Unloaded", "build_kworld", "write_kworld"]
-
-# bug check code -> (name, 1-based parameter that holds the faulting code address)
-BUGCHECKS: dict[int, tuple[str, int]] = {
-    0x0A: ("IRQL_NOT_LESS_OR_EQUAL", 4),
-    0x1E: ("KMODE_EXCEPTION_NOT_HANDLED", 2),
-    0x3B: ("SYSTEM_SERVICE_EXCEPTION", 2),
-    0x50: ("PAGE_FAULT_IN_NONPAGED_AREA", 3),
-    0x7E: ("SYSTEM_THREAD_EXCEPTION_NOT_HANDLED", 2),
-    0xD1: ("DRIVER_IRQL_NOT_LESS_OR_EQUAL", 4),
-}
-
-_INBOX_NAMES = """
-    ACPI.sys Wdf01000.sys WDFLDR.SYS volmgr.sys disk.sys CLASSPNP.SYS Ntfs.sys tcpip.sys NETIO.SYS
-    ndis.sys fltmgr.sys storport.sys pci.sys partmgr.sys ksecdd.sys cng.sys volsnap.sys mountmgr.sys
-    afd.sys http.sys usbhub3.sys USBXHCI.SYS i8042prt.sys kbdclass.sys mouclass.sys dxgkrnl.sys
-    watchdog.sys rdbss.sys
-"""
-INBOX_DRIVERS = tuple(_INBOX_NAMES.split())
-THIRD_PARTY = ("acmefilt.sys", "vendornet.sys", "fastdisk.sys", "gpuhelper.sys", "crashy.sys")
-PROCESS_NAMES = ("System", "svchost.exe", "explorer.exe", "MsMpEng.exe", "backupsvc.exe")
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """The per-architecture constants (see the module docstring for their sources)."""
-
-    ptr: int
-    build: int
-    kdbg_size: int
-    size_prcb: int
-    size_ethread: int
-    size_eprocess: int
-    prcb_current_thread: int
-    prcb_number: int
-    prcb_context: int
-    thread_apc_process: int
-    thread_stack_limit: int
-    thread_stack_base: int
-    thread_initial_stack: int
-    thread_kernel_stack: int
-    thread_cid: int
-    process_dtb: int
-    process_pid: int
-    process_name: int
-    kldr_size: int
-    kldr: dict[str, int]
-    unloaded_size: int
-    stack_size: int
-    nt_base: int
-    nt_size: int
-    driver_area: int
-    pool: int
-    pe_machine: int
-    pe_magic: int
-
-
-_X64 = _Layout(
-    ptr=8,
-    build=19041,
-    kdbg_size=0x380,
-    size_prcb=0xAF00,
-    size_ethread=0x898,
-    size_eprocess=0xA40,
-    prcb_current_thread=0x8,
-    prcb_number=0x24,
-    prcb_context=0x85C0,
-    thread_apc_process=0xB8,
-    thread_stack_limit=0x30,
-    thread_stack_base=0x38,
-    thread_initial_stack=0x28,
-    thread_kernel_stack=0x58,
-    thread_cid=0x478,
-    process_dtb=0x28,
-    process_pid=0x440,
-    process_name=0x5A8,
-    kldr_size=0xA0,
-    kldr={"base": 0x30, "size": 0x40, "full": 0x48, "name": 0x58, "checksum": 0x78, "timestamp": 0x9C},
-    unloaded_size=0x28,
-    stack_size=0x6000,
-    nt_base=0xFFFFF803_1E000000,
-    nt_size=0x1046000,
-    driver_area=0xFFFFF803_24000000,
-    pool=0xFFFFC10B_40000000,
-    pe_machine=0x8664,
-    pe_magic=0x20B,
-)
-_X86 = _Layout(
-    ptr=4,
-    build=7601,
-    kdbg_size=0x360,
-    size_prcb=0x3628,
-    size_ethread=0x2B8,
-    size_eprocess=0x2C0,
-    prcb_current_thread=0x4,
-    prcb_number=0x3CC,
-    prcb_context=0x3300,
-    thread_apc_process=0x50,
-    thread_stack_limit=0x2C,
-    thread_stack_base=0x190,
-    thread_initial_stack=0x28,
-    thread_kernel_stack=0x30,
-    thread_cid=0x22C,
-    process_dtb=0x18,
-    process_pid=0xB4,
-    process_name=0x16C,
-    kldr_size=0x48,
-    kldr={"base": 0x18, "size": 0x20, "full": 0x24, "name": 0x2C, "checksum": 0x40, "timestamp": 0x44},
-    unloaded_size=0x18,
-    stack_size=0x3000,
-    nt_base=0x82A00000,
-    nt_size=0x410000,
-    driver_area=0x8B200000,
-    pool=0x85000000,
-    pe_machine=0x14C,
-    pe_magic=0x10B,
-)
-MI_UNLOADED_DRIVERS = 50
-KDBG_RVA, HEAD_RVA, KPB_RVA, UNLOADED_PTR_RVA, LAST_UNLOADED_RVA = 0xC00B20, 0xC2A390, 0xCFDC80, 0xC2A308, 0xC2A310
-ACTIVE_HEAD_RVA, SPECIAL_POOL_TAG_RVA, MAX_NPP_RVA = 0xC1E0C0, 0xC2A320, 0xC2A328
-KEBUGCHECKEX_RVA, CODE_RVA = 0x3F5E10, 0x20F000  # a return address inside nt, and the KdCopyDataBlock page
-_KDBG_Q = {
-    "KernBase": 0x18,
-    "PsLoadedModuleList": 0x48,
-    "PsActiveProcessHead": 0x50,
-    "MmMaximumNonPagedPoolInBytes": 0x100,
-    "KiProcessorBlock": 0x218,
-    "MmUnloadedDrivers": 0x220,
-    "MmLastUnloadedDriver": 0x228,
-    "MmSpecialPoolTag": 0x238,
-}
+__all__ = ["BUGCHECKS", "Cpu", "KWorld", "KWorldDump", "Module", "Unloaded", "build_kworld", "write_kworld"]
 
 
 @dataclass(frozen=True)
@@ -270,8 +135,8 @@ class KWorld:
         return self.arch == "x64"
 
     @property
-    def layout(self) -> _Layout:
-        return _X64 if self.is_64bit else _X86
+    def layout(self) -> KernelLayout:
+        return X64 if self.is_64bit else X86
 
 
 @dataclass
@@ -282,35 +147,12 @@ class KWorldDump:
     info: DumpInfo
 
 
-def _sx(v: int) -> int:
-    """A 32-bit kernel VA as KDDEBUGGER_DATA64 keeps it (sign-extended)."""
-    return v | 0xFFFFFFFF_00000000 if 0x80000000 <= v <= 0xFFFFFFFF else v
-
-
-def _pe_header(lay: _Layout, timestamp: int, size: int, checksum: int) -> bytes:
-    page = bytearray(0x400)
-    page[:2] = b"MZ"
-    struct.pack_into("<I", page, 0x3C, 0xF8)
-    page[0xF8:0xFC] = b"PE\0\0"
-    opt_size = 0xF0 if lay.ptr == 8 else 0xE0
-    struct.pack_into("<HHIIIHH", page, 0xFC, lay.pe_machine, 4, timestamp, 0, 0, opt_size, 0x22)
-    opt = 0xF8 + 0x18
-    struct.pack_into("<H", page, opt, lay.pe_magic)
-    struct.pack_into("<I", page, opt + 0x20, PAGE_SIZE)  # SectionAlignment
-    struct.pack_into("<I", page, opt + 0x24, 0x200)  # FileAlignment
-    struct.pack_into("<I", page, opt + 0x38, size)
-    struct.pack_into("<I", page, opt + 0x3C, 0x400)  # SizeOfHeaders
-    struct.pack_into("<I", page, opt + 0x40, checksum)
-    struct.pack_into("<H", page, opt + 0x44, 1)  # Subsystem: native
-    return bytes(page)
-
-
 class _Builder:
     def __init__(self, arch: str, seed: int, placement: str, ram_bytes: int) -> None:
         if arch not in ("x64", "x86pae", "x86"):
             raise ValueError(f"kworld builds x64, x86pae and x86 worlds, not {arch!r}")
         self.arch = arch
-        self.lay = _X64 if arch == "x64" else _X86
+        self.lay = X64 if arch == "x64" else X86
         self.rng = random.Random(f"kworld-{arch}-{seed}")
         self.space = AddressSpace(arch, ram_bytes=ram_bytes, placement=placement, seed=seed)
         self.placements: list[tuple[int, bytes, str]] = []
@@ -356,8 +198,9 @@ def _modules(b: _Builder, count: int, culprit: str | None) -> tuple[list[Module]
     for i, name in enumerate(names):
         if i == 0:
             base, size = nt_base, lay.nt_size
-        elif i == 1:
-            base, size = nt_base + lay.nt_size + 0x2A000 if lay.ptr == 8 else lay.nt_base - 0x37000, 0x6000 + 0x31000
+        elif i == 1:  # hal: just above nt on x64, just below it on x86
+            size = 0x37000
+            base = nt_base + lay.nt_size + 0x2A000 if lay.ptr == 8 else nt_base - size
         else:
             size = (rng.randrange(0x10, 0x200) * PAGE_SIZE) & ~0xFFF
             base, va = va, va + ((size + 0xFFFF) & ~0xFFFF) + 0x10000
@@ -391,7 +234,7 @@ def _place_modules(b: _Builder, modules: list[Module], head: int) -> None:
             struct.pack_into("<IH", e, 0x68, 0x49104000, 1)  # Flags, LoadCount
             struct.pack_into("<I", e, 0x98, m.size)  # SizeOfImageNotRounded
         b.place(m.entry_va, bytes(e), f"KLDR entry {m.base_name}")
-        b.place(m.base, _pe_header(lay, m.timestamp, m.size, m.checksum), f"PE header {m.base_name}")
+        b.place(m.base, pe_header(lay, m.timestamp, m.size, m.checksum), f"PE header {m.base_name}")
     b.place(head, b.ptr(modules[0].entry_va) + b.ptr(modules[-1].entry_va), "PsLoadedModuleList")
 
 
@@ -422,8 +265,8 @@ def _kdbg(b: _Builder, values: dict[str, int]) -> bytes:
     lay = b.lay
     k = bytearray(lay.kdbg_size)
     struct.pack_into("<4sI", k, 0x10, b"KDBG", lay.kdbg_size)
-    for name, off in _KDBG_Q.items():
-        struct.pack_into("<Q", k, off, _sx(values[name]))
+    for name, off in KDBG_POINTERS.items():
+        struct.pack_into("<Q", k, off, sign_extend(values[name]))
     struct.pack_into("<H", k, 0x29C, lay.thread_kernel_stack)
     struct.pack_into("<H", k, 0x29E, lay.thread_initial_stack)
     struct.pack_into("<H", k, 0x2A0, lay.thread_apc_process)
@@ -473,21 +316,14 @@ def build_kworld(
     b = _Builder(arch, seed, placement, ram_bytes)
     lay, rng = b.lay, b.rng
     count = modules if modules is not None else rng.randrange(12, 25)
-    if not 4 <= count <= 40:
-        raise ValueError("modules: 4..40")
+    if not 4 <= count <= len(INBOX_DRIVERS) + 4:
+        raise ValueError(f"modules: 4..{len(INBOX_DRIVERS) + 4}")
+    if culprit is not None and culprit.lower() in ("ntoskrnl.exe", "hal.dll"):
+        raise ValueError("the culprit is a driver, not the kernel or the HAL")
     mods, culp = _modules(b, count, culprit)
     nt = mods[0]
-    va = {
-        "KDBG": nt.base + KDBG_RVA,
-        "PsLoadedModuleList": nt.base + HEAD_RVA,
-        "KiProcessorBlock": nt.base + KPB_RVA,
-        "MmUnloadedDrivers": nt.base + UNLOADED_PTR_RVA,
-        "MmLastUnloadedDriver": nt.base + LAST_UNLOADED_RVA,
-        "PsActiveProcessHead": nt.base + ACTIVE_HEAD_RVA,
-        "MmSpecialPoolTag": nt.base + SPECIAL_POOL_TAG_RVA,
-        "MmMaximumNonPagedPoolInBytes": nt.base + MAX_NPP_RVA,
-        "KernBase": nt.base,
-    }
+    va = {name: nt.base + rva for name, rva in lay.rva.items()}  # nt's globals
+    va["KernBase"] = nt.base
     _place_modules(b, mods, va["PsLoadedModuleList"])
     unloaded = _place_unloaded(b, va["MmUnloadedDrivers"], va["MmLastUnloadedDriver"])
     b.place(va["MmSpecialPoolTag"], struct.pack("<I", 0x6C6F6F50), "MmSpecialPoolTag")  # 'Pool'
@@ -513,10 +349,10 @@ def build_kworld(
     b.place(process_va, bytes(proc), "EPROCESS")
 
     crashing = rng.randrange(processors)
-    code_addresses = [nt.base + KEBUGCHECKEX_RVA] + [m.base + 0x1000 + rng.randrange(0x800) for m in mods]
+    code_addresses = [nt.base + lay.rva["KeBugCheckEx"]] + [m.base + 0x1000 + rng.randrange(0x800) for m in mods]
     fault_address = culp.base + 0x1000 + rng.randrange(0x10, 0x800)
     cpus: list[Cpu] = []
-    prcb_area = nt.base + 0xD00000 if lay.ptr == 8 else nt.base + 0x32D120
+    prcb_area = nt.base + lay.rva["Prcb0"]
     tid_base = rng.randrange(0x40, 0x4000) * 4
     stack_area = (0xFFFFB88F_00000000 if lay.ptr == 8 else 0x9A000000) + rng.randrange(0x100) * 0x100000
     header_sp = header_pc = 0
@@ -528,7 +364,7 @@ def build_kworld(
         stack_base = stack_area + (cpu + 1) * 0x10000
         stack_limit = stack_base - lay.stack_size
         saved_sp = stack_base - (0x1800 if lay.ptr == 8 else 0xC00) - 8 * rng.randrange(16)
-        pc = nt.base + KEBUGCHECKEX_RVA if cpu == crashing else nt.base + 0x1F4A30  # KeBugCheckEx / idle loop
+        pc = nt.base + lay.rva["KeBugCheckEx"] if cpu == crashing else nt.base + lay.rva["KiIdleLoop"]
         ctx = _context(arch, pc, saved_sp, saved_sp + 0x80, data_va)
         prcb = bytearray(lay.size_prcb)
         prcb[lay.prcb_current_thread : lay.prcb_current_thread + lay.ptr] = b.ptr(thread_va)
@@ -550,7 +386,7 @@ def build_kworld(
         for i in range((stack_base - saved_sp) // lay.ptr):
             r = rng.random()
             if i == 1 or (i % 6 == 3 and r < 0.6):
-                words.append(rng.choice(code_addresses) if i != 1 else nt.base + KEBUGCHECKEX_RVA + 0x33)
+                words.append(rng.choice(code_addresses) if i != 1 else nt.base + lay.rva["KeBugCheckEx"] + 0x33)
             elif i == 9 and cpu == crashing:
                 words.append(fault_address)  # the culprit's frame
             elif r < 0.3:
@@ -573,14 +409,14 @@ def build_kworld(
     kdbg = _kdbg(b, va)
     stored, keys = kdbg, None
     if encoded:
-        code_va = nt.base + CODE_RVA
+        code_va = nt.base + lay.rva["KdCopyDataBlock"]
         for p in kdcopy_pattern(code_va, va["KDBG"], DEFAULT_KEYS):
             b.place(*p)
         keys = (*DEFAULT_KEYS, code_va + 0x800)
         stored = encode_kdbg(kdbg, DEFAULT_KEYS[0], DEFAULT_KEYS[1], code_va + 0x800)
     b.place(va["KDBG"], stored, "KDBG")
     b.place(culp.base + 0x1000, bytes(rng.randrange(256) for _ in range(PAGE_SIZE)), f"code {culp.base_name}")
-    b.place(nt.base + (KEBUGCHECKEX_RVA & ~0xFFF), b"\xcc" * PAGE_SIZE, "code KeBugCheckEx")
+    b.place(nt.base + (lay.rva["KeBugCheckEx"] & ~0xFFF), b"\xcc" * PAGE_SIZE, "code KeBugCheckEx")
 
     params = _parameters(bugcheck, fault_address, data_va)
     when = system_time or datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(300 * 86400))
@@ -649,6 +485,11 @@ def _parameters(code: int, pc: int, data_va: int) -> tuple[int, int, int, int]:
 
 
 def _map(b: _Builder) -> None:
+    """Page tables for every placed byte, then the bytes; two structures sharing bytes is a generator bug."""
+    spans = sorted((va, va + len(data), what) for va, data, what in b.placements)
+    for (_, end, what), (va, _, other) in itertools.pairwise(spans):
+        if va < end:
+            raise RuntimeError(f"kworld placed {other} at {va:#x} over {what}")
     for page in pages_of(b.placements):
         b.space.map(page, size=PAGE_SIZE)
     for va, data, _ in b.placements:
