@@ -93,8 +93,11 @@ def column_chart(rows: Sequence[tuple[str, int]], *, title: str, width: int = 94
             f'width="{col_w:.1f}" height="{h:.1f}" fill="{_BAR}"/></g>'
         )
         if i % every == 0:
+            lx, anchor = x + col_w / 2, "middle"
+            if lx + 3.5 * len(label) > width:  # keep the last labels inside the picture
+                lx, anchor = width - 2, "end"
             parts.append(
-                f'<text x="{x + col_w / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+                f'<text x="{lx:.1f}" y="{height - bottom + 16}" text-anchor="{anchor}" '
                 f'style="{_FONT}">{escape(label)}</text>'
             )
     parts.append("</svg>")
