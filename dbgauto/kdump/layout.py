@@ -13,6 +13,7 @@ it knows. :meth:`Layout.unpack` can map such values to ``None`` (absent), never 
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import struct
 from collections.abc import Iterable, Mapping
@@ -93,6 +94,16 @@ class Layout:
         self._struct = struct.Struct("".join(fmt))
         assert self._struct.size == size, (name, self._struct.size, size)
         self._single = {f.name: struct.Struct("<" + f.code) for f in fields}
+        # Precomputed for unpack: names in value order when every field yields one value (dict(zip()) then),
+        # and the fields that can hold the "PAGE" filler at all (scalars of 1 or 2 bytes never can).
+        self._names: tuple[str, ...] | None = (
+            tuple(f.name for f in fields) if all(f.n_values == 1 for f in fields) else None
+        )
+        starts = itertools.accumulate((f.n_values for f in fields), initial=0)
+        self._slices: tuple[tuple[str, int, int], ...] = tuple(
+            (f.name, i, f.n_values) for f, i in zip(fields, starts, strict=False)
+        )
+        self._fillable: tuple[Field, ...] = tuple(f for f in fields if f.n_values != 1 or f.kind in "IiQqs")
 
     def __repr__(self) -> str:
         return f"Layout({self.name}, size={self.size:#x}, fields={len(self.fields)})"
@@ -103,15 +114,15 @@ class Layout:
     def unpack(self, buf: Buffer, offset: int = 0, *, page_fill_absent: bool = False) -> dict[str, Any]:
         """All fields at once. Arrays come back as tuples; with ``page_fill_absent`` "PAGE" values are None."""
         values = self._struct.unpack_from(buf, offset)
-        out: dict[str, Any] = {}
-        i = 0
-        for f in self.fields:
-            n = f.n_values
-            v: Any = values[i] if n == 1 else values[i : i + n]
-            i += n
-            if page_fill_absent and _is_fill(f, v):
-                v = None
-            out[f.name] = v
+        out: dict[str, Any]
+        if self._names is not None:
+            out = dict(zip(self._names, values, strict=True))
+        else:
+            out = {name: values[i] if n == 1 else values[i : i + n] for name, i, n in self._slices}
+        if page_fill_absent:
+            for f in self._fillable:
+                if _is_fill(f, out[f.name]):
+                    out[f.name] = None
         return out
 
     def read(self, buf: Buffer, name: str, offset: int = 0) -> Any:

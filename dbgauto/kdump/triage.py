@@ -13,6 +13,7 @@ Layouts: :mod:`dbgauto.kdump.structs.triage` and :mod:`dbgauto.kdump.structs.kd`
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -20,6 +21,7 @@ import struct
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -73,6 +75,9 @@ class StackHit(NamedTuple):
     value: int
     module: str
     offset: int
+
+
+_new_hit = functools.partial(tuple.__new__, StackHit)  # NamedTuple without the per-call __new__ overhead
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +239,7 @@ class TriageDump:
 
     @cached_property
     def _driver_index(self) -> tuple[list[int], list[LoadedDriver]]:
-        ordered = sorted((d for d in self.drivers if d.size), key=lambda d: d.base)
+        ordered = sorted((d for d in self.drivers if d.size), key=attrgetter("base"))
         return [d.base for d in ordered], ordered
 
     def driver_at(self, address: int) -> LoadedDriver | None:
@@ -259,16 +264,20 @@ class TriageDump:
         ps = self.pointer_size
         n = len(self.stack) // ps
         values = struct.unpack_from(f"<{n}{'Q' if ps == 8 else 'I'}", self.stack)
-        ends = [d.base + d.size for d in ordered]
-        names = [d.base_name for d in ordered]
-        lo, hi = starts[0], max(ends)
+        lo, hi = starts[0], max(d.base + d.size for d in ordered)
+        candidates = [i for i, v in enumerate(values) if lo <= v < hi]  # most values are not image addresses
         top = self.top_of_stack
+        names: dict[int, str] = {}  # driver index -> base name, computed for the drivers that are hit
         hits = []
-        for i, v in enumerate(values):
-            if lo <= v < hi:
-                j = bisect_right(starts, v) - 1
-                if v < ends[j]:
-                    hits.append(StackHit(top + i * ps, v, names[j], v - starts[j]))
+        for i in candidates:
+            v = values[i]
+            j = bisect_right(starts, v) - 1
+            d = ordered[j]
+            if v < d.base + d.size:
+                name = names.get(j)
+                if name is None:
+                    name = names[j] = d.base_name
+                hits.append(_new_hit((top + i * ps, v, name, v - d.base)))
         return tuple(hits)
 
     def blob_data(self, blob: DumpBlob) -> bytes:

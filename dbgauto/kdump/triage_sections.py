@@ -194,18 +194,21 @@ def parse_drivers(p: _Parser, h: TriageHeader) -> list[LoadedDriver]:
     if h.string_pool_offset:
         p.need("string_pool", pool_start, h.string_pool_size)
     view = memoryview(p.buf)[h.driver_list_offset : h.driver_list_offset + h.driver_count * entry]
-    pool = memoryview(p.buf)[pool_start:pool_end]  # names are read relative to the pool: never outside it
+    # One copy of the pool (bounded by the file, checked above): names are read relative to it, never outside,
+    # and slicing bytes is cheaper than slicing and comparing memoryviews once per driver.
+    pool = bytes(p.buf[pool_start:pool_end])
+    pool_len = len(pool)
     u32 = _U32.unpack_from
     decode = codecs.utf_16_le_decode
     drivers = []
     for name_off, base, size, checksum, stamp in st.iter_unpack(view):
         rel = name_off - pool_start
         name = None
-        if not (rel >= 0 and rel + 4 <= len(pool)):
+        if not (rel >= 0 and rel + 4 <= pool_len):
             p.warnings.append(f"string_pool: name offset {name_off:#x} is outside the string pool")
         else:
             end = rel + 4 + 2 * u32(pool, rel)[0]
-            if end > len(pool):
+            if end > pool_len:
                 p.warnings.append(f"string_pool: string at {name_off:#x} runs past the pool end {pool_end:#x}")
             else:
                 name = decode(pool[rel + 4 : end], "replace")[0]
@@ -267,7 +270,8 @@ def parse_data_blocks(p: _Parser, offset: int, count: int) -> BlockTable:
     table = memoryview(bytes(p.buf[offset : offset + count * _BLOCK.size]))
     addresses, offsets, sizes = _columns(table, count)
     limit = p.size
-    if count and max(map(operator.add, offsets, sizes)) > limit:
+    # max(offsets) + max(sizes) within the file proves every block is; only otherwise is each one checked
+    if count and max(offsets) + max(sizes) > limit and max(map(operator.add, offsets, sizes)) > limit:
         keep = [j for j in range(count) if offsets[j] + sizes[j] <= limit]
         first_bad = next(j for j in range(count) if offsets[j] + sizes[j] > limit)
         p.warnings.append(
@@ -278,6 +282,12 @@ def parse_data_blocks(p: _Parser, offset: int, count: int) -> BlockTable:
         offsets = [offsets[j] for j in keep]
         sizes = [sizes[j] for j in keep]
     return BlockTable(addresses, offsets, sizes)
+
+
+@functools.lru_cache(maxsize=256)
+def _blob_tag(raw: bytes) -> uuid.UUID:
+    """The tag GUID (UUIDs are immutable, and the same few tags recur in every dump: built once each)."""
+    return uuid.UUID(bytes_le=raw)
 
 
 def parse_blobs(p: _Parser, start: int) -> tuple[DumpBlobFileHeader | None, list[DumpBlob]]:
@@ -297,7 +307,7 @@ def parse_blobs(p: _Parser, start: int) -> tuple[DumpBlobFileHeader | None, list
             p.warnings.append(f"secondary data: {p.size - pos:#x} bytes at {pos:#x} too short for a blob header")
             break
         header_size, tag, data_size, pre_pad, post_pad = _BLOB_HEADER.unpack_from(p.buf, pos)
-        blob = DumpBlob(pos, header_size, uuid.UUID(bytes_le=tag), data_size, pre_pad, post_pad)
+        blob = DumpBlob(pos, header_size, _blob_tag(tag), data_size, pre_pad, post_pad)
         if blob.header_size < ts.DUMP_BLOB_HEADER.size or blob.end > p.size:
             p.warnings.append(f"secondary data: blob at {pos:#x} is damaged or runs past the end of the file")
             break
