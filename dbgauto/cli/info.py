@@ -340,13 +340,16 @@ def command(dumps: tuple[Path, ...], as_json: bool) -> None:
     failed = 0
     # JSON is streamed one object at a time (a valid list overall) and indented only for a terminal: the
     # C encoder is used for compact output, which keeps `info --json` over thousands of small dumps fast.
-    indent = 2 if sys.stdout.isatty() else None
+    # The objects are trees built fresh by describe(), never cyclic: the encoder's cycle check is skipped.
+    encoder = json.JSONEncoder(indent=2 if sys.stdout.isatty() else None, default=_json_default, check_circular=False)
+    write = sys.stdout.write
     first = True
 
     def emit(obj: dict[str, Any]) -> None:
         nonlocal first
         if as_json:
-            sys.stdout.write(("[\n" if first else ",\n") + json.dumps(obj, indent=indent, default=_json_default))
+            write("[\n" if first else ",\n")
+            write(encoder.encode(obj))
             first = False
 
     for path in dumps:

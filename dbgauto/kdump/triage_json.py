@@ -8,6 +8,8 @@ values are None. Data blocks are [address, offset, size] triples of hex strings;
 
 from __future__ import annotations
 
+import functools
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from dbgauto.kdump.header import filetime_to_datetime
@@ -24,6 +26,12 @@ def _h(v: int | None) -> str | None:
 
 def _hex3(a: int, o: int, s: int) -> list[str]:
     return [hex(a), hex(o), hex(s)]
+
+
+@functools.lru_cache(maxsize=256)
+def _tag_text(tag: uuid.UUID) -> str:
+    """str() of a DumpBlob tag (the same few tags recur in every dump)."""
+    return str(tag)
 
 
 def filetime_to_iso(raw: int | None) -> str | None:
@@ -115,7 +123,7 @@ def triage_to_dict(tri: TriageDump, *, include_data_blocks: bool = False) -> dic
         "blobs": [
             {
                 "offset": _h(b.offset),
-                "tag": str(b.tag),
+                "tag": _tag_text(b.tag),
                 "data_size": _h(b.data_size),
                 "pre_pad": b.pre_pad,
                 "post_pad": b.post_pad,
