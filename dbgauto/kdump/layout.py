@@ -95,7 +95,7 @@ class Layout:
         assert self._struct.size == size, (name, self._struct.size, size)
         self._single = {f.name: struct.Struct("<" + f.code) for f in fields}
         # Precomputed for unpack: names in value order when every field yields one value (dict(zip()) then),
-        # and the fields that can hold the "PAGE" filler at all (scalars of 1 or 2 bytes never can).
+        # else (name, first value index, value count) per field.
         self._names: tuple[str, ...] | None = (
             tuple(f.name for f in fields) if all(f.n_values == 1 for f in fields) else None
         )
@@ -103,7 +103,14 @@ class Layout:
         self._slices: tuple[tuple[str, int, int], ...] = tuple(
             (f.name, i, f.n_values) for f, i in zip(fields, starts, strict=False)
         )
-        self._fillable: tuple[Field, ...] = tuple(f for f in fields if f.n_values != 1 or f.kind in "IiQqs")
+        # "PAGE" checks for unpack(page_fill_absent=True): 4- and 8-byte scalars compare against one constant;
+        # arrays and byte strings go through _is_fill; 1- and 2-byte scalars can never hold the filler.
+        self._fill_scalars: tuple[tuple[str, int, int], ...] = tuple(
+            (f.name, 0xFFFFFFFF, PAGE_FILL32) if f.kind in "Ii" else (f.name, 0xFFFFFFFFFFFFFFFF, PAGE_FILL64)
+            for f in fields
+            if f.n_values == 1 and f.kind in "IiQq"
+        )
+        self._fill_others: tuple[Field, ...] = tuple(f for f in fields if f.n_values != 1 or f.kind == "s")
 
     def __repr__(self) -> str:
         return f"Layout({self.name}, size={self.size:#x}, fields={len(self.fields)})"
@@ -120,7 +127,10 @@ class Layout:
         else:
             out = {name: values[i] if n == 1 else values[i : i + n] for name, i, n in self._slices}
         if page_fill_absent:
-            for f in self._fillable:
+            for name, mask, fill in self._fill_scalars:
+                if out[name] & mask == fill:
+                    out[name] = None
+            for f in self._fill_others:
                 if _is_fill(f, out[f.name]):
                     out[f.name] = None
         return out

@@ -264,7 +264,8 @@ class TriageDump:
         ps = self.pointer_size
         n = len(self.stack) // ps
         values = struct.unpack_from(f"<{n}{'Q' if ps == 8 else 'I'}", self.stack)
-        lo, hi = starts[0], max(d.base + d.size for d in ordered)
+        ends = [d.base + d.size for d in ordered]
+        lo, hi = starts[0], max(ends)
         candidates = [i for i, v in enumerate(values) if lo <= v < hi]  # most values are not image addresses
         top = self.top_of_stack
         names: dict[int, str] = {}  # driver index -> base name, computed for the drivers that are hit
@@ -272,12 +273,11 @@ class TriageDump:
         for i in candidates:
             v = values[i]
             j = bisect_right(starts, v) - 1
-            d = ordered[j]
-            if v < d.base + d.size:
+            if v < ends[j]:
                 name = names.get(j)
                 if name is None:
-                    name = names[j] = d.base_name
-                hits.append(_new_hit((top + i * ps, v, name, v - d.base)))
+                    name = names[j] = ordered[j].base_name
+                hits.append(_new_hit((top + i * ps, v, name, v - starts[j])))
         return tuple(hits)
 
     def blob_data(self, blob: DumpBlob) -> bytes:
