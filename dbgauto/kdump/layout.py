@@ -104,13 +104,17 @@ class Layout:
             (f.name, i, f.n_values) for f, i in zip(fields, starts, strict=False)
         )
         # "PAGE" checks for unpack(page_fill_absent=True): 4- and 8-byte scalars compare against one constant;
-        # arrays and byte strings go through _is_fill; 1- and 2-byte scalars can never hold the filler.
+        # byte strings against their precomputed "PAGEPAGE..." pattern; arrays go through _is_fill; 1- and 2-byte
+        # scalars can never hold the filler.
         self._fill_scalars: tuple[tuple[str, int, int], ...] = tuple(
             (f.name, 0xFFFFFFFF, PAGE_FILL32) if f.kind in "Ii" else (f.name, 0xFFFFFFFFFFFFFFFF, PAGE_FILL64)
             for f in fields
             if f.n_values == 1 and f.kind in "IiQq"
         )
-        self._fill_others: tuple[Field, ...] = tuple(f for f in fields if f.n_values != 1 or f.kind == "s")
+        self._fill_strings: tuple[tuple[str, bytes], ...] = tuple(
+            (f.name, (PAGE_FILL * (f.count // 4 + 1))[: f.count]) for f in fields if f.kind == "s" and f.count
+        )
+        self._fill_arrays: tuple[Field, ...] = tuple(f for f in fields if f.n_values != 1)
 
     def __repr__(self) -> str:
         return f"Layout({self.name}, size={self.size:#x}, fields={len(self.fields)})"
@@ -130,7 +134,10 @@ class Layout:
             for name, mask, fill in self._fill_scalars:
                 if out[name] & mask == fill:
                     out[name] = None
-            for f in self._fill_others:
+            for name, pattern in self._fill_strings:
+                if out[name] == pattern:
+                    out[name] = None
+            for f in self._fill_arrays:
                 if _is_fill(f, out[f.name]):
                     out[f.name] = None
         return out
