@@ -29,6 +29,7 @@ absent fields ("PAGE" filler, or not applicable) are ``null``, never numbers. Ke
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -43,6 +44,8 @@ from dbgauto.kdump.constants import DumpAttribute, DumpType, Machine
 from dbgauto.kdump.reader import KernelDump
 
 PRODUCT_TYPES = {1: "WinNt (workstation)", 2: "LanManNt (domain controller)", 3: "ServerNt (server)"}
+# (name, bit) of each DumpAttribute flag, in the enum's order: testing plain ints is ~20x cheaper than IntFlag math
+_ATTRIBUTE_BITS = tuple((str(a.name), int(a)) for a in DumpAttribute)
 
 
 def _hex(v: int | None) -> str | None:
@@ -58,6 +61,7 @@ def _enum_name(enum_cls: Any, v: int | None) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of the code; the same few codes recur across dumps
 def bugcheck_name(code: int | None) -> str | None:
     """The stop code's symbolic name from the packaged table (None when unknown)."""
     if code is None:
@@ -130,7 +134,7 @@ def describe(dump: KernelDump) -> dict[str, Any]:
         "kd_secondary_version": _hex(h.kd_secondary_version),
         "mini_dump_fields": _hex(h.mini_dump_fields),
         "attributes": _hex(attrs),
-        "attribute_names": [] if attrs is None else [a.name for a in DumpAttribute if attrs & a],
+        "attribute_names": [] if attrs is None else [name for name, bit in _ATTRIBUTE_BITS if attrs & bit],
         "boot_id": _hex(h.boot_id),
         "required_dump_space": h.required_dump_space,
         "dump_size": dump.file_size,
