@@ -27,7 +27,7 @@ _NOT_FIELDS = frozenset({"WARNING", "ERROR", "NOTE"})
 _FOLLOWUP_RE = re.compile(r"^Followup:\s*(.*?)\s*$")
 _KEY_RE = re.compile(r"^\s*Key\s*:\s*(.*?)\s*$")
 _VALUE_RE = re.compile(r"^\s*Value\s*:\s*(.*?)\s*$")
-_PROBABLY_RE = re.compile(r"^\s*Probably caused by\s*:\s*(\S+)(?:\s*\(\s*(.*?)\s*\))?\s*$")
+PROBABLY_CAUSED_BY_RE = re.compile(r"^\s*Probably caused by\s*:\s*(\S+)(?:\s*\(\s*(.*?)\s*\))?\s*$")
 _BUGCHECK_STR_RE = re.compile(r"^0x([0-9a-fA-F]+)")
 
 
@@ -179,7 +179,7 @@ def parse_analyze(text: str) -> AnalyzeInfo:
 
     probably = None
     for line in lines:
-        if m := _PROBABLY_RE.match(line):
+        if m := PROBABLY_CAUSED_BY_RE.match(line):
             probably = ProbableCause(image=m.group(1), symbol=m.group(2) or None)
             break
 

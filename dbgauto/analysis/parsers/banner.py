@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from .analyze import PROBABLY_CAUSED_BY_RE as _PROBABLY_RE
 from .bugcheck import parse_bugcheck_summary
 from .model import BannerInfo, OsInfo, ProbableCause, VertargetInfo, parse_hex
 
@@ -28,7 +29,6 @@ _MACHINE_RE = re.compile(r"^\s*Machine Name:(.*)$")
 _KBASE_RE = re.compile(r"Kernel base = (?:0x)?([0-9a-fA-F`]+)\s+PsLoadedModuleList = (?:0x)?([0-9a-fA-F`]+)")
 _SESSION_RE = re.compile(r"^\s*Debug session time: (.*?)\s*$")
 _UPTIME_RE = re.compile(r"^\s*System Uptime: (.*?)\s*$")
-_PROBABLY_RE = re.compile(r"^\s*Probably caused by\s*:\s*(\S+)(?:\s*\(\s*(.*?)\s*\))?\s*$")
 _FOLLOWUP_RE = re.compile(r"^\s*Followup:\s*(\S.*?)\s*$")
 _TRUNCATED_RE = re.compile(r"Dump file has been truncated", re.IGNORECASE)
 _EXTRA_RE = re.compile(r"^\s*([A-Za-z]+(?: [A-Za-z]+)*)\s*[:=]\s+(.*)$")

@@ -108,8 +108,37 @@ class ProbableCause(_ToDict):
     symbol: str | None
 
 
+class _OsLineFacts:
+    """Mixin for results that carry the debugger's OS line (``os``) and build-lab lines: shortcuts to them."""
+
+    __slots__ = ()
+    os: OsInfo | None
+    edition_build_lab: str | None
+    built_by: str | None
+
+    @property
+    def os_name(self) -> str | None:
+        return self.os.name if self.os else None
+
+    @property
+    def build(self) -> int | None:
+        return self.os.build if self.os else None
+
+    @property
+    def processors(self) -> int | None:
+        return self.os.processors if self.os else None
+
+    @property
+    def arch(self) -> str | None:
+        return self.os.arch if self.os else None
+
+    @property
+    def build_lab(self) -> str | None:
+        return self.edition_build_lab or self.built_by
+
+
 @dataclass(frozen=True, slots=True)
-class BannerInfo(_ToDict):
+class BannerInfo(_OsLineFacts, _ToDict):
     debugger_version: str | None = None
     debugger_arch: str | None = None
     dump_file: str | None = None
@@ -136,29 +165,9 @@ class BannerInfo(_ToDict):
     followup: str | None = None
     warnings: tuple[str, ...] = ()
 
-    @property
-    def os_name(self) -> str | None:
-        return self.os.name if self.os else None
-
-    @property
-    def build(self) -> int | None:
-        return self.os.build if self.os else None
-
-    @property
-    def processors(self) -> int | None:
-        return self.os.processors if self.os else None
-
-    @property
-    def arch(self) -> str | None:
-        return self.os.arch if self.os else None
-
-    @property
-    def build_lab(self) -> str | None:
-        return self.edition_build_lab or self.built_by
-
 
 @dataclass(frozen=True, slots=True)
-class VertargetInfo(_ToDict):
+class VertargetInfo(_OsLineFacts, _ToDict):
     """``vertarget`` (and the same lines printed by MEX ``!di`` / ``!crash``); unknown ``Key: value`` lines in extra."""
 
     os: OsInfo | None = None
@@ -174,22 +183,6 @@ class VertargetInfo(_ToDict):
     uptime_seconds: float | None = None
     uptime_raw: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def os_name(self) -> str | None:
-        return self.os.name if self.os else None
-
-    @property
-    def build(self) -> int | None:
-        return self.os.build if self.os else None
-
-    @property
-    def processors(self) -> int | None:
-        return self.os.processors if self.os else None
-
-    @property
-    def build_lab(self) -> str | None:
-        return self.edition_build_lab or self.built_by
 
 
 @dataclass(frozen=True, slots=True)
