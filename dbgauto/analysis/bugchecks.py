@@ -15,8 +15,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from dbgauto.analysis.facts import BugcheckFact, ParameterFact
+if TYPE_CHECKING:  # the facts model is imported by describe() only: `dbgauto info` needs names, not facts
+    from dbgauto.analysis.facts import BugcheckFact
 
 __all__ = ["M_VARIANT_BIT", "BugcheckInfo", "all_bugchecks", "base_code", "describe", "is_m_variant", "lookup"]
 
@@ -87,6 +89,8 @@ def all_bugchecks() -> list[BugcheckInfo]:
 
 def describe(code: int, parameters: Sequence[int | None]) -> BugcheckFact:
     """A :class:`BugcheckFact` for ``code`` with each parameter's documented meaning attached."""
+    from dbgauto.analysis.facts import BugcheckFact, ParameterFact
+
     info = lookup(code)
     meanings: Sequence[str | None] = info.parameters if info else ()
     params = tuple(
