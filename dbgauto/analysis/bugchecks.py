@@ -14,7 +14,7 @@ import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the facts model is imported by describe() only: `dbgauto info` needs names, not facts
@@ -51,7 +51,13 @@ def base_code(code: int) -> int:
 
 @functools.cache
 def _table() -> dict[int, BugcheckInfo]:
-    text = resources.files("dbgauto.data").joinpath("bugchecks.csv").read_text(encoding="utf-8")
+    packaged = Path(__file__).resolve().parent.parent / "data" / "bugchecks.csv"
+    if packaged.is_file():  # wheels and editable installs: a plain file (importlib.resources costs ~10 ms to import)
+        text = packaged.read_text(encoding="utf-8")
+    else:  # zipped installs
+        from importlib import resources
+
+        text = resources.files("dbgauto.data").joinpath("bugchecks.csv").read_text(encoding="utf-8")
     table: dict[int, BugcheckInfo] = {}
     for row in csv.DictReader(io.StringIO(text)):
         code = int(row["code"], 16)
