@@ -294,13 +294,13 @@ def _context_lines(d: dict[str, Any]) -> list[str]:
         lines.append(_line("Context", None))
         return lines
     lines.append(_line("Context", f"machine {ctx['machine']} flags {ctx['context_flags']}"))
-    regs = list(ctx["registers"].items())
-    width = max((len(k) for k, _ in regs), default=3)
-    per_row = 4 if width <= 6 else 3
+    # short (general, segment, debug) registers four to a line; long-named ones (LastBranchToRip ...) one each
+    short = [(k, v) for k, v in ctx["registers"].items() if len(k) <= 6]
+    long_named = [(k, v) for k, v in ctx["registers"].items() if len(k) > 6]
     lines.extend(
-        "  " + "  ".join(f"{k:>{width}}={v:<18}" for k, v in regs[i : i + per_row]).rstrip()
-        for i in range(0, len(regs), per_row)
+        "  " + "  ".join(f"{k:>6}={v:<18}" for k, v in short[i : i + 4]).rstrip() for i in range(0, len(short), 4)
     )
+    lines.extend(f"  {k}={v}" for k, v in long_named)
     return lines
 
 
