@@ -7,23 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kdmp_peer import read_virtual
 
 from dbgauto.kdump.reader import KernelDump
 
 kdmp_parser = pytest.importorskip("kdmp_parser")
-
-
-def _read(parser: Any, va: int, size: int, dtb: int) -> bytes:
-    out = bytearray()
-    addr = va
-    while addr < va + size:
-        page = parser.read_virtual_page(addr & ~0xFFF, dtb)
-        assert page is not None, f"kdmp-parser cannot read {addr:#x}"
-        start = addr & 0xFFF
-        n = min(0x1000 - start, va + size - addr)
-        out += bytes(page[start : start + n])
-        addr += n
-    return bytes(out)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +40,8 @@ def test_kdmp_parser_finds_real_structures(case: Any, implied: dict[str, Any]) -
         va, data = implied[name]
         assert va is not None
         assert data
-        assert _read(parser, va, len(data), dtb) == data, name
-    kdbg = _read(parser, implied["kdbg_va"], len(implied["kdbg"]), dtb)
+        assert read_virtual(parser, va, len(data), dtb) == data, name
+    kdbg = read_virtual(parser, implied["kdbg_va"], len(implied["kdbg"]), dtb)
     if case.name == "encoded-kdbg":
         assert kdbg[0x10:0x14] != b"KDBG"
     else:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kdmp_peer import read_virtual
 
 from dbgauto.analysis.collect import facts_from_dump
 from dbgauto.convert import convert_dump
@@ -171,19 +172,6 @@ def test_same_seed_same_world(tmp_path: Path) -> None:
         dumpinflate.build_kworld("x86", encoded=True)
 
 
-def _read(parser: Any, va: int, size: int, dtb: int) -> bytes:
-    out = bytearray()
-    addr = va
-    while addr < va + size:
-        page = parser.read_virtual_page(addr & ~0xFFF, dtb)
-        assert page is not None, f"kdmp-parser cannot read {addr:#x}"
-        start = addr & 0xFFF
-        n = min(0x1000 - start, va + size - addr)
-        out += bytes(page[start : start + n])
-        addr += n
-    return bytes(out)
-
-
 def test_kdmp_parser_reads_the_x64_world(converted_x64: dict[str, Any]) -> None:
     """kdmp-parser reads 64-bit dumps only; the 32-bit worlds are checked through the conversion above."""
     kdmp_parser = pytest.importorskip("kdmp_parser")
@@ -192,12 +180,12 @@ def test_kdmp_parser_reads_the_x64_world(converted_x64: dict[str, Any]) -> None:
     dtb = w.space.dtb
     assert parser.directory_table_base == dtb
     cpu = w.cpus[w.crashing_cpu]
-    assert _read(parser, cpu.prcb_va, len(cpu.prcb), dtb) == cpu.prcb
-    assert _read(parser, cpu.thread_va, len(cpu.thread), dtb) == cpu.thread
-    assert _read(parser, w.process_va, len(w.process), dtb) == w.process
-    assert _read(parser, cpu.saved_sp, len(w.stack), dtb) == w.stack
-    assert _read(parser, w.kdbg_va, len(w.kdbg_stored), dtb) == w.kdbg_stored
+    assert read_virtual(parser, cpu.prcb_va, len(cpu.prcb), dtb) == cpu.prcb
+    assert read_virtual(parser, cpu.thread_va, len(cpu.thread), dtb) == cpu.thread
+    assert read_virtual(parser, w.process_va, len(w.process), dtb) == w.process
+    assert read_virtual(parser, cpu.saved_sp, len(w.stack), dtb) == w.stack
+    assert read_virtual(parser, w.kdbg_va, len(w.kdbg_stored), dtb) == w.kdbg_stored
     for m in w.modules:
-        head = _read(parser, m.base, 0x400, dtb)
+        head = read_virtual(parser, m.base, 0x400, dtb)
         assert head[:2] == b"MZ"
         assert int.from_bytes(head[0xF8 + 8 : 0xF8 + 12], "little") == m.timestamp
