@@ -5,7 +5,8 @@ files that wait dominates (measured here: ~5 ms per file right after the write, 
 fsyncs run after all files were written, since the kernel has written most data back by then). The
 guarantee is the same: each file is written to ``.<name>.<random>.partial`` in the target folder, made
 durable (fsync), then renamed over the target, so a reader sees the old file or the new one, never half
-of one. Nothing is renamed if any write fails.
+of one. Nothing is renamed if any write fails. Temp names and file modes are atomic_write's (the umask's
+mode, not mkstemp's 0600), so published reports are readable like any other output.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from dbgauto.report.names import inside
+from dbgauto.util.atomic import _default_mode
 
 __all__ = ["OutputSet"]
 
@@ -27,6 +29,7 @@ class OutputSet:
     def __init__(self, folder: os.PathLike[str] | str) -> None:
         self.folder = Path(folder)
         self._pending: list[tuple[Path, Path]] = []
+        self._mode = _default_mode()  # once per set: reading the umask means setting it
 
     def __enter__(self) -> OutputSet:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -37,6 +40,8 @@ class OutputSet:
         target = inside(self.folder, name)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=self.folder)
         try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, self._mode)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
         except BaseException:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from dbgauto.errors import TemplateError
 from dbgauto.report.names import report_stem
 from dbgauto.report.outputs import OutputSet
 from dbgauto.report.render import ReportRenderer
+from dbgauto.util.atomic import atomic_write_bytes
 
 
 def test_files_appear_only_on_commit(tmp_path: Path) -> None:
@@ -69,3 +72,16 @@ def test_report_set_template_error_publishes_nothing(tmp_path: Path, make_facts:
     with pytest.raises(TemplateError):
         ReportRenderer([user]).write_report_set([make_facts(0), make_facts(1)], out, ("html", "json"))
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX file modes")
+def test_published_files_get_the_umask_mode_like_atomic_write(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        with OutputSet(tmp_path / "set") as batch:
+            published = batch.add("a.html", b"A")
+        atomic_write_bytes(tmp_path / "single.html", b"A")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(published.stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert stat.S_IMODE(published.stat().st_mode) == stat.S_IMODE((tmp_path / "single.html").stat().st_mode)
