@@ -12,6 +12,7 @@ from pathlib import Path
 
 __all__ = [
     "BadSignatureError",
+    "BitmapCountMismatchError",
     "CatalogError",
     "CatalogLockedError",
     "CommandTimeoutError",
@@ -26,6 +27,10 @@ __all__ = [
     "MemoryAccessError",
     "OutputExistsError",
     "PageNotPresentError",
+    "PhysicalMemoryError",
+    "RangeHeaderError",
+    "RunListError",
+    "RunListOverflowError",
     "TemplateError",
     "TranslationError",
     "TriageFormatError",
@@ -121,6 +126,36 @@ class TriageFormatError(DumpFormatError):
     ) -> None:
         self.section = section
         super().__init__(path, f"{section}: {reason}", offset=offset)
+
+
+class PhysicalMemoryError(DumpFormatError):
+    """The description of the dump's physical memory (bitmap, run list, ranges) contradicts itself."""
+
+    code = "physical_memory"
+
+
+class BitmapCountMismatchError(PhysicalMemoryError):
+    """popcount(bitmap) differs from the sub-header's TotalPresentPages."""
+
+    code = "bitmap_count_mismatch"
+
+
+class RunListError(PhysicalMemoryError):
+    """A run / range list is malformed (overlap, too many runs, sum differs from NumberOfPages)."""
+
+    code = "run_list"
+
+
+class RunListOverflowError(RunListError):
+    """A run or range reaches past the largest physical address (or its arithmetic overflows)."""
+
+    code = "run_list_overflow"
+
+
+class RangeHeaderError(PhysicalMemoryError):
+    """The RDMP sub-header of a DumpType 8/9/0xA dump is inconsistent."""
+
+    code = "range_header"
 
 
 class DumpNotFoundError(DbgautoError, FileNotFoundError):

@@ -25,7 +25,16 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from dbgauto.errors import BadSignatureError, DumpFormatError, TruncatedDumpError
+from dbgauto.errors import (  # the physical-memory errors live in the one tree; importable from here too
+    BadSignatureError,
+    BitmapCountMismatchError,
+    DumpFormatError,
+    PhysicalMemoryError,
+    RangeHeaderError,
+    RunListError,
+    RunListOverflowError,
+    TruncatedDumpError,
+)
 from dbgauto.kdump.constants import (
     FULL_SIGNATURE,
     PAGE_SHIFT,
@@ -53,36 +62,6 @@ _VALIDATE_CHUNK: Final = 1 << 20  # popcount in 1 MiB slices to bound the tempor
 _BIT_COUNTS: Final = bytes(i.bit_count() for i in range(256))
 _ADLER_SPAN: Final = 8189  # 8 × 8189 + 1 < 65521: Adler-32's byte sum stays exact
 MAX_RANGES: Final = 1 << 20  # real RDMP range tables hold hundreds to thousands of ranges
-
-
-class PhysicalMemoryError(DumpFormatError):
-    """The description of the dump's physical memory (bitmap, run list, ranges) contradicts itself."""
-
-    code = "physical_memory"
-
-
-class BitmapCountMismatchError(PhysicalMemoryError):
-    """popcount(bitmap) differs from the sub-header's TotalPresentPages."""
-
-    code = "bitmap_count_mismatch"
-
-
-class RunListError(PhysicalMemoryError):
-    """A run / range list is malformed (overlap, too many runs, sum differs from NumberOfPages)."""
-
-    code = "run_list"
-
-
-class RunListOverflowError(RunListError):
-    """A run or range reaches past the largest physical address (or its arithmetic overflows)."""
-
-    code = "run_list_overflow"
-
-
-class RangeHeaderError(PhysicalMemoryError):
-    """The RDMP sub-header of a DumpType 8/9/0xA dump is inconsistent."""
-
-    code = "range_header"
 
 
 class PhysicalMap(Protocol):

@@ -8,15 +8,20 @@ from pathlib import Path
 import pytest
 from kdump_handmade import bitmap_dump, full_dump, header, page_of, put_runs, rdmp_dump
 
+from dbgauto import errors
 from dbgauto.errors import (
     BadSignatureError,
+    BitmapCountMismatchError,
     DbgautoError,
     DumpFormatError,
     DumpNotFoundError,
+    RangeHeaderError,
+    RunListError,
+    RunListOverflowError,
     TruncatedDumpError,
     UnsupportedDumpTypeError,
 )
-from dbgauto.kdump.physmem import BitmapCountMismatchError, RangeHeaderError, RunListError, RunListOverflowError
+from dbgauto.kdump import physmem
 from dbgauto.kdump.reader import KernelDump
 
 
@@ -27,6 +32,13 @@ def _open_fails(tmp_path: Path, data: bytes, exc: type[DbgautoError], match: str
         KernelDump.open(p)
     assert str(p) in str(ei.value)  # names the file
     return ei.value
+
+
+def test_physical_memory_errors_are_one_tree_importable_from_physmem() -> None:
+    for name in ("PhysicalMemoryError", "BitmapCountMismatchError", "RunListError", "RunListOverflowError"):
+        assert getattr(physmem, name) is getattr(errors, name)
+        assert issubclass(getattr(errors, name), DumpFormatError)
+    assert physmem.RangeHeaderError is RangeHeaderError
 
 
 def test_missing_file(tmp_path: Path) -> None:
