@@ -53,10 +53,12 @@ from .kworld_layout import (
     X64,
     X86,
     KernelLayout,
+    kldr_entry,
     pe_header,
     sign_extend,
+    unicode_string,
 )
-from .world import DEFAULT_KEYS, encode_kdbg, kdcopy_pattern, pages_of
+from .world import DEFAULT_KEYS, encode_kdbg, kdcopy_pattern, map_placements
 
 __all__ = ["BUGCHECKS", "Cpu", "KWorld", "KWorldDump", "Module", "Unloaded", "build_kworld", "write_kworld"]
 
@@ -170,14 +172,12 @@ class _Builder:
     def ptr(self, v: int) -> bytes:
         return struct.pack("<Q" if self.lay.ptr == 8 else "<I", v)
 
-    def ustr(self, text: str, *, at: int | None = None) -> tuple[bytes, int]:
+    def ustr(self, text: str) -> tuple[bytes, int]:
+        """A UNICODE_STRING of ``text`` and its buffer, placed in the pool."""
         raw = text.encode("utf-16-le")
-        buf = self.alloc(len(raw) + 2) if at is None else at
-        if at is None:
-            self.place(buf, raw + b"\0\0", f"string {text}")
-        if self.lay.ptr == 8:
-            return struct.pack("<HH4xQ", len(raw), len(raw) + 2, buf), buf
-        return struct.pack("<HHI", len(raw), len(raw) + 2, buf), buf
+        buf = self.alloc(len(raw) + 2)
+        self.place(buf, raw + b"\0\0", f"string {text}")
+        return unicode_string(self.lay, len(raw), buf), buf
 
 
 def _modules(b: _Builder, count: int, culprit: str | None) -> tuple[list[Module], Module]:
@@ -215,25 +215,21 @@ def _modules(b: _Builder, count: int, culprit: str | None) -> tuple[list[Module]
 def _place_modules(b: _Builder, modules: list[Module], head: int) -> None:
     lay = b.lay
     for i, m in enumerate(modules):
-        e = bytearray(lay.kldr_size)
-        flink = modules[i + 1].entry_va if i + 1 < len(modules) else head
-        blink = modules[i - 1].entry_va if i else head
-        e[0 : 2 * lay.ptr] = b.ptr(flink) + b.ptr(blink)
-        k = lay.kldr
-        e[k["base"] : k["base"] + lay.ptr] = b.ptr(m.base)
-        struct.pack_into("<I", e, k["size"], m.size)
-        full, full_buf = b.ustr(m.name)
-        raw_full, raw_base = m.name.encode("utf-16-le"), m.base_name.encode("utf-16-le")
-        short, _ = b.ustr(m.base_name, at=full_buf + len(raw_full) - len(raw_base))  # points into FullDllName
-        e[k["full"] : k["full"] + len(full)] = full
-        e[k["name"] : k["name"] + len(short)] = short
-        struct.pack_into("<I", e, k["checksum"], m.checksum)
-        # the entry's TimeDateStamp is an older build's: the PE header in memory wins (what a debugger shows)
-        struct.pack_into("<I", e, k["timestamp"], m.timestamp - 0x100)
-        if lay.ptr == 8:
-            struct.pack_into("<IH", e, 0x68, 0x49104000, 1)  # Flags, LoadCount
-            struct.pack_into("<I", e, 0x98, m.size)  # SizeOfImageNotRounded
-        b.place(m.entry_va, bytes(e), f"KLDR entry {m.base_name}")
+        _, full_va = b.ustr(m.name)
+        entry = kldr_entry(
+            lay,
+            flink=modules[i + 1].entry_va if i + 1 < len(modules) else head,
+            blink=modules[i - 1].entry_va if i else head,
+            base=m.base,
+            size=m.size,
+            full_va=full_va,
+            full_length=len(m.name.encode("utf-16-le")),
+            base_length=len(m.base_name.encode("utf-16-le")),
+            checksum=m.checksum,
+            # the entry's TimeDateStamp is an older build's: the PE header in memory wins (what a debugger shows)
+            timestamp=m.timestamp - 0x100,
+        )
+        b.place(m.entry_va, entry, f"KLDR entry {m.base_name}")
         b.place(m.base, pe_header(lay, m.timestamp, m.size, m.checksum), f"PE header {m.base_name}")
     b.place(head, b.ptr(modules[0].entry_va) + b.ptr(modules[-1].entry_va), "PsLoadedModuleList")
 
@@ -490,10 +486,7 @@ def _map(b: _Builder) -> None:
     for (_, end, what), (va, _, other) in itertools.pairwise(spans):
         if va < end:
             raise RuntimeError(f"kworld placed {other} at {va:#x} over {what}")
-    for page in pages_of(b.placements):
-        b.space.map(page, size=PAGE_SIZE)
-    for va, data, _ in b.placements:
-        b.space.write_virtual(va, data)
+    map_placements(b.space, b.placements)
 
 
 def write_kworld(

@@ -193,6 +193,43 @@ def sign_extend(v: int) -> int:
     return v | 0xFFFFFFFF_00000000 if 0x80000000 <= v <= 0xFFFFFFFF else v
 
 
+def unicode_string(lay: KernelLayout, length: int, buffer: int) -> bytes:
+    """A UNICODE_STRING (Length, MaximumLength = Length + 2, Buffer) in the architecture's pointer size."""
+    if lay.ptr == 8:
+        return struct.pack("<HH4xQ", length, length + 2, buffer)
+    return struct.pack("<HHI", length, length + 2, buffer)
+
+
+def kldr_entry(
+    lay: KernelLayout,
+    *,
+    flink: int,
+    blink: int,
+    base: int,
+    size: int,
+    full_va: int,
+    full_length: int,
+    base_length: int,
+    checksum: int,
+    timestamp: int,
+) -> bytes:
+    """One _KLDR_DATA_TABLE_ENTRY; BaseDllName points at the tail of FullDllName's buffer, as in the kernel."""
+    e = bytearray(lay.kldr_size)
+    k, word = lay.kldr, "<Q" if lay.ptr == 8 else "<I"
+    struct.pack_into(word, e, 0, flink)
+    struct.pack_into(word, e, lay.ptr, blink)
+    struct.pack_into(word, e, k["base"], base)
+    struct.pack_into("<I", e, k["size"], size)
+    e[k["full"] : k["full"] + 2 * lay.ptr] = unicode_string(lay, full_length, full_va)
+    e[k["name"] : k["name"] + 2 * lay.ptr] = unicode_string(lay, base_length, full_va + full_length - base_length)
+    struct.pack_into("<I", e, k["checksum"], checksum)
+    struct.pack_into("<I", e, k["timestamp"], timestamp)
+    if lay.ptr == 8:
+        struct.pack_into("<IH", e, 0x68, 0x49104000, 1)  # Flags, LoadCount: plausible values
+        struct.pack_into("<I", e, 0x98, size)  # SizeOfImageNotRounded
+    return bytes(e)
+
+
 def pe_header(lay: KernelLayout, timestamp: int, size: int, checksum: int) -> bytes:
     """The first 0x400 bytes of an image: what a reader needs for TimeDateStamp, SizeOfImage and CheckSum."""
     page = bytearray(0x400)

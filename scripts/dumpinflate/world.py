@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from dumpsynth import PAGE_2M, PAGE_SIZE, AddressSpace
 
+from .kworld_layout import X64, kldr_entry, unicode_string
 from .smalldump import SmallDump
 
 POOL_BASE = 0xFFFF_D000_1000_0000
@@ -128,10 +129,6 @@ def _place_copies(w: World, sd: SmallDump) -> None:
     w.place(sd.top_of_stack, sd.stack, "stack copy")
 
 
-def _unicode_string(length: int, buffer: int) -> bytes:
-    return struct.pack("<HH4xQ", length, length + 2, buffer)
-
-
 class _Pool:
     def __init__(self, base: int) -> None:
         self.cur = base
@@ -147,26 +144,24 @@ def _place_module_list(w: World, sd: SmallDump, pool: _Pool) -> None:
     head = sd.h64(0x20)
     if sd.kd("PsLoadedModuleList") != head:
         raise ValueError("header and KDBG disagree on PsLoadedModuleList")
-    entries = [pool.alloc(0xA0) for _ in sd.drivers]
+    entries = [pool.alloc(X64.kldr_size) for _ in sd.drivers]
     for i, (d, va) in enumerate(zip(sd.drivers, entries, strict=True)):
         full = d.name.encode("utf-16-le")
-        base_name = d.name.rsplit("\\", 1)[-1].encode("utf-16-le")
         full_va = pool.alloc(len(full) + 2)
-        base_va = full_va + len(full) - len(base_name)  # BaseDllName points into FullDllName, as in the kernel
         w.place(full_va, full + b"\0\0", f"FullDllName {i}")
-        e = bytearray(0xA0)
-        flink = entries[i + 1] if i + 1 < len(entries) else head
-        blink = entries[i - 1] if i > 0 else head
-        struct.pack_into("<QQ", e, 0x00, flink, blink)
-        struct.pack_into("<Q", e, 0x30, d.base)
-        struct.pack_into("<I", e, 0x40, d.size)
-        e[0x48:0x58] = _unicode_string(len(full), full_va)
-        e[0x58:0x68] = _unicode_string(len(base_name), base_va)
-        struct.pack_into("<IH", e, 0x68, 0x49104000, 1)  # Flags, LoadCount: plausible values
-        struct.pack_into("<I", e, 0x78, d.checksum)
-        struct.pack_into("<I", e, 0x98, d.size)  # SizeOfImageNotRounded
-        struct.pack_into("<I", e, 0x9C, d.timestamp)
-        w.place(va, bytes(e), f"KLDR entry {i}")
+        entry = kldr_entry(
+            X64,
+            flink=entries[i + 1] if i + 1 < len(entries) else head,
+            blink=entries[i - 1] if i > 0 else head,
+            base=d.base,
+            size=d.size,
+            full_va=full_va,
+            full_length=len(full),
+            base_length=len(d.name.rsplit("\\", 1)[-1].encode("utf-16-le")),
+            checksum=d.checksum,
+            timestamp=d.timestamp,
+        )
+        w.place(va, entry, f"KLDR entry {i}")
     first = entries[0] if entries else head
     last = entries[-1] if entries else head
     w.place(head, struct.pack("<QQ", first, last), "PsLoadedModuleList head")
@@ -182,7 +177,7 @@ def _place_unloaded(w: World, sd: SmallDump, pool: _Pool) -> None:
         name = u.name.encode("utf-16-le")
         buf = pool.alloc(max(len(name), u.name_length) + 2)
         w.place(buf, name + b"\0\0", f"unloaded name {k}")
-        raw[i * 0x28 : i * 0x28 + 0x10] = _unicode_string(u.name_length, buf)
+        raw[i * 0x28 : i * 0x28 + 0x10] = unicode_string(X64, u.name_length, buf)
         struct.pack_into("<QQQ", raw, i * 0x28 + 0x10, u.start, u.end, 0x01D707F2_00000000 + k)
     w.place(array, bytes(raw), "MmUnloadedDrivers array")
     w.place(sd.kd("MmUnloadedDrivers"), struct.pack("<Q", array), "MmUnloadedDrivers")
@@ -296,12 +291,24 @@ def build_world(sd: SmallDump, *, encoded: bool = False, keys: tuple[int, int] =
     return w
 
 
-def pages_of(placements: list[tuple[int, bytes, str]]) -> list[int]:
+def map_placements(
+    space: AddressSpace, placements: list[tuple[int, bytes, str]], large_range: tuple[int, int] | None = None
+) -> None:
+    """Map every page a placement touches, with 2 MiB pages for those in ``large_range`` (start, end), then write
+    the bytes."""
     pages: set[int] = set()
     for va, data, _ in placements:
-        first, last = va // PAGE_SIZE, (va + max(len(data), 1) - 1) // PAGE_SIZE
-        pages.update(range(first, last + 1))
-    return sorted(p * PAGE_SIZE for p in pages)
+        pages.update(range(va // PAGE_SIZE, (va + max(len(data), 1) - 1) // PAGE_SIZE + 1))
+    addresses = sorted(p * PAGE_SIZE for p in pages)
+    lo, hi = large_range or (0, 0)
+    large = {page - page % PAGE_2M for page in addresses if lo <= page < hi}
+    for region in sorted(large):
+        space.map(region, size=PAGE_2M, page_size=PAGE_2M)
+    for page in addresses:
+        if page - page % PAGE_2M not in large:
+            space.map(page, size=PAGE_SIZE)
+    for va, data, _ in placements:
+        space.write_virtual(va, data)
 
 
 def build_space(
@@ -315,18 +322,6 @@ def build_space(
     """Page tables rooted at the header's DTB mapping every placed byte (nt's image with 2 MiB pages if asked)."""
     sd = w.small
     space = AddressSpace("x64", ram_bytes=ram_bytes, placement=placement, seed=seed, dtb=sd.dtb)
-    pages = pages_of(w.placements)
-    big: set[int] = set()
-    if large_pages:
-        nt = sd.drivers[0]
-        for page in pages:
-            if nt.base <= page < nt.base + nt.size:
-                big.add(page - page % PAGE_2M)
-        for region in sorted(big):
-            space.map(region, size=PAGE_2M, page_size=PAGE_2M)
-    for page in pages:
-        if page - page % PAGE_2M not in big:
-            space.map(page, size=PAGE_SIZE)
-    for va, data, _ in w.placements:
-        space.write_virtual(va, data)
+    nt = sd.drivers[0]
+    map_placements(space, w.placements, (nt.base, nt.base + nt.size) if large_pages else None)
     return space
