@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from dbgauto.catalog.db import CATALOG_NAME, Catalog, rows_to_dicts
+from dbgauto.report.hexfmt import hex_text
 from dbgauto.util.atomic import atomic_write_text
 
 EXPORT_COLUMNS = (
@@ -42,10 +43,6 @@ def _open(where: Path) -> Catalog:
     return Catalog.open(path, readonly=True)
 
 
-def _hex(value: int | None) -> str:
-    return "" if value is None else f"{value:#x}"
-
-
 @click.group("catalog")
 def command() -> None:
     """Look inside a batch output's catalog (DIR/dbgauto.sqlite): dumps, outcomes, runs."""
@@ -65,7 +62,7 @@ def list_cmd(where: Path, only: str | None, as_json: bool) -> None:
             return
         for r in rows:
             outcome = "ok" if r["status"] == "ok" else f"FAILED [{r['error_code']}]"
-            bug = _hex(r["bugcheck_code"]) or "-"
+            bug = hex_text(r["bugcheck_code"]) or "-"
             small = r["small_path"] or "-"
             kind = f"type={r['dump_type']!s:<4} bugcheck={bug:<10}"
             click.echo(f"{r['dump_id']:>5}  {outcome:<28} {kind} {r['path']}  -> {small}")

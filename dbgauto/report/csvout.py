@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from dbgauto.analysis.facts import CrashFacts
+from dbgauto.report.hexfmt import hex_text
 from dbgauto.util.atomic import atomic_write_bytes
 
 __all__ = ["CSV_COLUMNS", "csv_row", "csv_text", "write_csv"]
@@ -58,10 +59,6 @@ def _cell(value: Any) -> str:
     return text
 
 
-def _hex(value: int | None, width: int = 8) -> str:
-    return "" if value is None else f"0x{value:0{width}x}"
-
-
 def csv_row(f: CrashFacts) -> list[str]:
     """The cells of one dump's row, in :data:`CSV_COLUMNS` order."""
     width = 16 if f.is_64bit else 8
@@ -74,13 +71,13 @@ def csv_row(f: CrashFacts) -> list[str]:
         f.source.name if f.source else "",
         f.crash_time.strftime("%Y-%m-%d %H:%M:%S") if f.crash_time else "",
         (f.bugcheck.name or "") if f.bugcheck else "",
-        _hex(f.bugcheck.code) if f.bugcheck else "",
-        *(_hex(v, width) for v in params[:4]),
+        hex_text(f.bugcheck.code, 8) if f.bugcheck else "",
+        *(hex_text(v, width) for v in params[:4]),
         culprit.name if culprit else "",
         f"{culprit.name}+{culprit.offset:x}" if culprit and culprit.offset is not None else "",
         culprit.rule if culprit else "",
         f.machine,
-        _hex(f.pc, width),
+        hex_text(f.pc, width),
         *frames_text,
         f.processors,
         f.os_major,

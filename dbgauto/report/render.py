@@ -35,6 +35,7 @@ from dbgauto.analysis.facts import CrashFacts
 from dbgauto.errors import TemplateError
 from dbgauto.report import charts
 from dbgauto.report.csvout import csv_text, write_csv
+from dbgauto.report.hexfmt import addr_text, hex_text
 from dbgauto.report.names import inside, report_stem
 from dbgauto.report.outputs import OutputSet
 from dbgauto.report.rows import driver_rows
@@ -92,19 +93,12 @@ def _md(value: Any) -> str:
 
 def _hex(value: int | None, width: int = 0) -> Markup:
     """Hex digits only, so the result is marked safe (skips escaping in the large tables)."""
-    if value is None:
-        return Markup("")
-    return Markup(f"0x{value:0{width}x}" if value >= 0 else f"-0x{-value:x}")
+    return Markup(hex_text(value, width))
 
 
 def _addr(value: int | None, is_64bit: bool | None = True) -> Markup:
-    """An address as WinDbg prints it: 16 digits with a backtick on 64-bit targets, 8 on 32-bit (safe markup)."""
-    if value is None:
-        return Markup("")
-    if is_64bit is False:
-        return Markup(f"{value & 0xFFFFFFFF:08x}")
-    text = f"{value & 0xFFFFFFFFFFFFFFFF:016x}"
-    return Markup(f"{text[:8]}`{text[8:]}")
+    """An address as WinDbg prints it (safe markup: hex digits and a backtick only)."""
+    return Markup(addr_text(value, is_64bit))
 
 
 def _unixtime(value: int | None) -> str:

@@ -13,22 +13,10 @@ from collections.abc import Sequence
 from markupsafe import Markup, escape
 
 from dbgauto.analysis.facts import DriverFact
+from dbgauto.report.hexfmt import addr_text, hex_text
 from dbgauto.report.textsafe import visible
 
 __all__ = ["driver_rows"]
-
-
-def _addr(value: int | None, is_64bit: bool | None) -> str:
-    if value is None:
-        return ""
-    if is_64bit is False:
-        return f"{value & 0xFFFFFFFF:08x}"
-    text = f"{value & 0xFFFFFFFFFFFFFFFF:016x}"
-    return f"{text[:8]}`{text[8:]}"
-
-
-def _hex(value: int | None, width: int = 0) -> str:
-    return "" if value is None else f"0x{value:0{width}x}"
 
 
 def _text(value: str | None) -> Markup:
@@ -43,8 +31,9 @@ def driver_rows(drivers: Sequence[DriverFact], culprit: DriverFact | None, is_64
     for d in drivers:
         mark = ' class="culprit" title="probable culprit"' if d is culprit else ""
         out.append(
-            f"<tr{mark}><td>{_text(d.name)}</td><td>{_addr(d.base, is_64bit)}</td><td>{_addr(d.end, is_64bit)}</td>"
-            f"<td>{_hex(d.size)}</td><td>{_hex(d.timestamp, 8)}</td><td>{_hex(d.checksum)}</td>"
+            f"<tr{mark}><td>{_text(d.name)}</td>"
+            f"<td>{addr_text(d.base, is_64bit)}</td><td>{addr_text(d.end, is_64bit)}</td>"
+            f"<td>{hex_text(d.size)}</td><td>{hex_text(d.timestamp, 8)}</td><td>{hex_text(d.checksum)}</td>"
             f"<td>{'yes' if d.third_party else ''}</td><td>{_text(d.path)}</td></tr>\n"
         )
     return Markup("".join(out))
