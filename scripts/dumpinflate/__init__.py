@@ -33,7 +33,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dumpsynth import DumpInfo, HeaderFields, clustered_present_runs, write_bitmap_dump, write_full_dump
+from dumpsynth import DumpInfo, HeaderFields, clustered_present_runs, write_dump
 
 from .kworld import BUGCHECKS, KWorld, KWorldDump, build_kworld, write_kworld
 from .smalldump import SmallDump, parse
@@ -112,11 +112,6 @@ def inflate(
     if present_fraction > 0:
         total = ram_bytes // 0x1000
         space.memory.add_present_runs(clustered_present_runs(total, present_fraction, seed=seed, first_pfn=0x100))
-    fields = header_fields(sd)
-    if dump_type == 1:
-        info = write_full_dump(out_path, space, fields=fields, overwrite=overwrite)
-    elif dump_type in (2, 5, 6):  # 2: a classic Kernel (summary) dump, modern bitmap sub-header
-        info = write_bitmap_dump(out_path, space, dump_type=dump_type, fields=fields, overwrite=overwrite)
-    else:
-        raise ValueError(f"dumpinflate writes DumpType 1, 2, 5 and 6, not {dump_type}")
+    # 2: a classic Kernel (summary) dump, written with the modern bitmap sub-header
+    info = write_dump(out_path, space, dump_type, fields=header_fields(sd), overwrite=overwrite)
     return Inflated(Path(out_path), dump_type, world, info)

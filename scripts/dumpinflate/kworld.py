@@ -38,8 +38,7 @@ from dumpsynth import (
     DumpInfo,
     HeaderFields,
     amd64_context,
-    write_bitmap_dump,
-    write_full_dump,
+    write_dump,
     x86_context,
 )
 
@@ -500,10 +499,7 @@ def write_kworld(
 ) -> KWorldDump:
     """Build (or take) a world and write it as a Complete (1), Active (5) or Kernel bitmap (6) dump."""
     w = world if world is not None else build_kworld(arch, **options)  # type: ignore[arg-type]
-    if dump_type == 1:
-        info = write_full_dump(path, w.space, fields=w.fields, overwrite=overwrite)
-    elif dump_type in (5, 6):
-        info = write_bitmap_dump(path, w.space, dump_type=dump_type, fields=w.fields, overwrite=overwrite)
-    else:
+    if dump_type not in (1, 5, 6):
         raise ValueError(f"kworld writes DumpType 1, 5 and 6, not {dump_type}")
+    info = write_dump(path, w.space, dump_type, fields=w.fields, overwrite=overwrite)
     return KWorldDump(Path(path), dump_type, w, info)

@@ -292,4 +292,4 @@ def write_dump(
         return write_full_dump(path, source, **options)  # type: ignore[arg-type]
     if dump_type in (2, 5, 6):
         return write_bitmap_dump(path, source, dump_type=dump_type, **options)  # type: ignore[arg-type]
-    raise ValueError(f"dumpsynth writes DumpType 1, 5 and 6, not {dump_type}")
+    raise ValueError(f"dumpsynth writes DumpType 1, 2, 5 and 6, not {dump_type}")
