@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from dbgauto.kdump.constants import SIGNATURE, VALID_DUMP32, VALID_DUMP64
+
 __all__ = ["DUMP_SIGNATURES", "Found", "discover", "has_dump_signature", "is_temp_name"]
 
 log = logging.getLogger(__name__)
 
-DUMP_SIGNATURES = (b"PAGEDUMP", b"PAGEDU64")
+DUMP_SIGNATURES = (SIGNATURE + VALID_DUMP32, SIGNATURE + VALID_DUMP64)  # the format layer's own
 
 
 @dataclass(frozen=True, slots=True)
