@@ -35,13 +35,16 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dbgauto.errors import DbgautoError
 from dbgauto.kdump.constants import DumpAttribute, DumpType, Machine
 from dbgauto.kdump.reader import KernelDump
+
+if TYPE_CHECKING:
+    from dbgauto.kdump.triage import TriageDump
 
 PRODUCT_TYPES = {1: "WinNt (workstation)", 2: "LanManNt (domain controller)", 3: "ServerNt (server)"}
 # (name, bit) of each DumpAttribute flag, in the enum's order: testing plain ints is ~20x cheaper than IntFlag math
@@ -84,13 +87,22 @@ def _utc(dt: datetime) -> str:
 
 
 def describe(dump: KernelDump) -> dict[str, Any]:
-    """Everything ``info`` shows about one open dump, as JSON-ready values."""
+    """Everything ``info --json`` shows about one open dump, as JSON-ready values (small dumps: ``triage``)."""
+    out = describe_header(dump)
+    tri = _triage(dump, out["warnings"])
+    if tri is not None:
+        out["triage"] = tri.to_dict()
+    return out
+
+
+def describe_header(dump: KernelDump) -> dict[str, Any]:
+    """The header, variety and physical-memory facts of one open dump, as JSON-ready values."""
     h = dump.header
     s = dump.summary()
     ctx = h.context
     exc = h.exception
     attrs = h.attributes
-    out: dict[str, Any] = {
+    return {
         "file": str(dump.path),
         "file_size": dump.file_size,
         "signature": h.signature.decode("ascii", "replace"),
@@ -153,34 +165,20 @@ def describe(dump: KernelDump) -> dict[str, Any]:
         "exception": None if exc is None else exc.to_dict(),
         "warnings": list(dump.warnings),
     }
-    if dump.dump_type == DumpType.TRIAGE:
-        _add_triage(dump, out)
-    return out
 
 
-def _add_triage(dump: KernelDump, out: dict[str, Any]) -> None:
-    """The small dump's triage summary, when the triage parser is installed (warnings say why not)."""
+def _triage(dump: KernelDump, warnings: list[str]) -> TriageDump | None:
+    """The parsed small dump (its warnings added to ``warnings``); None for other dumps or when its sections are
+    unreadable (then a warning says why: the header facts are still worth showing)."""
+    if dump.dump_type != DumpType.TRIAGE:
+        return None
     try:
         tri = dump.triage
     except DbgautoError as exc:
-        out["warnings"].append(f"triage sections not decoded: {exc}")
-        return
-    except Exception as exc:  # the triage parser is another part; its failure must not hide the header
-        if os.environ.get("DBGAUTO_DEBUG"):
-            raise
-        out["warnings"].append(f"triage sections not decoded: {type(exc).__name__}: {exc}")
-        return
-    out["warnings"].extend(str(w) for w in getattr(tri, "warnings", []) or [])
-    out["_triage_obj"] = tri
-    if not hasattr(tri, "to_dict"):
-        out["warnings"].append("triage summary unavailable: TriageDump has no to_dict()")
-        return
-    try:
-        out["triage"] = tri.to_dict()
-    except Exception as exc:
-        if os.environ.get("DBGAUTO_DEBUG"):
-            raise
-        out["warnings"].append(f"triage summary failed: {type(exc).__name__}: {exc}")
+        warnings.append(f"triage sections not decoded: {exc}")
+        return None
+    warnings.extend(tri.warnings)
+    return tri
 
 
 def _json_default(v: Any) -> Any:
@@ -206,8 +204,8 @@ def _line(label: str, value: Any) -> str:
     return f"{label:<24}: {value}"
 
 
-def render_text(d: dict[str, Any]) -> str:
-    """The dumpchk-style table for one dump."""
+def render_text(d: dict[str, Any], tri: TriageDump | None = None) -> str:
+    """The dumpchk-style table for one dump (``d`` from :func:`describe_header`; ``tri`` for a small dump)."""
     v = d["variety"]
     lines = [
         f"{d['file']}",
@@ -267,8 +265,8 @@ def render_text(d: dict[str, Any]) -> str:
             )
         )
     lines += _context_lines(d)
-    if "triage" in d or "_triage_obj" in d:
-        lines += _triage_lines(d.get("_triage_obj"))
+    if tri is not None:
+        lines += _triage_lines(tri)
     lines += [f"warning: {w}" for w in d["warnings"]]
     return "\n".join(lines)
 
@@ -304,35 +302,17 @@ def _context_lines(d: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _triage_lines(tri: Any) -> list[str]:
+def _triage_lines(tri: TriageDump) -> list[str]:
     """Drivers, unloaded drivers, process/thread and the stack scan of a small dump."""
-    if tri is None:
-        return []
     lines = ["", "Small memory dump (triage)"]
-    lines.append(
-        _line(
-            "Process / thread",
-            f"{getattr(tri, 'process_name', None)} pid {getattr(tri, 'pid', None)} tid {getattr(tri, 'tid', None)}",
-        )
-    )
-    drivers = list(getattr(tri, "drivers", []) or [])
-    lines.append(_line("Loaded drivers", len(drivers)))
-    lines.extend(
-        f"  {_hex(getattr(d, 'base', None))} {_hex(getattr(d, 'size', None)):>10}  {getattr(d, 'name', d)}"
-        for d in drivers
-    )
-    unloaded = list(getattr(tri, "unloaded_drivers", []) or [])
-    lines.append(_line("Unloaded drivers", len(unloaded)))
-    lines.extend(
-        f"  {_hex(getattr(u, 'start', None))}-{_hex(getattr(u, 'end', None))}  {getattr(u, 'name', u)}"
-        for u in unloaded
-    )
-    if hasattr(tri, "stack_scan"):
-        hits = list(tri.stack_scan())
-        lines.append(_line("Stack scan", f"{len(hits)} values point into modules"))
-        for hit in hits:
-            target = f"{hit.module}+{hit.offset:#x}" if getattr(hit, "module", None) else "?"
-            lines.append(f"  {_hex(hit.address)}  {_hex(hit.value)}  {target}")
+    lines.append(_line("Process / thread", f"{tri.process_name} pid {tri.pid} tid {tri.tid}"))
+    lines.append(_line("Loaded drivers", len(tri.drivers)))
+    lines.extend(f"  {d.base:#x} {d.size:>#10x}  {d.name}" for d in tri.drivers)
+    lines.append(_line("Unloaded drivers", len(tri.unloaded_drivers)))
+    lines.extend(f"  {u.start:#x}-{u.end:#x}  {u.name}" for u in tri.unloaded_drivers)
+    hits = tri.stack_scan()
+    lines.append(_line("Stack scan", f"{len(hits)} values point into modules"))
+    lines.extend(f"  {h.address:#x}  {h.value:#x}  {h.module}+{h.offset:#x}" for h in hits)
     return lines
 
 
@@ -359,8 +339,11 @@ def command(dumps: tuple[Path, ...], as_json: bool) -> None:
     for path in dumps:
         try:
             with KernelDump.open(path) as dump:
-                d = describe(dump)
-                text = None if as_json else render_text(d)
+                if as_json:
+                    d, text = describe(dump), None
+                else:  # the table shows the small dump's sections directly: no to_dict() to build and drop
+                    d = describe_header(dump)
+                    text = render_text(d, _triage(dump, d["warnings"]))
         except DbgautoError as exc:
             failed += 1
             click.echo(str(exc), err=True)
@@ -373,7 +356,6 @@ def command(dumps: tuple[Path, ...], as_json: bool) -> None:
             click.echo(f"{path}: internal error: {type(exc).__name__}: {exc}", err=True)
             emit({"file": str(path), "error": {"code": "internal", "message": str(exc)}})
             continue
-        d.pop("_triage_obj", None)
         emit(d)
         if text is not None:
             click.echo(text)

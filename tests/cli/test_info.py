@@ -101,18 +101,33 @@ def test_json_on_the_real_small_dump_matches_ground_truth(
     assert d["bugcheck_name"] == "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M"
 
 
-def test_small_dump_carries_the_triage_summary_or_says_why_not(triage_x64_path: Path) -> None:
+def test_small_dump_carries_the_triage_summary(triage_x64_path: Path, groundtruth_x64: dict[str, Any]) -> None:
     res = _run("--json", str(triage_x64_path))
     [d] = json.loads(res.stdout)
-    try:
-        from dbgauto.kdump.triage import TriageDump
-    except ImportError:
-        TriageDump = None
-    if TriageDump is not None and hasattr(TriageDump, "to_dict") and "triage" in d:
-        assert isinstance(d["triage"], dict)
-        assert d["triage"]
-    else:
-        assert any("triage" in w for w in d["warnings"]), d["warnings"]
+    assert isinstance(d["triage"], dict)
+    assert d["triage"]
+    t = d["triage"]
+    proc = groundtruth_x64["process"]
+    assert (t["process_name"], t["pid"]) == (proc["image_file_name"], proc["pid"])
+    unloaded = groundtruth_x64["unloaded_drivers"]
+    assert [(u["name"], _hex(u["start"]), _hex(u["end"])) for u in t["unloaded_drivers"]] == [
+        (u["name"], _hex(u["start"]), _hex(u["end"])) for u in unloaded
+    ]
+
+
+def test_human_table_of_the_real_small_dump_shows_its_sections(
+    triage_x64_path: Path, groundtruth_x64: dict[str, Any]
+) -> None:
+    res = CliRunner().invoke(cli, ["info", str(triage_x64_path)])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "Small memory dump (triage)" in out
+    proc = groundtruth_x64["process"]
+    assert f"{proc['image_file_name']} pid {proc['pid']} tid" in out
+    unloaded = groundtruth_x64["unloaded_drivers"]
+    assert f"Unloaded drivers        : {len(unloaded)}" in out
+    for u in unloaded:
+        assert f"  {u['start']}-{u['end']}  {u['name']}" in out
 
 
 def test_exit_codes_and_one_line_failures(tmp_path: Path, triage_x64_path: Path) -> None:
