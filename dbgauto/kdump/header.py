@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from dbgauto.errors import TruncatedDumpError
 from dbgauto.kdump.constants import (
-    FILETIME_EPOCH_OFFSET_100NS,
     HEADER32_SIZE,
     HEADER64_SIZE,
 )
@@ -49,10 +48,6 @@ def filetime_to_datetime(raw: int | None) -> datetime | None:
     if not raw or raw > _FILETIME_MAX:
         return None
     return _FILETIME_EPOCH + timedelta(microseconds=raw // 10)
-
-
-def filetime_to_unix(raw: int) -> float:
-    return (raw - FILETIME_EPOCH_OFFSET_100NS) / 1e7
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,43 +161,6 @@ class DumpHeader:
             exception=exception,
             warnings=tuple(warnings),
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values (ints, str, None, lists) for JSON writers; the CLI formats them."""
-        return {
-            "signature": self.signature.decode("ascii", "replace"),
-            "is_64bit": self.is_64bit,
-            "major_version": self.major_version,
-            "minor_version": self.minor_version,
-            "directory_table_base": self.directory_table_base,
-            "pfn_database": self.pfn_database,
-            "ps_loaded_module_list": self.ps_loaded_module_list,
-            "ps_active_process_head": self.ps_active_process_head,
-            "machine": self.machine,
-            "number_processors": self.number_processors,
-            "bugcheck_code": self.bugcheck_code,
-            "bugcheck_parameters": list(self.bugcheck_parameters),
-            "pae_enabled": self.pae_enabled,
-            "kd_debugger_data_block": self.kd_debugger_data_block,
-            "dump_type": self.dump_type,
-            "required_dump_space": self.required_dump_space,
-            "system_time": self.system_time,
-            "system_time_raw": self.system_time_raw,
-            "system_uptime_100ns": self.system_uptime_100ns,
-            "comment": self.comment,
-            "mini_dump_fields": self.mini_dump_fields,
-            "secondary_data_state": self.secondary_data_state,
-            "product_type": self.product_type,
-            "suite_mask": self.suite_mask,
-            "writer_status": self.writer_status,
-            "kd_secondary_version": self.kd_secondary_version,
-            "attributes": self.attributes,
-            "boot_id": self.boot_id,
-            "physical_memory_runs": None
-            if self.physical_memory_runs is None
-            else [list(r) for r in self.physical_memory_runs],
-            "physical_memory_pages": self.physical_memory_pages,
-        }
 
 
 def _byte_is_filler(buf: Buffer, offset: int) -> bool:

@@ -41,21 +41,18 @@ class VirtualView:
         buffer: Buffer,
         *,
         copies: Sequence[Region],
-        blocks: Sequence[tuple[int, int, int]] = (),
-        columns: tuple[Sequence[int], Sequence[int], Sequence[int]] | None = None,
+        columns: tuple[Sequence[int], Sequence[int], Sequence[int]],
         address_mask: int = 0xFFFFFFFFFFFFFFFF,
         path: os.PathLike[str] | str | None = None,
     ) -> None:
-        """``copies``: single copies (checked first, in order); data blocks as (address, offset, size) rows or as
-        ``columns`` (addresses, offsets, sizes)."""
+        """``copies``: single copies (checked first, in order); ``columns``: the data blocks' addresses, offsets
+        and sizes."""
         self._buf = buffer
         self._path = path
         self._mask = address_mask
         self.copies: tuple[Region, ...] = tuple(
             Region(c.address & address_mask, c.offset, c.size, c.label) for c in copies if c.size > 0
         )
-        if columns is None:
-            columns = ([b[0] for b in blocks], [b[1] for b in blocks], [b[2] for b in blocks])
         addresses, offsets, sizes = columns
         if address_mask != 0xFFFFFFFFFFFFFFFF:
             addresses = [a & address_mask for a in addresses]
@@ -89,13 +86,6 @@ class VirtualView:
             return self._offsets[i] + (va - self._starts[i]), self._ends[i] - va
         return None
 
-    def contains(self, va: int, size: int = 1) -> bool:
-        try:
-            self.read(va, size)
-        except PageNotPresentError:
-            return False
-        return True
-
     def read(self, va: int, size: int) -> bytes:
         """``size`` bytes at ``va``; PageNotPresentError names the first address no copy holds."""
         if size < 0:
@@ -116,9 +106,6 @@ class VirtualView:
             parts.append(bytes(self._buf[off : off + n]))
             pos += n
         return b"".join(parts)
-
-    def read_pointer(self, va: int, pointer_size: int) -> int:
-        return int.from_bytes(self.read(va, pointer_size), "little")
 
     @property
     def block_count(self) -> int:
