@@ -50,6 +50,7 @@ from dbgauto.kdump.structs.kd import (
     MI_UNLOADED_DRIVERS,
     UNLOADED_DRIVERS32,
     UNLOADED_DRIVERS64,
+    split_unicode_string,
 )
 
 from .policy import PolicyInputs, select_data_blocks
@@ -330,10 +331,7 @@ class _Collector:
         return KLDR_DATA_TABLE_ENTRY64
 
     def _unicode(self, raw: bytes) -> str | None:
-        if self.ps == 8:
-            length, _maxlen, buf = struct.unpack_from("<HH4xQ", raw)
-        else:
-            length, _maxlen, buf = struct.unpack_from("<HHI", raw)
+        length, _maxlen, buf = split_unicode_string(raw, is_64bit=self.ps == 8)
         if not length or not buf or length > MAX_NAME_BYTES:
             return None
         data = self.mem.read(buf, length & ~1)
@@ -409,7 +407,7 @@ class _Collector:
             if not v["StartAddress"] and not v["EndAddress"]:
                 continue
             name = self._unicode(v["Name"])
-            length = struct.unpack_from("<H", v["Name"])[0]
+            length = split_unicode_string(v["Name"], is_64bit=self.ps == 8)[0]
             out.append(UnloadedInfo(name or "", v["StartAddress"], v["EndAddress"], min(length, 24)))
         return out
 
