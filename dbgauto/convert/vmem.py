@@ -39,7 +39,6 @@ class DumpMemory:
 
     def __init__(self, dump: KernelDump) -> None:
         self.dump = dump
-        self.is_64bit = dump.is_64bit
         self.pointer_size = 8 if dump.is_64bit else 4
         self._va_mask = 0xFFFF_FFFF_FFFF_FFFF if dump.is_64bit else 0xFFFF_FFFF
         self._pages: dict[int, bytes | None] = {}
@@ -69,6 +68,11 @@ class DumpMemory:
 
     # -- physical pages ------------------------------------------------------------------------------------
 
+    def _file_bytes(self, pos: int, size: int) -> bytes | None:
+        """``size`` bytes of the dump file at ``pos`` (pread, else the reader's mmap); None when cut short."""
+        data = bytes(self.dump.buffer[pos : pos + size]) if self._fd is None else os.pread(self._fd, size, pos)
+        return data if len(data) == size else None
+
     def _read_entry(self, pa: int, size: int) -> int:
         """One paging entry, cached by address; only its bytes are read (tables are touched sparsely)."""
         key = pa * 8 + size
@@ -78,9 +82,8 @@ class DumpMemory:
         off = self.dump.page_offset(pa >> PAGE_SHIFT)
         if off is None:
             raise PageNotPresentError(pa, path=self.dump.path)
-        pos = off + (pa & (PAGE_SIZE - 1))
-        raw = bytes(self.dump.buffer[pos : pos + size]) if self._fd is None else os.pread(self._fd, size, pos)
-        if len(raw) != size:
+        raw = self._file_bytes(off + (pa & (PAGE_SIZE - 1)), size)
+        if raw is None:
             raise PageNotPresentError(pa, path=self.dump.path)
         value = self._entries[key] = int(_ENTRY[size].unpack(raw)[0])
         return value
@@ -105,34 +108,17 @@ class DumpMemory:
     def _small(self, va: int, size: int, page_va: int) -> bytes | None:
         """A read inside one page that is not cached: only those bytes (a pointer window needs 256 of 4096)."""
         off = self._page_offset(page_va)
-        if off is None:
-            return None
-        pos = off + (va - page_va)
-        if self._fd is None:
-            return bytes(self.dump.buffer[pos : pos + size])
-        data = os.pread(self._fd, size, pos)
-        return data if len(data) == size else None
+        return None if off is None else self._file_bytes(off + (va - page_va), size)
 
     def page(self, page_va: int) -> bytes | None:
         """The 4 KiB page at ``page_va`` (page-aligned), or None when it does not translate or is absent."""
         if page_va in self._pages:
             return self._pages[page_va]
         off = self._page_offset(page_va)
-        data = None
-        if off is not None:
-            if self._fd is None:
-                data = bytes(self.dump.buffer[off : off + PAGE_SIZE])
-            else:
-                data = os.pread(self._fd, PAGE_SIZE, off)
-                data = data if len(data) == PAGE_SIZE else None
+        data = None if off is None else self._file_bytes(off, PAGE_SIZE)
         if len(self._pages) < MAX_CACHED_PAGES:
             self._pages[page_va] = data
         return data
-
-    @property
-    def pages_touched(self) -> int:
-        """Distinct data pages translated (paging entries not counted)."""
-        return len(self._offsets)
 
     def prefetch(self, ranges: list[tuple[int, int]]) -> None:
         """Ask the OS to start reading these (va, size) ranges now (POSIX_FADV_WILLNEED), so that a batch of
@@ -202,10 +188,6 @@ class DumpMemory:
     def u32(self, va: int) -> int | None:
         data = self.read(va, 4)
         return None if data is None else int(struct.unpack("<I", data)[0])
-
-    def u64(self, va: int) -> int | None:
-        data = self.read(va, 8)
-        return None if data is None else int(struct.unpack("<Q", data)[0])
 
     def canon(self, value: int) -> int:
         """A KDDEBUGGER_DATA64 pointer (sign-extended on 32-bit kernels) as this machine's VA."""
