@@ -10,7 +10,6 @@ from __future__ import annotations
 import abc
 import enum
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -104,34 +103,26 @@ class Banner:
         }
 
 
-_HEX64 = r"0x([0-9a-fA-F]{8})`?([0-9a-fA-F]{8})?"
-_BANNER_PATTERNS: Final = {
-    "debugger_version": re.compile(r"^.*Debugger Version\s+(\S+)", re.M),
-    "dump_kind": re.compile(r"^(.*Dump File:.*?)\s*$", re.M),
-    "os_line": re.compile(r"^(\S.*Kernel Version (\d+).*?)\s*$", re.M),
-    "bases": re.compile(rf"^Kernel base = {_HEX64} PsLoadedModuleList = {_HEX64}", re.M),
-    "session_time": re.compile(r"^Debug session time:\s*(.*?)\s*$", re.M),
-    "uptime": re.compile(r"^System Uptime:\s*(.*?)\s*$", re.M),
-}
-
-
-def _join_hex(high: str, low: str | None) -> int:
-    return int(high + (low or ""), 16)
-
-
 def parse_banner(text: str) -> Banner:
-    """The few banner lines the engines need (version, dump kind, OS build, bases, times); tolerant of gaps."""
-    found: dict[str, Any] = {}
-    for key in ("debugger_version", "dump_kind", "session_time", "uptime"):
-        m = _BANNER_PATTERNS[key].search(text)
-        found[key] = m.group(1) if m else None
-    m = _BANNER_PATTERNS["os_line"].search(text)
-    found["os_line"], found["build"] = (m.group(1), int(m.group(2))) if m else (None, None)
-    m = _BANNER_PATTERNS["bases"].search(text)
-    if m:
-        found["kernel_base"] = _join_hex(m.group(1), m.group(2))
-        found["ps_loaded_module_list"] = _join_hex(m.group(3), m.group(4))
-    return Banner(raw=text, **found)
+    """The few banner lines the engines keep (version, dump kind, OS build, bases, times); tolerant of gaps.
+
+    Read by :func:`dbgauto.analysis.parsers.parse_banner`, the one reader of debugger banners (imported here,
+    not at module load, so that opening an engine module stays cheap).
+    """
+    from dbgauto.analysis.parsers import parse_banner as parse_banner_text
+
+    info = parse_banner_text(text)
+    return Banner(
+        debugger_version=info.debugger_version,
+        dump_kind=info.dump_kind_line,
+        os_line=info.os.raw if info.os is not None else None,
+        build=info.build,
+        kernel_base=info.kernel_base,
+        ps_loaded_module_list=info.ps_loaded_module_list,
+        session_time=info.debug_session_time_raw,
+        uptime=info.uptime_raw,
+        raw=text,
+    )
 
 
 def split_commands(line: str) -> list[str]:

@@ -33,6 +33,7 @@ from dbgauto.engines.base import (
     CommandResult,
     Engine,
     Session,
+    parse_banner,
 )
 from dbgauto.engines.cdb import check_rejected, write_small_dump_with_command
 from dbgauto.errors import (
@@ -222,10 +223,10 @@ class DbgEngSession(Session):
         except BaseException:
             self.close()
             raise
-        from dbgauto.engines.base import parse_banner
-
-        parsed = parse_banner(f"Debugger Version {self.debugger_version}\n{vt}")
-        self.banner: Banner = parsed  # type: ignore[misc]
+        # DbgEng prints no banner of its own: the version line cdb would print, then vertarget's lines
+        version = self.debugger_version
+        head = f"Microsoft (R) Windows Debugger Version {version}\n" if version else ""
+        self.banner: Banner = parse_banner(head + str(vt))  # type: ignore[misc]
 
     def _call(self, command: str, fn: Any, timeout: float) -> Any:
         """Run ``fn`` on a worker thread; on timeout interrupt DbgEng, mark the session dead and raise."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from dbgauto import __version__
 from dbgauto.errors import (
     CommandTimeoutError,
     DebuggerCommandError,
@@ -97,7 +98,7 @@ def test_banner_is_parsed(session: Any) -> None:
     assert b.session_time == "Sun Feb 21 01:38:22.987 2021 (UTC + 0:00)"
     assert b.uptime == "0 days 0:00:03.747"
     assert session.debugger_version == b.debugger_version
-    assert b.debugger_version
+    assert b.debugger_version == __version__  # "dbgauto Native Debugger Version X" printed by the stand-in
     assert session.prompt == "0: kd> "
 
 

@@ -87,6 +87,8 @@ def test_session_opens_runs_and_writes_small_dumps(triage_x64_path: Path, tmp_pa
         assert s.debugger_version == "10.0.99999.1"
         assert s.banner.build == 19041
         assert s.banner.kernel_base == 0xFFFFF8047BA00000
+        assert s.banner.debugger_version == "10.0.99999.1"
+        assert s.banner.raw.startswith("Microsoft (R) Windows Debugger Version 10.0.99999.1\n")
         res = s.run(".bugcheck")
         assert res.engine == "dbgeng"
         assert res.output.startswith("Bugcheck code 1000007E")

@@ -166,6 +166,7 @@ def test_outputs_parse_back_with_the_debugger_output_parsers(session: NativeSess
     assert banner.dump_variety == "small"
     assert banner.build == 19041
     assert banner.ps_loaded_module_list == 0xFFFFF8047C62A390
+    assert banner.debugger_version == session.debugger_version.split()[-1]  # "dbgauto-native X" -> X
 
 
 def test_echo_and_semicolons(session: NativeSession) -> None:

@@ -13,7 +13,8 @@ from .analyze import PROBABLY_CAUSED_BY_RE as _PROBABLY_RE
 from .bugcheck import parse_bugcheck_summary
 from .model import BannerInfo, OsInfo, ProbableCause, VertargetInfo, parse_hex
 
-_VERSION_RE = re.compile(r"^\s*Microsoft \(R\) Windows Debugger Version (\S+)(?:\s+(\S+))?")
+# cdb/kd/WinDbg print "Microsoft (R) Windows ..."; the native engine's banner (dbgauto shell) "dbgauto Native ...".
+_VERSION_RE = re.compile(r"^\s*(?:Microsoft \(R\) Windows|dbgauto Native) Debugger Version (\S+)(?:\s+(\w+))?")
 _DUMP_FILE_RE = re.compile(r"^\s*Loading Dump File \[(.*)\]\s*$")
 _DUMP_KIND_RE = re.compile(r"^\s*((?:[A-Za-z-]+ )*Dump File): (.+?)\s*$")
 _SYMPATH_RE = re.compile(r"^\s*Symbol search path is:(.*)$")
