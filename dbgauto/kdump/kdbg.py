@@ -25,7 +25,7 @@ from typing import Final
 
 from dbgauto.errors import ConversionError, MemoryAccessError
 from dbgauto.kdump.constants import PAGE_SIZE
-from dbgauto.kdump.structs.kd import KDBG_HEADER_SIZE, KDBG_OWNER_TAG_VALUE, decode_kdbg_fields
+from dbgauto.kdump.structs.kd import KDBG_HEADER_SIZE, KDBG_OWNER_TAG_VALUE, decode_kdbg_fields, kdbg_header
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,6 @@ def encode_words(data: bytes, keys: KdbgKeys) -> bytes:
     return struct.pack(f"<{n}Q", *out) + data[n * 8 :]
 
 
-def _tag_and_size(head: bytes) -> tuple[int, int]:
-    tag, size = struct.unpack_from("<II", head, 0x10)
-    return tag, size
-
-
 def _plausible(tag: int, size: int) -> bool:
     return tag == KDBG_OWNER_TAG_VALUE and KDBG_MIN_SIZE <= size <= KDBG_MAX_READ and size % 8 == 0
 
@@ -127,7 +122,7 @@ def read_kdbg(
     head = read(va, KDBG_HEADER_SIZE)
     if head is None:
         raise ConversionError(f"{source}: KDBG at {va:#x} is not in the dump")
-    tag, size = _tag_and_size(head)
+    tag, size = kdbg_header(head) or (0, 0)
     if _plausible(tag, size):
         raw = read(va, size)
         if raw is None:
@@ -140,7 +135,7 @@ def read_kdbg(
         candidates.extend(find_keys_in_code(read, nt_base, nt_size, va))
     for k in candidates:
         dec = decode_words(head, k)
-        tag, size = _tag_and_size(dec)
+        tag, size = kdbg_header(dec) or (0, 0)
         if not _plausible(tag, size):
             continue
         enc_raw = read(va, size)
