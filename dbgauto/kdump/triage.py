@@ -304,6 +304,10 @@ class _Parser:
         self.size = len(buf)
         self.machine = machine
         self.warnings: list[str] = []
+        self.driver_entry_size = ts.DRIVER_ENTRY_SIZE64 if is_64bit else ts.DRIVER_ENTRY_SIZE32
+        self.triage_layout, self.triage_offset = (
+            (ts.TRIAGE_DUMP64, ts.TRIAGE_HEADER_OFFSET64) if is_64bit else (ts.TRIAGE_DUMP32, ts.TRIAGE_HEADER_OFFSET32)
+        )
 
     def fail(self, section: str, reason: str, offset: int | None = None) -> TriageFormatError:
         return TriageFormatError(self.path, section, reason, offset=offset)
@@ -333,11 +337,7 @@ class _Parser:
         mit = main["machine_image_type"]
         if self.machine is None:
             self.machine = mit if mit is not None else (Machine.AMD64 if self.is_64bit else Machine.I386)
-        tri_layout, tri_off = (
-            (ts.TRIAGE_DUMP64, ts.TRIAGE_HEADER_OFFSET64)
-            if self.is_64bit
-            else (ts.TRIAGE_DUMP32, ts.TRIAGE_HEADER_OFFSET32)
-        )
+        tri_layout, tri_off = self.triage_layout, self.triage_offset
         self.need("triage_header", tri_off, tri_layout.size)
         h = TriageHeader(**tri_layout.unpack(self.buf, tri_off))
         tri = TriageDump(
@@ -394,14 +394,13 @@ class _Parser:
     def _check_overlaps(self, h: TriageHeader, tri: TriageDump) -> None:
         """Sections that overlap each other are reported (each still reads on its own)."""
         spans = []
-        entry = ts.DRIVER_ENTRY_SIZE64 if self.is_64bit else ts.DRIVER_ENTRY_SIZE32
         for name, off, length in (
             ("mm", h.mm_offset, len(tri.mm.raw) if tri.mm is not None else 0),
             ("prcb", h.prcb_offset, len(tri.prcb or b"")),
             ("process", h.process_offset, len(tri.process or b"")),
             ("thread", h.thread_offset, len(tri.thread or b"")),
             ("call_stack", h.call_stack_offset, h.size_of_call_stack),
-            ("driver_list", h.driver_list_offset, h.driver_count * entry),
+            ("driver_list", h.driver_list_offset, h.driver_count * self.driver_entry_size),
             ("string_pool", h.string_pool_offset, h.string_pool_size),
             ("debugger_data", h.debugger_data_offset, h.debugger_data_size),
             ("data_blocks", h.data_blocks_offset, h.data_blocks_count * ts.TRIAGE_DATA_BLOCK.size),
@@ -412,9 +411,7 @@ class _Parser:
         for (s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(spans):
             if s2 < e1:
                 self.warnings.append(f"sections {n1} [{s1:#x}, {e1:#x}) and {n2} (at {s2:#x}) overlap")
-        header_end = (ts.TRIAGE_HEADER_OFFSET64 if self.is_64bit else ts.TRIAGE_HEADER_OFFSET32) + (
-            ts.TRIAGE_DUMP64.size if self.is_64bit else ts.TRIAGE_DUMP32.size
-        )
+        header_end = self.triage_offset + self.triage_layout.size
         for s, _e, n in spans:
             if s < header_end:
                 self.warnings.append(f"section {n} at {s:#x} overlaps the dump headers")
@@ -463,7 +460,7 @@ class _Parser:
     def _broken_driver(self, h: TriageHeader, drivers: list[LoadedDriver]) -> LoadedDriver | None:
         if not h.broken_driver_offset:
             return None
-        entry = ts.DRIVER_ENTRY_SIZE64 if self.is_64bit else ts.DRIVER_ENTRY_SIZE32
+        entry = self.driver_entry_size
         rel = h.broken_driver_offset - h.driver_list_offset
         if rel >= 0 and rel % entry == 0 and rel // entry < len(drivers):
             return drivers[rel // entry]

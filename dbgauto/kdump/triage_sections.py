@@ -14,7 +14,7 @@ import struct
 import sys
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from dbgauto.kdump.constants import DUMP_BLOB_SIGNATURE
 from dbgauto.kdump.layout import Layout
@@ -218,7 +218,7 @@ def parse_drivers(p: _Parser, h: TriageHeader) -> list[LoadedDriver]:
     return drivers
 
 
-def parse_kdbg(p: _Parser, offset: int, size: int, address: int | None) -> Any:
+def parse_kdbg(p: _Parser, offset: int, size: int, address: int | None) -> KdDebuggerData:
     raw = p.copy("debugger_data", offset, size)
     fields = kd.decode_kdbg_fields(raw, size=size)
     k = KdDebuggerData(address, raw, fields)

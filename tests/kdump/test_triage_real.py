@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from dbgauto.errors import PageNotPresentError
+from dbgauto.kdump.reader import KernelDump
 from dbgauto.kdump.triage import TriageDump
 
 
@@ -240,8 +241,7 @@ def test_to_dict_summarises_data_blocks_by_default(tri: TriageDump, groundtruth_
 
 
 def test_through_kernel_dump_reader(triage_x64_path: Path) -> None:
-    reader = pytest.importorskip("dbgauto.kdump.reader")
-    with reader.KernelDump.open(triage_x64_path) as dump:
+    with KernelDump.open(triage_x64_path) as dump:
         tri = dump.triage
         assert len(tri.drivers) == 151
         assert tri.pid == 4
