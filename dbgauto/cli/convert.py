@@ -22,7 +22,8 @@ from dbgauto.errors import DbgautoError
 ENGINE_CHOICES = ("native", "cdb", "dbgeng", "auto")
 
 
-def _target(src: Path, output: Path | None, many: bool) -> Path | None:
+def _target(output: Path | None, many: bool) -> Path | None:
+    """What convert_dump gets as ``out``: the file, or the folder (created) when it names one or sources are many."""
     if output is None:
         return None
     if output.is_dir() or many or str(output).endswith((os.sep, "/")):
@@ -56,8 +57,8 @@ def command(sources: tuple[Path, ...], output: Path | None, engine: str, force: 
         try:
             res = convert_dump(
                 src,
-                _target(src, output, many),
-                engine="native" if engine == "auto" else engine,
+                _target(output, many),
+                engine=engine,  # convert_dump converts "auto" natively
                 overwrite=force,
             )
         except DbgautoError as exc:
