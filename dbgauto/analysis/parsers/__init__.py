@@ -21,6 +21,7 @@ from .model import (
     ParsedLog,
     ProbableCause,
     StackFrame,
+    SystemLines,
     VertargetInfo,
     parse_hex,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "ParsedLog",
     "ProbableCause",
     "StackFrame",
+    "SystemLines",
     "VertargetInfo",
     "parse_analyze",
     "parse_banner",

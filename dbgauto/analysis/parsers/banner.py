@@ -134,7 +134,7 @@ def parse_uptime(raw: str) -> float | None:
 
 
 def _system_facts(lines: list[str]) -> dict[str, object]:
-    """The lines vertarget and the banner share, read into a dict of BannerInfo/VertargetInfo field values."""
+    """The lines vertarget and the banner share, read into a dict of SystemLines field values."""
     facts: dict[str, object] = {}
     for line in lines:
         if "os" not in facts and (os_info := parse_os_line(line)):

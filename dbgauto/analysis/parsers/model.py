@@ -108,13 +108,22 @@ class ProbableCause(_ToDict):
     symbol: str | None
 
 
-class _OsLineFacts:
-    """Mixin for results that carry the debugger's OS line (``os``) and build-lab lines: shortcuts to them."""
+@dataclass(frozen=True, slots=True)
+class SystemLines(_ToDict):
+    """The system lines the open banner and ``vertarget`` share (OS line, product, build lab, bases, times)."""
 
-    __slots__ = ()
-    os: OsInfo | None
-    edition_build_lab: str | None
-    built_by: str | None
+    os: OsInfo | None = None
+    product: str | None = None
+    suite: tuple[str, ...] = ()
+    built_by: str | None = None
+    edition_build_lab: str | None = None
+    machine_name: str | None = None
+    kernel_base: int | None = None
+    ps_loaded_module_list: int | None = None
+    debug_session_time: datetime | None = None
+    debug_session_time_raw: str | None = None
+    uptime_seconds: float | None = None
+    uptime_raw: str | None = None
 
     @property
     def os_name(self) -> str | None:
@@ -138,7 +147,7 @@ class _OsLineFacts:
 
 
 @dataclass(frozen=True, slots=True)
-class BannerInfo(_OsLineFacts, _ToDict):
+class BannerInfo(SystemLines):
     debugger_version: str | None = None
     debugger_arch: str | None = None
     dump_file: str | None = None
@@ -148,18 +157,6 @@ class BannerInfo(_OsLineFacts, _ToDict):
     truncated: bool = False
     symbol_path: str | None = None
     executable_path: str | None = None
-    os: OsInfo | None = None
-    product: str | None = None
-    suite: tuple[str, ...] = ()
-    built_by: str | None = None
-    edition_build_lab: str | None = None
-    machine_name: str | None = None
-    kernel_base: int | None = None
-    ps_loaded_module_list: int | None = None
-    debug_session_time: datetime | None = None
-    debug_session_time_raw: str | None = None
-    uptime_seconds: float | None = None
-    uptime_raw: str | None = None
     bugcheck: BugcheckInfo | None = None
     probably_caused_by: ProbableCause | None = None
     followup: str | None = None
@@ -167,21 +164,9 @@ class BannerInfo(_OsLineFacts, _ToDict):
 
 
 @dataclass(frozen=True, slots=True)
-class VertargetInfo(_OsLineFacts, _ToDict):
+class VertargetInfo(SystemLines):
     """``vertarget`` (and the same lines printed by MEX ``!di`` / ``!crash``); unknown ``Key: value`` lines in extra."""
 
-    os: OsInfo | None = None
-    product: str | None = None
-    suite: tuple[str, ...] = ()
-    built_by: str | None = None
-    edition_build_lab: str | None = None
-    machine_name: str | None = None
-    kernel_base: int | None = None
-    ps_loaded_module_list: int | None = None
-    debug_session_time: datetime | None = None
-    debug_session_time_raw: str | None = None
-    uptime_seconds: float | None = None
-    uptime_raw: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
