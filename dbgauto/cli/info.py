@@ -41,6 +41,7 @@ import click
 
 from dbgauto.errors import DbgautoError
 from dbgauto.kdump.constants import DumpAttribute, DumpType, Machine
+from dbgauto.kdump.header import iso_utc
 from dbgauto.kdump.reader import KernelDump
 
 if TYPE_CHECKING:
@@ -80,10 +81,6 @@ def _uptime_text(seconds: float) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{int(days)} days {int(hours):02d}:{int(minutes):02d}:{secs:06.3f}"
-
-
-def _utc(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def describe(dump: KernelDump) -> dict[str, Any]:
@@ -129,7 +126,9 @@ def describe_header(dump: KernelDump) -> dict[str, Any]:
         "ps_active_process_head": _hex(h.ps_active_process_head),
         "kd_debugger_data_block": _hex(h.kd_debugger_data_block),
         "pae_enabled": h.pae_enabled,
-        "system_time": None if h.system_time is None else {"utc": _utc(h.system_time), "raw": _hex(h.system_time_raw)},
+        "system_time": None
+        if h.system_time is None
+        else {"utc": iso_utc(h.system_time), "raw": _hex(h.system_time_raw)},
         "system_uptime": None
         if h.system_uptime_100ns is None
         else {
@@ -183,7 +182,7 @@ def _triage(dump: KernelDump, warnings: list[str]) -> TriageDump | None:
 
 def _json_default(v: Any) -> Any:
     if isinstance(v, datetime):
-        return _utc(v) if v.tzinfo is not None else v.isoformat()
+        return iso_utc(v) if v.tzinfo is not None else v.isoformat()
     if isinstance(v, bytes):
         return v.hex()
     if isinstance(v, Path):

@@ -19,7 +19,6 @@ from dbgauto.kdump.constants import (
     SIGNATURE,
     VALID_DUMP32,
     VALID_DUMP64,
-    DumpType,
     Machine,
 )
 from dbgauto.kdump.layout import Buffer
@@ -49,10 +48,6 @@ class Sniff:
     header_size: int
     dump_type: int
     machine: int
-
-    @property
-    def dump_type_known(self) -> bool:
-        return self.dump_type in DumpType._value2member_map_
 
     @property
     def machine_name(self) -> str:

@@ -12,7 +12,7 @@ import functools
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from dbgauto.kdump.header import filetime_to_datetime
+from dbgauto.kdump.header import filetime_to_datetime, iso_utc
 
 if TYPE_CHECKING:
     from dbgauto.kdump.triage import TriageDump
@@ -37,7 +37,7 @@ def _tag_text(tag: uuid.UUID) -> str:
 def filetime_to_iso(raw: int | None) -> str | None:
     """FILETIME (100 ns since 1601, UTC) → ISO 8601 with microseconds and "Z"; None when absent or silly."""
     t = filetime_to_datetime(raw)
-    return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if t is None else iso_utc(t)
 
 
 _SKIP_HEADER = frozenset(
