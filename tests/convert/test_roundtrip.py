@@ -6,6 +6,7 @@ sample independently of dbgauto), so every section the converter finds must equa
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from pathlib import Path
 from typing import Any
@@ -153,13 +154,20 @@ def test_encoded_variant_really_is_encoded(cases: dict[str, Any], small: Any) ->
         assert out.triage.kdbg.raw[0x10:0x14] == b"KDBG"
 
 
-def test_result_and_source_untouched(cases: dict[str, Any]) -> None:
+def test_result_and_source_untouched(cases: dict[str, Any], tmp_path: Path) -> None:
+    from dbgauto.convert import convert_dump
+
     case = cases["kernel-bitmap"]
     assert case.result.output == case.output
     assert case.result.size == case.output.stat().st_size
     assert case.result.engine == "native"
     assert [w for w in case.result.warnings if not w.startswith("data blocks: skipped memory")] == []
     assert case.result.elapsed > 0
+    src = case.inflated.path
+    before = (hashlib.sha256(src.read_bytes()).digest(), src.stat().st_mtime_ns)
+    again = convert_dump(src, tmp_path / "again.mini.dmp")
+    assert (hashlib.sha256(src.read_bytes()).digest(), src.stat().st_mtime_ns) == before
+    assert again.output.read_bytes() == case.output.read_bytes()  # the same source gives the same small dump
 
 
 def test_small_dump_source_is_copied_unchanged(triage_x64_path: Path, tmp_path: Path) -> None:
