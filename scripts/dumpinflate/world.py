@@ -96,12 +96,7 @@ class _Captured:
         return out
 
     def overlaps(self, a: int, e: int) -> bool:
-        i = bisect.bisect_right(self.starts, e - 1) - 1
-        while i >= 0 and self.ends[i] > a:
-            if self.starts[i] < e:
-                return True
-            i -= 1
-        return False
+        return bool(self.overlapping(a, e))
 
 
 def _u64(data: bytes, off: int) -> int:
