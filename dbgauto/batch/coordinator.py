@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -31,6 +30,7 @@ from dbgauto.batch.tasks import TaskSpec, content_hash, run_task
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
 from dbgauto.catalog.records import ResultRecord, SourceState
 from dbgauto.errors import DbgautoError
+from dbgauto.report.names import safe_stem
 
 __all__ = ["BatchOptions", "BatchSummary", "output_key", "run_batch"]
 
@@ -41,7 +41,6 @@ REPORTS_DIR = "reports"
 INDEX_HTML = "index.html"
 INDEX_CSV = "index.csv"
 REPORT_FORMATS = ("html", "md", "txt", "json")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(slots=True)
@@ -102,8 +101,7 @@ def output_key(path: os.PathLike[str] | str) -> str:
     """
     p = Path(path)
     digest = hashlib.sha1(str(p).encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    stem = _UNSAFE.sub("_", p.stem or p.name).strip("._")[:80] or "dump"
-    return f"{stem}-{digest}"
+    return f"{safe_stem(p.stem or p.name)}-{digest}"
 
 
 def _require(convert: bool, report: bool) -> None:
