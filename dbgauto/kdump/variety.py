@@ -28,14 +28,6 @@ class Variety:
     explanation: str
     dump_type_meaning: str
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "certain": self.certain,
-            "explanation": self.explanation,
-            "dump_type_meaning": self.dump_type_meaning,
-        }
-
 
 def meaning(dump_type: int | None) -> str:
     if dump_type is None:
