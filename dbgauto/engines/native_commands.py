@@ -14,9 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 from dbgauto.kdump.constants import DumpType, Machine
+
+if TYPE_CHECKING:
+    from dbgauto.analysis.facts import CulpritFact
 
 __all__ = [
     "Module",
@@ -55,7 +58,7 @@ _DUMP_KIND: Final[dict[int, str]] = {
     DumpType.COMPLETE_RANGE: "Complete Range Dump File: Full address space is available",
 }
 
-_KERNEL_IMAGES: Final = {"ntoskrnl.exe", "ntkrnlmp.exe", "ntkrnlpa.exe", "ntkrpamp.exe"}
+_KERNEL_IMAGES: Final = {"ntoskrnl.exe", "ntkrnlmp.exe", "ntkrnlpa.exe", "ntkrpamp.exe", "ntkrla57.exe"}
 _PRODUCT: Final = {1: "WinNt", 2: "LanManNt", 3: "ServerNt"}
 _SUITES: Final = (
     (0x0001, "SmallBusiness"),
@@ -449,37 +452,30 @@ _BOX: Final = (
 )
 
 
-def _culprit(t: Target) -> Any:
-    """The probable culprit from dbgauto.analysis.culprit, or None when that module or the facts are missing."""
-    try:
-        from dbgauto.analysis.culprit import find_culprit
-        from dbgauto.analysis.facts import DriverFact
-    except ImportError:
-        return None
+def _culprit(t: Target) -> CulpritFact | None:
+    """The probable culprit by the rule every report uses (:func:`dbgauto.analysis.culprit.find_culprit`)."""
+    from dbgauto.analysis.culprit import find_culprit
+    from dbgauto.analysis.facts import DriverFact
+
     values = [f.value for f in (t.scan() if t.scan is not None else [])]
     drivers = [
         DriverFact(name=m.image_name, path=m.path, base=m.base, size=m.size, timestamp=m.timestamp, checksum=m.checksum)
         for m in t.modules
     ]
-    try:
-        return find_culprit(
-            pc=t.pc,
-            bugcheck_code=t.bugcheck_code,
-            bugcheck_parameters=t.bugcheck_parameters,
-            drivers=drivers,
-            stack_values=values,
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
+    return find_culprit(
+        pc=t.pc,
+        bugcheck_code=t.bugcheck_code,
+        bugcheck_parameters=t.bugcheck_parameters,
+        drivers=drivers,
+        stack_values=values,
+    )
 
 
-def _culprit_names(c: Any) -> tuple[str, str, str]:
-    """(image name, module name, "module+offset") of a CulpritFact."""
-    image = ntpath.basename(str(c.name))
-    short = module_short_name(image)
-    offset = getattr(c, "offset", None)
-    site = f"{short}+{offset:x}" if isinstance(offset, int) else short
-    return image, short, site
+def _culprit_names(c: CulpritFact) -> tuple[str, str, str]:
+    """(image name, module name, "module+offset") of a culprit; its name is already the image's file name."""
+    short = module_short_name(c.name)
+    site = f"{short}+{c.offset:x}" if c.offset is not None else short
+    return c.name, short, site
 
 
 def analyze_summary(t: Target) -> str:
@@ -502,27 +498,20 @@ def analyze_summary(t: Target) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bugcheck_info(code: int) -> Any:
-    try:
-        from dbgauto.analysis.bugchecks import lookup
-    except ImportError:
-        return None
-    return lookup(code)
-
-
 def analyze(t: Target) -> str:
     """``!analyze -v`` without symbols: name, parameters with meaning, culprit, process, scanned stack."""
     if t.bugcheck_code is None:
         return _BOX + "\nNo bug check recorded in the dump.\n"
-    info = _bugcheck_info(t.bugcheck_code)
-    name = info.name if info is not None else "UNKNOWN_BUGCHECK_CODE"
-    out = [_BOX, f"{name} ({t.bugcheck_code:x})"]
-    if info is not None and info.summary:
-        out.append(info.summary)
+    from dbgauto.analysis.bugchecks import describe
+
+    fact = describe(t.bugcheck_code, t.bugcheck_parameters)
+    out = [_BOX, f"{fact.name or 'UNKNOWN_BUGCHECK_CODE'} ({t.bugcheck_code:x})"]
+    if fact.summary:
+        out.append(fact.summary)
     out.append("Arguments:")
-    for i, p in enumerate(t.bugcheck_parameters):
-        meaning = info.parameters[i] if info is not None else None
-        out.append(f"Arg{i + 1}: {_hex_plain(p, t.is_64bit)}, {meaning or ''}".rstrip(" "))
+    out += [
+        f"Arg{p.index}: {_hex_plain(p.value or 0, t.is_64bit)}, {p.meaning or ''}".rstrip(" ") for p in fact.parameters
+    ]
     out += ["", "Debugging Details:", "------------------", "", NO_SYMBOLS_NOTE, ""]
     out += [f"BUGCHECK_CODE:  {t.bugcheck_code:x}", ""]
     out += [
@@ -545,10 +534,9 @@ def analyze(t: Target) -> str:
     if c is not None:
         image, short, site = _culprit_names(c)
         out += [f"MODULE_NAME: {short}", "", f"IMAGE_NAME:  {image}", ""]
-        ts = getattr(c, "timestamp", None)
-        if isinstance(ts, int):
-            out += [f"IMAGE_VERSION_TIMESTAMP:  {ts:x}", ""]
-        out += [f"PROBABLE_CULPRIT:  {site}", "", f"CULPRIT_RULE:  {getattr(c, 'rule', '')}", ""]
+        if c.timestamp is not None:
+            out += [f"IMAGE_VERSION_TIMESTAMP:  {c.timestamp:x}", ""]
+        out += [f"PROBABLE_CULPRIT:  {site}", "", f"CULPRIT_RULE:  {c.rule or ''}", ""]
     else:
         out += ["MODULE_NAME: Unknown_Module", "", "IMAGE_NAME:  Unknown_Image", ""]
     out += [f"OSPLATFORM_TYPE:  {_ARCH.get(t.machine, 'unknown').split()[0]}", "", f"OSNAME:  {os_name(t.build)}", ""]
