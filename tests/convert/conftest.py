@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dumpinflate
 import pytest
-
-dumpinflate = pytest.importorskip("dumpinflate")
 
 
 @dataclass

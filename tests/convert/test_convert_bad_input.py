@@ -6,15 +6,14 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import dumpinflate
+import dumpsynth
 import pytest
 
 from dbgauto.convert import convert_dump
 from dbgauto.errors import ConversionError, OutputExistsError
 from dbgauto.kdump.kdbg import KdbgKeys
 from dbgauto.kdump.reader import KernelDump
-
-dumpinflate = pytest.importorskip("dumpinflate")
-dumpsynth = pytest.importorskip("dumpsynth")
 
 ABSENT_VA = 0xFFFF_C08B_F000_0000  # no captured byte and no synthesized structure lives there
 

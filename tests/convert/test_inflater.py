@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import dumpinflate
 import pytest
-
-dumpinflate = pytest.importorskip("dumpinflate")
-world_mod = pytest.importorskip("dumpinflate.world")
+from dumpinflate import world as world_mod
 
 
 def test_synthesized_bytes_cannot_overwrite_captured_ones(small: Any) -> None:

@@ -11,14 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import dumpinflate
 import pytest
 from kdmp_peer import read_virtual
 
 from dbgauto.analysis.collect import facts_from_dump
 from dbgauto.convert import convert_dump
 from dbgauto.kdump.reader import KernelDump
-
-dumpinflate = pytest.importorskip("dumpinflate")
 
 SKIPPED_BLOCKS = "data blocks: skipped memory not in the dump"
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import dumpinflate
 import pytest
 
 from dbgauto.convert import convert_dump
 from dbgauto.kdump.reader import KernelDump
-
-dumpinflate = pytest.importorskip("dumpinflate")
 
 POOL = 0x88000000  # pool pages of the test's own, outside the world's allocations
 SKIPPED_BLOCKS = "data blocks: skipped memory not in the dump"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dbgauto.kdump import reader
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_synth_dumps.py"
 EXPECTED = {  # file → (signature, DumpType offset, DumpType)
     "x64-complete-type1.dmp": (b"PAGEDU64", 0xF98, 1),
@@ -57,7 +59,6 @@ def test_rejects_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_dbgauto_sees_the_intended_varieties(samples: Path) -> None:
-    reader = pytest.importorskip("dbgauto.kdump.reader", reason="dbgauto's KernelDump reader is not there yet")
     with reader.KernelDump.open(samples / "x64-active-type5.dmp") as dump:
         assert "Active" in dump.variety.name
         assert dump.header.attributes == 0x40

@@ -16,6 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from synth_scenarios import LAYOUTS, Scenario, build_scenario
 
+from dbgauto import errors
+from dbgauto.kdump import reader
+
 PAGE = 0x1000
 X64_CASES = [(t, layout) for t in (1, 5, 6) for layout in LAYOUTS]
 X86_CASES = [(arch, t, layout) for arch in ("x86pae", "x86") for t in (1, 5) for layout in LAYOUTS[:3]]
@@ -128,8 +131,6 @@ ALL_CASES = [("x64", t, layout) for t, layout in X64_CASES] + [
 
 @pytest.mark.parametrize(("arch", "dump_type", "layout"), ALL_CASES)
 def test_dbgauto_reader_reads_the_written_bytes(tmp_path: Path, arch: str, dump_type: int, layout: str) -> None:
-    reader = pytest.importorskip("dbgauto.kdump.reader", reason="dbgauto's KernelDump reader is not there yet")
-    errors = pytest.importorskip("dbgauto.errors")
     sc = build_scenario(tmp_path, arch, dump_type, layout)
     mem = sc.space.memory
     with reader.KernelDump.open(sc.path) as dump:
@@ -154,7 +155,6 @@ def test_dbgauto_reader_reads_the_written_bytes(tmp_path: Path, arch: str, dump_
 
 @pytest.mark.parametrize(("arch", "dump_type"), [("x64", 6), ("x64", 1), ("x86pae", 5), ("x86", 1)])
 def test_dbgauto_reader_header_facts(tmp_path: Path, arch: str, dump_type: int) -> None:
-    reader = pytest.importorskip("dbgauto.kdump.reader", reason="dbgauto's KernelDump reader is not there yet")
     sc = build_scenario(tmp_path, arch, dump_type, "small")
     f = sc.fields
     pc_name = "rip" if arch == "x64" else "eip"
@@ -213,7 +213,6 @@ def test_kdmp_and_dbgauto_follow_a_pcid_dtb_and_a_process_dtb(tmp_path: Path, du
             assert bytes(dump.read_virtual_page(va, dtb)) == sp.read_virtual(va, PAGE)
     assert space.read_virtual(uva, 14) == b"user-of-system"
     assert process.read_virtual(uva, 15) == b"user-of-process"
-    reader = pytest.importorskip("dbgauto.kdump.reader", reason="dbgauto's KernelDump reader is not there yet")
     with reader.KernelDump.open(info.path) as kd:
         assert kd.read_virtual(kva, 600) == space.read_virtual(kva, 600)
         assert kd.read_virtual(uva, 14) == b"user-of-system"
@@ -229,7 +228,6 @@ def test_volatility3_and_dbgauto_follow_a_pae_pdpt_at_an_odd_32_byte_offset(tmp_
     _, virt = _vol3_layers(info.path, pae=True)
     assert virt.read(kva, 600) == space.read_virtual(kva, 600)
     assert virt.read(uva, 14) == b"user-of-system"
-    reader = pytest.importorskip("dbgauto.kdump.reader", reason="dbgauto's KernelDump reader is not there yet")
     with reader.KernelDump.open(info.path) as kd:
         assert kd.header.directory_table_base == 0x39E0
         assert kd.read_virtual(uva, 14) == b"user-of-system"
@@ -262,7 +260,6 @@ def _flagged_space(arch: str, *, nx: bool, pat_large: bool):  # -> (space, probe
 def test_dbgauto_masks_nx_and_pat_bits(tmp_path: Path, arch: str, nx: bool, pat: bool) -> None:
     from dumpsynth import write_dump
 
-    reader = pytest.importorskip("dbgauto.kdump.reader", reason="dbgauto's KernelDump reader is not there yet")
     space, probes = _flagged_space(arch, nx=nx, pat_large=pat)
     info = write_dump(tmp_path / "f.dmp", space, 6)
     with reader.KernelDump.open(info.path) as dump:
@@ -329,7 +326,6 @@ def _machines(draw: st.DrawFn) -> tuple[list[tuple[int, int]], list[tuple[int, i
 def test_any_layout_reads_back_the_same(machine: tuple) -> None:
     from dumpsynth import PhysicalMemory, pattern_page, write_dump
 
-    reader = pytest.importorskip("dbgauto.kdump.reader", reason="dbgauto's KernelDump reader is not there yet")
     ram, present, explicit, dump_type, arch = machine
     mem = PhysicalMemory(ram)
     mem.add_present_runs(present)
