@@ -143,6 +143,8 @@ def main() -> int:
         if not args.keep:
             src.unlink()
             (folder / f"kernel_{gib}g.mini.dmp").unlink()
+    if not args.keep and args.dir is None:
+        folder.rmdir()  # the temporary folder made above, now empty
     print(f"targets at 256 GiB: wall <= {TARGET_SECONDS}s, peak RSS <= {TARGET_RSS // MB} MB, read <= bitmap + 4 MB")
     print(
         "read_bytes beyond the bitmap is the distinct 4 KiB file blocks the data-block policy visits (~1,100 pointer"
