@@ -141,10 +141,8 @@ class NativeSession(Session):
         if not self._dump.has_physical_memory:
             self._pending_note = "the dump holds no memory pages: no driver list or stack to show"
             return None
-        try:
-            from dbgauto.convert import convert_dump
-        except ImportError:
-            return None
+        from dbgauto.convert import convert_dump
+
         self._tmpdir = tempfile.TemporaryDirectory(prefix="dbgauto-native-")
         out = Path(self._tmpdir.name) / "small.dmp"
         try:
