@@ -15,10 +15,7 @@ from typing import Any, Final
 
 from dbgauto.kdump.layout import Buffer, Layout
 
-# --- LIST_ENTRY / UNICODE_STRING ---------------------------------------------------------------------------------
-
-LIST_ENTRY64: Final = Layout("LIST_ENTRY64", [("Flink", 0x0, "Q"), ("Blink", 0x8, "Q")], size=0x10)
-LIST_ENTRY32: Final = Layout("LIST_ENTRY32", [("Flink", 0x0, "I"), ("Blink", 0x4, "I")], size=0x8)
+# --- UNICODE_STRING ----------------------------------------------------------------------------------------------
 
 UNICODE_STRING64: Final = Layout(
     "UNICODE_STRING64",
@@ -216,8 +213,6 @@ KDDEBUGGER_DATA64: Final = Layout(
 )
 """Every field with its offset. 0x036 ``PagingBits``: PaeEnabled bit0, KiBugCheckRecoveryActive bit1,
 PagingLevels bits 2-5 (newer SDKs; padding before). All pointers are u64, sign-extended on 32-bit kernels."""
-
-KDBG_MAX_SIZE: Final = KDDEBUGGER_DATA64.size
 
 _KDBG_FIELD_ENDS: Final = tuple((f.name, f.offset + f.size) for f in KDDEBUGGER_DATA64.fields)
 

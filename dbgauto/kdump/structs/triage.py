@@ -191,7 +191,6 @@ DUMP_DRIVER_ENTRY32: Final = Layout(
 )
 
 # DUMP_STRING: u32 Length (UTF-16 characters, not bytes), WCHAR Buffer[Length], WCHAR 0; 8-byte aligned.
-DUMP_STRING_ALIGN: Final = 8
 
 # --- TRIAGE_DATA_BLOCK (same 16 bytes in 32-bit dumps per ntiodump) ---
 
@@ -217,7 +216,3 @@ DUMP_BLOB_HEADER: Final = Layout(
     ],
     size=0x20,
 )
-
-
-def align_up(value: int, alignment: int) -> int:
-    return (value + alignment - 1) & ~(alignment - 1)
