@@ -95,18 +95,13 @@ def all_bugchecks() -> list[BugcheckInfo]:
 
 def describe(code: int, parameters: Sequence[int | None]) -> BugcheckFact:
     """A :class:`BugcheckFact` for ``code`` with each parameter's documented meaning attached."""
-    from dbgauto.analysis.facts import BugcheckFact, ParameterFact
+    from dbgauto.analysis.facts import BugcheckFact, parameters_from
 
     info = lookup(code)
-    meanings: Sequence[str | None] = info.parameters if info else ()
-    params = tuple(
-        ParameterFact(index=i + 1, value=v, meaning=meanings[i] if i < len(meanings) else None)
-        for i, v in enumerate(parameters)
-    )
     return BugcheckFact(
         code=code,
         name=info.name if info else None,
         variant_m=is_m_variant(code),
-        parameters=params,
+        parameters=parameters_from(parameters, info.parameters if info else ()),
         summary=info.summary if info else None,
     )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from dbgauto.analysis.bugchecks import describe
 from dbgauto.analysis.culprit import (
-    MICROSOFT_DRIVER_NAMES,
+    MICROSOFT_DRIVER_STEMS,
     find_culprit,
     is_core_module,
     looks_third_party,
@@ -376,7 +376,7 @@ def _log_third_party(name: str, path: str | None) -> bool:
     if path or "." in name:
         return looks_third_party(path or name)
     stem = name.lower().removeprefix("dump_")
-    return not is_core_module(stem) and not any(m.rsplit(".", 1)[0] == stem for m in MICROSOFT_DRIVER_NAMES)
+    return not is_core_module(stem) and stem not in MICROSOFT_DRIVER_STEMS
 
 
 def _symbolic_stack(frames: Sequence[Any]) -> StackFact | None:

@@ -35,6 +35,7 @@ from dbgauto.analysis.facts import CulpritFact, DriverFact
 __all__ = [
     "CODE_ADDRESS_PARAMETER",
     "MICROSOFT_DRIVER_NAMES",
+    "MICROSOFT_DRIVER_STEMS",
     "find_culprit",
     "is_core_module",
     "looks_third_party",
@@ -110,6 +111,8 @@ MICROSOFT_DRIVER_NAMES: Final = _words(
     hdaudio.sys usbaudio.sys audiosrv.sys vmgencounter.sys hyperkbd.sys hypervideo.sys storflt.sys
     """
 )
+# the same names without their extension: ``lm`` lists modules by stem (``nt``, ``acpi``, ``myfault``)
+MICROSOFT_DRIVER_STEMS: Final = frozenset(name.rsplit(".", 1)[0] for name in MICROSOFT_DRIVER_NAMES)
 
 
 def module_basename(name: str) -> str:

@@ -514,7 +514,7 @@ def _strip_x(key: str) -> str:
     return key[2:] if key.startswith("x_") else key
 
 
-def parameters_from(values: Sequence[int], meanings: Sequence[str | None] = ()) -> tuple[ParameterFact, ...]:
+def parameters_from(values: Sequence[int | None], meanings: Sequence[str | None] = ()) -> tuple[ParameterFact, ...]:
     """Four (or fewer) raw parameters with their meanings, numbered from 1."""
     return tuple(
         ParameterFact(index=i + 1, value=v, meaning=meanings[i] if i < len(meanings) else None)

@@ -165,3 +165,14 @@ def test_text_without_debugger_output_says_so(transcripts_dir: Path) -> None:
     assert facts_from_log("").warnings == (
         "no debugger output recognised (no banner, !analyze, .bugcheck, vertarget, lm or k)",
     )
+
+
+def test_lm_stems_of_inbox_drivers_are_not_third_party(transcripts_dir: Path) -> None:
+    """``lm`` prints stems (``volmgrx``, ``spaceport``, ``Wdf01000``): matched against the inbox list by stem."""
+    text = (transcripts_dir / "D01_msdocs_debug_universal_drivers_live_kd_lab.log").read_text(errors="replace")
+    flags = {d.name: d.third_party for d in facts_from_log(text).drivers}
+    assert flags["volmgrx"] is False
+    assert flags["spaceport"] is False
+    assert flags["Wdf01000"] is False
+    assert flags["mcupdate_GenuineIntel"] is False
+    assert flags["tabletaudiosample.sys"] is True  # the lab's own sample driver
