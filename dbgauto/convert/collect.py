@@ -244,17 +244,13 @@ class _Collector:
     def _saved_context(self, prcb_va: int, f: dict[str, int]) -> CpuContext | None:
         """The register state a processor saved in its PRCB (KPRCB.Context pointer, else ProcessorState)."""
         lay = context_layout(self.dump.machine)
-        off = f.get("OffsetPrcbContext")
-        if off:
-            ptr = self.mem.pointer(prcb_va + off)
-            raw = self.mem.read(ptr, lay.size) if ptr else None
-            if raw is not None:
-                ctx = parse_context(self.dump.machine, raw)
-                if ctx.sp:
-                    return ctx
-        off = f.get("OffsetPrcbProcStateContext")
-        if off:
-            raw = self.mem.read(prcb_va + off, lay.size)
+        places: list[int | None] = []  # the KPRCB.Context pointer first, then ProcessorState.ContextFrame
+        if f.get("OffsetPrcbContext"):
+            places.append(self.mem.pointer(prcb_va + f["OffsetPrcbContext"]))
+        if f.get("OffsetPrcbProcStateContext"):
+            places.append(prcb_va + f["OffsetPrcbProcStateContext"])
+        for va in places:
+            raw = self.mem.read(va, lay.size) if va else None
             if raw is not None:
                 ctx = parse_context(self.dump.machine, raw)
                 if ctx.sp:
