@@ -31,7 +31,15 @@ from dbgauto.kdump.layout import Buffer
 from dbgauto.kdump.ntoffsets import IMAGE_FILE_NAME_LENGTH, offsets_for
 from dbgauto.kdump.structs import kd
 from dbgauto.kdump.structs import triage as ts
-from dbgauto.kdump.structs.context import CpuContext, ExceptionRecord, context_layout, parse_context, parse_exception
+from dbgauto.kdump.structs.context import (
+    EXCEPTION_RECORD32,
+    EXCEPTION_RECORD64,
+    CpuContext,
+    ExceptionRecord,
+    context_layout,
+    parse_context,
+    parse_exception,
+)
 from dbgauto.kdump.structs.header import HEADER32, HEADER64
 from dbgauto.kdump.triage_sections import (
     EMPTY_BLOCKS,
@@ -426,7 +434,7 @@ class _Parser:
                 self.need("context", h.context_offset, lay.size)
                 tri.context = parse_context(self.machine, self.buf, h.context_offset)
         if h.exception_offset:
-            size = 0x98 if self.is_64bit else 0x50
+            size = (EXCEPTION_RECORD64 if self.is_64bit else EXCEPTION_RECORD32).size
             self.need("exception", h.exception_offset, size)
             tri.exception = parse_exception(self.is_64bit, self.buf, h.exception_offset)
 

@@ -31,6 +31,7 @@ from dbgauto.kdump.constants import TRIAGE_VALID, DumpType, Machine, TriageFlag
 from dbgauto.kdump.layout import PAGE_FILL
 from dbgauto.kdump.structs import triage as ts
 from dbgauto.kdump.structs.context import (
+    EXCEPTION_MAXIMUM_PARAMETERS,
     EXCEPTION_RECORD32,
     EXCEPTION_RECORD64,
     CpuContext,
@@ -93,6 +94,14 @@ def _align8(n: int) -> int:
     return (n + 7) & ~7
 
 
+def _exception_copy(tri: TriageDump) -> bytes | None:
+    """The EXCEPTION_RECORD32/64 bytes exactly as the parsed dump holds them."""
+    if tri.exception is None:
+        return None
+    size = (EXCEPTION_RECORD64 if tri.is_64bit else EXCEPTION_RECORD32).size
+    return bytes(tri.buffer[tri.header.exception_offset : tri.header.exception_offset + size])
+
+
 @dataclass
 class TriageDumpBuilder:
     """The parts of a small memory dump; :meth:`build` lays them out, :meth:`write` writes them atomically."""
@@ -141,9 +150,7 @@ class TriageDumpBuilder:
             is_64bit=tri.is_64bit,
             header_fields={k: v for k, v in tri.dump_header.items() if k not in _HEADER_OWN},
             context=tri.context.raw if tri.context is not None else None,
-            exception=bytes(buf[h.exception_offset : h.exception_offset + (0x98 if tri.is_64bit else 0x50)])
-            if tri.exception is not None
-            else None,
+            exception=_exception_copy(tri),
             mm=tri.mm.raw if tri.mm is not None else None,
             mm_present=tri.mm is not None,
             unloaded_drivers=list(tri.unloaded_drivers) if h.unloaded_drivers_offset else None,
@@ -245,7 +252,8 @@ class TriageDumpBuilder:
             header[ctx_start : ctx_start + len(ctx)] = ctx
             t["context_offset"] = ctx_start
         if self.exception is not None:
-            header[exc_start : exc_start + (0x98 if is64 else 0x50)] = self._exception_bytes(is64)
+            exception = self._exception_bytes(is64)
+            header[exc_start : exc_start + len(exception)] = exception
             t["exception_offset"] = exc_start
         fields = {k: v for k, v in self.header_fields.items() if k not in _HEADER_OWN and k in hdr_lay.by_name}
         fields.update(
@@ -306,7 +314,7 @@ class TriageDumpBuilder:
         lay.pack_into(raw, 0, head)  # the 64-bit record's alignment pad keeps the filler, as Windows leaves it
         step = 8 if is64 else 4
         base = lay.offset_of("exception_information")
-        for i, p in enumerate(e.parameters[:15]):
+        for i, p in enumerate(e.parameters[:EXCEPTION_MAXIMUM_PARAMETERS]):
             struct.pack_into("<Q" if is64 else "<I", raw, base + i * step, p)
         return bytes(raw)
 
