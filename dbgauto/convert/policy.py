@@ -198,8 +198,10 @@ class _Selector:
 
     def processors(self) -> None:
         f, inp = self.f, self.inp
-        ctx_size = context_layout(inp.machine).size
-        sp_off = context_layout(inp.machine).offset_of("rsp" if inp.is_64bit else "esp")
+        ctx_lay = context_layout(inp.machine)
+        ctx_size = ctx_lay.size
+        flags_off = ctx_lay.offset_of("context_flags")
+        sp_off = ctx_lay.offset_of("rsp" if inp.is_64bit else "esp")
         for cpu, prcb in enumerate(inp.processor_blocks):
             if not prcb:
                 continue
@@ -210,7 +212,7 @@ class _Selector:
                 head = self.mem.read(ctx_va, ctx_size + 0x18)
                 size = ctx_size
                 if head is not None:
-                    flags = struct.unpack_from("<I", head, 0x30 if inp.is_64bit else 0)[0]
+                    flags = struct.unpack_from("<I", head, flags_off)[0]
                     if flags & CONTEXT_XSTATE_BIT:
                         all_off, all_len = struct.unpack_from("<iI", head, ctx_size)
                         if all_off == -ctx_size and ctx_size <= all_len <= MAX_CONTEXT_EX:
