@@ -126,29 +126,15 @@ def parse_banner(text: str) -> Banner:
 
 
 def split_commands(line: str) -> list[str]:
-    """Split a command line on ``;`` the way the debugger does: not inside double quotes; empty parts dropped.
+    """The commands of one command line, split on ``;`` as the debugger does; comments are left out.
 
-    ``.echo "a; b"`` stays one command (the quoted form may hold ``;``); ``$$`` starts a comment to the end.
+    Splitting is :func:`dbgauto.analysis.parsers.split_command_line` (quotes, braces, ``.echo``, ``j``); the
+    comments it keeps whole are not executed: ``$$ text`` (ends at the next ``;``) and ``* text`` (the rest of
+    the line), so ``r eax; $$ note; r ebx; * more; r ecx`` runs ``r eax`` and ``r ebx``.
     """
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = False
-    i = 0
-    while i < len(line):
-        ch = line[i]
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch == ";":
-            parts.append("".join(current))
-            current = []
-            i += 1
-            continue
-        elif not quoted and line.startswith("$$", i) and not "".join(current).strip():
-            break  # comment command: the rest of the line is not executed
-        current.append(ch)
-        i += 1
-    parts.append("".join(current))
-    return [p.strip() for p in parts if p.strip()]
+    from dbgauto.analysis.parsers import split_command_line
+
+    return [c for c in split_command_line(line) if not c.startswith(("$$", "*"))]
 
 
 class Session(abc.ABC):

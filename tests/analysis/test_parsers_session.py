@@ -157,6 +157,9 @@ def test_d04_single_user_mode_line(transcripts_dir: Path) -> None:
         (".echo it's; k", (".echo it's", "k")),  # unquoted .echo ends at ; whatever quotes it holds
         (".echo a;b", (".echo a", "b")),
         ("* comment; k", ("* comment; k",)),  # * comments take the rest of the line
+        ("$$ it's {; k", ("$$ it's {", "k")),  # $$ comments end at the first ; whatever they hold
+        # the documentation's example: "displays eax and ebx, but not ecx"
+        ("r eax; $$ some text; r ebx; * more text; r ecx", ("r eax", "$$ some text", "r ebx", "* more text; r ecx")),
         ('bp nt!KeBugCheckEx "k;g"; bl', ('bp nt!KeBugCheckEx "k;g"', "bl")),
         (".block { r; k }; g", (".block { r; k }", "g")),
         ("!analyze -v; q", ("!analyze -v", "q")),

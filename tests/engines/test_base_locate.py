@@ -26,6 +26,7 @@ def test_split_commands_like_the_debugger() -> None:
     assert split_commands(".frame 0n0;dv /t /v") == [".frame 0n0", "dv /t /v"]  # D01: no spaces around ;
     assert split_commands('.echo "a;b"; k') == ['.echo "a;b"', "k"]
     assert split_commands(" ; ;") == []
+    assert split_commands(".if (1) { r; k }; g") == [".if (1) { r; k }", "g"]  # a brace block is one command
 
 
 def test_banner_of_a_new_debugger_t11(transcripts_dir: Path) -> None:

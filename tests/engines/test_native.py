@@ -176,7 +176,9 @@ def test_echo_and_semicolons(session: NativeSession) -> None:
         "one\n",
         "two; three\n",
     ]
-    assert split_commands("$$ comment; .echo x") == []
+    # $$ comments end at the next ";", * comments take the rest of the line (the debugger documentation's example)
+    assert split_commands("$$ comment; .echo x") == [".echo x"]
+    assert split_commands("r eax; $$ some text; r ebx; * more text; r ecx") == ["r eax", "r ebx"]
 
 
 def test_unknown_commands_name_the_debugger_to_install(session: NativeSession) -> None:

@@ -59,8 +59,8 @@ def split_command_line(line: str) -> tuple[str, ...]:
 
     ``;`` does not split inside double quotes, single quotes (``j`` branches) or braces; an unclosed quote runs
     to the end of the line. ``.echo`` without a leading double quote ends at the first ``;`` whatever quotes it
-    holds; ``.echo "..."`` may hold ``;``. A ``*`` comment takes the rest of the line. ``j`` keeps its
-    ``Command1 ; Command2`` pair together.
+    holds; ``.echo "..."`` may hold ``;``. A ``*`` comment takes the rest of the line; a ``$$`` comment ends at the
+    first ``;`` whatever it holds. ``j`` keeps its ``Command1 ; Command2`` pair together.
     """
     commands: list[str] = []
     i, n = 0, len(line)
@@ -74,11 +74,11 @@ def split_command_line(line: str) -> tuple[str, ...]:
         if line[i] == "*":
             commands.append(line[start:].strip())
             break
-        if word == ".echo" or word.startswith(".echo;"):
-            j = i + len(".echo")
+        if word == ".echo" or word.startswith(".echo;") or line.startswith("$$", i):
+            j = i + len(".echo") if line[i] == "." else i + 2
             while j < n and line[j] in " \t":
                 j += 1
-            if j < n and line[j] == '"':
+            if j < n and line[j] == '"' and line[i] == ".":
                 close = line.find('"', j + 1)
                 j = n if close < 0 else close + 1
             end = line.find(";", j)
