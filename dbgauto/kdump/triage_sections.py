@@ -150,7 +150,7 @@ def _selective_struct(lay: Layout) -> struct.Struct:
 
 _ENTRY64 = _selective_struct(ts.DUMP_DRIVER_ENTRY64)
 _ENTRY32 = _selective_struct(ts.DUMP_DRIVER_ENTRY32)
-_BLOCK = struct.Struct("<QII")
+_BLOCK = _selective_struct(ts.TRIAGE_DATA_BLOCK)  # <QII
 _new_block = functools.partial(tuple.__new__, DataBlock)  # NamedTuple without the per-call _make overhead
 _U32 = struct.Struct("<I")
 _BLOB_HEADER = _selective_struct(ts.DUMP_BLOB_HEADER)

@@ -226,7 +226,7 @@ class TriageDumpBuilder:
             table = bytearray()
             cur = payload
             for address, data in self.data_blocks:
-                table += struct.pack("<QII", address, cur, len(data))
+                table += ts.TRIAGE_DATA_BLOCK.pack({"address": address, "offset": cur, "size": len(data)})
                 cur += len(data)
             t["data_blocks_offset"] = put(table)
             t["data_blocks_count"] = n
