@@ -14,21 +14,15 @@ _LOG_SUFFIXES = (".log", ".txt")
 
 def _dump_files(inputs: tuple[Path, ...]) -> list[Path]:
     """Files given, plus every file under given folders whose first bytes are a kernel-dump signature."""
+    from dbgauto.batch.discover import has_dump_signature  # the batch's own test: one signature rule
+
     found: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            found.extend(p for p in sorted(item.rglob("*")) if p.is_file() and _looks_like_dump(p))
+            found.extend(p for p in sorted(item.rglob("*")) if p.is_file() and has_dump_signature(p))
         else:
             found.append(item)
     return found
-
-
-def _looks_like_dump(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(8) in (b"PAGEDUMP", b"PAGEDU64")
-    except OSError:
-        return False
 
 
 def _log_files(inputs: tuple[Path, ...]) -> list[Path]:
