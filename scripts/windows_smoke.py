@@ -6,11 +6,12 @@ Run on a Windows machine with Debugging Tools for Windows (or the Store WinDbg) 
     python scripts/windows_smoke.py C:\\dumps\\MEMORY.DMP C:\\Windows\\Minidump\\*.dmp
     python scripts/windows_smoke.py --engines cdb --debugger-path "C:\\...\\x64\\cdb.exe" D:\\big.dmp
 
-For every dump and engine it checks: open, vertarget, .bugcheck (same code as the dump header), lm,
-!analyze -v, .dump /m into a temporary folder, and re-opens the written file with dbgauto's native reader
-(a small memory dump with the same bug check). Each engine/dump pair runs in its own process, because DbgEng
-allows one session per process and a hung command cannot be stopped in-process. A pass/fail table is
-printed; the exit status is 0 only when every check passed. Nothing is sent anywhere.
+For every dump and engine it checks: open, vertarget (same build as the dump header), .bugcheck and
+!analyze -v (same bug check code), lm (module rows), .dump /m into a temporary folder, and re-opens the
+written file with dbgauto's native reader (a small memory dump with the same bug check). Each engine/dump
+pair runs in its own process, because DbgEng allows one session per process and a hung command cannot be
+stopped in-process. A pass/fail table is printed; the exit status is 0 only when every check passed.
+Nothing is sent anywhere.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ CHECKS = ("available", "open", "vertarget", ".bugcheck", "lm", "!analyze -v", ".
 
 def _check_one(engine_name: str, dump: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run every check for one engine on one dump (in this process); one row per check."""
+    from dbgauto.analysis.parsers import parse_analyze, parse_bugcheck, parse_lm, parse_vertarget
     from dbgauto.engines.select import get_engine
     from dbgauto.kdump.reader import KernelDump
 
@@ -39,7 +41,7 @@ def _check_one(engine_name: str, dump: Path, args: argparse.Namespace) -> list[d
         rows.append({"engine": engine_name, "dump": str(dump), "check": check, "ok": ok, "detail": detail[:160]})
 
     with KernelDump.open(dump) as kd:
-        expected_code = kd.header.bugcheck_code
+        expected_code, expected_build = kd.header.bugcheck_code, kd.header.minor_version
     engine = get_engine(engine_name, debugger_path=args.debugger_path)
     avail = engine.available()
     row("available", avail.ok, avail.reason)
@@ -53,11 +55,12 @@ def _check_one(engine_name: str, dump: Path, args: argparse.Namespace) -> list[d
         return rows
     with session:
         row("open", True, f"{time.perf_counter() - start:.1f}s, debugger {session.debugger_version}")
+        # each answer is read with the parsers dbgauto uses on debugger logs, and compared with the dump header
         for command, verify in (
-            ("vertarget", lambda out: "Kernel Version" in out),
-            (".bugcheck", lambda out: _bugcheck_code(out) == expected_code),
-            ("lm", lambda out: "start" in out and len(out.splitlines()) > 2),
-            ("!analyze -v", lambda out: "Bugcheck Analysis" in out or "BUGCHECK" in out),
+            ("vertarget", lambda out: parse_vertarget(out).build == expected_build),
+            (".bugcheck", lambda out: getattr(parse_bugcheck(out), "code", None) == expected_code),
+            ("lm", lambda out: len(parse_lm(out)) > 0),
+            ("!analyze -v", lambda out: parse_analyze(out).bugcheck_code == expected_code),
         ):
             try:
                 res = session.run(command, timeout=args.timeout)
@@ -91,11 +94,6 @@ def _expand(pattern: str) -> list[Path]:
     if any(ch in p.name for ch in "*?["):
         return sorted(p.parent.glob(p.name)) or [p]
     return [p]
-
-
-def _bugcheck_code(output: str) -> int | None:
-    m = re.search(r"Bugcheck code ([0-9A-Fa-f]+)", output)
-    return int(m.group(1), 16) if m else None
 
 
 def _run_child(engine_name: str, dump: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
