@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import mmap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +12,6 @@ import pytest
 from dbgauto.errors import PageNotPresentError
 from dbgauto.kdump.reader import KernelDump
 from dbgauto.kdump.triage import TriageDump
-
-
-@pytest.fixture(scope="module")
-def tri(triage_x64_path: Path) -> Iterator[TriageDump]:
-    with open(triage_x64_path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        t = TriageDump.parse_buffer(mm, path=triage_x64_path, is_64bit=True)
-        yield t
-        del t
 
 
 def _x(s: str) -> int:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import mmap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +15,6 @@ from dbgauto.kdump.triage_writer import BlobSpec, DriverSpec, TriageDumpBuilder,
 @pytest.fixture(scope="module")
 def original(triage_x64_path: Path) -> bytes:
     return triage_x64_path.read_bytes()
-
-
-@pytest.fixture(scope="module")
-def tri(triage_x64_path: Path) -> Iterator[TriageDump]:
-    with open(triage_x64_path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        t = TriageDump.parse_buffer(mm, path=triage_x64_path, is_64bit=True)
-        yield t
-        del t
 
 
 def differing_ranges(a: bytes, b: bytes) -> list[tuple[int, int]]:
