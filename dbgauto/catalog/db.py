@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from dbgauto.catalog.records import DumpState, ResultRecord, SourceState
 from dbgauto.errors import CatalogError
@@ -46,6 +46,30 @@ def utc_now() -> str:
 
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+# A dump's row with its latest result (the skip rule needs both).
+_STATE_QUERY: Final = (
+    "SELECT d.id, d.path, d.size, d.mtime_ns, d.hash, d.source_deleted,"
+    " r.status, r.error_code, r.size AS rsize, r.mtime_ns AS rmtime, r.hash AS rhash"
+    " FROM dumps AS d LEFT JOIN results AS r ON r.id = (SELECT max(id) FROM results WHERE dump_id = d.id)"
+)
+
+
+def _dump_state(row: sqlite3.Row) -> DumpState:
+    return DumpState(
+        dump_id=row["id"],
+        path=row["path"],
+        size=row["size"],
+        mtime_ns=row["mtime_ns"],
+        hash=row["hash"],
+        last_status=row["status"],
+        last_error_code=row["error_code"],
+        last_result_size=row["rsize"],
+        last_result_mtime_ns=row["rmtime"],
+        last_result_hash=row["rhash"],
+        source_deleted=row["source_deleted"],
+    )
 
 
 class Catalog:
@@ -195,52 +219,12 @@ class Catalog:
 
     # ---------------------------------------------------------------- dumps and results
     def dump_state(self, path: str) -> DumpState | None:
-        row = self.conn.execute(
-            "SELECT d.id, d.path, d.size, d.mtime_ns, d.hash, d.source_deleted,"
-            " r.status, r.error_code, r.size AS rsize, r.mtime_ns AS rmtime, r.hash AS rhash"
-            " FROM dumps AS d LEFT JOIN results AS r"
-            " ON r.id = (SELECT max(id) FROM results WHERE dump_id = d.id) WHERE d.path = ?",
-            (path,),
-        ).fetchone()
-        if row is None:
-            return None
-        return DumpState(
-            dump_id=row["id"],
-            path=row["path"],
-            size=row["size"],
-            mtime_ns=row["mtime_ns"],
-            hash=row["hash"],
-            last_status=row["status"],
-            last_error_code=row["error_code"],
-            last_result_size=row["rsize"],
-            last_result_mtime_ns=row["rmtime"],
-            last_result_hash=row["rhash"],
-            source_deleted=row["source_deleted"],
-        )
+        row = self.conn.execute(f"{_STATE_QUERY} WHERE d.path = ?", (path,)).fetchone()
+        return None if row is None else _dump_state(row)
 
     def all_dump_states(self) -> dict[str, DumpState]:
         """Every known path's state in one query (discovery compares thousands of files against it)."""
-        rows = self.conn.execute(
-            "SELECT d.id, d.path, d.size, d.mtime_ns, d.hash, d.source_deleted,"
-            " r.status, r.error_code, r.size AS rsize, r.mtime_ns AS rmtime, r.hash AS rhash"
-            " FROM dumps AS d LEFT JOIN results AS r ON r.id = (SELECT max(id) FROM results WHERE dump_id = d.id)"
-        )
-        return {
-            row["path"]: DumpState(
-                row["id"],
-                row["path"],
-                row["size"],
-                row["mtime_ns"],
-                row["hash"],
-                row["status"],
-                row["error_code"],
-                row["rsize"],
-                row["rmtime"],
-                row["rhash"],
-                row["source_deleted"],
-            )
-            for row in rows
-        }
+        return {row["path"]: _dump_state(row) for row in self.conn.execute(_STATE_QUERY)}
 
     def touch_dump(self, source: SourceState) -> None:
         """Same content seen with a new mtime (hash matched): remember the new size/mtime, keep the results."""

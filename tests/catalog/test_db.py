@@ -82,6 +82,9 @@ def test_result_round_trip_and_latest(tmp_path: Path) -> None:
         assert state is not None
         assert (state.size, state.mtime_ns, state.last_status) == (200, 9, "ok")
         assert cat.dump_state("/src/none.dmp") is None
+        states = cat.all_dump_states()
+        assert states["/src/b.dmp"] == state  # the bulk query (discovery's) agrees with the single one
+        assert "/src/none.dmp" not in states
         assert len(cat.results_for_dump(state.dump_id)) == 2
 
 
