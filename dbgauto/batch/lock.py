@@ -19,6 +19,7 @@ from filelock import FileLock, Timeout
 
 from dbgauto.catalog.db import utc_now
 from dbgauto.errors import CatalogLockedError
+from dbgauto.util.atomic import atomic_write_text
 
 __all__ = ["LOCK_NAME", "batch_lock", "holder_info"]
 
@@ -58,7 +59,7 @@ def batch_lock(out_dir: os.PathLike[str] | str, *, wait: bool = False, timeout: 
     try:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}
         with contextlib.suppress(OSError):
-            (out / (LOCK_NAME + ".info")).write_text(json.dumps(info), encoding="utf-8")
+            atomic_write_text(out / (LOCK_NAME + ".info"), json.dumps(info))  # a waiting run reads it
         log.debug("holding %s", lock_path)
         yield lock_path
     finally:
