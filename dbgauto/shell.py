@@ -20,10 +20,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from dbgauto.engines.base import split_commands
 from dbgauto.errors import DbgautoError, DebuggerCommandError
+
+if TYPE_CHECKING:
+    from dbgauto.engines.native import NativeSession
 
 __all__ = ["ShellOptions", "main", "parse_args", "run_console"]
 
@@ -77,14 +80,11 @@ def parse_args(argv: list[str]) -> ShellOptions:
 
 
 class _Console:
-    def __init__(self, session: object, out: TextIO, *, test_mode: bool) -> None:
-        from dbgauto.engines.native import NativeSession
-
-        assert isinstance(session, NativeSession)
+    def __init__(self, session: NativeSession, out: TextIO, *, test_mode: bool) -> None:
         self.session = session
         self.out = out
         self.test_mode = test_mode
-        self.prompt = f"{session.crash_cpu}: kd> "
+        self.prompt = session.prompt  # "N: kd> ", N = the crashing CPU
 
     def write(self, text: str) -> None:
         self.out.write(text)
@@ -145,7 +145,7 @@ def _error_text(verb: str, command: str, exc: DebuggerCommandError) -> str:
     return f"{first}\n*** {exc}\n"
 
 
-def run_console(session: object, stdin: TextIO, stdout: TextIO, *, initial: list[str] | None = None) -> int:
+def run_console(session: NativeSession, stdin: TextIO, stdout: TextIO, *, initial: list[str] | None = None) -> int:
     """The prompt loop: banner already printed by the caller; returns the exit status."""
     console = _Console(session, stdout, test_mode=os.environ.get(TEST_ENV) == "1")
     if initial and not console.execute_line("; ".join(initial), echo=True):
