@@ -92,6 +92,7 @@ class DumpHeader:
     context: CpuContext | None
     exception: ExceptionRecord | None
     warnings: tuple[str, ...] = field(default=())
+    run_table_problem: str | None = None  # why physical_memory_runs is None although the table is not filler
 
     @property
     def build(self) -> int | None:
@@ -128,7 +129,9 @@ class DumpHeader:
         raw_params = lay.read(buf, "bugcheck_parameters")
         params = tuple(None if p == fill else p for p in raw_params)  # each "PAGE" parameter is absent
         raw_time = v["system_time"]
-        runs, pages = _physical_memory_block(buf, lay.offset_of("physical_memory_block"), is_64bit, warnings)
+        runs, pages, run_table_problem = _physical_memory_block(buf, lay.offset_of("physical_memory_block"), is_64bit)
+        if run_table_problem is not None:
+            warnings.append(run_table_problem)
         context = _context(buf, lay.offset_of("context_record"), machine, lay.by_name["context_record"].size, warnings)
         exception = _exception(buf, lay.offset_of("exception"), is_64bit)
         return cls(
@@ -165,6 +168,7 @@ class DumpHeader:
             context=context,
             exception=exception,
             warnings=tuple(warnings),
+            run_table_problem=run_table_problem,
         )
 
 
@@ -187,9 +191,10 @@ def _comment(raw: bytes | None) -> str | None:
 
 
 def _physical_memory_block(
-    buf: Buffer, offset: int, is_64bit: bool, warnings: list[str]
-) -> tuple[tuple[tuple[int, int], ...] | None, int | None]:
-    """The run table (PHYSICAL_MEMORY_DESCRIPTOR32/64): runs and NumberOfPages; None where it is filler."""
+    buf: Buffer, offset: int, is_64bit: bool
+) -> tuple[tuple[tuple[int, int], ...] | None, int | None, str | None]:
+    """The run table (PHYSICAL_MEMORY_DESCRIPTOR32/64): runs, NumberOfPages (None where filler) and, when the
+    runs are unusable although present, why."""
     desc, run, max_runs = (
         (PHYSMEM_DESC64, PHYSMEM_RUN64, PHYSMEM_MAX_RUNS64)
         if is_64bit
@@ -198,15 +203,14 @@ def _physical_memory_block(
     d = desc.unpack(buf, offset, page_fill_absent=True)
     n_runs, n_pages = d["number_of_runs"], d["number_of_pages"]
     if n_runs is None:
-        return None, n_pages
+        return None, n_pages, None
     if n_runs > max_runs:
-        warnings.append(f"run table claims {n_runs} runs, the header holds at most {max_runs}; ignored")
-        return None, n_pages
+        return None, n_pages, f"run table claims {n_runs} runs, the header holds at most {max_runs}; ignored"
     runs = []
     for i in range(n_runs):
         r = run.unpack(buf, offset + desc.size + i * run.size)
         runs.append((r["base_page"], r["page_count"]))
-    return tuple(runs), n_pages
+    return tuple(runs), n_pages, None
 
 
 def _context(buf: Buffer, offset: int, machine: int | None, room: int, warnings: list[str]) -> CpuContext | None:

@@ -313,11 +313,13 @@ def build_run_map(
     file_size: int,
     header_size: int,
     path: os.PathLike[str] | str | None,
-    missing_reason: str = "the header's run table is absent ('PAGE' filler)",
+    problem: str | None = None,
 ) -> RangeMap:
-    """DumpType 1: the header's run table; pages follow the header run after run, without holes."""
+    """DumpType 1: the header's run table; pages follow the header run after run, without holes. ``problem``:
+    why the header decoder set the runs aside (None: the table is "PAGE" filler)."""
     if runs is None:
-        raise RunListError(path, f"full dump (DumpType 1) without a usable run table: {missing_reason}")
+        reason = problem or "the header's run table is absent ('PAGE' filler)"
+        raise RunListError(path, f"full dump (DumpType 1) without a usable run table: {reason}")
     ranges = []
     offset = header_size
     for i, (base, count) in enumerate(runs):

@@ -167,7 +167,7 @@ class KernelDump:
                 self.file_size,
                 self.header_size,
                 self.path,
-                *[w for w in self.header.warnings if "run table" in w][:1],
+                self.header.run_table_problem,
             )
         elif dt in _BITMAP_TYPES:
             self._physmap, self.bitmap_info = build_bitmap_map(
