@@ -215,3 +215,19 @@ def test_readme_example_for_the_drivers_block_renders(tmp_path: Path, facts: Cra
     assert "vendor.sys" in cells
     assert r"\SystemRoot\System32\drivers\vendor0.sys" in cells
     assert "Loaded drivers" not in ReportRenderer([user]).render_dump(facts, "html")
+
+
+def test_real_dump_culprit_reads_like_its_stack_frame(tmp_path: Path, triage_x64_path: Path) -> None:
+    """Every format names the culprit as ``module+0xoffset``, the form of the stack listing (and WinDbg's)."""
+    from dbgauto.analysis.collect import facts_from_dump
+
+    real = facts_from_dump(triage_x64_path)
+    assert real.stack is not None
+    assert "amdppm.sys+0x334c" in [fr.location for fr in real.stack.frames]
+    r = ReportRenderer()
+    txt = r.write_dump_report(real, tmp_path, "txt").read_text(encoding="utf-8")
+    assert "Probable culprit: amdppm.sys+0x334c (rule: bugcheck-parameter-2)" in txt
+    md = r.write_dump_report(real, tmp_path, "md").read_text(encoding="utf-8")
+    assert "**amdppm.sys** +0x334c (rule: bugcheck-parameter-2)" in md
+    html = r.write_dump_report(real, tmp_path, "html").read_text(encoding="utf-8")
+    assert '<strong class="mono">amdppm.sys</strong><span class="mono">+0x334c</span>' in html
