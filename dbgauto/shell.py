@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from dbgauto.engines.base import split_commands
+from dbgauto.engines.base import QUIT_COMMANDS, split_commands
 from dbgauto.errors import DbgautoError, DebuggerCommandError
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class _Console:
 
     def execute(self, command: str) -> bool:
         verb, _, rest = command.partition(" ")
-        if verb.lower() in ("q", "qq", "qd"):
+        if verb.lower() in QUIT_COMMANDS:
             self.write("quit:\n")
             self.out.flush()
             return False

@@ -8,27 +8,37 @@ only; :func:`dbgauto.engines.select.get_engine` picks the implementation.
 from __future__ import annotations
 
 import abc
+import contextlib
 import enum
 import os
+import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from dbgauto.errors import DebuggerCommandError, EngineError, OutputExistsError
+
 __all__ = [
     "DEFAULT_COMMAND_TIMEOUT",
     "DEFAULT_OPEN_TIMEOUT",
+    "QUIT_COMMANDS",
     "Availability",
     "Banner",
     "Capability",
     "CommandResult",
     "Engine",
     "Session",
+    "check_rejected",
+    "one_command_line",
     "split_commands",
+    "write_small_dump_with_command",
 ]
 
 DEFAULT_COMMAND_TIMEOUT: Final = 120.0
 DEFAULT_OPEN_TIMEOUT: Final = 300.0  # loading a dump can mean downloading symbols
+QUIT_COMMANDS: Final = frozenset({"q", "qq", "qd"})  # end the session (every engine answers "quit:")
 
 
 class Capability(enum.Flag):
@@ -167,7 +177,7 @@ class Session(abc.ABC):
         items = split_commands(commands) if isinstance(commands, str) else list(commands)
         results = []
         for cmd in items:
-            if cmd.lower() in ("q", "qq", "qd"):
+            if cmd.lower() in QUIT_COMMANDS:
                 break
             results.append(self.run(cmd, timeout=timeout))
         return results
@@ -200,3 +210,59 @@ class Engine(abc.ABC):
         timeout: float = DEFAULT_OPEN_TIMEOUT,
     ) -> Session:
         """Open ``dump``; raises EngineUnavailableError, DumpNotFoundError, DumpFormatError, EngineError."""
+
+
+# -- shared by the sessions that drive a real debugger (cdb/kd over pipes, DbgEng in-process) -------------------
+
+_REJECTED: Final = re.compile(
+    r"^(?:\s*\^ [\w ]*error in '.*|No export \S+ found.*|Couldn't resolve error at .*)$", re.M
+)
+
+
+def one_command_line(engine: str, command: str) -> str:
+    """``command`` stripped; a line break would let one call run several commands, so it is refused."""
+    text = command.strip()
+    if "\n" in text or "\r" in text:
+        raise DebuggerCommandError(engine, command, "one command line at a time (no line breaks)")
+    return text
+
+
+def check_rejected(engine: str, command: str, output: str) -> None:
+    """Raise DebuggerCommandError when the output carries the debugger's "command rejected" lines."""
+    rejected = _REJECTED.search(output)
+    if rejected is None:
+        return
+    lines = [rejected.group(0).strip()]
+    following = output[rejected.end() :].lstrip("\n").split("\n", 1)[0]
+    if following.startswith("***"):
+        lines.append(following.lstrip("* ").strip())
+    raise DebuggerCommandError(engine, command, " - ".join(lines), output=output)
+
+
+def write_small_dump_with_command(session: Session, out: os.PathLike[str] | str, *, overwrite: bool) -> Path:
+    """``.dump /m /o`` into a temporary name beside ``out``, then one rename (never a half-written file)."""
+    target = Path(out).resolve()
+    if target.exists() and not overwrite:
+        raise OutputExistsError(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    try:
+        result = session.run(f'.dump /m /o "{partial}"', timeout=DEFAULT_OPEN_TIMEOUT)
+        if not partial.is_file() or "successfully written" not in result.output.lower():
+            detail = result.output.strip()[-300:]
+            raise EngineError(session.engine_name, f".dump /m did not write {target}: {detail}")
+        if overwrite:
+            partial.replace(target)
+        else:
+            try:
+                os.link(partial, target)
+            except FileExistsError:
+                raise OutputExistsError(target) from None
+            except OSError:
+                if target.exists():
+                    raise OutputExistsError(target) from None
+                partial.replace(target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return target

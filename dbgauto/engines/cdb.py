@@ -29,35 +29,34 @@ from typing import Any, Final
 from dbgauto.engines.base import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_OPEN_TIMEOUT,
+    QUIT_COMMANDS,
     Availability,
     Banner,
     Capability,
     CommandResult,
     Engine,
     Session,
+    check_rejected,
+    one_command_line,
     parse_banner,
+    write_small_dump_with_command,
 )
 from dbgauto.engines.locate import find_debugger
 from dbgauto.errors import (
     CommandTimeoutError,
-    DebuggerCommandError,
     DumpNotFoundError,
     EngineCrashedError,
     EngineError,
     EngineUnavailableError,
-    OutputExistsError,
 )
 
-__all__ = ["CdbEngine", "CdbSession", "check_rejected", "write_small_dump_with_command"]
+__all__ = ["CdbEngine", "CdbSession"]
 
 log = logging.getLogger(__name__)
 
 _PROMPT_HEAD: Final = re.compile(r"\A(?:\d+: )?kd> ")
 _LAST_PROMPT: Final = re.compile(r"((?:\d+: )?kd> )\Z")
 _PROMPT_TAIL: Final = re.compile(r"(?:\d+: )?kd> \Z")
-_REJECTED: Final = re.compile(
-    r"^(?:\s*\^ [\w ]*error in '.*|No export \S+ found.*|Couldn't resolve error at .*)$", re.M
-)
 _OPEN_FAILED: Final = re.compile(
     r"^.*(?:Could not open dump file|Could not match Dump File signature|cannot open DumpFile).*$", re.M
 )
@@ -269,10 +268,8 @@ class CdbSession(Session):
 
     def run(self, command: str, *, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
         self._check_usable()
-        text = command.strip()
-        if "\n" in text or "\r" in text:
-            raise DebuggerCommandError(self.engine_name, command, "one command line at a time (no line breaks)")
-        if text.lower() in ("q", "qq", "qd"):
+        text = one_command_line(self.engine_name, command)
+        if text.lower() in QUIT_COMMANDS:
             self.close()
             return CommandResult(text, "quit:\n", 0.0, self.engine_name, self.debugger_version)
         start = time.perf_counter()
@@ -306,44 +303,3 @@ def _trim_prompts(raw: str) -> str:
     """Drop the prompt printed before the command and the one printed before the sentinel (nothing else)."""
     text = _PROMPT_HEAD.sub("", raw, count=1)
     return _PROMPT_TAIL.sub("", text, count=1)
-
-
-def check_rejected(engine: str, command: str, output: str) -> None:
-    """Raise DebuggerCommandError when the output carries the debugger's "command rejected" lines."""
-    rejected = _REJECTED.search(output)
-    if rejected is None:
-        return
-    lines = [rejected.group(0).strip()]
-    following = output[rejected.end() :].lstrip("\n").split("\n", 1)[0]
-    if following.startswith("***"):
-        lines.append(following.lstrip("* ").strip())
-    raise DebuggerCommandError(engine, command, " - ".join(lines), output=output)
-
-
-def write_small_dump_with_command(session: Session, out: os.PathLike[str] | str, *, overwrite: bool) -> Path:
-    """``.dump /m /o`` into a temporary name beside ``out``, then one rename (never a half-written file)."""
-    target = Path(out).resolve()
-    if target.exists() and not overwrite:
-        raise OutputExistsError(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
-    try:
-        result = session.run(f'.dump /m /o "{partial}"', timeout=DEFAULT_OPEN_TIMEOUT)
-        if not partial.is_file() or "successfully written" not in result.output.lower():
-            detail = result.output.strip()[-300:]
-            raise EngineError(session.engine_name, f".dump /m did not write {target}: {detail}")
-        if overwrite:
-            partial.replace(target)
-        else:
-            try:
-                os.link(partial, target)
-            except FileExistsError:
-                raise OutputExistsError(target) from None
-            except OSError:
-                if target.exists():
-                    raise OutputExistsError(target) from None
-                partial.replace(target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
-    return target

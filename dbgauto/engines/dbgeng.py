@@ -27,15 +27,18 @@ from typing import Any, Final, Protocol
 from dbgauto.engines.base import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_OPEN_TIMEOUT,
+    QUIT_COMMANDS,
     Availability,
     Banner,
     Capability,
     CommandResult,
     Engine,
     Session,
+    check_rejected,
+    one_command_line,
     parse_banner,
+    write_small_dump_with_command,
 )
-from dbgauto.engines.cdb import check_rejected, write_small_dump_with_command
 from dbgauto.errors import (
     CommandTimeoutError,
     DebuggerCommandError,
@@ -269,10 +272,8 @@ class DbgEngSession(Session):
             raise EngineError(ENGINE_NAME, f"session on {self.dump_path} is closed")
         if self._dead is not None:
             raise EngineCrashedError(ENGINE_NAME, f"session is dead: {self._dead}; start a new process")
-        text = command.strip()
-        if "\n" in text:
-            raise DebuggerCommandError(ENGINE_NAME, command, "one command line at a time (no line breaks)")
-        if text.lower() in ("q", "qq", "qd"):
+        text = one_command_line(ENGINE_NAME, command)
+        if text.lower() in QUIT_COMMANDS:
             self.close()
             return CommandResult(text, "quit:\n", 0.0, ENGINE_NAME, self.debugger_version)
         start = time.perf_counter()

@@ -24,6 +24,7 @@ from dbgauto.engines import native_commands as fmt
 from dbgauto.engines.base import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_OPEN_TIMEOUT,
+    QUIT_COMMANDS,
     Availability,
     Banner,
     Capability,
@@ -209,7 +210,7 @@ class NativeSession(Session):
         verb, _, rest = command.partition(" ")
         verb_l = verb.lower()
         t = self.target
-        if verb_l in ("q", "qq", "qd"):
+        if verb_l in QUIT_COMMANDS:
             self.close()
             return "quit:\n"
         if verb_l == ".echo":
