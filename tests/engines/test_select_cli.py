@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from dbgauto import __version__
 from dbgauto.cli import cli
 from dbgauto.engines.select import get_engine, select_engine
 from dbgauto.errors import EngineUnavailableError
@@ -63,7 +64,7 @@ def test_doctor_json_with_a_debugger_path_probes_its_version() -> None:
     rep = json.loads(result.output)
     cdb = next(e for e in rep["engines"] if e["name"] == "cdb")
     assert cdb["usable"] is True
-    assert cdb["version"] == "0.1.0"  # what `dbgauto shell -version` answers, like `cdb -version`
+    assert cdb["version"] == __version__  # what `dbgauto shell -version` answers, like `cdb -version`
     assert rep["auto"]["engine"] == "cdb"
     assert rep["looked_for"]["cdb"][0] == {"source": "--debugger-path", "path": SHELL, "exists": True}
 
