@@ -52,6 +52,7 @@ from dbgauto.kdump.structs.kd import (
     UNLOADED_DRIVERS64,
     split_unicode_string,
 )
+from dbgauto.kdump.triage_parts import UnloadedSpec
 
 from .policy import PolicyInputs, select_data_blocks
 from .vmem import DumpMemory
@@ -84,14 +85,8 @@ class DriverInfo:
     entry_va: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class UnloadedInfo:
-    """One MmUnloadedDrivers entry (full name; the writer keeps the first 12 characters, as Windows does)."""
-
-    name: str
-    start: int
-    end: int
-    name_length: int | None = None
+# One MmUnloadedDrivers entry (full name; the writer keeps the first 12 characters, as Windows does).
+UnloadedInfo = UnloadedSpec
 
 
 @dataclass

@@ -40,6 +40,7 @@ from dbgauto.kdump.structs.context import (
     pack_context,
 )
 from dbgauto.kdump.structs.header import HEADER32, HEADER64
+from dbgauto.kdump.triage_parts import DriverSpec, UnloadedSpec
 from dbgauto.util.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -57,27 +58,6 @@ class _DriverLike(Protocol):
     size: int
     timestamp: int
     checksum: int
-
-
-@dataclass(frozen=True, slots=True)
-class DriverSpec:
-    """A loaded driver to list (LoadedDriver from the reader fits the same shape)."""
-
-    name: str | None
-    base: int
-    size: int
-    timestamp: int = 0
-    checksum: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class UnloadedSpec:
-    """An unloaded driver; Windows keeps only the first 12 characters of the name."""
-
-    name: str
-    start: int
-    end: int
-    name_length: int | None = None  # bytes; default min(2*len(name), 24)
 
 
 @dataclass(frozen=True, slots=True)
