@@ -241,10 +241,9 @@ class CdbSession(Session):
             status = proc.wait(timeout=_QUIT_GRACE)
         if sys.platform != "win32":
             self._kill_tree()  # grandchildren left in the group, if any
-        for stream in (proc.stdin,):
-            with contextlib.suppress(OSError, ValueError):
-                if stream is not None:
-                    stream.close()
+        with contextlib.suppress(OSError, ValueError):
+            if proc.stdin is not None:
+                proc.stdin.close()
         reader = getattr(self._child, "_read_thread", None)
         if reader is not None:
             reader.join(timeout=_QUIT_GRACE)
