@@ -29,6 +29,7 @@ __all__ = [
     "StackFact",
     "UnloadedDriverFact",
     "dump_type_meaning",
+    "fingerprint",
     "machine_name",
     "product_type_name",
     "source_fact",
@@ -153,16 +154,27 @@ def source_fact(path: os.PathLike[str] | str) -> SourceFact:
     """
     p = Path(path)
     st = p.stat()
-    digest = hashlib.sha256()
-    with open(p, "rb") as fh:
-        digest.update(fh.read(FINGERPRINT_BYTES))
-    digest.update(st.st_size.to_bytes(8, "little"))
     return SourceFact(
         path=str(p),
         size=st.st_size,
-        sha256_first_mib_plus_size=digest.hexdigest(),
+        sha256_first_mib_plus_size=fingerprint(p, st.st_size),
         mtime=datetime.fromtimestamp(st.st_mtime, UTC),
     )
+
+
+def fingerprint(path: os.PathLike[str] | str, size: int | None = None) -> str:
+    """SHA-256 (hex) over the first MiB of ``path``, then ``size`` (the file's, by default) as 8 bytes LE.
+
+    The one identity hash of a dump: the facts' ``sha256_first_mib_plus_size`` and the batch catalog's
+    ``sha256-1m:`` hash are this digest.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        digest.update(fh.read(FINGERPRINT_BYTES))
+        if size is None:
+            size = os.fstat(fh.fileno()).st_size
+    digest.update(size.to_bytes(8, "little"))
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ sleep forever, so the runner's recovery paths are tested against real processes.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dbgauto.analysis.facts import FINGERPRINT_BYTES, fingerprint
 from dbgauto.catalog.records import HeaderFacts, ResultRecord, SourceState
 from dbgauto.errors import ConversionError, DbgautoError
 
@@ -28,7 +28,7 @@ __all__ = ["FAULT_ENV", "HASH_BYTES", "TaskSpec", "compare_facts", "content_hash
 log = logging.getLogger(__name__)
 
 FAULT_ENV = "DBGAUTO_FAULT_INJECT"
-HASH_BYTES = 1 << 20  # the content hash covers the first MiB (headers, triage data) plus the size
+HASH_BYTES = FINGERPRINT_BYTES  # the content hash covers the first MiB (headers, triage data) plus the size
 TRIAGE_DUMP_TYPE = 4
 
 # Fact keys compared before a source may be deleted (CrashFacts.to_dict() names). A key present in the
@@ -68,14 +68,8 @@ class TaskSpec:
 
 
 def content_hash(path: os.PathLike[str] | str, size: int | None = None) -> str:
-    """``sha256-1m:<hex>``: sha256 over the first MiB, then the decimal size (cheap on 16 GiB dumps)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        h.update(fh.read(HASH_BYTES))
-        if size is None:
-            size = os.fstat(fh.fileno()).st_size
-    h.update(b"\0size=%d" % size)
-    return "sha256-1m:" + h.hexdigest()
+    """``sha256-1m:<hex>``: the facts' identity hash (first MiB, then the size; cheap on 16 GiB dumps)."""
+    return "sha256-1m:" + fingerprint(path, size)
 
 
 def _inject_faults(source: str) -> None:

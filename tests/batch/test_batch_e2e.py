@@ -4,6 +4,7 @@ incremental reruns, and --delete-source-after-verify. Facts are checked against 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from batchkit import DumpTree, Expected, inflated_dumps, kworld_dump, run_cli
 
-from dbgauto.batch.tasks import compare_facts
+from dbgauto.batch.tasks import compare_facts, content_hash
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
 
 
@@ -188,6 +189,16 @@ def test_compare_facts_catches_a_different_small_dump(triage_x64_path: Path) -> 
     assert why == "bugcheck differs; drivers differ"
     missing = {k: v for k, v in facts.items() if k != "drivers"}
     assert compare_facts(facts, missing) == (False, "drivers missing from the small dump")
+
+
+def test_catalog_hash_is_the_reports_identity_hash(triage_x64_path: Path) -> None:
+    """One identity hash: the catalog's ``sha256-1m:`` value is the facts' ``sha256_first_mib_plus_size``."""
+    from dbgauto.analysis.facts import source_fact
+
+    data = triage_x64_path.read_bytes()
+    want = hashlib.sha256(data[: 1 << 20] + len(data).to_bytes(8, "little")).hexdigest()
+    assert content_hash(triage_x64_path) == f"sha256-1m:{want}"
+    assert source_fact(triage_x64_path).sha256_first_mib_plus_size == want
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
