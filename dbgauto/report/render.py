@@ -297,10 +297,6 @@ class ReportRenderer:
                 written.append(out.add("index.html", index.encode("utf-8", "backslashreplace")))
         return written
 
-    def export_defaults(self, dest: os.PathLike[str] | str, *, overwrite: bool = False) -> list[Path]:
-        """Copy the packaged templates into ``dest`` for editing (``dbgauto templates export``)."""
-        return export_templates(dest, overwrite=overwrite)
-
 
 def render(
     facts: CrashFacts, fmt: str, out: os.PathLike[str] | str, *, templates: Sequence[os.PathLike[str] | str] = ()
