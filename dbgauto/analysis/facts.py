@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -463,9 +463,6 @@ class CrashFacts:
             if drv.base is not None and drv.base == self.culprit.base and drv.name == self.culprit.name:
                 return drv
         return None
-
-    def with_warnings(self, extra: Iterable[str]) -> CrashFacts:
-        return replace(self, warnings=(*self.warnings, *extra))
 
     # ------------------------------------------------------------------ JSON
 
