@@ -75,7 +75,7 @@ def product_type_name(product_type: int | None) -> str | None:
 
 
 def _hex(value: int | None) -> str | None:
-    return None if value is None else (f"{value:#x}" if value >= 0 else f"-{-value:#x}")
+    return None if value is None else f"{value:#x}"  # "-0x…" for a negative, as _int reads back
 
 
 def _int(value: Any) -> int | None:

@@ -146,3 +146,12 @@ def test_facts_pickle_for_worker_processes() -> None:
 
     facts = full_facts()
     assert pickle.loads(pickle.dumps(facts)) == facts
+
+
+def test_negative_numbers_round_trip() -> None:
+    """A negative value (a hand-written or corrupt one) keeps its sign: ``-0x5``, never ``0x-5``."""
+    facts = CrashFacts(pc=-5, culprit=CulpritFact("a.sys", offset=-0x10))
+    d = facts.to_dict()
+    assert d["pc"] == "-0x5"
+    assert d["culprit"]["offset"] == "-0x10"
+    assert CrashFacts.from_dict(d) == facts
