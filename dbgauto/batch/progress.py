@@ -16,7 +16,7 @@ from typing import Any, Protocol, TextIO
 from dbgauto.batch.tasks import TaskSpec
 from dbgauto.catalog.records import ResultRecord
 
-__all__ = ["LogProgress", "Progress", "RichProgress", "make_progress"]
+__all__ = ["LogProgress", "Progress", "RichProgress", "failure_line", "make_progress"]
 
 log = logging.getLogger("dbgauto.batch")
 
@@ -28,6 +28,17 @@ class Progress(Protocol):
     def end(self) -> None: ...
 
 
+def _failure(source: str, code: str | None, message: str | None) -> str:
+    """``[code] message`` on one line, without the file name that error messages usually start with."""
+    msg = (message or "").replace("\n", " ")
+    return f"[{code}] {msg.removeprefix(source + ': ').removeprefix(source + ', ')}"
+
+
+def failure_line(source: str, code: str | None, message: str | None) -> str:
+    """``SOURCE: [code] message``: one failed dump, the file named once."""
+    return f"{source}: {_failure(source, code, message)}"
+
+
 def _describe(rec: ResultRecord) -> str:
     if rec.ok:
         parts = ["ok"]
@@ -36,8 +47,7 @@ def _describe(rec: ResultRecord) -> str:
         if rec.total_seconds is not None:
             parts.append(f"{rec.total_seconds:.2f}s")
         return ", ".join(parts)
-    message = (rec.error_message or "").removeprefix(rec.source.path + ": ")
-    return f"FAILED [{rec.error_code}] {message}"
+    return "FAILED " + _failure(rec.source.path, rec.error_code, rec.error_message)
 
 
 class LogProgress:
@@ -70,6 +80,7 @@ class RichProgress:
 
     def __init__(self, stream: TextIO) -> None:
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -79,6 +90,8 @@ class RichProgress:
             TimeRemainingColumn,
         )
         from rich.progress import Progress as RichBar
+
+        self.escape = escape
 
         self.console = Console(file=stream)
         self.bar = RichBar(
@@ -109,8 +122,9 @@ class RichProgress:
         if row is not None:
             self.bar.remove_task(row)
         self.bar.advance(self.overall)
-        if not rec.ok:
-            self.console.print(f"[red]failed[/red] {spec.source}: [{rec.error_code}] {rec.error_message}", markup=True)
+        if not rec.ok:  # escaped: "[code]" and text from the dump must not be read as rich markup
+            line = failure_line(spec.source, rec.error_code, rec.error_message)
+            self.console.print(f"[red]failed[/red] {self.escape(line)}", markup=True)
 
     def end(self) -> None:
         self.bar.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from dbgauto.batch.coordinator import REPORT_FORMATS, BatchOptions, BatchSummary, run_batch
-from dbgauto.batch.progress import make_progress
+from dbgauto.batch.progress import failure_line, make_progress
 
 ENGINES = ("native", "auto", "cdb", "kd", "dbgeng")
 
@@ -38,11 +38,6 @@ def _parse_formats(ctx: click.Context, param: click.Parameter, value: str) -> tu
             f"unknown format(s) {', '.join(bad) or '(none)'}; choose from {', '.join(REPORT_FORMATS)}"
         )
     return formats
-
-
-def failure_line(source: str, code: str | None, message: str | None) -> str:
-    msg = (message or "").replace("\n", " ")
-    return f"{source}: [{code}] {msg.removeprefix(source + ': ').removeprefix(source + ', ')}"
 
 
 def print_summary(s: BatchSummary, *, out: Path) -> None:
