@@ -168,8 +168,16 @@ class CdbSession(Session):
     def _send(self, line: str, command: str) -> None:
         try:
             self._child.send(line + "\n")
-        except (BrokenPipeError, OSError, ValueError):
-            self._crashed(command, "")
+        except (BrokenPipeError, OSError, ValueError):  # it exited, maybe after printing why: read that first
+            self._crashed(command, self._remaining_output())
+
+    def _remaining_output(self) -> str:
+        """Everything the exited debugger printed that was not read yet (its pipe read to the end)."""
+        import pexpect
+
+        with contextlib.suppress(pexpect.TIMEOUT, OSError, ValueError):
+            self._child.expect(pexpect.EOF, timeout=_QUIT_GRACE)
+        return self._child.before if isinstance(self._child.before, str) else ""
 
     def _sync(self, command: str, timeout: float) -> str:
         """Send ``.echo TOKEN`` and return everything the debugger printed before TOKEN came back."""
