@@ -241,6 +241,8 @@ def check_rejected(engine: str, command: str, output: str) -> None:
 
 def write_small_dump_with_command(session: Session, out: os.PathLike[str] | str, *, overwrite: bool) -> Path:
     """``.dump /m /o`` into a temporary name beside ``out``, then one rename (never a half-written file)."""
+    from dbgauto.util.atomic import publish
+
     target = Path(out).resolve()
     if target.exists() and not overwrite:
         raise OutputExistsError(target)
@@ -251,17 +253,9 @@ def write_small_dump_with_command(session: Session, out: os.PathLike[str] | str,
         if not partial.is_file() or "successfully written" not in result.output.lower():
             detail = result.output.strip()[-300:]
             raise EngineError(session.engine_name, f".dump /m did not write {target}: {detail}")
-        if overwrite:
-            partial.replace(target)
-        else:
-            try:
-                os.link(partial, target)
-            except FileExistsError:
-                raise OutputExistsError(target) from None
-            except OSError:
-                if target.exists():
-                    raise OutputExistsError(target) from None
-                partial.replace(target)
+        with open(partial, "rb+") as fh:  # the debugger wrote it; make it durable before it becomes visible
+            os.fsync(fh.fileno())
+        publish(partial, target, overwrite=overwrite)
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from dbgauto.errors import OutputExistsError
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "publish"]
 
 
 def _default_mode() -> int:
@@ -42,20 +42,29 @@ def atomic_write(path: os.PathLike[str] | str, *, overwrite: bool = False) -> It
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        if overwrite:
-            tmp.replace(target)
-        else:
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise OutputExistsError(target) from None
-            except OSError:  # file systems without hard links
-                if target.exists():
-                    raise OutputExistsError(target) from None
-                tmp.replace(target)
+        publish(tmp, target, overwrite=overwrite)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def publish(tmp: Path, target: Path, *, overwrite: bool) -> None:
+    """Move a complete temporary file into place in one step.
+
+    Without ``overwrite`` a hard link publishes it, so an output that appeared meanwhile is never clobbered
+    (:class:`OutputExistsError`); the caller removes ``tmp`` afterwards. Also used for files another program
+    wrote (a debugger's ``.dump``)."""
+    if overwrite:
+        tmp.replace(target)
+        return
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise OutputExistsError(target) from None
+    except OSError:  # file systems without hard links
+        if target.exists():
+            raise OutputExistsError(target) from None
+        tmp.replace(target)
 
 
 def atomic_write_bytes(path: os.PathLike[str] | str, data: bytes, *, overwrite: bool = True) -> Path:
