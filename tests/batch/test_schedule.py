@@ -16,6 +16,18 @@ from dbgauto.batch.schedule import CronSchedule, ScheduleLoop
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
 
 
+def _every_second(src: Path, out: Path, *schedule_options: str) -> subprocess.Popen[str]:
+    """``dbgauto schedule`` firing every second, running an inventory-only batch of ``src`` into ``out``."""
+    args = ("schedule", "--cron", "* * * * * *", *schedule_options, "--", "batch", src, "--out", out)
+    return subprocess.Popen(
+        dbgauto_cmd(*args, "--no-convert", "--no-report"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_cron_expressions() -> None:
     nightly = CronSchedule("0 2 * * *")
     start = datetime(2026, 3, 1, 1, 59, 59).astimezone()
@@ -55,26 +67,7 @@ def test_schedule_every_second_runs_twice_and_processes_new_files_only(tmp_path:
     src = tmp_path / "src"
     first_dumps = [synth_dump(src / f"d{i}.dmp", "x64", 6, 0xD1 + i) for i in range(3)]
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        dbgauto_cmd(
-            "schedule",
-            "--cron",
-            "* * * * * *",
-            "--max-runs",
-            "2",
-            "--",
-            "batch",
-            src,
-            "--out",
-            out,
-            "--no-convert",
-            "--no-report",
-        ),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _every_second(src, out, "--max-runs", "2")
     late = None
     try:
         deadline = time.monotonic() + 60
@@ -128,24 +121,7 @@ def test_once_returns_the_batch_status_and_usage_errors(synth_tree: DumpTree, tm
 
 def test_sigterm_ends_the_loop_after_the_current_run(synth_tree: DumpTree, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        dbgauto_cmd(
-            "schedule",
-            "--cron",
-            "* * * * * *",
-            "--",
-            "batch",
-            synth_tree.root,
-            "--out",
-            out,
-            "--no-convert",
-            "--no-report",
-        ),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _every_second(synth_tree.root, out)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (out / CATALOG_NAME).exists():
