@@ -12,7 +12,6 @@ import logging
 import os
 import shlex
 import shutil
-import struct
 import tempfile
 import time
 from collections.abc import Callable
@@ -309,14 +308,8 @@ def _safe(get: Callable[[], int]) -> int | None:
 
 
 def _crash_cpu(tri: Any, n_procs: int | None) -> int | None:
-    """The crashing CPU: the KPRCB copy's Number field, at the offset KDBG records (OffsetPrcbNumber)."""
-    kdbg, prcb = tri.kdbg, tri.prcb
-    if kdbg is None or prcb is None:
-        return None
-    off = kdbg.get("OffsetPrcbNumber")
-    if not off or off + 2 > len(prcb):
-        return None
-    (number,) = struct.unpack_from("<H", prcb, off)
-    if n_procs is not None and number >= n_procs:
+    """The crashing CPU (the small dump's PRCB copy says which), when it is a plausible processor index."""
+    number = tri.processor_number
+    if number is None or (n_procs is not None and number >= n_procs):
         return None
     return int(number)

@@ -188,6 +188,15 @@ class TriageDump:
     def prcb_address(self) -> int | None:
         return self._addresses[0]
 
+    @cached_property
+    def processor_number(self) -> int | None:
+        """The crashing processor: the PRCB copy's Number field (KDBG OffsetPrcbNumber; u16 on x64, u8 on x86)."""
+        k, prcb = self.kdbg, self.prcb
+        off = k.get("OffsetPrcbNumber") if k is not None else None
+        if prcb is None or not off or off + 2 > len(prcb):
+            return None
+        return int(struct.unpack_from("<H" if self.is_64bit else "<B", prcb, off)[0])
+
     @property
     def thread_address(self) -> int | None:
         return self._addresses[1]
@@ -526,10 +535,7 @@ def _find_prcb(tri: TriageDump, k: KdDebuggerData, ps: int) -> int | None:
                     candidates.append(int.from_bytes(_read_blocks(tri, array_va + i * ps, ps), "little"))
                 except PageNotPresentError:
                     break
-    number_off = k.get("OffsetPrcbNumber")
-    number = None
-    if number_off and number_off + 2 <= len(prcb):
-        number = struct.unpack_from("<H" if tri.is_64bit else "<B", prcb, number_off)[0]
+    number = tri.processor_number
     probe = min(len(prcb), 0x200)
     if number is not None and number < len(candidates):
         va = candidates[number]
