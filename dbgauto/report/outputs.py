@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from dbgauto.report.names import inside
-from dbgauto.util.atomic import _default_mode
+from dbgauto.util.atomic import default_file_mode
 
 __all__ = ["OutputSet"]
 
@@ -29,7 +29,7 @@ class OutputSet:
     def __init__(self, folder: os.PathLike[str] | str) -> None:
         self.folder = Path(folder)
         self._pending: list[tuple[Path, Path]] = []
-        self._mode = _default_mode()  # once per set: reading the umask means setting it
+        self._mode = default_file_mode()  # once per set: reading the umask means setting it
 
     def __enter__(self) -> OutputSet:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,10 @@ from typing import BinaryIO
 
 from dbgauto.errors import OutputExistsError
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "publish"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "default_file_mode", "publish"]
 
 
-def _default_mode() -> int:
+def default_file_mode() -> int:
     """The mode a plain ``open(path, "w")`` would give (mkstemp makes 0600 files)."""
     mask = os.umask(0)
     os.umask(mask)
@@ -37,7 +37,7 @@ def atomic_write(path: os.PathLike[str] | str, *, overwrite: bool = False) -> It
     tmp = Path(tmp_name)
     try:
         if hasattr(os, "fchmod"):
-            os.fchmod(fd, _default_mode())
+            os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()

@@ -102,6 +102,9 @@ def _atomic_output(path: Path, overwrite: bool) -> Iterator[BinaryIO]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     tmp = Path(tmp_name)
     try:
+        mask = os.umask(0)  # mkstemp makes 0600 files; give the dump the mode a plain open() would
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         with os.fdopen(fd, "w+b") as fh:
             yield fh
         tmp.replace(path)
