@@ -104,7 +104,7 @@ def _atomic_output(path: Path, overwrite: bool) -> Iterator[BinaryIO]:
     try:
         mask = os.umask(0)  # mkstemp makes 0600 files; give the dump the mode a plain open() would
         os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
+        tmp.chmod(0o666 & ~mask)
         with os.fdopen(fd, "w+b") as fh:
             yield fh
         tmp.replace(path)
