@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.small:
             make_small(work / "small", args.small, triage)
             bench_set("small", work / "small", work, args.small, args.repeat)
-        from dbgauto.analysis.collect import facts_from_dump
+        from dbgauto.engines.jobs import facts_from_dump
 
         facts = facts_from_dump(triage).to_dict()
         per_write, per_lookup = catalog_cost(work, 1000, facts)

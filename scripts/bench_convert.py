@@ -48,7 +48,7 @@ def _io() -> dict[str, int]:
 def child(src: str, out: str) -> None:
     """Runs in a fresh interpreter: import first (not measured), then one conversion."""
     sys.path.insert(0, str(REPO))
-    from dbgauto.convert import convert_dump
+    from dbgauto.engines.jobs import convert_dump
 
     fd = os.open(src, os.O_RDONLY)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)

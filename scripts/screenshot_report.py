@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from bench_report import DEFAULT_DUMP, vary  # noqa: E402
 
-from dbgauto.analysis.collect import facts_from_dump  # noqa: E402
+from dbgauto.engines.jobs import facts_from_dump  # noqa: E402
 from dbgauto.report.render import ReportRenderer  # noqa: E402
 
 FLAGS = (

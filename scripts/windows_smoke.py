@@ -31,7 +31,7 @@ CHECKS = ("available", "open", "vertarget", ".bugcheck", "lm", "!analyze -v", ".
 
 def _check_one(engine_name: str, dump: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run every check for one engine on one dump (in this process); one row per check."""
-    from dbgauto.analysis.parsers import parse_analyze, parse_bugcheck, parse_lm, parse_vertarget
+    from dbgauto.debugtext import parse_analyze, parse_bugcheck, parse_lm, parse_vertarget
     from dbgauto.engines.select import get_engine
     from dbgauto.kdump.reader import KernelDump
 

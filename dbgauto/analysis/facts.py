@@ -146,18 +146,19 @@ class SourceFact:
         )
 
 
-def source_fact(path: os.PathLike[str] | str) -> SourceFact:
+def source_fact(path: os.PathLike[str] | str, *, digest: str | None = None) -> SourceFact:
     """Describe a file: size, mtime (UTC) and an identity hash that does not read the whole dump.
 
     The hash is SHA-256 over the first MiB (or the whole file if shorter) followed by the file size as an
-    8-byte little-endian integer, so two dumps that share a header but differ in length differ.
+    8-byte little-endian integer, so two dumps that share a header but differ in length differ. A caller that has
+    already hashed the file passes ``digest`` (the file is hashed once per task).
     """
     p = Path(path)
     st = p.stat()
     return SourceFact(
         path=str(p),
         size=st.st_size,
-        sha256_first_mib_plus_size=fingerprint(p, st.st_size),
+        sha256_first_mib_plus_size=digest if digest is not None else fingerprint(p, st.st_size),
         mtime=datetime.fromtimestamp(st.st_mtime, UTC),
     )
 

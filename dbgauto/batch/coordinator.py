@@ -108,9 +108,9 @@ def _require(convert: bool, report: bool) -> None:
     """Fail the whole batch up front (not once per dump) when a needed part of dbgauto is missing."""
     needed = [("dbgauto.kdump.reader", "KernelDump")]
     if convert:
-        needed.append(("dbgauto.convert", "convert_dump"))
+        needed.append(("dbgauto.engines.jobs", "convert_dump"))
     if report:
-        needed += [("dbgauto.analysis.collect", "facts_from_dump"), ("dbgauto.report.render", "ReportRenderer")]
+        needed += [("dbgauto.engines.jobs", "facts_from_dump"), ("dbgauto.report.render", "ReportRenderer")]
     import importlib
 
     for module, name in needed:

@@ -45,8 +45,7 @@ DEBUGGER_ENGINES = frozenset({"cdb", "kd", "dbgeng"})
 WORKER_PRELOAD = (
     "dbgauto.batch.tasks",
     "dbgauto.kdump.reader",
-    "dbgauto.convert",
-    "dbgauto.analysis.collect",
+    "dbgauto.engines.jobs",
     "dbgauto.report.render",
 )
 TaskFn = Callable[[TaskSpec], ResultRecord]

@@ -1,5 +1,8 @@
 """The per-dump task that batch workers run: hash, header, convert, facts, reports, verify.
 
+One engine session per dump: the file is opened once, hashed once and (native engine) its kernel walked once;
+conversion and facts come from that session.
+
 Why a plain function over plain records: it runs in a ProcessPoolExecutor worker or on a Dask worker on
 another host, so its input (:class:`TaskSpec`) and output (:class:`ResultRecord`) are picklable dataclasses,
 and it never touches the catalog. Every failure becomes a ``failed`` record with the stable error code
@@ -122,8 +125,18 @@ def _renderer(template_dirs: tuple[str, ...]) -> Any:
     return _RENDERER
 
 
-def _norm_drivers(items: Any) -> list[tuple[Any, ...]]:
-    return sorted(tuple(d.get(k) for k in DRIVER_KEYS) for d in items or () if isinstance(d, dict))
+UNLOADED_NAME_CHARS = 12  # a small dump keeps this much of an unloaded driver's name (DUMP_UNLOADED_DRIVERS)
+
+
+def _norm_drivers(items: Any, *, unloaded: bool = False) -> list[tuple[Any, ...]]:
+    rows = []
+    for d in items or ():
+        if isinstance(d, dict):
+            row = dict(d)
+            if unloaded and isinstance(row.get("name"), str):  # the format's own truncation is not a difference
+                row["name"] = row["name"][:UNLOADED_NAME_CHARS]
+            rows.append(tuple(row.get(k) for k in DRIVER_KEYS))
+    return sorted(rows)
 
 
 def compare_facts(source: dict[str, Any], small: dict[str, Any]) -> tuple[bool, str]:
@@ -137,7 +150,7 @@ def compare_facts(source: dict[str, Any], small: dict[str, Any]) -> tuple[bool, 
             differences.append(f"{key} missing from the small dump")
             continue
         if key in ("drivers", "unloaded_drivers"):
-            a, b = _norm_drivers(a), _norm_drivers(b)
+            a, b = _norm_drivers(a, unloaded=key != "drivers"), _norm_drivers(b, unloaded=key != "drivers")
         elif key == "bugcheck" and isinstance(a, dict) and isinstance(b, dict):
             a = (a.get("code"), [p.get("value") for p in a.get("parameters", [])])
             b = (b.get("code"), [p.get("value") for p in b.get("parameters", [])])
@@ -158,10 +171,10 @@ def run_task(spec: TaskSpec) -> ResultRecord:
     try:
         _inject_faults(spec.source)
         st = Path(spec.source).stat()
-        state = SourceState(spec.source, st.st_size, st.st_mtime_ns, content_hash(spec.source, st.st_size))
+        digest = fingerprint(spec.source, st.st_size)
+        state = SourceState(spec.source, st.st_size, st.st_mtime_ns, "sha256-1m:" + digest)
         rec.source = state
-        rec.header = _header_facts(spec.source)
-        _process(spec, rec)
+        _process(spec, rec, digest)
         rec.status = "ok"
     except DbgautoError as exc:
         rec.error_code, rec.error_message = exc.code, str(exc)
@@ -176,48 +189,67 @@ def run_task(spec: TaskSpec) -> ResultRecord:
     return rec
 
 
-def _process(spec: TaskSpec, rec: ResultRecord) -> None:
+def _header_record(session: Any) -> HeaderFacts | None:
+    """The catalog's header columns from an open native session's dump (None for debugger sessions)."""
+    dump = getattr(session, "_dump", None)
+    if dump is None:
+        return None
+    h = dump.header
+    return HeaderFacts(
+        is_64bit=dump.is_64bit,
+        dump_type=int(dump.dump_type),
+        machine=int(dump.machine) if dump.machine is not None else None,
+        build=h.minor_version,
+        bugcheck_code=h.bugcheck_code,
+        bugcheck_parameters=tuple(h.bugcheck_parameters) if h.bugcheck_parameters else None,
+        system_time=h.system_time.isoformat() if h.system_time else None,
+    )
+
+
+def _process(spec: TaskSpec, rec: ResultRecord, digest: str) -> None:
+    from dbgauto.engines.jobs import open_session, session_facts, write_from_session
+
     src = spec.source
     conversion_error: ConversionError | None = None
-    if spec.small_path is not None:
-        if rec.header.dump_type == TRIAGE_DUMP_TYPE:
-            rec.warnings.append("already a small memory dump: not converted")
-        else:
-            from dbgauto.convert import convert_dump
-
-            t = time.perf_counter()
-            try:
-                res = convert_dump(src, spec.small_path, engine=spec.engine, overwrite=True)
-            except ConversionError as exc:
-                # The dump reads but lacks what a small dump needs: still report on it (the index covers it),
-                # then fail it with the conversion's reason.
-                conversion_error = exc
+    with open_session(src, spec.engine, digest=digest) as session:
+        rec.header = _header_record(session) or _header_facts(src)
+        if spec.small_path is not None:
+            if rec.header.dump_type == TRIAGE_DUMP_TYPE:
+                rec.warnings.append("already a small memory dump: not converted")
             else:
-                rec.small_path, rec.small_size = str(res.output), res.size
-                rec.engine, rec.debugger_version = res.engine, res.debugger_version
-                rec.warnings.extend(f"convert: {w}" for w in res.warnings)
-            rec.convert_seconds = time.perf_counter() - t
-    if spec.report_dir is not None or spec.verify:
-        try:
-            _facts_and_reports(spec, rec)
-        except DbgautoError:
-            if conversion_error is None:
-                raise
+                t = time.perf_counter()
+                try:
+                    res = write_from_session(session, Path(spec.small_path), overwrite=True)
+                except ConversionError as exc:
+                    # The dump reads but lacks what a small dump needs: still report on it (the index covers it),
+                    # then fail it with the conversion's reason.
+                    conversion_error = exc
+                else:
+                    rec.small_path, rec.small_size = str(res.output), res.size
+                    rec.engine, rec.debugger_version = res.engine, res.debugger_version
+                    rec.warnings.extend(f"convert: {w}" for w in res.warnings)
+                rec.convert_seconds = time.perf_counter() - t
+        if spec.report_dir is not None or spec.verify:
+            try:
+                t = time.perf_counter()
+                facts = session_facts(session, digest=digest)
+                rec.facts_seconds = time.perf_counter() - t
+            except DbgautoError:
+                if conversion_error is None:
+                    raise
+            else:
+                _reports_and_verify(spec, rec, facts)
     if conversion_error is not None:
         raise conversion_error
 
 
-def _facts_and_reports(spec: TaskSpec, rec: ResultRecord) -> None:
-    src = spec.source
-    from dbgauto.analysis.collect import facts_from_dump
-
-    t = time.perf_counter()
-    facts = facts_from_dump(src, engine=spec.engine)
-    rec.facts_seconds = time.perf_counter() - t
+def _reports_and_verify(spec: TaskSpec, rec: ResultRecord, facts: Any) -> None:
     rec.facts = facts.to_dict()
     rec.engine = getattr(facts, "engine", None) or rec.engine
     rec.debugger_version = rec.debugger_version or getattr(facts, "engine_version", None)
     if spec.verify and rec.small_path is not None:
+        from dbgauto.engines.jobs import facts_from_dump
+
         small = facts_from_dump(rec.small_path, engine=spec.engine)
         rec.verified, rec.verify_note = compare_facts(rec.facts, small.to_dict())
     elif spec.verify:

@@ -49,7 +49,7 @@ def _target(output: Path | None, many: bool) -> Path | None:
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 def command(sources: tuple[Path, ...], output: Path | None, engine: str, force: bool) -> None:
     """Convert large dumps (Complete, Kernel, Automatic, Active) into small memory dumps (.dump /m)."""
-    from dbgauto.convert import convert_dump
+    from dbgauto.engines.jobs import convert_dump
 
     failed = 0
     many = len(sources) > 1
@@ -58,7 +58,7 @@ def command(sources: tuple[Path, ...], output: Path | None, engine: str, force: 
             res = convert_dump(
                 src,
                 _target(output, many),
-                engine=engine,  # convert_dump converts "auto" natively
+                engine=engine,  # "auto" means what it means everywhere: dbgeng, else cdb, else native
                 overwrite=force,
             )
         except DbgautoError as exc:

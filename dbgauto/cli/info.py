@@ -88,7 +88,7 @@ def describe(dump: KernelDump) -> dict[str, Any]:
     out = describe_header(dump)
     tri = _triage(dump, out["warnings"])
     if tri is not None:
-        out["triage"] = tri.to_dict()
+        out["triage"] = tri.to_dict(kernel=_kernel_view(dump))
     return out
 
 
@@ -203,8 +203,9 @@ def _line(label: str, value: Any) -> str:
     return f"{label:<24}: {value}"
 
 
-def render_text(d: dict[str, Any], tri: TriageDump | None = None) -> str:
-    """The dumpchk-style table for one dump (``d`` from :func:`describe_header`; ``tri`` for a small dump)."""
+def render_text(d: dict[str, Any], tri: TriageDump | None = None, kern: dict[str, Any] | None = None) -> str:
+    """The dumpchk-style table for one dump (``d`` from :func:`describe_header`; ``tri`` and what the kernel layer
+    established from it, ``kern``, for a small dump)."""
     v = d["variety"]
     lines = [
         f"{d['file']}",
@@ -265,7 +266,7 @@ def render_text(d: dict[str, Any], tri: TriageDump | None = None) -> str:
         )
     lines += _context_lines(d)
     if tri is not None:
-        lines += _triage_lines(tri)
+        lines += _triage_lines(tri, kern or {"process_name": None, "pid": None, "tid": None, "stack_scan": []})
     lines += [f"warning: {w}" for w in d["warnings"]]
     return "\n".join(lines)
 
@@ -301,15 +302,22 @@ def _context_lines(d: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _triage_lines(tri: TriageDump) -> list[str]:
+def _kernel_view(dump: KernelDump) -> dict[str, Any]:
+    """Addresses, identity and stack scan the kernel layer establishes from a small dump's copies."""
+    from dbgauto.kernel.smalldump import kernel_view, small_dump_parts
+
+    return kernel_view(small_dump_parts(dump))
+
+
+def _triage_lines(tri: TriageDump, kern: dict[str, Any]) -> list[str]:
     """Drivers, unloaded drivers, process/thread and the stack scan of a small dump."""
     lines = ["", "Small memory dump (triage)"]
-    lines.append(_line("Process / thread", f"{tri.process_name} pid {tri.pid} tid {tri.tid}"))
+    lines.append(_line("Process / thread", f"{kern['process_name']} pid {kern['pid']} tid {kern['tid']}"))
     lines.append(_line("Loaded drivers", len(tri.drivers)))
     lines.extend(f"  {d.base:#x} {d.size:>#10x}  {d.name}" for d in tri.drivers)
     lines.append(_line("Unloaded drivers", len(tri.unloaded_drivers)))
     lines.extend(f"  {u.start:#x}-{u.end:#x}  {u.name}" for u in tri.unloaded_drivers)
-    hits = tri.stack_scan()
+    hits = kern["stack_scan"]
     lines.append(_line("Stack scan", f"{len(hits)} values point into modules"))
     lines.extend(f"  {h.address:#x}  {h.value:#x}  {h.module}+{h.offset:#x}" for h in hits)
     return lines
@@ -342,7 +350,8 @@ def command(dumps: tuple[Path, ...], as_json: bool) -> None:
                     d, text = describe(dump), None
                 else:  # the table shows the small dump's sections directly: no to_dict() to build and drop
                     d = describe_header(dump)
-                    text = render_text(d, _triage(dump, d["warnings"]))
+                    tri = _triage(dump, d["warnings"])
+                    text = render_text(d, tri, _kernel_view(dump) if tri is not None else None)
         except DbgautoError as exc:
             failed += 1
             click.echo(str(exc), err=True)

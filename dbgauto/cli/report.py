@@ -86,8 +86,9 @@ def command(
 
     One line per failed input on stderr; exit status 1 if any input failed.
     """
-    from dbgauto.analysis.collect import facts_from_dump, facts_from_log
     from dbgauto.analysis.facts import CrashFacts
+    from dbgauto.analysis.from_log import facts_from_log
+    from dbgauto.engines.jobs import facts_from_dump
     from dbgauto.errors import DbgautoError
     from dbgauto.report.render import ReportRenderer
 

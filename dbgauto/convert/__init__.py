@@ -1,21 +1,10 @@
-"""Large dump → small memory dump (``.dump /m`` natively); the data-block policy is in :mod:`.policy`.
-
-``convert_dump(src, out, engine="native", overwrite=False) -> ConvertResult`` (docs/architecture.md);
-``collect_parts(dump) -> SmallDumpParts`` gathers the parts (also used for facts of large dumps).
+"""Write a crash's KernelParts as a small memory dump (``.dump /m`` natively); the data-block policy is in
+:mod:`.policy`. Who writes a small dump (this native writer or a debugger) is the engines' decision:
+:func:`dbgauto.engines.jobs.convert_dump`.
 """
 
 from __future__ import annotations
 
-from .collect import DriverInfo, SmallDumpParts, UnloadedInfo, collect_parts
-from .write import ConvertResult, convert_dump, default_output, write_small_dump
+from .write import build_small_dump, write_small_dump
 
-__all__ = [
-    "ConvertResult",
-    "DriverInfo",
-    "SmallDumpParts",
-    "UnloadedInfo",
-    "collect_parts",
-    "convert_dump",
-    "default_output",
-    "write_small_dump",
-]
+__all__ = ["build_small_dump", "write_small_dump"]

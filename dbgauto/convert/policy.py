@@ -50,9 +50,9 @@ from dbgauto.kdump.constants import PAGE_SIZE
 from dbgauto.kdump.structs.context import CpuContext, context_layout
 
 if TYPE_CHECKING:
-    from dbgauto.kdump.kdbg import KdbgBlock
-
-    from .vmem import DumpMemory
+    from dbgauto.kernel.kdbg import KdbgBlock
+    from dbgauto.kernel.memory import DumpMemory
+    from dbgauto.kernel.parts import KernelParts
 
 __all__ = ["PolicyInputs", "select_data_blocks"]
 
@@ -92,6 +92,33 @@ class PolicyInputs:
     stack: bytes | None
     top_of_stack: int
     kern_base: int | None
+
+
+def policy_inputs(p: KernelParts) -> PolicyInputs:
+    """The policy's inputs from a large dump's parts (every essential present: the walk guarantees it)."""
+    assert p.context is not None
+    assert p.kdbg is not None
+    assert p.processor is not None
+    assert p.thread_va is not None
+    assert p.thread is not None
+    assert p.top_of_stack is not None
+    return PolicyInputs(
+        is_64bit=p.is_64bit,
+        machine=p.machine,
+        context=p.context,
+        exception_address=p.header.exception.address if p.header.exception is not None else None,
+        bugcheck_parameters=tuple(p.header.bugcheck_parameters),
+        kdbg=p.kdbg,
+        processor_blocks=p.processor_blocks,
+        crashing_processor=p.processor,
+        thread_va=p.thread_va,
+        thread=p.thread,
+        process_va=p.process_va,
+        process=p.process,
+        stack=p.stack,
+        top_of_stack=p.top_of_stack,
+        kern_base=p.kernel_base,
+    )
 
 
 class _Coverage:

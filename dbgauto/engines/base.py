@@ -116,10 +116,10 @@ class Banner:
 def parse_banner(text: str) -> Banner:
     """The few banner lines the engines keep (version, dump kind, OS build, bases, times); tolerant of gaps.
 
-    Read by :func:`dbgauto.analysis.parsers.parse_banner`, the one reader of debugger banners (imported here,
+    Read by :func:`dbgauto.debugtext.parse_banner`, the one reader of debugger banners (imported here,
     not at module load, so that opening an engine module stays cheap).
     """
-    from dbgauto.analysis.parsers import parse_banner as parse_banner_text
+    from dbgauto.debugtext import parse_banner as parse_banner_text
 
     info = parse_banner_text(text)
     return Banner(
@@ -138,11 +138,11 @@ def parse_banner(text: str) -> Banner:
 def split_commands(line: str) -> list[str]:
     """The commands of one command line, split on ``;`` as the debugger does; comments are left out.
 
-    Splitting is :func:`dbgauto.analysis.parsers.split_command_line` (quotes, braces, ``.echo``, ``j``); the
+    Splitting is :func:`dbgauto.debugtext.split_command_line` (quotes, braces, ``.echo``, ``j``); the
     comments it keeps whole are not executed: ``$$ text`` (ends at the next ``;``) and ``* text`` (the rest of
     the line), so ``r eax; $$ note; r ebx; * more; r ecx`` runs ``r eax`` and ``r ebx``.
     """
-    from dbgauto.analysis.parsers import split_command_line
+    from dbgauto.debugtext import split_command_line
 
     return [c for c in split_command_line(line) if not c.startswith(("$$", "*"))]
 

@@ -1,9 +1,9 @@
 """The native engine: answers a useful subset of debugger commands from the format layer, on any OS.
 
-No symbols and no disassembler: what it prints comes from the dump header and, for small memory dumps, the
-triage sections (driver list, stack copy, process/thread). A large dump is first reduced to a temporary small
-dump with :mod:`dbgauto.convert` (the same work as ``.dump /m``) when a command needs the driver list or the
-stack. Unsupported commands raise :class:`DebuggerCommandError` naming what the real debugger would offer.
+No symbols and no disassembler: what it prints comes from the dump header and the crash's KernelParts (driver
+list, stack copy, process/thread), read once per session: a small dump's sections, or one walk of a large dump's
+kernel (:mod:`dbgauto.kernel`). Facts and ``.dump /m`` come from the same parts. Unsupported commands raise
+:class:`DebuggerCommandError` naming what the real debugger would offer.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import logging
 import os
 import shlex
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from dbgauto import __version__
 from dbgauto.engines import native_commands as fmt
@@ -39,6 +38,11 @@ from dbgauto.errors import (
     OutputExistsError,
 )
 from dbgauto.kdump.constants import DumpType
+
+if TYPE_CHECKING:
+    from dbgauto.analysis.facts import CrashFacts
+    from dbgauto.kernel.kdbg import KdbgKeys
+    from dbgauto.kernel.parts import KernelParts
 
 __all__ = ["NATIVE_VERSION", "NativeEngine", "NativeSession", "unsupported"]
 
@@ -75,6 +79,13 @@ class NativeEngine(Engine):
             log.debug("native engine ignores the symbol path %s", symbol_path)
         return NativeSession(Path(dump))
 
+    def open_hashed(
+        self, dump: os.PathLike[str] | str, *, digest: str | None, keys: KdbgKeys | None = None
+    ) -> NativeSession:
+        """Open with the file's identity hash already computed (a batch task hashes each dump once) and, when
+        known, the keys of an encoded KDBG."""
+        return NativeSession(Path(dump), digest=digest, keys=keys)
+
 
 class NativeSession(Session):
     """One open dump; commands are answered in-process, so timeouts never fire."""
@@ -82,16 +93,19 @@ class NativeSession(Session):
     engine_name = ENGINE_NAME
     debugger_version = NATIVE_VERSION
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, digest: str | None = None, keys: KdbgKeys | None = None) -> None:
         from dbgauto.kdump.reader import KernelDump
 
         self.dump_path = path
+        self._digest = digest
+        self._keys = keys
         self._dump: Any = KernelDump.open(path)
-        self._small: Any = None  # KernelDump of the temporary small dump (large sources only)
-        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._closed = False
-        self._pending_note: str | None = None  # why drivers/stack are missing, shown in the banner
+        self.parts: KernelParts | None = None
+        self.parts_missing: str | None = None  # why the parts could not be read
+        self._facts: CrashFacts | None = None
         try:
+            self._read_parts()
             self.target = self._build_target()
         except BaseException:
             self.close()
@@ -100,6 +114,35 @@ class NativeSession(Session):
         self.prompt = f"{self.crash_cpu}: kd> "
 
     # -- facts -----------------------------------------------------------------------------------------------
+
+    def _read_parts(self) -> None:
+        """The crash's parts, once: a small dump's sections or one kernel walk (a missing essential is noted)."""
+        from dbgauto.kernel.open import read_parts
+
+        if self._dump.dump_type == DumpType.HEADER or not (
+            self._dump.dump_type == DumpType.TRIAGE or self._dump.has_physical_memory
+        ):
+            self.parts_missing = "the dump holds no memory pages: no driver list or stack to show"
+            return
+        try:
+            self.parts = read_parts(self._dump, keys=self._keys)
+        except DbgautoError as exc:  # ConversionError, DumpFormatError, MemoryAccessError: say so, keep going
+            log.info("%s: no kernel parts: %s", self.dump_path, exc)
+            self.parts_missing = str(exc)
+
+    def facts(self) -> CrashFacts:
+        """The dump's facts from its header and parts (computed once)."""
+        if self._facts is None:
+            from dbgauto.analysis.facts import source_fact
+            from dbgauto.analysis.from_dump import facts_from_parts
+
+            self._facts = facts_from_parts(
+                self._dump,
+                self.parts,
+                source=source_fact(self.dump_path, digest=self._digest),
+                missing=self.parts_missing,
+            )
+        return self._facts
 
     def _build_target(self) -> fmt.Target:
         d = self._dump
@@ -125,61 +168,44 @@ class NativeSession(Session):
             pc=_safe(lambda: ctx.pc) if ctx is not None else None,
             sp=_safe(lambda: ctx.sp) if ctx is not None else None,
         )
-        tri = self._triage_source()
-        if tri is None:
+        if self.parts is None:
             t.modules_known = False
+            if self.parts_missing:
+                note = self.parts_missing
+                if not note.startswith("the dump holds"):
+                    note = f"driver list and stack unavailable: {note}"
+                t.notes.append(note)
         else:
-            self._fill_from_triage(t, tri)
-        if self._pending_note:
-            t.notes.append(self._pending_note)
+            self._fill_from_parts(t, self.parts)
         return t
 
-    def _triage_source(self) -> Any:
-        """The TriageDump to read drivers and stack from: the dump itself, or a temporary ``.dump /m`` of it."""
-        if self._dump.dump_type == DumpType.TRIAGE:
-            return self._dump.triage
-        if not self._dump.has_physical_memory:
-            self._pending_note = "the dump holds no memory pages: no driver list or stack to show"
-            return None
-        from dbgauto.convert import convert_dump
+    def _fill_from_parts(self, t: fmt.Target, parts: KernelParts) -> None:
+        from dbgauto.kernel.identity import identity_of
+        from dbgauto.kernel.stackscan import ModuleIndex, scan_stack
 
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="dbgauto-native-")
-        out = Path(self._tmpdir.name) / "small.dmp"
-        try:
-            convert_dump(self.dump_path, out, engine="native", overwrite=True)
-            from dbgauto.kdump.reader import KernelDump
-
-            self._small = KernelDump.open(out)
-            return self._small.triage
-        except DbgautoError as exc:  # ConversionError, DumpFormatError, MemoryAccessError: say so, keep going
-            log.info("%s: no small-dump view: %s", self.dump_path, exc)
-            self._pending_note = f"driver list and stack unavailable: {exc}"
-            return None
-
-    def _fill_from_triage(self, t: fmt.Target, tri: Any) -> None:
         t.modules = [
-            fmt.Module(d.name or d.base_name, d.base, d.size, d.timestamp, d.checksum) for d in tri.drivers if d.size
+            fmt.Module(d.name or d.base_name, d.base, d.size, d.timestamp, d.checksum) for d in parts.drivers if d.size
         ]
-        t.unloaded = [(u.name, u.start, u.end) for u in tri.unloaded_drivers]
-        t.process_name, t.pid, t.tid = tri.process_name, tri.pid, tri.tid
-        kdbg = tri.kdbg
-        kern_base = kdbg.get("KernBase") if kdbg is not None else None
+        t.unloaded = [(u.name, u.start, u.end) for u in parts.unloaded_drivers or ()]
+        who = identity_of(parts)
+        t.process_name, t.pid, t.tid = who.process_name, who.pid, who.tid
+        kern_base = parts.kdbg_fields.get("KernBase")
         if not kern_base:
             kern_base = next((m.base for m in t.modules if fmt.module_short_name(m.path) == "nt"), None)
         t.kernel_base = kern_base
-        t.crash_cpu = _crash_cpu(tri, t.number_processors)
-        if t.registers is None and tri.context is not None:  # the triage copy of the context
-            t.registers = dict(tri.context.registers)
-            t.pc, t.sp = _safe(lambda: tri.context.pc), _safe(lambda: tri.context.sp)
+        cpu = parts.processor
+        t.crash_cpu = cpu if cpu is not None and (t.number_processors is None or cpu < t.number_processors) else None
+        if t.registers is None and parts.context is not None:  # the triage copy of the context
+            ctx = parts.context
+            t.registers = dict(ctx.registers)
+            t.pc, t.sp = _safe(lambda: ctx.pc), _safe(lambda: ctx.sp)
         hits: list[fmt.ScanFrame] | None = None
 
         def scan() -> list[fmt.ScanFrame]:
             nonlocal hits
             if hits is None:
-                hits = [
-                    fmt.ScanFrame(h.address, h.value, fmt.module_short_name(h.module), h.offset)
-                    for h in tri.stack_scan()
-                ]
+                found = scan_stack(parts.stack, parts.top_of_stack, ModuleIndex(parts.drivers), parts.pointer_size)
+                hits = [fmt.ScanFrame(h.address, h.value, fmt.module_short_name(h.module), h.offset) for h in found]
             return hits
 
         t.scan = scan
@@ -257,36 +283,50 @@ class NativeSession(Session):
         return f"Creating {written} - mini kernel dump\nDump successfully written\n"
 
     def write_small_dump(self, out: os.PathLike[str] | str, *, overwrite: bool = False) -> Path:
+        written, _warnings = self.write_small_dump_noting(out, overwrite=overwrite)
+        return written
+
+    def write_small_dump_noting(
+        self, out: os.PathLike[str] | str, *, overwrite: bool = False
+    ) -> tuple[Path, list[str]]:
+        """``.dump /m`` from the session's parts; returns the path and what the writer noted (skipped memory...)."""
         if self._closed:
             raise EngineError(ENGINE_NAME, f"session on {self.dump_path} is closed")
         out = Path(out)
-        small_source = self.dump_path if self._dump.dump_type == DumpType.TRIAGE else None
-        if small_source is None and self._small is not None:
-            small_source = self._small.path  # the session's own .dump /m of this large dump
-        if small_source is not None:
+        if self._dump.dump_type == DumpType.TRIAGE:
             from dbgauto.util.atomic import atomic_write
 
-            with atomic_write(out, overwrite=overwrite) as fh, open(small_source, "rb") as src:
+            with atomic_write(out, overwrite=overwrite) as fh, open(self.dump_path, "rb") as src:
                 shutil.copyfileobj(src, fh, 1 << 20)
-            return out
-        from dbgauto.convert import convert_dump
+            return out, ["already a small memory dump; copied unchanged"]
+        if self.parts is None:
+            from dbgauto.errors import ConversionError
 
-        return Path(convert_dump(self.dump_path, out, engine="native", overwrite=overwrite).output)
+            raise ConversionError(f"{self.dump_path}: {self.parts_missing or 'no kernel parts'}")
+        from dbgauto.convert import write_small_dump
+
+        notes: list[str] = []
+        d = self._dump
+        if out.exists() and not overwrite:
+            raise OutputExistsError(out)
+        written = write_small_dump(
+            self.parts, out, overwrite=overwrite, source_buffer=d.buffer[: d.header_size], warnings=notes
+        )
+        return written, list(dict.fromkeys([*d.warnings, *self.parts.warnings, *notes]))
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for dump in (self._small, self._dump):
-            if dump is not None:
-                try:
-                    dump.close()
-                except DbgautoError as exc:  # pragma: no cover - close errors are not actionable
-                    log.debug("close: %s", exc)
-        self._small = None
-        if self._tmpdir is not None:
-            self._tmpdir.cleanup()
-            self._tmpdir = None
+        memory = self.parts.memory if self.parts is not None else None
+        close_memory = getattr(memory, "close", None)
+        if close_memory is not None:
+            close_memory()
+        self.parts = None
+        try:
+            self._dump.close()
+        except DbgautoError as exc:  # pragma: no cover - close errors are not actionable
+            log.debug("close: %s", exc)
 
 
 _STACK_VERBS: Final = frozenset({"k", "kb", "kv", "kp", "kn", "kc", "kd", "kl", "kbn", "kvn", "kpn", "knl"})
@@ -305,11 +345,3 @@ def _safe(get: Callable[[], int]) -> int | None:
         return get()
     except (KeyError, AttributeError):
         return None
-
-
-def _crash_cpu(tri: Any, n_procs: int | None) -> int | None:
-    """The crashing CPU (the small dump's PRCB copy says which), when it is a plausible processor index."""
-    number = tri.processor_number
-    if number is None or (n_procs is not None and number >= n_procs):
-        return None
-    return int(number)

@@ -38,6 +38,7 @@ from dbgauto.kdump.physmem import (
     build_run_map,
 )
 from dbgauto.kdump.variety import Variety, classify
+from dbgauto.util.fs import PositionalFile
 
 if TYPE_CHECKING:
     from dbgauto.kdump.triage import TriageDump
@@ -64,6 +65,7 @@ class KernelDump:
         self._triage: TriageDump | None = None
         self._paging_mode: str | None = None
         self._paging_error: UnsupportedMachineError | None = None
+        self._file: PositionalFile | None = None  # positional reads beside the mmap (see read_file)
 
         found = sniff(self.buffer, file_size, path)
         self.is_64bit = found.is_64bit
@@ -131,6 +133,9 @@ class KernelDump:
             return
         self._physmap = None
         self._triage = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         self.bitmap_info = None
         if getattr(self, "buffer", None) is not None:
             try:
@@ -229,6 +234,29 @@ class KernelDump:
                 out.append(bytes(buf[off + in_page : off + in_page + n]))
             addr += n
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def read_file(self, pos: int, size: int) -> bytes | None:
+        """``size`` bytes of the file at ``pos`` by a positional read (not through the mapping), None when cut short.
+
+        For scattered reads of huge dumps (conversion): the mapping's fault-around would grow the resident size by
+        ~64 KiB per page touched; see :mod:`dbgauto.util.fs`. The descriptor is opened on first use, advised random.
+        """
+        if self._file is None:
+            if self._mmap is None:
+                raise DumpFormatError(self.path, "the dump is closed")
+            try:
+                self._file = PositionalFile(self.path)
+                self._file.advise_random()
+            except OSError:
+                data = bytes(self.buffer[pos : pos + size])
+                return data if len(data) == size else None
+        data = self._file.read_at(pos, size)
+        return data if len(data) == size else None
+
+    def advise_willneed(self, pos: int, size: int) -> None:
+        """Ask the OS to start reading this file range (advisory; a no-op where unsupported)."""
+        if self._file is not None:
+            self._file.advise_willneed(pos, size)
 
     def _read_entry(self, pa: int, size: int) -> int:
         pm = self._physmap

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from dbgauto.kdump.header import filetime_to_datetime, iso_utc
@@ -65,7 +66,12 @@ def _main_header(tri: TriageDump) -> dict[str, Any]:
     return out
 
 
-def triage_to_dict(tri: TriageDump, *, include_data_blocks: bool = False) -> dict[str, Any]:
+def triage_to_dict(
+    tri: TriageDump, *, include_data_blocks: bool = False, kernel: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``kernel``: what the kernel layer established from the copies (``prcb_address``, ``thread_address``,
+    ``process_address``, ``process_name``, ``pid``, ``tid``, ``stack_scan`` hits); absent keys read null/empty."""
+    kern = kernel or {}
     h = tri.header
     ctx = tri.context
     exc = tri.exception
@@ -94,15 +100,15 @@ def triage_to_dict(tri: TriageDump, *, include_data_blocks: bool = False) -> dic
             for dr in tri.drivers
         ],
         "broken_driver": None if tri.broken_driver is None else tri.broken_driver.name,
-        "prcb": _copy(tri.prcb, tri.header.prcb_offset, tri.prcb_address),
-        "process": _copy(tri.process, tri.header.process_offset, tri.process_address),
-        "thread": _copy(tri.thread, tri.header.thread_offset, tri.thread_address),
+        "prcb": _copy(tri.prcb, tri.header.prcb_offset, kern.get("prcb_address")),
+        "process": _copy(tri.process, tri.header.process_offset, kern.get("process_address")),
+        "thread": _copy(tri.thread, tri.header.thread_offset, kern.get("thread_address")),
         "stack": None
         if tri.stack is None
         else {"top_of_stack": _h(tri.top_of_stack), "size": _h(len(tri.stack)), "offset": _h(h.call_stack_offset)},
-        "process_name": tri.process_name,
-        "pid": tri.pid,
-        "tid": tri.tid,
+        "process_name": kern.get("process_name"),
+        "pid": kern.get("pid"),
+        "tid": kern.get("tid"),
         "kdbg": None
         if k is None
         else {
@@ -132,7 +138,7 @@ def triage_to_dict(tri: TriageDump, *, include_data_blocks: bool = False) -> dic
         ],
         "stack_scan": [
             {"address": hex(s.address), "value": hex(s.value), "module": s.module, "offset": hex(s.offset)}
-            for s in tri._stack_hits
+            for s in kern.get("stack_scan", ())
         ],
         "warnings": list(tri.warnings),
     }

@@ -1,6 +1,6 @@
 """The small-dump sections as values, and the bounded parsers that produce them.
 
-Each parser receives the reader's ``_Parser`` (``buf``, ``size``, ``is_64bit``, ``need()``, ``copy()``, ``fail()``,
+Each parser receives the parser (``TriageParser``: (``buf``, ``size``, ``is_64bit``, ``need()``, ``copy()``, ``fail()``,
 ``warnings``). A count or offset that needs bytes the file does not have raises before anything is allocated;
 damage inside a bounded section becomes a warning.
 """
@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 
 from dbgauto.kdump.constants import DUMP_BLOB_SIGNATURE
 from dbgauto.kdump.layout import Layout
+from dbgauto.kdump.records import LoadedDriver, UnloadedDriver
 from dbgauto.kdump.structs import kd
 from dbgauto.kdump.structs import triage as ts
 
 if TYPE_CHECKING:
-    from dbgauto.kdump.triage import TriageHeader, _Parser
+    from dbgauto.kdump.triage import TriageHeader
+    from dbgauto.kdump.triage_parse import TriageParser
 
 
 class DataBlock(NamedTuple):
@@ -31,32 +33,6 @@ class DataBlock(NamedTuple):
     address: int
     offset: int
     size: int
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedDriver:
-    """One driver-list entry: full NT path from the string pool (None when unreadable) and the filled fields."""
-
-    name: str | None
-    base: int
-    size: int
-    timestamp: int
-    checksum: int
-    name_offset: int
-
-    @property
-    def base_name(self) -> str:
-        return self.name.rsplit("\\", 1)[-1] if self.name else f"driver@{self.base:#x}"
-
-
-@dataclass(frozen=True, slots=True)
-class UnloadedDriver:
-    """DUMP_UNLOADED_DRIVERS: the name is at most 12 characters (Windows truncates it)."""
-
-    name: str
-    start: int
-    end: int
-    name_length: int  # UNICODE_STRING.Length in bytes, as stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +132,7 @@ _U32 = struct.Struct("<I")
 _BLOB_HEADER = _selective_struct(ts.DUMP_BLOB_HEADER)
 
 
-def parse_mm(p: _Parser, offset: int) -> MmInfo:
+def parse_mm(p: TriageParser, offset: int) -> MmInfo:
     lay = ts.DUMP_MM_STORAGE64 if p.is_64bit else ts.DUMP_MM_STORAGE32
     raw = p.copy("mm", offset, lay.size)
     fields = lay.unpack(raw)
@@ -165,7 +141,7 @@ def parse_mm(p: _Parser, offset: int) -> MmInfo:
     return MmInfo(fields, raw)
 
 
-def parse_unloaded(p: _Parser, offset: int) -> list[UnloadedDriver]:
+def parse_unloaded(p: TriageParser, offset: int) -> list[UnloadedDriver]:
     count_size = ts.UNLOADED_COUNT_SIZE64 if p.is_64bit else ts.UNLOADED_COUNT_SIZE32
     lay = ts.DUMP_UNLOADED_DRIVERS64 if p.is_64bit else ts.DUMP_UNLOADED_DRIVERS32
     p.need("unloaded_drivers", offset, count_size)
@@ -181,7 +157,7 @@ def parse_unloaded(p: _Parser, offset: int) -> list[UnloadedDriver]:
     return out
 
 
-def parse_drivers(p: _Parser, h: TriageHeader) -> list[LoadedDriver]:
+def parse_drivers(p: TriageParser, h: TriageHeader) -> list[LoadedDriver]:
     entry, st = (ts.DRIVER_ENTRY_SIZE64, _ENTRY64) if p.is_64bit else (ts.DRIVER_ENTRY_SIZE32, _ENTRY32)
     if h.driver_count > (p.size - h.driver_list_offset) // entry:
         raise p.fail(
@@ -214,11 +190,11 @@ def parse_drivers(p: _Parser, h: TriageHeader) -> list[LoadedDriver]:
                 name = decode(pool[rel + 4 : end], "replace")[0]
                 if pool[end : end + 2] != b"\0\0":
                     p.warnings.append(f"string_pool: string at {name_off:#x} has no NUL terminator")
-        drivers.append(LoadedDriver(name, base, size, stamp, checksum, name_off))
+        drivers.append(LoadedDriver(name, base, size, stamp, checksum))
     return drivers
 
 
-def parse_kdbg(p: _Parser, offset: int, size: int, address: int | None) -> KdDebuggerData:
+def parse_kdbg(p: TriageParser, offset: int, size: int, address: int | None) -> KdDebuggerData:
     raw = p.copy("debugger_data", offset, size)
     fields = kd.decode_kdbg_fields(raw, size=size)
     k = KdDebuggerData(address, raw, fields)
@@ -264,7 +240,7 @@ def _columns(table: memoryview, count: int) -> tuple[list[int], list[int], list[
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
-def parse_data_blocks(p: _Parser, offset: int, count: int) -> BlockTable:
+def parse_data_blocks(p: TriageParser, offset: int, count: int) -> BlockTable:
     if count > (p.size - offset) // _BLOCK.size:
         raise p.fail("data_blocks", f"DataBlocksCount {count} needs more bytes than the file has", offset)
     table = memoryview(bytes(p.buf[offset : offset + count * _BLOCK.size]))
@@ -290,7 +266,7 @@ def _blob_tag(raw: bytes) -> uuid.UUID:
     return uuid.UUID(bytes_le=raw)
 
 
-def parse_blobs(p: _Parser, start: int) -> tuple[DumpBlobFileHeader | None, list[DumpBlob]]:
+def parse_blobs(p: TriageParser, start: int) -> tuple[DumpBlobFileHeader | None, list[DumpBlob]]:
     """The DumpBlob chain Windows appends after SizeOfDump; trailing bytes of another kind are only reported."""
     if start + ts.DUMP_BLOB_FILE_HEADER.size > p.size:
         p.warnings.append(f"secondary data: {p.size - start:#x} trailing bytes after SizeOfDump, not a DumpBlob")

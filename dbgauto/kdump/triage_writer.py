@@ -25,10 +25,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from dbgauto.kdump.constants import TRIAGE_VALID, DumpType, Machine, TriageFlag
 from dbgauto.kdump.layout import PAGE_FILL
+from dbgauto.kdump.records import LoadedDriver, UnloadedDriver
 from dbgauto.kdump.structs import triage as ts
 from dbgauto.kdump.structs.context import (
     EXCEPTION_MAXIMUM_PARAMETERS,
@@ -40,24 +41,15 @@ from dbgauto.kdump.structs.context import (
     pack_context,
 )
 from dbgauto.kdump.structs.header import HEADER32, HEADER64
-from dbgauto.kdump.triage_parts import DriverSpec, UnloadedSpec
 from dbgauto.util.atomic import atomic_write
 
 if TYPE_CHECKING:
     from dbgauto.kdump.triage import TriageDump
 
-__all__ = ["BlobSpec", "DriverSpec", "TriageDumpBuilder", "UnloadedSpec"]
+__all__ = ["BlobSpec", "TriageDumpBuilder"]
 
 _CONTEXT_AREA = {True: (0x348, 0xF00), False: (0x320, 0x7D0)}  # ContextRecord start, exception record start
 _HEADER_OWN = frozenset({"signature", "valid_dump", "dump_type", "context_record", "exception"})
-
-
-class _DriverLike(Protocol):
-    name: str | None
-    base: int
-    size: int
-    timestamp: int
-    checksum: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +83,13 @@ class TriageDumpBuilder:
     context: CpuContext | bytes | Mapping[str, int] | None = None
     exception: ExceptionRecord | bytes | None = None
     mm: bytes | Mapping[str, int] | None = None  # raw DUMP_MM_STORAGE or fields; default Version 1, Size
-    unloaded_drivers: Sequence[Any] | None = None  # UnloadedSpec / reader UnloadedDriver; None = no section
+    unloaded_drivers: Sequence[UnloadedDriver] | None = None  # UnloadedDriver records; None = no section
     prcb: bytes | None = None
     process: bytes | None = None
     thread: bytes | None = None
     stack: bytes | None = None
     top_of_stack: int = 0
-    drivers: Sequence[_DriverLike] = ()
+    drivers: Sequence[LoadedDriver] = ()
     broken_driver_index: int | None = None
     kdbg: bytes | None = None
     data_blocks: Sequence[tuple[int, bytes]] = ()

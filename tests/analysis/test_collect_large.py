@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("dbgauto.convert", reason="the converter (conversion issue) is not in the tree yet")
 dumpinflate = pytest.importorskip("dumpinflate", reason="scripts/dumpinflate is not in the tree")
 
-from dbgauto.analysis.collect import facts_from_dump  # noqa: E402
 from dbgauto.analysis.facts import CrashFacts  # noqa: E402
+from dbgauto.engines.jobs import facts_from_dump  # noqa: E402
 
 
 @pytest.fixture(scope="module")

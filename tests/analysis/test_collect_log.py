@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("dbgauto.analysis.parsers", reason="the debugger-output parsers (engine issue) are not in the tree")
+pytest.importorskip("dbgauto.debugtext", reason="the debugger-output parsers (engine issue) are not in the tree")
 
-from dbgauto.analysis.collect import facts_from_log
 from dbgauto.analysis.facts import CrashFacts
+from dbgauto.analysis.from_log import facts_from_log
 from dbgauto.report.render import ReportRenderer
 
 

@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("dbgauto.kdump.reader", reason="the native reader (small-dump issue) is not in the tree yet")
 
-from dbgauto.analysis.collect import facts_from_dump
 from dbgauto.analysis.facts import CrashFacts
+from dbgauto.engines.jobs import facts_from_dump
 from dbgauto.errors import DumpFormatError, DumpNotFoundError
 
 

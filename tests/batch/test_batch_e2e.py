@@ -176,7 +176,7 @@ def test_delete_source_after_verify(full_tree: DumpTree, tmp_path: Path) -> None
 
 
 def test_compare_facts_catches_a_different_small_dump(triage_x64_path: Path) -> None:
-    from dbgauto.analysis.collect import facts_from_dump
+    from dbgauto.engines.jobs import facts_from_dump
 
     facts = facts_from_dump(triage_x64_path).to_dict()
     same, why = compare_facts(facts, json.loads(json.dumps(facts)))

@@ -47,7 +47,7 @@ def inflated_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def cases(small: Any, triage_x64_path: Path, inflated_dir: Path) -> dict[str, Case]:
-    from dbgauto.convert import convert_dump
+    from dbgauto.engines.jobs import convert_dump
 
     out: dict[str, Case] = {}
     for name, options in VARIANTS.items():

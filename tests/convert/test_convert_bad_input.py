@@ -10,10 +10,10 @@ import dumpinflate
 import dumpsynth
 import pytest
 
-from dbgauto.convert import convert_dump
+from dbgauto.engines.jobs import convert_dump
 from dbgauto.errors import ConversionError, OutputExistsError
-from dbgauto.kdump.kdbg import KdbgKeys
 from dbgauto.kdump.reader import KernelDump
+from dbgauto.kernel.kdbg import KdbgKeys
 
 ABSENT_VA = 0xFFFF_C08B_F000_0000  # no captured byte and no synthesized structure lives there
 

@@ -10,8 +10,14 @@ import pytest
 from kdmp_peer import read_virtual
 
 from dbgauto.kdump.reader import KernelDump
+from dbgauto.kernel.smalldump import kernel_view, parts_from_triage
 
 kdmp_parser = pytest.importorskip("kdmp_parser")
+
+def _kv(tri: Any) -> dict[str, Any]:
+    """What the kernel layer establishes from the small dump's copies (addresses, identity, stack scan)."""
+    return kernel_view(parts_from_triage(tri))
+
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +28,9 @@ def implied(triage_x64_path: Path) -> dict[str, Any]:
         return {
             "dtb": d.header.directory_table_base,
             "kdbg_va": d.header.kd_debugger_data_block,
-            "prcb": (tri.prcb_address, tri.prcb),
-            "thread": (tri.thread_address, tri.thread),
-            "process": (tri.process_address, tri.process),
+            "prcb": (_kv(tri)["prcb_address"], tri.prcb),
+            "thread": (_kv(tri)["thread_address"], tri.thread),
+            "process": (_kv(tri)["process_address"], tri.process),
             "stack": (tri.header.top_of_stack, tri.stack),
             "kdbg": tri.kdbg.raw if tri.kdbg is not None else None,
         }

@@ -9,8 +9,8 @@ import dumpinflate
 import pytest
 
 from dbgauto.errors import ConversionError, MemoryAccessError
-from dbgauto.kdump.kdbg import KdbgKeys, decode_words, encode_words, find_keys_in_code, read_kdbg
 from dbgauto.kdump.reader import KernelDump
+from dbgauto.kernel.kdbg import KdbgKeys, decode_words, encode_words, find_keys_in_code, read_kdbg
 
 KEYS = KdbgKeys(0x5A3C96E1D27B480F, 0x1F2E3D4C5B6A7988, 0xFFFFF8047C7F0800)
 

@@ -15,11 +15,16 @@ import dumpinflate
 import pytest
 from kdmp_peer import read_virtual
 
-from dbgauto.analysis.collect import facts_from_dump
-from dbgauto.convert import convert_dump
+from dbgauto.engines.jobs import convert_dump, facts_from_dump
 from dbgauto.kdump.reader import KernelDump
+from dbgauto.kernel.smalldump import kernel_view, parts_from_triage
 
 SKIPPED_BLOCKS = "data blocks: skipped memory not in the dump"
+
+def _kv(tri: Any) -> dict[str, Any]:
+    """What the kernel layer establishes from the small dump's copies (addresses, identity, stack scan)."""
+    return kernel_view(parts_from_triage(tri))
+
 
 
 @dataclass(frozen=True)
@@ -135,9 +140,10 @@ def test_conversion_finds_every_part(converted: dict[str, Any]) -> None:
         assert blocks[w.processor_block] == case.processors * (8 if case.arch == "x64" else 4)
         assert w.fault_address & ~0xFFF in blocks  # the culprit's faulting code page
         if case.arch == "x64":  # the build-19041 offset table gives process name, pid and tid
-            assert (tri.process_name, tri.pid, tri.tid) == (w.process_name, w.pid, w.tid)
+            assert tuple(map(_kv(tri).get, ("process_name", "pid", "tid"))) == (w.process_name, w.pid, w.tid)
         else:
-            assert (tri.process_name, tri.pid, tri.tid) == (None, None, None)  # no 32-bit row: unknown, not guessed
+            # no 32-bit row: unknown, not guessed
+            assert tuple(map(_kv(tri).get, ("process_name", "pid", "tid"))) == (None, None, None)
 
 
 def test_facts_name_the_culprit(converted: dict[str, Any]) -> None:

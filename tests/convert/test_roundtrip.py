@@ -155,7 +155,7 @@ def test_encoded_variant_really_is_encoded(cases: dict[str, Any], small: Any) ->
 
 
 def test_result_and_source_untouched(cases: dict[str, Any], tmp_path: Path) -> None:
-    from dbgauto.convert import convert_dump
+    from dbgauto.engines.jobs import convert_dump
 
     case = cases["kernel-bitmap"]
     assert case.result.output == case.output
@@ -171,7 +171,7 @@ def test_result_and_source_untouched(cases: dict[str, Any], tmp_path: Path) -> N
 
 
 def test_small_dump_source_is_copied_unchanged(triage_x64_path: Path, tmp_path: Path) -> None:
-    from dbgauto.convert import convert_dump
+    from dbgauto.engines.jobs import convert_dump
 
     res = convert_dump(triage_x64_path, tmp_path)
     assert res.output == tmp_path / "triage_x64.mini.dmp"
@@ -180,12 +180,11 @@ def test_small_dump_source_is_copied_unchanged(triage_x64_path: Path, tmp_path: 
     assert res.source_dump_type == DumpType.TRIAGE
 
 
-def test_collect_parts_without_blocks_for_facts(cases: dict[str, Any]) -> None:
-    from dbgauto.convert import collect_parts
+def test_kernel_walk_gives_the_parts(cases: dict[str, Any]) -> None:
+    from dbgauto.kernel.walk import walk_kernel
 
     with _open(cases["kernel-bitmap"].inflated.path) as big:
-        parts = collect_parts(big, data_blocks=False)
-    assert parts.data_blocks == []
+        parts = walk_kernel(big)
     assert parts.processor == 0
     assert parts.thread_va == 0xFFFFC08BDE9E1640
     assert parts.process_va == 0xFFFFC08BDCE94180

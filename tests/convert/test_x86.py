@@ -10,7 +10,7 @@ from typing import Any
 import dumpinflate
 import pytest
 
-from dbgauto.convert import convert_dump
+from dbgauto.engines.jobs import convert_dump
 from dbgauto.kdump.reader import KernelDump
 
 POOL = 0x88000000  # pool pages of the test's own, outside the world's allocations

@@ -142,7 +142,7 @@ def test_stack_is_labelled_a_scan_and_starts_at_the_crash_context(
 
 
 def test_outputs_parse_back_with_the_debugger_output_parsers(session: NativeSession) -> None:
-    parsers = pytest.importorskip("dbgauto.analysis.parsers")
+    parsers = pytest.importorskip("dbgauto.debugtext")
     bc = parsers.parse_bugcheck(session.run(".bugcheck").output)
     assert bc is not None
     assert bc.code == 0x1000007E

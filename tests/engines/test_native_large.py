@@ -32,10 +32,9 @@ def test_large_dump_answers_like_the_small_one(
             assert big.run(command).output == small.run(command).output, command
         assert len(big.target.modules) == len(groundtruth_x64["drivers"])
         assert big.target.process_name == groundtruth_x64["process"]["image_file_name"]
-        temp_dir = Path(big._tmpdir.name) if big._tmpdir is not None else None
+        before = set(tmp_path.iterdir())
         out = big.write_small_dump(tmp_path / "from-large.dmp")
+        assert set(tmp_path.iterdir()) - before == {out}  # no temporary small dump: the parts are in memory
         with KernelDump.open(out) as written:
             assert int(written.dump_type) == 4
             assert written.header.bugcheck_code == int(groundtruth_x64["bugcheck_code"], 16)
-    assert temp_dir is not None
-    assert not temp_dir.exists()  # the session's temporary small dump is removed on close

@@ -5,13 +5,21 @@ from __future__ import annotations
 import struct
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dbgauto.kdump.constants import Machine
+from dbgauto.kdump.records import LoadedDriver, UnloadedDriver
 from dbgauto.kdump.structs.context import ExceptionRecord
 from dbgauto.kdump.triage import TriageDump
-from dbgauto.kdump.triage_writer import BlobSpec, DriverSpec, TriageDumpBuilder, UnloadedSpec
+from dbgauto.kdump.triage_writer import BlobSpec, TriageDumpBuilder
+from dbgauto.kernel.smalldump import kernel_view, parts_from_triage
+
+
+def _kv(tri: Any) -> dict[str, Any]:
+    """What the kernel layer establishes from the small dump's copies (addresses, identity, stack scan)."""
+    return kernel_view(parts_from_triage(tri))
 
 
 def _kdbg(ptr_fmt: str, *, ki_processor_block: int, kern_base: int) -> bytes:
@@ -85,13 +93,13 @@ def build_for(arch: str) -> tuple[TriageDumpBuilder, dict[str, object]]:
         },
         context=a["context"],  # type: ignore[arg-type]
         exception=ExceptionRecord(0xC0000005, 0, 0, int(a["kern"]) + 0x1000, 1, (0xAA,)),  # type: ignore[call-overload]
-        unloaded_drivers=[UnloadedSpec("gone.sys", a["kern"] - 0x10000, a["kern"] - 0x8000)],  # type: ignore[operator]
+        unloaded_drivers=[UnloadedDriver("gone.sys", a["kern"] - 0x10000, a["kern"] - 0x8000)],  # type: ignore[operator]
         prcb=bytes(prcb),
         process=bytes(0x80),
         thread=bytes(thread),
         stack=bytes(stack),
         top_of_stack=int(a["top"]),  # type: ignore[call-overload]
-        drivers=[DriverSpec("\\SystemRoot\\system32\\ntoskrnl.exe", int(a["kern"]), 0x800000, 0x1234, 0x99)],  # type: ignore[call-overload]
+        drivers=[LoadedDriver("\\SystemRoot\\system32\\ntoskrnl.exe", int(a["kern"]), 0x800000, 0x1234, 0x99)],  # type: ignore[call-overload]
         broken_driver_index=0,
         kdbg=_kdbg(ptr, ki_processor_block=int(a["kiblock"]), kern_base=int(a["kern"])),  # type: ignore[call-overload]
         data_blocks=[(int(a["kiblock"]), kiblock), (int(a["prcb_va"]), bytes(prcb))],  # type: ignore[call-overload]
@@ -123,16 +131,16 @@ def test_write_and_read_back(arch: str, tmp_path: Path) -> None:
     assert tri.kdbg is not None
     assert tri.kdbg.kern_base == a["kern"]
     # the copies land at their VAs through the pointer-sized KiProcessorBlock[1] / CurrentThread / ApcState.Process
-    assert (tri.prcb_address, tri.thread_address, tri.process_address) == (
+    assert (_kv(tri)["prcb_address"], _kv(tri)["thread_address"], _kv(tri)["process_address"]) == (
         a["prcb_va"],
         a["thread_va"],
         a["process_va"],
     )
     assert tri.memory.read(int(a["top"]), 4) == bytes(tri.stack[:4])  # type: ignore[index,call-overload]
-    hits = tri.stack_scan()
+    hits = _kv(tri)["stack_scan"]
     assert [(h.address, h.module, h.offset) for h in hits] == [(a["top"], "ntoskrnl.exe", 0x1000)]
     # no offset table for these builds: identity is unknown, not guessed
-    assert (tri.process_name, tri.pid, tri.tid) == (None, None, None)
+    assert (_kv(tri)["process_name"], _kv(tri)["pid"], _kv(tri)["tid"]) == (None, None, None)
     assert [str(bl.tag) for bl in tri.blobs] == [str(uuid.UUID(int=5))]
     # and it rebuilds to the same bytes
     assert TriageDumpBuilder.from_triage(tri).build() == data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from typing import Any
 
 import pytest
 from triage_handmade import (
@@ -19,8 +20,15 @@ from triage_handmade import (
 )
 
 from dbgauto.kdump.constants import Machine
+from dbgauto.kdump.records import LoadedDriver, UnloadedDriver
 from dbgauto.kdump.triage import TriageDump
-from dbgauto.kdump.triage_writer import BlobSpec, DriverSpec, TriageDumpBuilder, UnloadedSpec
+from dbgauto.kdump.triage_writer import BlobSpec, TriageDumpBuilder
+from dbgauto.kernel.smalldump import kernel_view, parts_from_triage
+
+
+def _kv(tri: Any) -> dict[str, Any]:
+    """What the kernel layer establishes from the small dump's copies (addresses, identity, stack scan)."""
+    return kernel_view(parts_from_triage(tri))
 
 
 def test_reader_on_handmade_bytes() -> None:
@@ -53,13 +61,16 @@ def test_reader_on_handmade_bytes() -> None:
     assert tri.kdbg is not None
     assert tri.kdbg.kern_base == NT_BASE
     assert tri.kdbg.address == KDBG_VA
-    assert (tri.prcb_address, tri.thread_address, tri.process_address) == (PRCB_VA, THREAD_VA, PROCESS_VA)
-    assert (tri.process_name, tri.pid, tri.tid) == ("handmade.exe", 8, 0x1C)
+    k = _kv(tri)
+    assert (k["prcb_address"], k["thread_address"], k["process_address"]) == (PRCB_VA, THREAD_VA, PROCESS_VA)
+    assert (k["process_name"], k["pid"], k["tid"]) == ("handmade.exe", 8, 0x1C)
     assert [(b.size) for b in tri.data_blocks] == [8, 0x100, 3]
-    assert tri.memory.read(0xFFFFF80000700002, 2) == b"yz"
-    assert tri.memory.read(PROCESS_VA + 0x5A8, 8) == b"handmade"
-    assert tri.memory.read(KDBG_VA + 0x10, 4) == b"KDBG"
-    hits = tri.stack_scan()
+    memory = parts_from_triage(tri).memory
+    assert memory is not None
+    assert memory.read(0xFFFFF80000700002, 2) == b"yz"
+    assert memory.read(PROCESS_VA + 0x5A8, 8) == b"handmade"
+    assert memory.read(KDBG_VA + 0x10, 4) == b"KDBG"
+    hits = _kv(tri)["stack_scan"]
     assert [(h.address - TOP_OF_STACK, h.module, h.offset) for h in hits] == [
         (0, "ntoskrnl.exe", 0x1234),
         (0x18, "d.sys", 0x10),
@@ -75,7 +86,7 @@ def test_identity_is_unknown_when_sizes_disagree() -> None:
     data = bytearray(hm.data)
     struct.pack_into("<H", data, hm.offsets["kdbg"] + 0x2C0, 0x8A0)
     tri = TriageDump.parse_buffer(bytes(data), path="x.dmp", is_64bit=True)
-    assert (tri.process_name, tri.pid, tri.tid) == (None, None, None)
+    assert (_kv(tri)["process_name"], _kv(tri)["pid"], _kv(tri)["tid"]) == (None, None, None)
 
 
 def test_identity_pid_mismatch_gives_no_ids() -> None:
@@ -83,8 +94,8 @@ def test_identity_pid_mismatch_gives_no_ids() -> None:
     data = bytearray(hm.data)
     struct.pack_into("<Q", data, hm.offsets["process"] + 0x440, 12)  # EPROCESS pid != ETHREAD.Cid pid
     tri = TriageDump.parse_buffer(bytes(data), path="x.dmp", is_64bit=True)
-    assert tri.pid is None
-    assert tri.tid is None
+    assert _kv(tri)["pid"] is None
+    assert _kv(tri)["tid"] is None
 
 
 # --- an independent reader for the writer's output (spec offsets only; no dbgauto structure code) --------------
@@ -179,15 +190,15 @@ def test_writer_output_under_independent_parser() -> None:
         machine=Machine.AMD64,
         header_fields={"minor_version": 22621, "major_version": 0xF, "bugcheck_code": 0x50, "number_processors": 4},
         context={"rip": 0xFFFFF80000001234, "rsp": 0xFFFF800000008000, "cs": 0x10, "ss": 0x18},
-        unloaded_drivers=[UnloadedSpec("averyveryverylongname.sys", 0x10, 0x20)],
+        unloaded_drivers=[UnloadedDriver("averyveryverylongname.sys", 0x10, 0x20)],
         prcb=prcb,
         process=b"P" * 0x40,
         thread=b"T" * 0x30,
         stack=b"S" * 0x100,
         top_of_stack=0xFFFF800000007F00,
         drivers=[
-            DriverSpec("\\SystemRoot\\nt.exe", 0xFFFFF80000000000, 0x200000, 0x11, 0x22),
-            DriverSpec("\\a.sys", 0x1000, 0x2000, 3, 4),
+            LoadedDriver("\\SystemRoot\\nt.exe", 0xFFFFF80000000000, 0x200000, 0x11, 0x22),
+            LoadedDriver("\\a.sys", 0x1000, 0x2000, 3, 4),
         ],
         kdbg=b"\0" * 0x10 + b"KDBG" + struct.pack("<I", 0x380) + bytes(0x368),
         data_blocks=blocks,
@@ -247,7 +258,7 @@ def test_writer_reproduces_handmade_bytes() -> None:
 @pytest.mark.parametrize("missing", ["drivers", "data_blocks", "kdbg", "stack"])
 def test_writer_omits_absent_sections(missing: str) -> None:
     parts: dict[str, object] = {
-        "drivers": [DriverSpec("\\a.sys", 0x1000, 0x2000)],
+        "drivers": [LoadedDriver("\\a.sys", 0x1000, 0x2000)],
         "data_blocks": [(0xFFFFF80000001000, b"q" * 9)],
         "kdbg": b"\0" * 0x10 + b"KDBG" + struct.pack("<I", 0x40) + bytes(0x28),
         "stack": b"s" * 0x40,
@@ -268,7 +279,7 @@ def test_writer_omits_absent_sections(missing: str) -> None:
 def test_names_outside_the_bmp_count_utf16_units() -> None:
     """DUMP_STRING.Length is in UTF-16 units: a character outside the BMP counts 2 (and still round-trips)."""
     name = "\\x\\\U0001f600.sys"
-    b = TriageDumpBuilder(machine=Machine.AMD64, context={"rip": 1}, drivers=[DriverSpec(name, 0x1000, 0x1000)])
+    b = TriageDumpBuilder(machine=Machine.AMD64, context={"rip": 1}, drivers=[LoadedDriver(name, 0x1000, 0x1000)])
     data = b.build()
     pool = struct.unpack_from("<I", data, 0x2000 + 0x38)[0]
     assert struct.unpack_from("<I", data, pool)[0] == len(name) + 1

@@ -12,6 +12,13 @@ import pytest
 from dbgauto.errors import PageNotPresentError
 from dbgauto.kdump.reader import KernelDump
 from dbgauto.kdump.triage import TriageDump
+from dbgauto.kernel.smalldump import kernel_view, parts_from_triage
+from dbgauto.kernel.stackscan import ModuleIndex
+
+
+def _kv(tri: Any) -> dict[str, Any]:
+    """What the kernel layer establishes from the small dump's copies (addresses, identity, stack scan)."""
+    return kernel_view(parts_from_triage(tri))
 
 
 def _x(s: str) -> int:
@@ -95,7 +102,7 @@ def test_unloaded_drivers(tri: TriageDump, groundtruth_x64: dict[str, Any]) -> N
 
 def test_process_and_thread(tri: TriageDump, groundtruth_x64: dict[str, Any]) -> None:
     p, t = groundtruth_x64["process"], groundtruth_x64["thread"]
-    assert (tri.process_name, tri.pid, tri.tid) == (p["image_file_name"], p["pid"], t["tid"])
+    assert (_kv(tri)["process_name"], _kv(tri)["pid"], _kv(tri)["tid"]) == (p["image_file_name"], p["pid"], t["tid"])
     assert tri.process is not None
     assert len(tri.process) == _x(p["eprocess_copy_size"])
     assert tri.thread is not None
@@ -158,21 +165,21 @@ def test_kdbg_fields(tri: TriageDump, groundtruth_x64: dict[str, Any]) -> None:
 
 
 def test_virtual_view(tri: TriageDump, groundtruth_x64: dict[str, Any]) -> None:
-    mem = tri.memory
+    mem = parts_from_triage(tri).memory.view  # type: ignore[union-attr]
     h = tri.header
     assert tri.top_of_stack is not None
     assert tri.stack is not None
     assert mem.read(tri.top_of_stack, 16) == tri.stack[:16]
     assert mem.read(_x(groundtruth_x64["KdDebuggerDataBlock"]) + 0x10, 4) == b"KDBG"
     # the thread and process copies at the VAs derived through the KDBG offsets
-    assert tri.thread_address is not None
-    assert tri.process_address is not None
-    assert tri.prcb_address is not None
-    assert mem.read(tri.thread_address, 0x100) == tri.thread[:0x100]
-    assert mem.read(tri.process_address + 0x5A8, 6) == b"System"
+    assert _kv(tri)["thread_address"] is not None
+    assert _kv(tri)["process_address"] is not None
+    assert _kv(tri)["prcb_address"] is not None
+    assert mem.read(_kv(tri)["thread_address"], 0x100) == tri.thread[:0x100]
+    assert mem.read(_kv(tri)["process_address"] + 0x5A8, 6) == b"System"
     # the PRCB copy is also a data block (byte-identical): the view must find it at KiProcessorBlock[0]
     first = tri.data_blocks[1]
-    assert tri.prcb_address == first.address
+    assert _kv(tri)["prcb_address"] == first.address
     assert h.prcb_offset != first.offset
     # a read spanning the end of the stack copy into the unmapped page raises, naming the first absent byte
     stack_end = tri.top_of_stack + len(tri.stack)
@@ -191,14 +198,14 @@ def test_virtual_view(tri: TriageDump, groundtruth_x64: dict[str, Any]) -> None:
 
 
 def test_stack_scan(tri: TriageDump) -> None:
-    hits = tri.stack_scan()
+    hits = _kv(tri)["stack_scan"]
     assert hits
     # The first stack qword is KeBugCheckEx's return address: inside ntoskrnl (observed-triage-x64.md)
     nt = tri.drivers[0]
     assert hits[0].address == tri.top_of_stack
     assert hits[0].module == "ntoskrnl.exe"
     for h in hits:
-        d = tri.driver_at(h.value)
+        d = ModuleIndex(tri.drivers).at(h.value)
         assert d is not None
         assert d.base + h.offset == h.value
         assert h.offset < d.size
@@ -209,7 +216,7 @@ def test_stack_scan(tri: TriageDump) -> None:
 
 
 def test_to_dict_is_json_and_complete(tri: TriageDump, groundtruth_x64: dict[str, Any]) -> None:
-    d = json.loads(json.dumps(tri.to_dict(include_data_blocks=True)))
+    d = json.loads(json.dumps(tri.to_dict(include_data_blocks=True, kernel=_kv(tri)), default=lambda v: list(v)))
     assert d["drivers"] == groundtruth_x64["drivers"]
     assert d["unloaded_drivers"] == groundtruth_x64["unloaded_drivers"]
     assert (d["process_name"], d["pid"], d["tid"]) == ("System", 4, 264)
@@ -234,4 +241,4 @@ def test_through_kernel_dump_reader(triage_x64_path: Path) -> None:
     with KernelDump.open(triage_x64_path) as dump:
         tri = dump.triage
         assert len(tri.drivers) == 151
-        assert tri.pid == 4
+        assert _kv(tri)["pid"] == 4

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from dbgauto.errors import OutputExistsError
+from dbgauto.kdump.records import LoadedDriver, UnloadedDriver
 from dbgauto.kdump.triage import TriageDump
-from dbgauto.kdump.triage_writer import BlobSpec, DriverSpec, TriageDumpBuilder, UnloadedSpec
+from dbgauto.kdump.triage_writer import BlobSpec, TriageDumpBuilder
 
 
 @pytest.fixture(scope="module")
@@ -114,13 +115,13 @@ def test_writer_rules_alone_reproduce_windows_layout(tri: TriageDump, original: 
         context=tri.context,
         exception=tri.exception,
         mm={"version": tri.mm.version, "size": tri.mm.size},
-        unloaded_drivers=[UnloadedSpec(u.name, u.start, u.end) for u in tri.unloaded_drivers],
+        unloaded_drivers=[UnloadedDriver(u.name, u.start, u.end) for u in tri.unloaded_drivers],
         prcb=tri.prcb,
         process=tri.process,
         thread=tri.thread,
         stack=tri.stack,
         top_of_stack=tri.header.top_of_stack,
-        drivers=[DriverSpec(d.name, d.base, d.size, d.timestamp, d.checksum) for d in tri.drivers],
+        drivers=[LoadedDriver(d.name, d.base, d.size, d.timestamp, d.checksum) for d in tri.drivers],
         kdbg=tri.kdbg.raw,
         data_blocks=[(a, original[o : o + s]) for a, o, s in tri.data_blocks],
         blobs=[BlobSpec(bl.tag, tri.blob_data(bl)) for bl in tri.blobs],

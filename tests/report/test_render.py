@@ -219,7 +219,7 @@ def test_readme_example_for_the_drivers_block_renders(tmp_path: Path, facts: Cra
 
 def test_real_dump_culprit_reads_like_its_stack_frame(tmp_path: Path, triage_x64_path: Path) -> None:
     """Every format names the culprit as ``module+0xoffset``, the form of the stack listing (and WinDbg's)."""
-    from dbgauto.analysis.collect import facts_from_dump
+    from dbgauto.engines.jobs import facts_from_dump
 
     real = facts_from_dump(triage_x64_path)
     assert real.stack is not None

@@ -11,15 +11,13 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("dbgauto.engines.select", reason="the engines (engine issue) are not in the tree yet")
-pytest.importorskip("dbgauto.analysis.parsers", reason="the parsers are not in the tree yet")
-
-from dbgauto.analysis.collect import ENGINE_COMMANDS, facts_from_dump, facts_from_engine
+from dbgauto.engines.jobs import ENGINE_COMMANDS, debugger_facts, facts_from_dump, open_session
 from dbgauto.errors import EngineError
 
 
 def test_native_engine_session_facts(triage_x64_path: Path, groundtruth_x64: dict[str, Any]) -> None:
-    facts = facts_from_engine(triage_x64_path, "native")
+    with open_session(triage_x64_path, "native") as session:  # the debugger path, on the native emulation
+        facts = debugger_facts(session)
     assert facts.engine == "native"
     assert facts.engine_version is not None
     assert list(facts.raw_output) == list(ENGINE_COMMANDS)

@@ -1,8 +1,8 @@
-"""Gather what a small memory dump carries from a large dump: the parts, not the file.
+"""Walk a large dump's kernel once and gather what a small memory dump of its crash carries: the parts.
 
-``collect_parts(dump)`` reads the KDBG (decoded), finds the crashing processor, and copies its KPRCB, current
-ETHREAD / EPROCESS and kernel stack, walks PsLoadedModuleList and MmUnloadedDrivers, reads the MM triage values,
-and selects the data blocks (:mod:`dbgauto.convert.policy`). The report helper uses it for facts of large dumps.
+``walk_kernel(dump)`` reads the KDBG (decoded), finds the crashing processor, and copies its KPRCB, current
+ETHREAD / EPROCESS and kernel stack, walks PsLoadedModuleList and MmUnloadedDrivers, and reads the MM triage
+values. Conversion (which adds the data blocks) and analysis (facts) both start from the :class:`KernelParts`.
 
 Rules (each checked against the Windows-written sample ``../shared/dumps/triage_x64.dmp``):
 
@@ -35,13 +35,12 @@ from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from dbgauto.errors import ConversionError
 from dbgauto.kdump.constants import PAGE_SIZE, Machine
-from dbgauto.kdump.kdbg import KdbgBlock, KdbgKeys, read_kdbg
 from dbgauto.kdump.layout import Layout
+from dbgauto.kdump.records import LoadedDriver, UnloadedDriver
 from dbgauto.kdump.structs.context import CpuContext, context_layout, parse_context
 from dbgauto.kdump.structs.kd import (
     KLDR_DATA_TABLE_ENTRY32,
@@ -52,10 +51,9 @@ from dbgauto.kdump.structs.kd import (
     UNLOADED_DRIVERS64,
     split_unicode_string,
 )
-from dbgauto.kdump.triage_parts import UnloadedSpec
-
-from .policy import PolicyInputs, select_data_blocks
-from .vmem import DumpMemory
+from dbgauto.kernel.kdbg import KdbgKeys, read_kdbg
+from dbgauto.kernel.memory import DumpMemory
+from dbgauto.kernel.parts import KernelParts
 
 if TYPE_CHECKING:
     from dbgauto.kdump.header import DumpHeader
@@ -63,7 +61,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DriverInfo", "SmallDumpParts", "UnloadedInfo", "collect_parts"]
+__all__ = ["walk_kernel"]
 
 MAX_STACK_BYTES: Final = 0x4000
 MAX_DRIVERS: Final = 4096
@@ -73,53 +71,6 @@ WIN10_FIRST_BUILD: Final = 10240
 UNLOADED_NAME_BYTES: Final = 0x200
 
 
-@dataclass(frozen=True, slots=True)
-class DriverInfo:
-    """One PsLoadedModuleList entry as a small dump records it."""
-
-    name: str | None
-    base: int
-    size: int
-    timestamp: int = 0
-    checksum: int = 0
-    entry_va: int = 0
-
-
-# One MmUnloadedDrivers entry (full name; the writer keeps the first 12 characters, as Windows does).
-UnloadedInfo = UnloadedSpec
-
-
-@dataclass
-class SmallDumpParts:
-    """Everything a small memory dump of ``header``'s crash holds, read from the large dump."""
-
-    header: DumpHeader
-    is_64bit: bool
-    machine: int
-    context: CpuContext
-    kdbg: KdbgBlock
-    processor: int
-    processor_blocks: list[int]
-    prcb_va: int
-    prcb: bytes
-    thread_va: int
-    thread: bytes
-    process_va: int | None
-    process: bytes | None
-    top_of_stack: int
-    stack: bytes | None
-    stack_base: int | None
-    drivers: list[DriverInfo]
-    unloaded_drivers: list[UnloadedInfo] | None
-    mm: dict[str, int]
-    data_blocks: list[tuple[int, bytes]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def kdbg_fields(self) -> dict[str, int]:
-        return self.kdbg.fields
-
-
 def _need(fields: dict[str, int], names: tuple[str, ...], source: str) -> None:
     missing = [n for n in names if not fields.get(n)]
     if missing:
@@ -127,12 +78,11 @@ def _need(fields: dict[str, int], names: tuple[str, ...], source: str) -> None:
 
 
 class _Collector:
-    def __init__(self, dump: KernelDump, keys: KdbgKeys | None, with_data_blocks: bool) -> None:
+    def __init__(self, dump: KernelDump, mem: DumpMemory, keys: KdbgKeys | None) -> None:
         self.dump = dump
         self.src = str(dump.path)
-        self.mem = DumpMemory(dump)
+        self.mem = mem
         self.keys = keys
-        self.with_data_blocks = with_data_blocks
         self.warnings: list[str] = []
         self.ps = self.mem.pointer_size
 
@@ -142,7 +92,7 @@ class _Collector:
 
     # -- essentials ----------------------------------------------------------------------------------------
 
-    def run(self) -> SmallDumpParts:
+    def run(self) -> KernelParts:
         dump, mem = self.dump, self.mem
         h = dump.header
         if not dump.has_physical_memory:
@@ -174,7 +124,7 @@ class _Collector:
         if process is None:
             self.warn(f"process of thread {thread_va:#x} ({(process_va or 0):#x}) is not in the dump; no EPROCESS copy")
         top, stack, base = self._stack(h.context, prcb_va, f, stack_range)
-        parts = SmallDumpParts(
+        return KernelParts(
             header=h,
             is_64bit=dump.is_64bit,
             machine=dump.machine,
@@ -195,10 +145,8 @@ class _Collector:
             unloaded_drivers=self._unloaded(f),
             mm=self._mm(f),
             warnings=self.warnings,
+            memory=mem,
         )
-        if self.with_data_blocks:
-            parts.data_blocks = select_data_blocks(mem, self._policy_inputs(parts), self.warnings)
-        return parts
 
     def _nt_from_module_list(self, h: DumpHeader) -> tuple[int | None, int | None]:
         """nt's base and size from the first PsLoadedModuleList entry (needed before the KDBG is decoded)."""
@@ -340,14 +288,14 @@ class _Collector:
         size, checksum = struct.unpack_from("<I4xI", page, pe + 0x18 + 0x38)
         return ts, checksum, size
 
-    def _drivers(self, h: DumpHeader, f: dict[str, int]) -> list[DriverInfo]:
+    def _drivers(self, h: DumpHeader, f: dict[str, int]) -> list[LoadedDriver]:
         head_raw = h.ps_loaded_module_list or f.get("PsLoadedModuleList")
         if not head_raw:
             self.warn("no PsLoadedModuleList address; no driver list")
             return []
         head = self.mem.canon(head_raw)
         lay = self._kldr_layout(h)
-        out: list[DriverInfo] = []
+        out: list[LoadedDriver] = []
         seen = {head}
         entry = self.mem.pointer(head)
         while entry and entry != head:
@@ -368,13 +316,13 @@ class _Collector:
             pe = self._pe_facts(v["DllBase"]) if v["DllBase"] else None
             if pe is not None and pe[2] == size:
                 ts, checksum = pe[0], pe[1]
-            out.append(DriverInfo(name, v["DllBase"], size, ts, checksum, entry))
+            out.append(LoadedDriver(name, v["DllBase"], size, ts, checksum))
             entry = v["InLoadOrderLinks"][0]
         if entry == 0:
             self.warn(f"PsLoadedModuleList ends in a null link after {len(out)} entries")
         return out
 
-    def _unloaded(self, f: dict[str, int]) -> list[UnloadedInfo] | None:
+    def _unloaded(self, f: dict[str, int]) -> list[UnloadedDriver] | None:
         ptr_va, last_va = f.get("MmUnloadedDrivers"), f.get("MmLastUnloadedDriver")
         if not ptr_va or not last_va:
             return None
@@ -399,7 +347,7 @@ class _Collector:
                 continue
             name = self._unicode(v["Name"])
             length = split_unicode_string(v["Name"], is_64bit=self.ps == 8)[0]
-            out.append(UnloadedInfo(name or "", v["StartAddress"], v["EndAddress"], min(length, 24)))
+            out.append(UnloadedDriver(name or "", v["StartAddress"], v["EndAddress"], min(length, 24)))
         return out
 
     def _mm(self, f: dict[str, int]) -> dict[str, int]:
@@ -424,36 +372,13 @@ class _Collector:
             "commit_limit_maximum": val("MmTotalCommitLimitMaximum", 8),
         }
 
-    def _policy_inputs(self, p: SmallDumpParts) -> PolicyInputs:
-        return PolicyInputs(
-            is_64bit=p.is_64bit,
-            machine=p.machine,
-            context=p.context,
-            exception_address=p.header.exception.address if p.header.exception is not None else None,
-            bugcheck_parameters=tuple(p.header.bugcheck_parameters),
-            kdbg=p.kdbg,
-            processor_blocks=p.processor_blocks,
-            crashing_processor=p.processor,
-            thread_va=p.thread_va,
-            thread=p.thread,
-            process_va=p.process_va,
-            process=p.process,
-            stack=p.stack,
-            top_of_stack=p.top_of_stack,
-            kern_base=p.kdbg.fields.get("KernBase") or (p.drivers[0].base if p.drivers else None),
-        )
 
+def walk_kernel(dump: KernelDump, *, memory: DumpMemory | None = None, keys: KdbgKeys | None = None) -> KernelParts:
+    """The parts of a small memory dump of ``dump``'s crash; ConversionError when an essential is missing.
 
-def collect_parts(dump: KernelDump, *, keys: KdbgKeys | None = None, data_blocks: bool = True) -> SmallDumpParts:
-    """The parts of a small memory dump of ``dump``; ConversionError when an essential is missing.
-
-    ``keys`` decode an encoded KDBG when they are known (symbols); ``data_blocks=False`` skips the block policy
-    (facts of a large dump: drivers, stack, process, in a few milliseconds).
+    ``memory``: the dump's page-cached virtual memory (made here when not given; conversion passes its own so that
+    the data-block policy reuses the cache). ``keys`` decode an encoded KDBG when they are known.
     """
     if dump.machine not in (Machine.AMD64, Machine.I386):
-        raise ConversionError(f"{dump.path}: machine {dump.machine:#x} cannot be converted (x64 and x86 only)")
-    collector = _Collector(dump, keys, data_blocks)
-    try:
-        return collector.run()
-    finally:
-        collector.mem.close()
+        raise ConversionError(f"{dump.path}: machine {dump.machine:#x} cannot be walked (x64 and x86 only)")
+    return _Collector(dump, memory if memory is not None else DumpMemory(dump), keys).run()

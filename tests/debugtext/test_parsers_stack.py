@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dbgauto.analysis.parsers import parse_stack, split_call_site, split_commands
+from dbgauto.debugtext import parse_stack, split_call_site, split_commands
 
 _META_RE = re.compile(r"^# (?:source|kind|extracted|note):|^# ---$")
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dbgauto.analysis.parsers import (
+from dbgauto.debugtext import (
     parse_analyze,
     parse_banner,
     parse_bugcheck,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dbgauto.analysis.parsers import AnalyzeArgument, parse_analyze, split_commands
+from dbgauto.debugtext import AnalyzeArgument, parse_analyze, split_commands
 
 _META_RE = re.compile(r"^# (?:source|kind|extracted|note):|^# ---$")
 

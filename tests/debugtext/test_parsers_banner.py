@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dbgauto.analysis.parsers import (
+from dbgauto.debugtext import (
     parse_banner,
     parse_os_line,
     parse_session_time,

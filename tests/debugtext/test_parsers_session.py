@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dbgauto.analysis.parsers import parse_log, split_command_line, split_commands
+from dbgauto.debugtext import parse_log, split_command_line, split_commands
 
 # The cleaned transcripts carry `# source:`/`# kind:`/`# extracted:`/`# note:` header lines and `# ---` block
 # separators; they are not debugger output, so the tests remove them (the parser is never told about them).

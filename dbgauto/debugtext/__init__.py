@@ -25,7 +25,7 @@ from .model import (
     VertargetInfo,
     parse_hex,
 )
-from .session import parse_log, split_command_line, split_commands
+from .session import parse_blocks, parse_log, split_command_line, split_commands
 from .stack import parse_stack, split_call_site
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "VertargetInfo",
     "parse_analyze",
     "parse_banner",
+    "parse_blocks",
     "parse_bugcheck",
     "parse_bugcheck_summary",
     "parse_hex",

@@ -187,8 +187,12 @@ def _pick_analyze(blocks: list[CommandBlock]) -> CommandBlock | None:
 
 def parse_log(text: str) -> ParsedLog:
     """Every fact the parsers can read from a console log; unexpected text becomes a warning, never an exception."""
+    return parse_blocks(split_commands(text))
+
+
+def parse_blocks(blocks: list[CommandBlock]) -> ParsedLog:
+    """Every fact in command blocks: a log split at its prompts, or an engine session's results one by one."""
     warnings: list[str] = []
-    blocks = split_commands(text)
     banner: BannerInfo | None = None
     analyze: AnalyzeInfo | None = None
     bugcheck: BugcheckInfo | None = None

@@ -1,9 +1,10 @@
-"""A page-cached view of a large dump's kernel virtual memory: reads answer bytes or None, never raise.
+"""Kernel virtual memory of a large dump, page-cached: reads answer bytes or None, never raise.
 
 Conversion reads about 1,300 scattered pages (pointer windows land all over RAM). Two choices keep its cost
 independent of the dump's size and its memory small:
 
-* memory is read with ``os.pread`` on a descriptor advised POSIX_FADV_RANDOM, not through the reader's mmap:
+* memory is read with the reader's positional reads (``KernelDump.read_file``, portable: ``dbgauto.util.fs``),
+  not through its mmap:
   a page fault on a mapping maps up to 16 neighbouring cached pages ("fault-around") and triggers read-ahead,
   which made the resident size grow by ~64 KiB per page touched (100 MB at 256 GiB) and read far more than
   needed; a small read inside a page not read whole yet (a 256-byte pointer window, a pointer) fetches only
@@ -17,7 +18,6 @@ page is an ordinary answer (kernel dumps lack user memory), so reads return None
 
 from __future__ import annotations
 
-import os
 import struct
 from typing import TYPE_CHECKING, Final
 
@@ -50,28 +50,18 @@ class DumpMemory:
             self._walk = paging.WALKERS[paging.paging_mode(dump.machine, dump.header.pae_enabled, dump.path)]
         except UnsupportedMachineError:
             self._walk = None
-        self._fd: int | None = None
-        try:
-            self._fd = os.open(dump.path, os.O_RDONLY)
-            if hasattr(os, "posix_fadvise"):
-                os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
-        except OSError:
-            self._fd = None  # fall back to the reader's mmap
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def __del__(self) -> None:
-        self.close()
+        """Drop the caches (the file descriptor belongs to the KernelDump and closes with it)."""
+        self._pages.clear()
+        self._entries.clear()
+        self._offsets.clear()
 
     # -- physical pages ------------------------------------------------------------------------------------
 
     def _file_bytes(self, pos: int, size: int) -> bytes | None:
-        """``size`` bytes of the dump file at ``pos`` (pread, else the reader's mmap); None when cut short."""
-        data = bytes(self.dump.buffer[pos : pos + size]) if self._fd is None else os.pread(self._fd, size, pos)
-        return data if len(data) == size else None
+        """``size`` bytes of the dump file at ``pos``; None when cut short."""
+        return self.dump.read_file(pos, size)
 
     def _read_entry(self, pa: int, size: int) -> int:
         """One paging entry, cached by address; only its bytes are read (tables are touched sparsely)."""
@@ -123,8 +113,6 @@ class DumpMemory:
     def prefetch(self, ranges: list[tuple[int, int]]) -> None:
         """Ask the OS to start reading these (va, size) ranges now (POSIX_FADV_WILLNEED), so that a batch of
         scattered reads overlaps its disk latency instead of paying it one read at a time. Advisory only."""
-        if self._fd is None or not hasattr(os, "posix_fadvise"):
-            return
         for va, size in ranges:
             va &= self._va_mask
             page_va = va & _PAGE_MASK
@@ -133,7 +121,7 @@ class DumpMemory:
             off = self._page_offset(page_va)
             if off is not None:
                 n = min(size, page_va + PAGE_SIZE - va)
-                os.posix_fadvise(self._fd, off + (va - page_va), n, os.POSIX_FADV_WILLNEED)
+                self.dump.advise_willneed(off + (va - page_va), n)
 
     # -- virtual reads -------------------------------------------------------------------------------------
 

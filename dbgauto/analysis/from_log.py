@@ -1,0 +1,234 @@
+"""Facts from a saved cdb/kd/WinDbg console log, or from what a debugger engine printed (parsed the same way)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from datetime import UTC
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dbgauto.analysis.bugchecks import describe
+from dbgauto.analysis.culprit import (
+    MICROSOFT_DRIVER_STEMS,
+    find_culprit,
+    is_core_module,
+    looks_third_party,
+)
+from dbgauto.analysis.facts import (
+    BugcheckFact,
+    CrashFacts,
+    CulpritFact,
+    DriverFact,
+    FrameFact,
+    ParameterFact,
+    SourceFact,
+    StackFact,
+    UnloadedDriverFact,
+    source_fact,
+)
+
+if TYPE_CHECKING:
+    from dbgauto.debugtext import ParsedLog
+
+__all__ = ["facts_from_log", "facts_from_parsed"]
+
+
+def facts_from_log(text: str, *, source: os.PathLike[str] | str | None = None) -> CrashFacts:
+    """Facts from a saved cdb/kd/WinDbg console log (``!analyze -v``, ``lm``, ``k``, ``vertarget``, ...)."""
+    from dbgauto.debugtext import parse_log
+
+    return facts_from_parsed(parse_log(text), source=source)
+
+
+def _source(source: os.PathLike[str] | str | None) -> SourceFact | None:
+    if source is None:
+        return None
+    p = Path(source)
+    return source_fact(p) if p.is_file() else SourceFact(path=str(source))
+
+
+def facts_from_parsed(parsed: ParsedLog, *, source: os.PathLike[str] | str | None = None) -> CrashFacts:
+    """Map a :class:`ParsedLog` onto CrashFacts (stack kind ``symbolic``)."""
+    banner, vt, an = parsed.banner, parsed.vertarget, parsed.analyze
+    warnings: list[str] = [*parsed.warnings]
+    os_info = (banner.os if banner else None) or (vt.os if vt else None)
+    os_name = None
+    if os_info is not None and os_info.name_reliable:  # else the parser has already warned
+        os_name = os_info.raw
+    arch = os_info.arch if os_info else None
+    drivers, unloaded = _modules(parsed.modules)
+    stack = _symbolic_stack(an.stack if an and an.stack else parsed.stack)
+    bugcheck = _log_bugcheck(parsed)
+    culprit = _log_culprit(parsed, drivers, bugcheck, warnings)
+
+    def first(*values: Any) -> Any:
+        return next((v for v in values if v is not None), None)
+
+    if not (banner or vt or an or parsed.bugcheck or parsed.modules or parsed.stack):
+        warnings.append("no debugger output recognised (no banner, !analyze, .bugcheck, vertarget, lm or k)")
+    session_time = first(banner.debug_session_time if banner else None, vt.debug_session_time if vt else None)
+    return CrashFacts(
+        source=_source(source),
+        variety=banner.dump_kind if banner else None,
+        machine=_arch_name(arch),
+        is_64bit=_is_64bit(arch, banner.kernel_base if banner else None),
+        os_build=os_info.build if os_info else None,
+        os_name=os_name,
+        processors=os_info.processors if os_info else None,
+        crash_time=session_time.astimezone(UTC) if session_time and session_time.tzinfo else session_time,
+        uptime_seconds=first(banner.uptime_seconds if banner else None, vt.uptime_seconds if vt else None),
+        bugcheck=bugcheck,
+        culprit=culprit,
+        process_name=an.process_name if an else None,
+        stack=stack,
+        drivers=drivers,
+        unloaded_drivers=unloaded,
+        engine="debugger-log",
+        engine_version=banner.debugger_version if banner else None,
+        raw_output=_raw_output(parsed),
+        warnings=tuple(dict.fromkeys([*warnings, *(an.warnings if an else ())])),
+        experimental=_log_experimental(parsed),
+    )
+
+
+def _arch_name(arch: str | None) -> str | None:
+    if not arch:
+        return None
+    return {"amd64": "x64", "x64": "x64", "x86": "x86", "arm64": "ARM64"}.get(arch.lower(), arch)
+
+
+def _is_64bit(arch: str | None, kernel_base: int | None) -> bool | None:
+    if arch:
+        return arch.lower() in ("x64", "amd64", "arm64")
+    if kernel_base is not None:
+        return kernel_base > 0xFFFFFFFF
+    return None
+
+
+def _log_bugcheck(parsed: ParsedLog) -> BugcheckFact | None:
+    an, bc = parsed.analyze, parsed.bugcheck
+    code = an.bugcheck_code if an and an.bugcheck_code is not None else (bc.code if bc else None)
+    if code is None:
+        return None
+    params: Sequence[int] = an.parameters if an and an.arguments else (bc.parameters if bc else ())
+    fact = describe(code, params)
+    described = {a.index: a.description for a in an.arguments} if an else {}
+    fixed = tuple(ParameterFact(p.index, p.value, p.meaning or described.get(p.index) or None) for p in fact.parameters)
+    name = fact.name or (an.bugcheck_name if an else None)
+    return BugcheckFact(fact.code, name, fact.variant_m, fixed, fact.summary or (an.description if an else None))
+
+
+def _log_culprit(
+    parsed: ParsedLog, drivers: Sequence[DriverFact], bugcheck: BugcheckFact | None, warnings: list[str]
+) -> CulpritFact | None:
+    """The debugger's own answer (``!analyze``: IMAGE_NAME / MODULE_NAME / "Probably caused by") comes first."""
+    an = parsed.analyze
+    named = an.culprit if an else None
+    rule = "debugger-analyze"
+    if named is None and parsed.banner and parsed.banner.probably_caused_by:
+        named, rule = parsed.banner.probably_caused_by.image, "debugger-probably-caused-by"
+    if named:
+        drv = _driver_named(drivers, named)
+        return CulpritFact(
+            name=named,
+            base=drv.base if drv else None,
+            timestamp=drv.timestamp if drv else None,
+            rule=rule,
+            is_core=False,
+        )
+    if an and (an.image_name or an.module_name):
+        warnings.append(f"!analyze named no image ({an.image_name or an.module_name})")
+    if drivers and bugcheck:
+        return find_culprit(
+            pc=None,
+            bugcheck_code=bugcheck.code,
+            bugcheck_parameters=[p.value or 0 for p in bugcheck.parameters],
+            drivers=drivers,
+            stack_values=[fr.return_address for fr in parsed.stack if fr.return_address],
+        )
+    return None
+
+
+def _driver_named(drivers: Sequence[DriverFact], name: str) -> DriverFact | None:
+    stem = name.lower().rsplit(".", 1)[0]
+    for d in drivers:
+        if d.name.lower() == name.lower() or d.name.lower().rsplit(".", 1)[0] == stem:
+            return d
+    return None
+
+
+def _modules(modules: Iterable[Any]) -> tuple[tuple[DriverFact, ...], tuple[UnloadedDriverFact, ...]]:
+    loaded: list[DriverFact] = []
+    unloaded: list[UnloadedDriverFact] = []
+    for m in modules:
+        if m.unloaded:
+            unloaded.append(UnloadedDriverFact(name=m.image_name or m.name, start=m.start, end=m.end))
+            continue
+        name = m.image_name or m.name
+        path = m.details.get("Image path") if m.details else None
+        loaded.append(
+            DriverFact(
+                name=name,
+                path=path,
+                base=m.start,
+                size=m.end - m.start if m.end and m.end >= m.start else None,
+                third_party=_log_third_party(name, path),
+            )
+        )
+    return tuple(loaded), tuple(unloaded)
+
+
+def _log_third_party(name: str, path: str | None) -> bool:
+    """The culprit module's heuristic; ``lm`` names have no extension (``nt``, ``myfault``): match the stem."""
+    if path or "." in name:
+        return looks_third_party(path or name)
+    stem = name.lower().removeprefix("dump_")
+    return not is_core_module(stem) and stem not in MICROSOFT_DRIVER_STEMS
+
+
+def _symbolic_stack(frames: Sequence[Any]) -> StackFact | None:
+    if not frames:
+        return None
+    out = []
+    for i, fr in enumerate(frames):
+        index = fr.index if fr.index is not None else i
+        out.append(
+            FrameFact(
+                index=index,
+                address=fr.child_sp,
+                value=fr.return_address,
+                module=fr.module,
+                offset=fr.offset if fr.function is None else None,
+                symbol=fr.call_site,
+            )
+        )
+    return StackFact(kind="symbolic", frames=tuple(out))
+
+
+def _raw_output(parsed: ParsedLog) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for block in parsed.commands:
+        key = block.command or ("(banner)" if block.prompt is None else block.prompt)
+        if not block.output.strip() and not block.command:
+            continue
+        unique, n = key, 2
+        while unique in out:
+            unique, n = f"{key} ({n})", n + 1
+        out[unique] = block.output
+    return out
+
+
+def _log_experimental(parsed: ParsedLog) -> dict[str, Any]:
+    an = parsed.analyze
+    x: dict[str, Any] = {}
+    if an is not None:
+        pairs = (
+            ("failure_bucket_id", an.failure_bucket_id or an.bucket_id or an.default_bucket_id),
+            ("symbol_name", an.symbol_name),
+            ("analyze_style", an.style),
+        )
+        x.update({key: value for key, value in pairs if value})
+    if parsed.banner and parsed.banner.kernel_base is not None:
+        x["kernel_base"] = f"{parsed.banner.kernel_base:#x}"
+    return x
