@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dbgauto.shell import parse_args
+from dbgauto.cli.shell import parse_args
 
 pytest.importorskip("dbgauto.kdump.triage", reason="the small-dump reader is not there yet")
 
