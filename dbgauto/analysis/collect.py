@@ -17,7 +17,6 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from dbgauto.analysis.bugchecks import describe
 from dbgauto.analysis.culprit import (
     MICROSOFT_DRIVER_STEMS,
     find_culprit,
@@ -35,10 +34,11 @@ from dbgauto.analysis.facts import (
     SourceFact,
     StackFact,
     UnloadedDriverFact,
-    dump_type_meaning,
-    machine_name,
     source_fact,
 )
+from dbgauto.analysis.facts import describe_bugcheck as describe
+from dbgauto.vocab.dumptypes import dump_type_meaning
+from dbgauto.vocab.machines import machine_name
 
 if TYPE_CHECKING:
     from dbgauto.analysis.parsers import ParsedLog

@@ -29,7 +29,6 @@ absent fields ("PAGE" filler, or not applicable) are ``null``, never numbers. Ke
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -40,47 +39,21 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dbgauto.errors import DbgautoError
-from dbgauto.kdump.constants import DumpAttribute, DumpType, Machine
+from dbgauto.kdump.constants import DumpAttribute, DumpType
 from dbgauto.kdump.header import iso_utc
 from dbgauto.kdump.reader import KernelDump
+from dbgauto.util.codec import hex_or_none as _hex
+from dbgauto.vocab.bugchecks import bugcheck_name
+from dbgauto.vocab.dumptypes import dump_type_name
+from dbgauto.vocab.fmt import uptime_text
+from dbgauto.vocab.machines import machine_enum_name
+from dbgauto.vocab.products import product_type_label
 
 if TYPE_CHECKING:
     from dbgauto.kdump.triage import TriageDump
 
-PRODUCT_TYPES = {1: "WinNt (workstation)", 2: "LanManNt (domain controller)", 3: "ServerNt (server)"}
 # (name, bit) of each DumpAttribute flag, in the enum's order: testing plain ints is ~20x cheaper than IntFlag math
 _ATTRIBUTE_BITS = tuple((str(a.name), int(a)) for a in DumpAttribute)
-
-
-def _hex(v: int | None) -> str | None:
-    return None if v is None else f"{v:#x}"
-
-
-def _enum_name(enum_cls: Any, v: int | None) -> str | None:
-    if v is None:
-        return None
-    try:
-        return str(enum_cls(v).name)
-    except ValueError:
-        return None
-
-
-@functools.lru_cache(maxsize=1024)  # a pure function of the code; the same few codes recur across dumps
-def bugcheck_name(code: int | None) -> str | None:
-    """The stop code's symbolic name from the packaged table (None when unknown)."""
-    if code is None:
-        return None
-    from dbgauto.analysis.bugchecks import lookup  # the table loads once, on first use
-
-    info = lookup(code)
-    return info.name if info else None
-
-
-def _uptime_text(seconds: float) -> str:
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{int(days)} days {int(hours):02d}:{int(minutes):02d}:{secs:06.3f}"
 
 
 def describe(dump: KernelDump) -> dict[str, Any]:
@@ -105,7 +78,7 @@ def describe_header(dump: KernelDump) -> dict[str, Any]:
         "signature": h.signature.decode("ascii", "replace"),
         "is_64bit": dump.is_64bit,
         "dump_type": int(dump.dump_type),
-        "dump_type_name": _enum_name(DumpType, dump.dump_type),
+        "dump_type_name": dump_type_name(dump.dump_type),
         "dump_type_meaning": dump.variety.dump_type_meaning,
         "variety": {
             "name": dump.variety.name,
@@ -113,7 +86,7 @@ def describe_header(dump: KernelDump) -> dict[str, Any]:
             "explanation": dump.variety.explanation,
         },
         "machine": _hex(h.machine),
-        "machine_name": _enum_name(Machine, h.machine),
+        "machine_name": machine_enum_name(h.machine),
         "major_version": _hex(h.major_version),
         "build": h.minor_version,
         "number_processors": h.number_processors,
@@ -134,11 +107,11 @@ def describe_header(dump: KernelDump) -> dict[str, Any]:
         else {
             "raw_100ns": _hex(h.system_uptime_100ns),
             "seconds": h.system_uptime_100ns / 1e7,
-            "text": _uptime_text(h.system_uptime_100ns / 1e7),
+            "text": uptime_text(h.system_uptime_100ns, hour_digits=2),
         },
         "comment": h.comment,
         "product_type": _hex(h.product_type),
-        "product_type_name": PRODUCT_TYPES.get(h.product_type) if h.product_type is not None else None,
+        "product_type_name": product_type_label(h.product_type),
         "suite_mask": _hex(h.suite_mask),
         "secondary_data_state": _hex(h.secondary_data_state),
         "writer_status": _hex(h.writer_status),
