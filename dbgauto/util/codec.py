@@ -6,8 +6,10 @@ Why declarative: the JSON schemas (``docs/report-schema.md``) are contracts; wri
 - ``int`` / ``float`` / ``bool`` / ``str``: as is. ``Hex`` (``Annotated[int, HEX]``): an address, code, size of
   image, timestamp or checksum, written ``"0x…"`` (``"-0x…"`` if negative) because JSON numbers lose
   precision above 2**53. Reading accepts hex strings, decimal strings and numbers for any int field.
-- ``datetime``: ISO 8601 in UTC with a ``Z`` suffix (naive values read back as UTC).
-- a nested dataclass: an object; ``tuple[X, ...]``: an array; ``Mapping``: an object (``Any`` values as is).
+- ``datetime``: ISO 8601 in UTC with microseconds and a ``Z`` suffix (``2021-02-21T01:38:22.987765Z``, the
+  ground truth's form); a naive value is taken as UTC, both ways.
+- a nested dataclass: an object; ``tuple[X, ...]``: an array; ``tuple[X, Y]``: an array of two, each with
+  its own convention; ``Mapping``: an object (``Any`` values as is).
 - ``X | None``: the value or absent.
 - ``Annotated[Mapping[str, Any], Extras("x_")]``: the mapping's items sit at the top level with the prefix
   (experimental fields); reading gathers every key with that prefix back.
@@ -101,8 +103,11 @@ def parse_int(value: Any) -> int | None:
 
 
 def iso_z(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with ``Z`` (``2021-02-21T01:38:22.987765Z``); None stays None."""
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """ISO 8601 in UTC with microseconds and ``Z`` (``2021-02-21T01:38:22.987765Z``); None stays None."""
+    if value is None:
+        return None
+    utc = value.astimezone(UTC) if value.tzinfo is not None else value
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -175,7 +180,11 @@ def _coders(tp: Any) -> tuple[Encoder, Decoder, tuple[Any, ...]]:
         if len(args) != 1:
             raise TypeError(f"codec: only X | None unions are supported, not {tp}")
         enc, dec, inner = _coders(args[0])
-        return enc, (lambda v: None if v is None else dec(v)), markers + inner
+        return (
+            (lambda v, o: None if v is None else enc(v, o)),
+            (lambda v: None if v is None else dec(v)),
+            markers + inner,
+        )
     if HEX in markers:
         return _enc_hex, parse_int, markers
     if dataclasses.is_dataclass(tp):
@@ -192,11 +201,10 @@ def _coders(tp: Any) -> tuple[Encoder, Decoder, tuple[Any, ...]]:
             return _decode(cls, v)
 
         return enc_obj, dec_obj, markers
+    if origin is tuple and not (len(typing.get_args(tp)) == 2 and typing.get_args(tp)[1] is Ellipsis):
+        return (*_fixed_tuple(typing.get_args(tp)), markers)
     if origin is tuple:
-        args = typing.get_args(tp)
-        if len(args) != 2 or args[1] is not Ellipsis:
-            raise TypeError(f"codec: only tuple[X, ...] is supported, not {tp}")
-        enc_item, dec_item, _ = _coders(args[0])
+        enc_item, dec_item, _ = _coders(typing.get_args(tp)[0])
 
         def enc_seq(v: Any, omit: bool) -> Any:
             return [enc_item(x, omit) for x in v]
@@ -237,6 +245,21 @@ def _coders(tp: Any) -> tuple[Encoder, Decoder, tuple[Any, ...]]:
     if tp is str:
         return _plain, _dec_str, markers
     raise TypeError(f"codec: no JSON convention for {tp!r}")
+
+
+def _fixed_tuple(args: tuple[Any, ...]) -> tuple[Encoder, Decoder]:
+    """``tuple[Hex, int]``: a fixed-length array, each position with its own convention."""
+    coders = [_coders(a)[:2] for a in args]
+
+    def enc(v: Any, omit: bool) -> Any:
+        return [e(x, omit) for (e, _), x in zip(coders, v, strict=True)]
+
+    def dec(v: Any) -> Any:
+        if isinstance(v, (str, bytes, Mapping)) or len(v) != len(coders):
+            raise CodecError(f"expected an array of {len(coders)}, got {v!r}")
+        return tuple(d(x) for (_, d), x in zip(coders, v, strict=True))
+
+    return enc, dec
 
 
 _ZERO: Final = {str: "", int: 0, float: 0.0, bool: False}
