@@ -3,28 +3,10 @@
 Exit status: 0 when every dump opened, 1 when some failed (one ``file: reason`` line each on stderr),
 2 on usage errors. Start-up stays lean (no jinja2/rich): only click and the format layer are imported.
 
-JSON (``--json``): a list with one object per argument, in order. Addresses, codes, flags and registers are
-hex strings (``"0x1ad000"``) so 64-bit values survive any JSON reader; counts and sizes are integers;
-absent fields ("PAGE" filler, or not applicable) are ``null``, never numbers. Keys:
-
-``file`` (str), ``error`` (only for files that failed: ``{"code", "message"}``; then no other keys),
-``file_size``, ``signature`` ("PAGEDU64"/"PAGEDUMP"), ``is_64bit``, ``dump_type`` (int),
-``dump_type_name``, ``dump_type_meaning``, ``variety`` (``{"name", "certain", "explanation"}``),
-``machine`` (hex), ``machine_name``, ``major_version`` (hex), ``build`` (int, MinorVersion),
-``number_processors`` (int), ``bugcheck_code`` (hex), ``bugcheck_name`` (str|null),
-``bugcheck_parameters`` (4 hex), ``directory_table_base``, ``pfn_database``, ``ps_loaded_module_list``,
-``ps_active_process_head``, ``kd_debugger_data_block`` (hex), ``pae_enabled`` (bool|null, 32-bit only),
-``system_time`` (``{"utc": "YYYY-MM-DDTHH:MM:SS.ffffffZ", "raw": hex}``|null),
-``system_uptime`` (``{"raw_100ns": hex, "seconds": float, "text": "D days HH:MM:SS.fff"}``|null),
-``comment`` (str|null), ``product_type`` (hex), ``product_type_name``, ``suite_mask``,
-``secondary_data_state``, ``writer_status``, ``kd_secondary_version``, ``mini_dump_fields``,
-``attributes`` (hex), ``attribute_names`` (list), ``boot_id`` (hex), ``required_dump_space`` (int),
-``dump_size`` (int, = file_size), ``pages_present``, ``pages_total`` (int|null),
-``physical_memory`` (``{"layout", "run_table_pages", "runs": [[base_pfn hex, count int], ...],
-"bitmap": {"signature", "layout", "first_page", "bitmap_bits", "total_present_pages", "dump_options"}|null}``),
-``paging`` ("x64"/"x86-pae"/"x86"|null), ``context`` (``{"machine", "context_flags", "registers":
-{name: hex}}``|null), ``exception`` (``{"code", "flags", "record", "address", "number_parameters",
-"parameters": [hex]}``|null), ``triage`` (small dumps: the triage parser's ``to_dict()``), ``warnings`` (list).
+JSON (``--json``): a list with one object per argument, in order: the ``DumpSummary`` model
+(``dbgauto.analysis.summary``) written by ``dbgauto.util.codec`` with every key present (``null`` when absent),
+plus ``triage`` for small dumps; failures are ``{"file", "error": {"code", "message"}}``. The schema
+(``dbgauto.dumpsummary/1``) is documented in ``docs/report-schema.md``.
 """
 
 from __future__ import annotations

@@ -305,7 +305,7 @@ def _encode(obj: Any, omit: bool) -> dict[str, Any]:
         out[f.name] = encoded
     for prefix, mapping in extras:
         for key, value in mapping.items():
-            out[key if key.startswith(prefix) else prefix + key] = value
+            out[prefix + key] = value
     return out
 
 
