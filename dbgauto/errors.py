@@ -15,6 +15,7 @@ __all__ = [
     "BitmapCountMismatchError",
     "CatalogError",
     "CatalogLockedError",
+    "CodecError",
     "CommandTimeoutError",
     "ConversionError",
     "DbgautoError",
@@ -288,3 +289,9 @@ class CatalogLockedError(CatalogError):
     """Another batch run holds the output directory's lock."""
 
     code = "catalog_locked"
+
+
+class CodecError(DbgautoError):
+    """A JSON document does not fit the model it is read into (``dbgauto.util.codec``): a field of the wrong shape."""
+
+    code = "codec"

@@ -23,10 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from dbgauto.analysis.bugchecks import describe  # noqa: E402
-from dbgauto.engines.jobs import facts_from_dump  # noqa: E402
 from dbgauto.analysis.culprit import CODE_ADDRESS_PARAMETER, find_culprit  # noqa: E402
 from dbgauto.analysis.facts import CrashFacts, SourceFact  # noqa: E402
+from dbgauto.analysis.facts import describe_bugcheck as describe  # noqa: E402
+from dbgauto.engines.jobs import facts_from_dump  # noqa: E402
 from dbgauto.report.render import ReportRenderer  # noqa: E402
 
 DEFAULT_DUMP = REPO.parent / "shared" / "dumps" / "triage_x64.dmp"

@@ -29,8 +29,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from dbgauto.analysis.bugchecks import base_code
 from dbgauto.analysis.facts import CulpritFact, DriverFact
+from dbgauto.vocab.bugchecks import base_code
 
 __all__ = [
     "CODE_ADDRESS_PARAMETER",

@@ -1,9 +1,10 @@
 """CrashFacts: what one crash dump (or one saved debugger log) tells us, as frozen dataclasses.
 
 Analysis fills this model from any engine; every renderer (HTML, Markdown, text, JSON, CSV) reads only
-this model. ``to_dict()`` produces the JSON schema documented in ``docs/report-schema.md``: every field may
-be absent (``None`` / empty), addresses and codes are ``"0x…"`` strings (JSON numbers lose precision above
-2**53), and experimental fields carry an ``x_`` prefix. ``CrashFacts.from_dict(facts.to_dict()) == facts``.
+this model. The JSON form (``docs/report-schema.md``) is written by the one declarative codec,
+``dbgauto.util.codec``, from the field types below: every field may be absent (``None`` / empty), fields
+typed ``Hex`` (addresses, codes, timestamps, checksums) are ``"0x…"`` strings (JSON numbers lose precision
+above 2**53), and experimental fields carry an ``x_`` prefix. ``CrashFacts.from_dict(facts.to_dict()) == facts``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, ClassVar, Final
+
+from dbgauto.util.codec import KEEP, Extras, Hex, from_json, hex_or_none, to_json
+from dbgauto.vocab.bugchecks import is_m_variant, lookup
+from dbgauto.vocab.products import product_type_name
 
 __all__ = [
     "FINGERPRINT_BYTES",
@@ -28,86 +33,14 @@ __all__ = [
     "SourceFact",
     "StackFact",
     "UnloadedDriverFact",
-    "dump_type_meaning",
+    "describe_bugcheck",
     "fingerprint",
-    "machine_name",
-    "product_type_name",
+    "parameters_from",
     "source_fact",
 ]
 
 SCHEMA: Final = "dbgauto.crashfacts/1"
 FINGERPRINT_BYTES: Final = 1 << 20  # the first MiB identifies a dump cheaply (plus its size)
-
-_DUMP_TYPES: Final = {
-    1: "Complete memory dump (full, run list)",
-    2: "Kernel memory dump (summary, bitmap; XP to Windows 7)",
-    3: "Header-only dump",
-    4: "Small memory dump (triage, minidump)",
-    5: "Complete or Active memory dump (bitmap)",
-    6: "Kernel or Automatic memory dump (bitmap)",
-    7: "Automatic memory dump (setting value)",
-    8: "Kernel memory dump (ranges, .dump /k)",
-    9: "Kernel and user memory dump (ranges, .dump /ka)",
-    0xA: "Complete memory dump (ranges, .dump /f)",
-}
-_MACHINES: Final = {0x014C: "x86", 0x8664: "x64", 0xAA64: "ARM64", 0x01C4: "ARM", 0x0200: "IA64"}
-_PRODUCT_TYPES: Final = {1: "Workstation", 2: "Domain controller", 3: "Server"}
-
-
-def dump_type_meaning(dump_type: int | None) -> str | None:
-    """A DumpType value in words (``None`` when unknown)."""
-    return None if dump_type is None else _DUMP_TYPES.get(dump_type)
-
-
-def machine_name(machine: int | None) -> str | None:
-    """IMAGE_FILE_MACHINE value → the name the debugger prints (x64, x86, ARM64)."""
-    if machine is None:
-        return None
-    return _MACHINES.get(machine, f"{machine:#06x}")
-
-
-def product_type_name(product_type: int | None) -> str | None:
-    """NT_PRODUCT_TYPE (1 WinNt, 2 LanManNt, 3 Server) in words."""
-    return None if product_type is None else _PRODUCT_TYPES.get(product_type)
-
-
-# --------------------------------------------------------------------------- JSON helpers
-
-
-def _hex(value: int | None) -> str | None:
-    return None if value is None else f"{value:#x}"  # "-0x…" for a negative, as _int reads back
-
-
-def _int(value: Any) -> int | None:
-    """Accept what our JSON writes (``"0x…"``) and what people hand-write (decimal ints or strings)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    text = str(value).strip().replace("`", "")
-    neg = text.startswith("-")
-    text = text.lstrip("-")
-    number = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
-    return -number if neg else number
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _drop_empty(data: dict[str, Any]) -> dict[str, Any]:
-    """Absent fields are left out of the JSON ("all fields may be absent")."""
-    return {k: v for k, v in data.items() if v is not None and v != [] and v != {}}
-
 
 # --------------------------------------------------------------------------- the model
 
@@ -125,25 +58,6 @@ class SourceFact:
     def name(self) -> str:
         """The file name, for paths written on Windows or POSIX alike."""
         return self.path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or self.path
-
-    def to_dict(self) -> dict[str, Any]:
-        return _drop_empty(
-            {
-                "path": self.path,
-                "size": self.size,
-                "sha256_first_mib_plus_size": self.sha256_first_mib_plus_size,
-                "mtime": _time(self.mtime),
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SourceFact:
-        return cls(
-            path=str(d.get("path", "")),
-            size=_int(d.get("size")),
-            sha256_first_mib_plus_size=d.get("sha256_first_mib_plus_size"),
-            mtime=_parse_time(d.get("mtime")),
-        )
 
 
 def source_fact(path: os.PathLike[str] | str, *, digest: str | None = None) -> SourceFact:
@@ -183,22 +97,15 @@ class ParameterFact:
     """One bug check parameter (index 1..4), with its documented meaning when the reference has one."""
 
     index: int
-    value: int | None
+    value: Hex | None
     meaning: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return _drop_empty({"index": self.index, "value": _hex(self.value), "meaning": self.meaning})
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ParameterFact:
-        return cls(index=int(d.get("index", 0)), value=_int(d.get("value")), meaning=d.get("meaning"))
 
 
 @dataclass(frozen=True, slots=True)
 class BugcheckFact:
     """The stop code: number, reference name, whether it is an ``_M`` variant, and the four parameters."""
 
-    code: int
+    code: Hex
     name: str | None = None
     variant_m: bool = False
     parameters: tuple[ParameterFact, ...] = ()
@@ -212,64 +119,18 @@ class BugcheckFact:
         """As WinDbg prints it in the bugcheck analysis: ``0x1000007E``."""
         return f"0x{self.code:X}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return _drop_empty(
-            {
-                "code": _hex(self.code),
-                "name": self.name,
-                "variant_m": self.variant_m,
-                "parameters": [p.to_dict() for p in self.parameters],
-                "summary": self.summary,
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> BugcheckFact:
-        return cls(
-            code=_int(d.get("code")) or 0,
-            name=d.get("name"),
-            variant_m=bool(d.get("variant_m", False)),
-            parameters=tuple(ParameterFact.from_dict(p) for p in d.get("parameters", ())),
-            summary=d.get("summary"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class CulpritFact:
     """The probable culprit module and the rule (see ``dbgauto.analysis.culprit``) that chose it."""
 
     name: str
-    base: int | None = None
-    offset: int | None = None
-    timestamp: int | None = None
+    base: Hex | None = None
+    offset: Hex | None = None
+    timestamp: Hex | None = None
     rule: str | None = None
-    address: int | None = None
+    address: Hex | None = None
     is_core: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return _drop_empty(
-            {
-                "name": self.name,
-                "base": _hex(self.base),
-                "offset": _hex(self.offset),
-                "timestamp": _hex(self.timestamp),
-                "rule": self.rule,
-                "address": _hex(self.address),
-                "is_core": self.is_core,
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CulpritFact:
-        return cls(
-            name=str(d.get("name", "")),
-            base=_int(d.get("base")),
-            offset=_int(d.get("offset")),
-            timestamp=_int(d.get("timestamp")),
-            rule=d.get("rule"),
-            address=_int(d.get("address")),
-            is_core=bool(d.get("is_core", False)),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,10 +142,10 @@ class FrameFact:
     """
 
     index: int
-    address: int | None = None
-    value: int | None = None
+    address: Hex | None = None
+    value: Hex | None = None
     module: str | None = None
-    offset: int | None = None
+    offset: Hex | None = None
     symbol: str | None = None
 
     @property
@@ -294,48 +155,18 @@ class FrameFact:
             return self.symbol
         if self.module is not None:
             return f"{self.module}+{self.offset:#x}" if self.offset is not None else self.module
-        return _hex(self.value) or ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return _drop_empty(
-            {
-                "index": self.index,
-                "address": _hex(self.address),
-                "value": _hex(self.value),
-                "module": self.module,
-                "offset": _hex(self.offset),
-                "symbol": self.symbol,
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FrameFact:
-        return cls(
-            index=int(d.get("index", 0)),
-            address=_int(d.get("address")),
-            value=_int(d.get("value")),
-            module=d.get("module"),
-            offset=_int(d.get("offset")),
-            symbol=d.get("symbol"),
-        )
+        return hex_or_none(self.value) or ""
 
 
 @dataclass(frozen=True, slots=True)
 class StackFact:
     """The crashing thread's stack: ``scan`` (code addresses found on the raw stack) or ``symbolic``."""
 
-    kind: str
-    frames: tuple[FrameFact, ...] = ()
+    kind: str = "scan"
+    frames: Annotated[tuple[FrameFact, ...], KEEP] = ()  # always written, even empty
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "frames", tuple(self.frames))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "frames": [f.to_dict() for f in self.frames]}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> StackFact:
-        return cls(kind=str(d.get("kind", "scan")), frames=tuple(FrameFact.from_dict(f) for f in d.get("frames", ())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,10 +175,10 @@ class DriverFact:
 
     name: str
     path: str | None = None
-    base: int | None = None
-    size: int | None = None
-    timestamp: int | None = None
-    checksum: int | None = None
+    base: Hex | None = None
+    size: Hex | None = None
+    timestamp: Hex | None = None
+    checksum: Hex | None = None
     third_party: bool = False
 
     @property
@@ -357,57 +188,21 @@ class DriverFact:
     def contains(self, address: int) -> bool:
         return self.base is not None and self.size is not None and self.base <= address < self.base + self.size
 
-    def to_dict(self) -> dict[str, Any]:
-        return _drop_empty(
-            {
-                "name": self.name,
-                "path": self.path,
-                "base": _hex(self.base),
-                "size": _hex(self.size),
-                "timestamp": _hex(self.timestamp),
-                "checksum": _hex(self.checksum),
-                "third_party": self.third_party,
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> DriverFact:
-        return cls(
-            name=str(d.get("name", "")),
-            path=d.get("path"),
-            base=_int(d.get("base")),
-            size=_int(d.get("size")),
-            timestamp=_int(d.get("timestamp")),
-            checksum=_int(d.get("checksum")),
-            third_party=bool(d.get("third_party", False)),
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class UnloadedDriverFact:
     """A recently unloaded driver and the address range it occupied."""
 
     name: str
-    start: int | None = None
-    end: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return _drop_empty({"name": self.name, "start": _hex(self.start), "end": _hex(self.end)})
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> UnloadedDriverFact:
-        return cls(name=str(d.get("name", "")), start=_int(d.get("start")), end=_int(d.get("end")))
-
-
-_SCALARS_INT: Final = ("dump_type", "os_build", "os_major", "product_type", "processors", "pid", "tid")
-_SCALARS_TEXT: Final = ("variety", "dump_type_meaning", "machine", "os_name", "process_name", "engine")
-_SCALARS_TEXT2: Final = ("engine_version", "comment")
+    start: Hex | None = None
+    end: Hex | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CrashFacts:
     """Everything dbgauto knows about one crash. Every field may be absent; see docs/report-schema.md."""
 
+    JSON_SCHEMA: ClassVar[str] = SCHEMA
     source: SourceFact | None = None
     variety: str | None = None
     dump_type: int | None = None
@@ -422,7 +217,7 @@ class CrashFacts:
     crash_time: datetime | None = None
     uptime_seconds: float | None = None
     bugcheck: BugcheckFact | None = None
-    pc: int | None = None
+    pc: Hex | None = None
     culprit: CulpritFact | None = None
     process_name: str | None = None
     pid: int | None = None
@@ -435,7 +230,7 @@ class CrashFacts:
     comment: str | None = None
     raw_output: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
-    experimental: Mapping[str, Any] = field(default_factory=dict)
+    experimental: Annotated[Mapping[str, Any], Extras("x_")] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "drivers", tuple(self.drivers))
@@ -468,56 +263,13 @@ class CrashFacts:
     # ------------------------------------------------------------------ JSON
 
     def to_dict(self) -> dict[str, Any]:
-        """The documented JSON schema (docs/report-schema.md); absent fields are omitted."""
-        data: dict[str, Any] = {"schema": SCHEMA, "source": self.source.to_dict() if self.source else None}
-        for name in (*_SCALARS_TEXT, *_SCALARS_INT, *_SCALARS_TEXT2):
-            data[name] = getattr(self, name)
-        data.update(
-            {
-                "is_64bit": self.is_64bit,
-                "crash_time": _time(self.crash_time),
-                "uptime_seconds": self.uptime_seconds,
-                "bugcheck": self.bugcheck.to_dict() if self.bugcheck else None,
-                "pc": _hex(self.pc),
-                "culprit": self.culprit.to_dict() if self.culprit else None,
-                "stack": self.stack.to_dict() if self.stack else None,
-                "drivers": [d.to_dict() for d in self.drivers],
-                "unloaded_drivers": [d.to_dict() for d in self.unloaded_drivers],
-                "raw_output": dict(self.raw_output),
-                "warnings": list(self.warnings),
-            }
-        )
-        out = _drop_empty(data)
-        for key, value in self.experimental.items():
-            out[f"x_{key}"] = value
-        return out
+        """The documented JSON schema (docs/report-schema.md), written by the codec; absent fields are omitted."""
+        return to_json(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CrashFacts:
         """Inverse of :meth:`to_dict`; unknown keys are ignored, ``x_*`` keys land in ``experimental``."""
-        kwargs: dict[str, Any] = {}
-        for name in (*_SCALARS_TEXT, *_SCALARS_TEXT2):
-            kwargs[name] = d.get(name)
-        for name in _SCALARS_INT:
-            kwargs[name] = _int(d.get(name))
-        is_64 = d.get("is_64bit")
-        uptime = d.get("uptime_seconds")
-        return cls(
-            source=SourceFact.from_dict(d["source"]) if d.get("source") else None,
-            is_64bit=None if is_64 is None else bool(is_64),
-            crash_time=_parse_time(d.get("crash_time")),
-            uptime_seconds=None if uptime is None else float(uptime),
-            bugcheck=BugcheckFact.from_dict(d["bugcheck"]) if d.get("bugcheck") else None,
-            pc=_int(d.get("pc")),
-            culprit=CulpritFact.from_dict(d["culprit"]) if d.get("culprit") else None,
-            stack=StackFact.from_dict(d["stack"]) if d.get("stack") else None,
-            drivers=tuple(DriverFact.from_dict(x) for x in d.get("drivers", ())),
-            unloaded_drivers=tuple(UnloadedDriverFact.from_dict(x) for x in d.get("unloaded_drivers", ())),
-            raw_output={str(k): str(v) for k, v in (d.get("raw_output") or {}).items()},
-            warnings=tuple(str(w) for w in d.get("warnings", ())),
-            experimental={k[2:]: v for k, v in d.items() if k.startswith("x_")},
-            **kwargs,
-        )
+        return from_json(cls, d)
 
 
 def _strip_x(key: str) -> str:
@@ -529,4 +281,16 @@ def parameters_from(values: Sequence[int | None], meanings: Sequence[str | None]
     return tuple(
         ParameterFact(index=i + 1, value=v, meaning=meanings[i] if i < len(meanings) else None)
         for i, v in enumerate(values)
+    )
+
+
+def describe_bugcheck(code: int, parameters: Sequence[int | None]) -> BugcheckFact:
+    """A :class:`BugcheckFact` for ``code``: the reference's name and summary, each parameter's meaning attached."""
+    info = lookup(code)
+    return BugcheckFact(
+        code=code,
+        name=info.name if info else None,
+        variant_m=is_m_variant(code),
+        parameters=parameters_from(parameters, info.parameters if info else ()),
+        summary=info.summary if info else None,
     )

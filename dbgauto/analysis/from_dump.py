@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC
 from typing import TYPE_CHECKING, Any, Final
 
-from dbgauto.analysis.bugchecks import describe
 from dbgauto.analysis.culprit import find_culprit, looks_third_party, module_basename
 from dbgauto.analysis.facts import (
     BugcheckFact,
@@ -21,9 +19,10 @@ from dbgauto.analysis.facts import (
     SourceFact,
     StackFact,
     UnloadedDriverFact,
-    dump_type_meaning,
-    machine_name,
 )
+from dbgauto.analysis.facts import describe_bugcheck as describe
+from dbgauto.analysis.summary import header_facts as summary_header_facts
+from dbgauto.analysis.summary import summarize
 from dbgauto.kernel.identity import identity_of
 from dbgauto.kernel.stackscan import ModuleIndex, scan_stack
 
@@ -41,38 +40,18 @@ _LARGE_NEEDS: Final = "drivers, process and stack need a small-dump conversion"
 
 
 def header_facts(dump: KernelDump, src: SourceFact | None, *, engine: str = "native") -> dict[str, Any]:
-    """CrashFacts fields the dump header alone gives (also used to complete a debugger's answers)."""
+    """CrashFacts fields the dump header alone gives (also used to complete a debugger's answers): the
+    dump summary's words (:func:`dbgauto.analysis.summary.header_facts`) plus bug check, PC and provenance."""
     h = dump.header
-    variety = dump.variety
     params = tuple(h.bugcheck_parameters or ())
     ctx = h.context
-    exc = h.exception
-    experimental: dict[str, Any] = {}
-    if exc is not None:
-        experimental["exception"] = {"code": f"{exc.code:#x}", "address": f"{exc.address:#x}", "flags": exc.flags}
-    if h.suite_mask is not None:
-        experimental["suite_mask"] = f"{h.suite_mask:#x}"
-    if variety.explanation:
-        experimental["variety_explanation"] = variety.explanation
     return {
+        **summary_header_facts(summarize(dump)),
         "source": src,
-        "variety": variety.name,
-        "dump_type": int(dump.dump_type),
-        "dump_type_meaning": dump_type_meaning(int(dump.dump_type)),
-        "machine": machine_name(dump.machine),
-        "is_64bit": dump.is_64bit,
-        "os_build": h.minor_version,
-        "os_major": h.major_version,
-        "product_type": h.product_type,
-        "processors": h.number_processors,
-        "crash_time": h.system_time.astimezone(UTC) if h.system_time else None,
-        "uptime_seconds": h.system_uptime_100ns / 1e7 if h.system_uptime_100ns is not None else None,
         "bugcheck": describe(h.bugcheck_code, params) if h.bugcheck_code is not None else None,
         "pc": ctx.pc if ctx is not None else None,
-        "comment": h.comment,
         "engine": engine,
         "engine_version": _version(),
-        "experimental": experimental,
     }
 
 

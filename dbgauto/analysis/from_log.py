@@ -8,7 +8,6 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dbgauto.analysis.bugchecks import describe
 from dbgauto.analysis.culprit import (
     MICROSOFT_DRIVER_STEMS,
     find_culprit,
@@ -27,6 +26,7 @@ from dbgauto.analysis.facts import (
     UnloadedDriverFact,
     source_fact,
 )
+from dbgauto.analysis.facts import describe_bugcheck as describe
 
 if TYPE_CHECKING:
     from dbgauto.debugtext import ParsedLog

@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from dbgauto.catalog.db import CATALOG_NAME, Catalog, rows_to_dicts
-from dbgauto.report.hexfmt import hex_text
 from dbgauto.util.atomic import atomic_write_text
+from dbgauto.vocab.fmt import hex_text
 
 EXPORT_COLUMNS = (
     "dump_id",

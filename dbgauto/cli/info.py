@@ -3,167 +3,51 @@
 Exit status: 0 when every dump opened, 1 when some failed (one ``file: reason`` line each on stderr),
 2 on usage errors. Start-up stays lean (no jinja2/rich): only click and the format layer are imported.
 
-JSON (``--json``): a list with one object per argument, in order. Addresses, codes, flags and registers are
-hex strings (``"0x1ad000"``) so 64-bit values survive any JSON reader; counts and sizes are integers;
-absent fields ("PAGE" filler, or not applicable) are ``null``, never numbers. Keys:
-
-``file`` (str), ``error`` (only for files that failed: ``{"code", "message"}``; then no other keys),
-``file_size``, ``signature`` ("PAGEDU64"/"PAGEDUMP"), ``is_64bit``, ``dump_type`` (int),
-``dump_type_name``, ``dump_type_meaning``, ``variety`` (``{"name", "certain", "explanation"}``),
-``machine`` (hex), ``machine_name``, ``major_version`` (hex), ``build`` (int, MinorVersion),
-``number_processors`` (int), ``bugcheck_code`` (hex), ``bugcheck_name`` (str|null),
-``bugcheck_parameters`` (4 hex), ``directory_table_base``, ``pfn_database``, ``ps_loaded_module_list``,
-``ps_active_process_head``, ``kd_debugger_data_block`` (hex), ``pae_enabled`` (bool|null, 32-bit only),
-``system_time`` (``{"utc": "YYYY-MM-DDTHH:MM:SS.ffffffZ", "raw": hex}``|null),
-``system_uptime`` (``{"raw_100ns": hex, "seconds": float, "text": "D days HH:MM:SS.fff"}``|null),
-``comment`` (str|null), ``product_type`` (hex), ``product_type_name``, ``suite_mask``,
-``secondary_data_state``, ``writer_status``, ``kd_secondary_version``, ``mini_dump_fields``,
-``attributes`` (hex), ``attribute_names`` (list), ``boot_id`` (hex), ``required_dump_space`` (int),
-``dump_size`` (int, = file_size), ``pages_present``, ``pages_total`` (int|null),
-``physical_memory`` (``{"layout", "run_table_pages", "runs": [[base_pfn hex, count int], ...],
-"bitmap": {"signature", "layout", "first_page", "bitmap_bits", "total_present_pages", "dump_options"}|null}``),
-``paging`` ("x64"/"x86-pae"/"x86"|null), ``context`` (``{"machine", "context_flags", "registers":
-{name: hex}}``|null), ``exception`` (``{"code", "flags", "record", "address", "number_parameters",
-"parameters": [hex]}``|null), ``triage`` (small dumps: the triage parser's ``to_dict()``), ``warnings`` (list).
+JSON (``--json``): a list with one object per argument, in order: the ``DumpSummary`` model
+(``dbgauto.analysis.summary``) written by ``dbgauto.util.codec`` with every key present (``null`` when absent),
+plus ``triage`` for small dumps; failures are ``{"file", "error": {"code", "message"}}``. The schema
+(``dbgauto.dumpsummary/1``) is documented in ``docs/report-schema.md``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from dbgauto.analysis.summary import DumpSummary, summarize
 from dbgauto.errors import DbgautoError
-from dbgauto.kdump.constants import DumpAttribute, DumpType, Machine
-from dbgauto.kdump.header import iso_utc
+from dbgauto.kdump.constants import DumpType
 from dbgauto.kdump.reader import KernelDump
+from dbgauto.kdump.triage_json import triage_to_dict
+from dbgauto.util.codec import hex_or_none as _hex
+from dbgauto.util.codec import iso_z, to_json
 
 if TYPE_CHECKING:
     from dbgauto.kdump.triage import TriageDump
 
-PRODUCT_TYPES = {1: "WinNt (workstation)", 2: "LanManNt (domain controller)", 3: "ServerNt (server)"}
-# (name, bit) of each DumpAttribute flag, in the enum's order: testing plain ints is ~20x cheaper than IntFlag math
-_ATTRIBUTE_BITS = tuple((str(a.name), int(a)) for a in DumpAttribute)
-
-
-def _hex(v: int | None) -> str | None:
-    return None if v is None else f"{v:#x}"
-
-
-def _enum_name(enum_cls: Any, v: int | None) -> str | None:
-    if v is None:
-        return None
-    try:
-        return str(enum_cls(v).name)
-    except ValueError:
-        return None
-
-
-@functools.lru_cache(maxsize=1024)  # a pure function of the code; the same few codes recur across dumps
-def bugcheck_name(code: int | None) -> str | None:
-    """The stop code's symbolic name from the packaged table (None when unknown)."""
-    if code is None:
-        return None
-    from dbgauto.analysis.bugchecks import lookup  # the table loads once, on first use
-
-    info = lookup(code)
-    return info.name if info else None
-
-
-def _uptime_text(seconds: float) -> str:
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{int(days)} days {int(hours):02d}:{int(minutes):02d}:{secs:06.3f}"
-
 
 def describe(dump: KernelDump) -> dict[str, Any]:
     """Everything ``info --json`` shows about one open dump, as JSON-ready values (small dumps: ``triage``)."""
-    out = describe_header(dump)
-    tri = _triage(dump, out["warnings"])
+    summary, warnings = summarize(dump), []  # the header first: parsing the triage sections may add warnings
+    tri = _triage(dump, warnings)
+    out = describe_header(summary, warnings)
     if tri is not None:
-        out["triage"] = tri.to_dict(kernel=_kernel_view(dump))
+        out["triage"] = triage_to_dict(tri, kernel=_kernel_view(dump))
     return out
 
 
-def describe_header(dump: KernelDump) -> dict[str, Any]:
-    """The header, variety and physical-memory facts of one open dump, as JSON-ready values."""
-    h = dump.header
-    s = dump.summary()
-    ctx = h.context
-    exc = h.exception
-    attrs = h.attributes
-    return {
-        "file": str(dump.path),
-        "file_size": dump.file_size,
-        "signature": h.signature.decode("ascii", "replace"),
-        "is_64bit": dump.is_64bit,
-        "dump_type": int(dump.dump_type),
-        "dump_type_name": _enum_name(DumpType, dump.dump_type),
-        "dump_type_meaning": dump.variety.dump_type_meaning,
-        "variety": {
-            "name": dump.variety.name,
-            "certain": dump.variety.certain,
-            "explanation": dump.variety.explanation,
-        },
-        "machine": _hex(h.machine),
-        "machine_name": _enum_name(Machine, h.machine),
-        "major_version": _hex(h.major_version),
-        "build": h.minor_version,
-        "number_processors": h.number_processors,
-        "bugcheck_code": _hex(h.bugcheck_code),
-        "bugcheck_name": bugcheck_name(h.bugcheck_code),
-        "bugcheck_parameters": [_hex(p) for p in h.bugcheck_parameters],
-        "directory_table_base": _hex(h.directory_table_base),
-        "pfn_database": _hex(h.pfn_database),
-        "ps_loaded_module_list": _hex(h.ps_loaded_module_list),
-        "ps_active_process_head": _hex(h.ps_active_process_head),
-        "kd_debugger_data_block": _hex(h.kd_debugger_data_block),
-        "pae_enabled": h.pae_enabled,
-        "system_time": None
-        if h.system_time is None
-        else {"utc": iso_utc(h.system_time), "raw": _hex(h.system_time_raw)},
-        "system_uptime": None
-        if h.system_uptime_100ns is None
-        else {
-            "raw_100ns": _hex(h.system_uptime_100ns),
-            "seconds": h.system_uptime_100ns / 1e7,
-            "text": _uptime_text(h.system_uptime_100ns / 1e7),
-        },
-        "comment": h.comment,
-        "product_type": _hex(h.product_type),
-        "product_type_name": PRODUCT_TYPES.get(h.product_type) if h.product_type is not None else None,
-        "suite_mask": _hex(h.suite_mask),
-        "secondary_data_state": _hex(h.secondary_data_state),
-        "writer_status": _hex(h.writer_status),
-        "kd_secondary_version": _hex(h.kd_secondary_version),
-        "mini_dump_fields": _hex(h.mini_dump_fields),
-        "attributes": _hex(attrs),
-        "attribute_names": [] if attrs is None else [name for name, bit in _ATTRIBUTE_BITS if attrs & bit],
-        "boot_id": _hex(h.boot_id),
-        "required_dump_space": h.required_dump_space,
-        "dump_size": dump.file_size,
-        "pages_present": dump.pages_present,
-        "pages_total": dump.pages_total,
-        "physical_memory": {
-            "layout": s["physical_layout"],
-            "run_table_pages": h.physical_memory_pages,
-            "runs": None if h.physical_memory_runs is None else [[_hex(b), c] for b, c in h.physical_memory_runs],
-            "bitmap": None
-            if s["bitmap"] is None
-            else {k: (_hex(v) if isinstance(v, int) and k == "first_page" else v) for k, v in s["bitmap"].items()},
-        },
-        "paging": s["paging"],
-        "context": None if ctx is None else ctx.to_dict(),
-        "exception": None if exc is None else exc.to_dict(),
-        "warnings": list(dump.warnings),
-    }
+def describe_header(summary: DumpSummary, extra_warnings: Sequence[str] = ()) -> dict[str, Any]:
+    """The :class:`DumpSummary` as ``info --json`` writes it: every key present, ``null`` when absent."""
+    out = to_json(summary, omit_absent=False)
+    out["warnings"] = [*out["warnings"], *extra_warnings]
+    return out
 
 
 def _triage(dump: KernelDump, warnings: list[str]) -> TriageDump | None:
@@ -182,7 +66,7 @@ def _triage(dump: KernelDump, warnings: list[str]) -> TriageDump | None:
 
 def _json_default(v: Any) -> Any:
     if isinstance(v, datetime):
-        return iso_utc(v) if v.tzinfo is not None else v.isoformat()
+        return iso_z(v)
     if isinstance(v, bytes):
         return v.hex()
     if isinstance(v, Path):
@@ -203,91 +87,97 @@ def _line(label: str, value: Any) -> str:
     return f"{label:<24}: {value}"
 
 
-def render_text(d: dict[str, Any], tri: TriageDump | None = None, kern: dict[str, Any] | None = None) -> str:
-    """The dumpchk-style table for one dump (``d`` from :func:`describe_header`; ``tri`` and what the kernel layer
-    established from it, ``kern``, for a small dump)."""
-    v = d["variety"]
+def render_text(
+    s: DumpSummary,
+    tri: TriageDump | None = None,
+    extra_warnings: Sequence[str] = (),
+    kern: dict[str, Any] | None = None,
+) -> str:
+    """The dumpchk-style table for one dump (``tri`` for a small dump)."""
+    v = s.variety
+    h = _hex
     lines = [
-        f"{d['file']}",
-        _line("Signature", d["signature"]),
-        _line("DumpType", f"{d['dump_type']} ({d['dump_type_meaning']})"),
-        _line("Variety", v["name"] + ("" if v["certain"] else " (not certain)")),
-        _line("  why", v["explanation"]),
-        _line("Machine", f"{d['machine']} {d['machine_name'] or ''}".strip() if d["machine"] else None),
-        _line("MajorVersion", d["major_version"]),
-        _line("Build (MinorVersion)", d["build"]),
-        _line("NumberProcessors", d["number_processors"]),
+        s.file,
+        _line("Signature", s.signature),
+        _line("DumpType", f"{s.dump_type} ({s.dump_type_meaning})"),
+        _line("Variety", v.name + ("" if v.certain else " (not certain)")),
+        _line("  why", v.explanation),
+        _line("Machine", f"{h(s.machine)} {s.machine_name or ''}".strip() if s.machine is not None else None),
+        _line("MajorVersion", h(s.major_version)),
+        _line("Build (MinorVersion)", s.build),
+        _line("NumberProcessors", s.number_processors),
         _line(
-            "BugCheckCode", f"{d['bugcheck_code']} {d['bugcheck_name'] or ''}".strip() if d["bugcheck_code"] else None
+            "BugCheckCode",
+            f"{h(s.bugcheck_code)} {s.bugcheck_name or ''}".strip() if s.bugcheck_code is not None else None,
         ),
-        _line("BugCheckParameters", " ".join(p or "(absent)" for p in d["bugcheck_parameters"])),
-        _line("DirectoryTableBase", d["directory_table_base"]),
-        _line("PfnDataBase", d["pfn_database"]),
-        _line("PsLoadedModuleList", d["ps_loaded_module_list"]),
-        _line("PsActiveProcessHead", d["ps_active_process_head"]),
-        _line("KdDebuggerDataBlock", d["kd_debugger_data_block"]),
+        _line("BugCheckParameters", " ".join(h(p) or "(absent)" for p in s.bugcheck_parameters)),
+        _line("DirectoryTableBase", h(s.directory_table_base)),
+        _line("PfnDataBase", h(s.pfn_database)),
+        _line("PsLoadedModuleList", h(s.ps_loaded_module_list)),
+        _line("PsActiveProcessHead", h(s.ps_active_process_head)),
+        _line("KdDebuggerDataBlock", h(s.kd_debugger_data_block)),
     ]
-    if d["pae_enabled"] is not None or not d["is_64bit"]:
-        lines.append(_line("PaeEnabled", d["pae_enabled"]))
-    st, up = d["system_time"], d["system_uptime"]
+    if s.pae_enabled is not None or not s.is_64bit:
+        lines.append(_line("PaeEnabled", s.pae_enabled))
+    st, up = s.system_time, s.system_uptime
     lines += [
-        _line("SystemTime (UTC)", None if st is None else f"{st['utc']} (raw {st['raw']})"),
-        _line("SystemUpTime", None if up is None else f"{up['text']} (raw {up['raw_100ns']})"),
-        _line("Comment", d["comment"]),
+        _line("SystemTime (UTC)", None if st is None else f"{iso_z(st.utc)} (raw {h(st.raw)})"),
+        _line("SystemUpTime", None if up is None else f"{up.text} (raw {h(up.raw_100ns)})"),
+        _line("Comment", s.comment),
         _line(
             "ProductType",
-            None if d["product_type"] is None else f"{d['product_type']} {d['product_type_name'] or ''}".strip(),
+            None if s.product_type is None else f"{h(s.product_type)} {s.product_type_name or ''}".strip(),
         ),
-        _line("SuiteMask", d["suite_mask"]),
-        _line("SecondaryDataState", d["secondary_data_state"]),
-        _line("WriterStatus", d["writer_status"]),
-        _line("KdSecondaryVersion", d["kd_secondary_version"]),
-        _line("MiniDumpFields", d["mini_dump_fields"]),
-        _line("Attributes", None if d["attributes"] is None else f"{d['attributes']} {' '.join(d['attribute_names'])}"),
-        _line("BootId", d["boot_id"]),
-        _line("RequiredDumpSpace", None if d["required_dump_space"] is None else f"{d['required_dump_space']:#x}"),
-        _line("Dump size", f"{d['dump_size']:#x} ({d['dump_size']:,} bytes)"),
-        _line("Pages present / total", _pages(d)),
+        _line("SuiteMask", h(s.suite_mask)),
+        _line("SecondaryDataState", h(s.secondary_data_state)),
+        _line("WriterStatus", h(s.writer_status)),
+        _line("KdSecondaryVersion", h(s.kd_secondary_version)),
+        _line("MiniDumpFields", h(s.mini_dump_fields)),
+        _line("Attributes", None if s.attributes is None else f"{h(s.attributes)} {' '.join(s.attribute_names)}"),
+        _line("BootId", h(s.boot_id)),
+        _line("RequiredDumpSpace", h(s.required_dump_space)),
+        _line("Dump size", f"{s.dump_size:#x} ({s.dump_size:,} bytes)"),
+        _line("Pages present / total", _pages(s)),
     ]
-    pm = d["physical_memory"]
-    if pm["layout"]:
-        lines.append(_line("Physical memory", pm["layout"]))
-    if pm["runs"] is not None:
-        lines.append(_line("Run table", f"{len(pm['runs'])} runs, {pm['run_table_pages']} pages"))
-        lines.extend(f"  {'':<22}  base {b} count {c:#x}" for b, c in pm["runs"][:16])
-    if pm["bitmap"] is not None:
-        b = pm["bitmap"]
+    pm = s.physical_memory
+    if pm.layout:
+        lines.append(_line("Physical memory", pm.layout))
+    if pm.runs is not None:
+        lines.append(_line("Run table", f"{len(pm.runs)} runs, {pm.run_table_pages} pages"))
+        lines.extend(f"  {'':<22}  base {h(b)} count {c:#x}" for b, c in pm.runs[:16])
+    if pm.bitmap is not None:
+        b = pm.bitmap
         lines.append(
             _line(
                 "Bitmap",
-                f"{b['signature']} {b['bitmap_bits']:#x} bits, {b['total_present_pages']:#x} present, "
-                f"first page at {b['first_page']}",
+                f"{b.signature} {b.bitmap_bits:#x} bits, {b.total_present_pages:#x} present, "
+                f"first page at {h(b.first_page)}",
             )
         )
-    lines += _context_lines(d)
+    lines += _context_lines(s)
     if tri is not None:
         lines += _triage_lines(tri, kern or {"process_name": None, "pid": None, "tid": None, "stack_scan": []})
-    lines += [f"warning: {w}" for w in d["warnings"]]
+    lines += [f"warning: {w}" for w in (*s.warnings, *extra_warnings)]
     return "\n".join(lines)
 
 
-def _pages(d: dict[str, Any]) -> str | None:
-    if d["pages_present"] is None and d["pages_total"] is None:
+def _pages(s: DumpSummary) -> str | None:
+    if s.pages_present is None and s.pages_total is None:
         return None
-    return f"{d['pages_present']} / {d['pages_total']}"
+    return f"{s.pages_present} / {s.pages_total}"
 
 
-def _context_lines(d: dict[str, Any]) -> list[str]:
+def _context_lines(s: DumpSummary) -> list[str]:
     lines = []
-    ex = d["exception"]
+    ex = s.exception
     if ex is not None:
-        params = " ".join(ex["parameters"]) or "-"
+        params = " ".join(f"{p:#x}" for p in ex.parameters) or "-"
         lines.append(
-            _line("Exception", f"code {ex['code']} flags {ex['flags']} address {ex['address']} params {params}")
+            _line("Exception", f"code {ex.code:#x} flags {ex.flags:#x} address {ex.address:#x} params {params}")
         )
     else:
         lines.append(_line("Exception", None))
-    ctx = d["context"]
+    ctx = s.context
     if ctx is None:
         lines.append(_line("Context", None))
         return lines
@@ -349,9 +239,9 @@ def command(dumps: tuple[Path, ...], as_json: bool) -> None:
                 if as_json:
                     d, text = describe(dump), None
                 else:  # the table shows the small dump's sections directly: no to_dict() to build and drop
-                    d = describe_header(dump)
-                    tri = _triage(dump, d["warnings"])
-                    text = render_text(d, tri, _kernel_view(dump) if tri is not None else None)
+                    summary, warnings = summarize(dump), []
+                    tri = _triage(dump, warnings)
+                    d, text = {}, render_text(summary, tri, warnings, _kernel_view(dump) if tri is not None else None)
         except DbgautoError as exc:
             failed += 1
             click.echo(str(exc), err=True)

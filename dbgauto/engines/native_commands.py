@@ -16,7 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from dbgauto.kdump.constants import DumpType, Machine
+from dbgauto.kdump.constants import Machine
+from dbgauto.vocab.bugchecks import lookup as bugcheck_info
+from dbgauto.vocab.dumptypes import dump_kind_line
+from dbgauto.vocab.fmt import addr_text as format_addr
+from dbgauto.vocab.fmt import uptime_text
+from dbgauto.vocab.machines import MACHINES, machine_arch_text
+from dbgauto.vocab.products import product_type_nt_name, suite_names
 
 if TYPE_CHECKING:
     from dbgauto.analysis.facts import CulpritFact
@@ -43,42 +49,7 @@ NO_SYMBOLS_NOTE: Final = (
     "*** For symbols and the full command set, install Debugging Tools for Windows and use --engine cdb or dbgeng."
 )
 
-# What the debugger prints after "Loading Dump File [...]" for each DumpType (64-bit wording; x86 is the same).
-_DUMP_KIND: Final[dict[int, str]] = {
-    DumpType.FULL: "Kernel Complete Dump File: Full address space is available",
-    DumpType.SUMMARY: "Kernel Summary Dump File: Only kernel address space is available",
-    DumpType.HEADER: "Kernel Dump File: Only the dump header is available",
-    DumpType.TRIAGE: "Mini Kernel Dump File: Only registers and stack trace are available",
-    DumpType.BITMAP_FULL: "Full Kernel Bitmap Dump File: Full address space is available",
-    DumpType.BITMAP_KERNEL: (
-        "Kernel Bitmap Dump File: Kernel address space is available, User address space may not be available."
-    ),
-    DumpType.KERNEL_RANGE: "Kernel Range Dump File: Kernel address space is available",
-    DumpType.KERNEL_USER_RANGE: "Kernel and User Range Dump File: Kernel and user address space is available",
-    DumpType.COMPLETE_RANGE: "Complete Range Dump File: Full address space is available",
-}
-
 _KERNEL_IMAGES: Final = {"ntoskrnl.exe", "ntkrnlmp.exe", "ntkrnlpa.exe", "ntkrpamp.exe", "ntkrla57.exe"}
-_PRODUCT: Final = {1: "WinNt", 2: "LanManNt", 3: "ServerNt"}
-_SUITES: Final = (
-    (0x0001, "SmallBusiness"),
-    (0x0002, "Enterprise"),
-    (0x0004, "BackOffice"),
-    (0x0008, "CommunicationServer"),
-    (0x0010, "TerminalServer"),
-    (0x0020, "SmallBusinessRestricted"),
-    (0x0040, "EmbeddedNT"),
-    (0x0080, "DataCenter"),
-    (0x0100, "SingleUserTS"),
-    (0x0200, "Personal"),
-    (0x0400, "Blade"),
-    (0x0800, "EmbeddedRestricted"),
-    (0x1000, "SecurityAppliance"),
-    (0x2000, "StorageServer"),
-    (0x4000, "ComputeServer"),
-    (0x8000, "WHServer"),
-)
-_ARCH: Final = {Machine.AMD64: "x64", Machine.I386: "x86 compatible", Machine.ARM64: "ARM 64-bit (AArch64)"}
 _OS_BY_BUILD: Final = ((10240, "Windows 10"), (9600, "Windows 8.1"), (9200, "Windows 8"), (7600, "Windows 7"))
 _OS_BY_BUILD_OLD: Final = ((6000, "Windows Vista"), (3790, "Windows Server 2003"), (2600, "Windows XP"))
 
@@ -171,22 +142,8 @@ def module_short_name(path: str) -> str:
     return stem if dot else image
 
 
-def format_addr(value: int, is_64bit: bool) -> str:
-    """``fffff804`7ba00000`` for 64-bit targets, ``804d7000`` for 32-bit ones."""
-    if is_64bit:
-        v = value & 0xFFFFFFFFFFFFFFFF
-        return f"{v >> 32:08x}`{v & 0xFFFFFFFF:08x}"
-    return f"{value & 0xFFFFFFFF:08x}"
-
-
 def _hex_plain(value: int, is_64bit: bool) -> str:
     return f"{value & 0xFFFFFFFFFFFFFFFF:016x}" if is_64bit else f"{value & 0xFFFFFFFF:08x}"
-
-
-def dump_kind_line(dump_type: int | None) -> str:
-    if dump_type is None or dump_type not in _DUMP_KIND:
-        return f"Kernel Dump File: DumpType {dump_type} (not a kind the native engine names)"
-    return _DUMP_KIND[dump_type]
 
 
 def os_name(build: int | None) -> str:
@@ -202,14 +159,14 @@ def os_line(t: Target) -> str:
     mp = "MP" if (t.number_processors or 1) > 1 else "UP"
     procs = t.number_processors if t.number_processors is not None else "?"
     kind = "Checked" if t.major_version == 0xC else "Free"
-    arch = _ARCH.get(t.machine, f"machine {t.machine:#x}" if t.machine is not None else "unknown machine")
+    arch = machine_arch_text(t.machine)
     build = t.build if t.build is not None else "?"
     return f"{os_name(t.build)} Kernel Version {build} {mp} ({procs} procs) {kind} {arch}"
 
 
 def product_line(t: Target) -> str:
-    product = _PRODUCT.get(t.product_type or 0, f"{t.product_type}" if t.product_type is not None else "unknown")
-    suites = " ".join(name for bit, name in _SUITES if (t.suite_mask or 0) & bit)
+    product = product_type_nt_name(t.product_type) or (f"{t.product_type}" if t.product_type is not None else "unknown")
+    suites = " ".join(suite_names(t.suite_mask))
     return f"Product: {product}, suite: {suites}".rstrip()
 
 
@@ -228,14 +185,7 @@ def session_time(value: datetime | None) -> str:
 
 
 def uptime(raw_100ns: int | None) -> str:
-    if raw_100ns is None:
-        return "(not recorded in the dump)"
-    ms_total = raw_100ns // 10_000
-    days, rem = divmod(ms_total, 86_400_000)
-    hours, rem = divmod(rem, 3_600_000)
-    minutes, rem = divmod(rem, 60_000)
-    seconds, ms = divmod(rem, 1000)
-    return f"{days} days {hours}:{minutes:02d}:{seconds:02d}.{ms:03d}"
+    return "(not recorded in the dump)" if raw_100ns is None else uptime_text(raw_100ns)
 
 
 def vertarget(t: Target) -> str:
@@ -502,15 +452,15 @@ def analyze(t: Target) -> str:
     """``!analyze -v`` without symbols: name, parameters with meaning, culprit, process, scanned stack."""
     if t.bugcheck_code is None:
         return _BOX + "\nNo bug check recorded in the dump.\n"
-    from dbgauto.analysis.bugchecks import describe
-
-    fact = describe(t.bugcheck_code, t.bugcheck_parameters)
-    out = [_BOX, f"{fact.name or 'UNKNOWN_BUGCHECK_CODE'} ({t.bugcheck_code:x})"]
-    if fact.summary:
-        out.append(fact.summary)
+    info = bugcheck_info(t.bugcheck_code)
+    meanings = info.parameters if info else (None, None, None, None)
+    out = [_BOX, f"{info.name if info else 'UNKNOWN_BUGCHECK_CODE'} ({t.bugcheck_code:x})"]
+    if info and info.summary:
+        out.append(info.summary)
     out.append("Arguments:")
     out += [
-        f"Arg{p.index}: {_hex_plain(p.value or 0, t.is_64bit)}, {p.meaning or ''}".rstrip(" ") for p in fact.parameters
+        f"Arg{i + 1}: {_hex_plain(v or 0, t.is_64bit)}, {(meanings[i] if i < 4 else None) or ''}".rstrip(" ")
+        for i, v in enumerate(t.bugcheck_parameters)
     ]
     out += ["", "Debugging Details:", "------------------", "", NO_SYMBOLS_NOTE, ""]
     out += [f"BUGCHECK_CODE:  {t.bugcheck_code:x}", ""]
@@ -539,7 +489,9 @@ def analyze(t: Target) -> str:
         out += [f"PROBABLE_CULPRIT:  {site}", "", f"CULPRIT_RULE:  {c.rule or ''}", ""]
     else:
         out += ["MODULE_NAME: Unknown_Module", "", "IMAGE_NAME:  Unknown_Image", ""]
-    out += [f"OSPLATFORM_TYPE:  {_ARCH.get(t.machine, 'unknown').split()[0]}", "", f"OSNAME:  {os_name(t.build)}", ""]
+    known = t.machine in MACHINES and MACHINES[t.machine].arch is not None
+    platform = machine_arch_text(t.machine).split()[0] if known else "unknown"
+    out += [f"OSPLATFORM_TYPE:  {platform}", "", f"OSNAME:  {os_name(t.build)}", ""]
     if t.build is not None:
         out += [f"OSBUILD:  {t.build}", ""]
     out += ["Followup:     MachineOwner", "---------"]

@@ -1,13 +1,17 @@
-"""Values every part of the format layer shares: DumpType, machines, signatures, page size, triage bits.
+"""Values every part of the format layer shares: signatures, page size, triage bits (and, from
+``dbgauto.vocab``, the DumpType and Machine enums, whose names and meanings are tabled there).
 
-Names follow Microsoft's (``mindumpdef.h`` / ``ntiodump.h``); 8, 9 and 0xA have no official name and are
-named after what produces them (kdmp-parser's reverse engineering).
+Names follow Microsoft's (``mindumpdef.h`` / ``ntiodump.h``).
 """
 
 from __future__ import annotations
 
 import enum
 from typing import Final
+
+# re-exported: the format layer names them here; their names and meanings are tabled in dbgauto.vocab
+from dbgauto.vocab.dumptypes import DumpType as DumpType
+from dbgauto.vocab.machines import Machine as Machine
 
 PAGE_SIZE: Final = 0x1000
 PAGE_SHIFT: Final = 12
@@ -25,47 +29,6 @@ TRIAGE_VALID: Final = 0x44475254  # 'DGRT' multi-char constant; bytes on disk "T
 TRIAGE_VALID_BYTES: Final = b"TRGD"
 KDBG_OWNER_TAG: Final = b"KDBG"
 DUMP_BLOB_SIGNATURE: Final = b"DumpBlob"
-
-
-class DumpType(enum.IntEnum):
-    """DUMP_HEADER.DumpType, with the command or setting that produces each."""
-
-    INVALID = -1
-    UNKNOWN = 0
-    FULL = 1  # classic Complete memory dump (run list); old `.dump /f`, QEMU, Bin2Dmp, MemProcFS
-    SUMMARY = 2  # classic Kernel memory dump (XP–Win7), SDMP bitmap
-    HEADER = 3  # header only
-    TRIAGE = 4  # Small memory dump ("minidump"): `.dump /m`, Minidump folder
-    BITMAP_FULL = 5  # Complete or Active memory dump (Win8+): bitmap of RAM
-    BITMAP_KERNEL = 6  # Kernel or Automatic memory dump (Win8+), Task Manager live kernel dump
-    AUTOMATIC = 7  # setting value only; never seen on disk
-    KERNEL_RANGE = 8  # WinDbgX `.dump /k` (RDMP ranges)
-    KERNEL_USER_RANGE = 9  # WinDbgX `.dump /ka` (RDMP ranges)
-    COMPLETE_RANGE = 0xA  # WinDbgX `.dump /f` (RDMP ranges)
-
-
-DUMP_TYPE_MEANING: Final[dict[int, str]] = {
-    DumpType.FULL: "full dump: physical memory runs (DUMP_TYPE_FULL)",
-    DumpType.SUMMARY: "summary dump: kernel pages bitmap (DUMP_TYPE_SUMMARY)",
-    DumpType.HEADER: "header-only dump (DUMP_TYPE_HEADER)",
-    DumpType.TRIAGE: "triage dump: small memory dump (DUMP_TYPE_TRIAGE)",
-    DumpType.BITMAP_FULL: "bitmap dump of all physical memory (DUMP_TYPE_BITMAP_FULL)",
-    DumpType.BITMAP_KERNEL: "bitmap dump of kernel memory (DUMP_TYPE_BITMAP_KERNEL)",
-    DumpType.AUTOMATIC: "automatic (setting value; not a file layout)",
-    DumpType.KERNEL_RANGE: "kernel range dump (RDMP; WinDbgX .dump /k)",
-    DumpType.KERNEL_USER_RANGE: "kernel and user range dump (RDMP; WinDbgX .dump /ka)",
-    DumpType.COMPLETE_RANGE: "complete range dump (RDMP; WinDbgX .dump /f)",
-}
-
-
-class Machine(enum.IntEnum):
-    """IMAGE_FILE_MACHINE_* values seen in MachineImageType."""
-
-    I386 = 0x014C
-    ARMNT = 0x01C4
-    IA64 = 0x0200
-    AMD64 = 0x8664
-    ARM64 = 0xAA64
 
 
 class TriageFlag(enum.IntFlag):

@@ -19,9 +19,9 @@ from dbgauto.kdump.constants import (
     SIGNATURE,
     VALID_DUMP32,
     VALID_DUMP64,
-    Machine,
 )
 from dbgauto.kdump.layout import Buffer
+from dbgauto.vocab.machines import machine_enum_name
 
 # Offsets used before the full header is decoded (same values as structs/header.py's tables).
 _DUMP_TYPE_OFFSET: Final = {True: 0xF98, False: 0xF88}
@@ -51,10 +51,7 @@ class Sniff:
 
     @property
     def machine_name(self) -> str:
-        try:
-            return Machine(self.machine).name
-        except ValueError:
-            return f"unknown ({self.machine:#x})"
+        return machine_enum_name(self.machine) or f"unknown ({self.machine:#x})"
 
 
 def describe_non_dump(head: bytes) -> str:

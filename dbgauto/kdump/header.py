@@ -50,11 +50,6 @@ def filetime_to_datetime(raw: int | None) -> datetime | None:
     return _FILETIME_EPOCH + timedelta(microseconds=raw // 10)
 
 
-def iso_utc(t: datetime) -> str:
-    """An aware UTC datetime as the JSON outputs write it (ground truth's form): ``2024-01-02T03:04:05.123456Z``."""
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 @dataclass(frozen=True, slots=True)
 class DumpHeader:
     """Decoded DUMP_HEADER32/64 (see docs/architecture.md). ``None`` = "PAGE" filler / absent."""

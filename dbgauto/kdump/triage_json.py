@@ -8,21 +8,20 @@ values are None. Data blocks are [address, offset, size] triples of hex strings;
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dbgauto.kdump.header import filetime_to_datetime, iso_utc
+from dbgauto.kdump.header import filetime_to_datetime
+from dbgauto.util.codec import hex_or_none as _h
+from dbgauto.util.codec import iso_z, to_json
 
 if TYPE_CHECKING:
     from dbgauto.kdump.triage import TriageDump
 
 _COUNT_FIELDS = frozenset({"driver_count", "data_blocks_count", "number_processors", "minor_version", "dump_type"})
-
-
-def _h(v: int | None) -> str | None:
-    return None if v is None else hex(v)
 
 
 def _hex3(a: int, o: int, s: int) -> list[str]:
@@ -38,7 +37,7 @@ def _tag_text(tag: uuid.UUID) -> str:
 def filetime_to_iso(raw: int | None) -> str | None:
     """FILETIME (100 ns since 1601, UTC) → ISO 8601 with microseconds and "Z"; None when absent or silly."""
     t = filetime_to_datetime(raw)
-    return None if t is None else iso_utc(t)
+    return iso_z(t)
 
 
 _SKIP_HEADER = frozenset(
@@ -83,10 +82,13 @@ def triage_to_dict(
         "is_64bit": tri.is_64bit,
         "machine": _h(tri.machine),
         "dump_header": _main_header(tri),
-        "triage_header": {f: (v if f in _COUNT_FIELDS else _h(v)) for f, v in h.as_dict().items()},
+        "triage_header": {
+            f.name: (getattr(h, f.name) if f.name in _COUNT_FIELDS else _h(getattr(h, f.name)))
+            for f in dataclasses.fields(h)
+        },
         "valid_marker": tri.valid,
         "context": None if ctx is None else ctx.to_dict(),
-        "exception": None if exc is None else exc.to_dict(),
+        "exception": None if exc is None else to_json(exc, omit_absent=False),
         "mm": None if tri.mm is None else {f: _h(v) for f, v in tri.mm.fields.items()},
         "unloaded_drivers": [{"name": u.name, "start": _h(u.start), "end": _h(u.end)} for u in tri.unloaded_drivers],
         "drivers": [

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from dbgauto.kdump.constants import DUMP_TYPE_MEANING, DumpAttribute, DumpType
+from dbgauto.kdump.constants import DumpAttribute, DumpType
+from dbgauto.vocab.dumptypes import dump_type_layout
 
 # A Complete dump holds every RAM page; below this share of the machine's pages we call it Active.
 COMPLETE_SHARE_OF_RUN_TABLE: Final = 0.90
@@ -32,7 +33,7 @@ class Variety:
 def meaning(dump_type: int | None) -> str:
     if dump_type is None:
         return "absent ('PAGE' filler)"
-    return DUMP_TYPE_MEANING.get(dump_type, f"unknown DumpType {dump_type:#x}")
+    return dump_type_layout(dump_type)
 
 
 def classify(

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from dbgauto.analysis.facts import CrashFacts
-from dbgauto.report.hexfmt import hex_text
 from dbgauto.util.atomic import atomic_write_bytes
+from dbgauto.vocab.fmt import hex_text
 
 __all__ = ["CSV_COLUMNS", "csv_row", "csv_text", "write_csv"]
 

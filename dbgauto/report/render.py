@@ -35,12 +35,12 @@ from dbgauto.analysis.facts import CrashFacts
 from dbgauto.errors import TemplateError
 from dbgauto.report import charts
 from dbgauto.report.csvout import csv_text, write_csv
-from dbgauto.report.hexfmt import addr_text, hex_text
 from dbgauto.report.names import inside, report_stem
 from dbgauto.report.outputs import OutputSet
 from dbgauto.report.rows import driver_rows
 from dbgauto.report.textsafe import visible
 from dbgauto.util.atomic import atomic_write_bytes
+from dbgauto.vocab.fmt import addr_text, hex_text, uptime_text
 
 __all__ = [
     "FORMATS",
@@ -115,12 +115,7 @@ def _when(value: datetime | None) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    total = int(seconds)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{hours}:{minutes:02d}:{secs:02d}.{int((seconds - total) * 1000):03d}"
-    return f"{days} days {text}" if days else text
+    return uptime_text(round(seconds * 1e7), zero_days=False)
 
 
 def json_text(facts: CrashFacts) -> str:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from markupsafe import Markup, escape
 
 from dbgauto.analysis.facts import DriverFact
-from dbgauto.report.hexfmt import addr_text, hex_text
 from dbgauto.report.textsafe import visible
+from dbgauto.vocab.fmt import addr_text, hex_text
 
 __all__ = ["driver_rows"]
 

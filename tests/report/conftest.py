@@ -8,7 +8,6 @@ from typing import Final
 
 import pytest
 
-from dbgauto.analysis.bugchecks import describe
 from dbgauto.analysis.facts import (
     CrashFacts,
     CulpritFact,
@@ -18,6 +17,7 @@ from dbgauto.analysis.facts import (
     StackFact,
     UnloadedDriverFact,
 )
+from dbgauto.analysis.facts import describe_bugcheck as describe
 
 HOSTILE: Final = "<script>alert(1)</script>{{ 'PW' ~ 'NED' }}{% raw %}../..\\..\\x\x00\x1b[31m\x07\udc80\ufffd\"'&amp;"
 

@@ -103,7 +103,7 @@ def test_random_facts_round_trip_and_render(facts: CrashFacts) -> None:
 
 def test_bug_check_table_is_loaded_lazily_once() -> None:
     code = (
-        "import dbgauto.analysis.bugchecks as b; print(b._table.cache_info().currsize);"
+        "import dbgauto.vocab.bugchecks as b; print(b._table.cache_info().currsize);"
         "b.lookup(0xD1); b.lookup(0x7E); print(b._table.cache_info().currsize, b._table.cache_info().misses)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

@@ -13,6 +13,7 @@ from typing import Final
 
 from dbgauto.kdump.constants import Machine
 from dbgauto.kdump.layout import Buffer, Layout
+from dbgauto.util.codec import Hex
 
 CONTEXT_AMD64: Final = Layout(
     "CONTEXT_AMD64",
@@ -192,23 +193,12 @@ class CpuContext:
 class ExceptionRecord:
     """EXCEPTION_RECORD32/64; ``parameters`` holds only the ``number_parameters`` that are meaningful."""
 
-    code: int
-    flags: int
-    record: int
-    address: int
+    code: Hex
+    flags: Hex
+    record: Hex
+    address: Hex
     number_parameters: int
-    parameters: tuple[int, ...]
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready, addresses and codes as "0x…" strings."""
-        return {
-            "code": f"{self.code:#x}",
-            "flags": f"{self.flags:#x}",
-            "record": f"{self.record:#x}",
-            "address": f"{self.address:#x}",
-            "number_parameters": self.number_parameters,
-            "parameters": [f"{p:#x}" for p in self.parameters],
-        }
+    parameters: tuple[Hex, ...]  # JSON (dbgauto.util.codec.to_json): addresses and codes as "0x…" strings
 
 
 def context_layout(machine: int) -> Layout:

@@ -1,6 +1,6 @@
-"""Bug check names and parameter meanings, from the packaged ``dbgauto/data/bugchecks.csv``.
+"""Bug check names and parameter meanings, from the packaged ``dbgauto/vocab/data/bugchecks.csv``.
 
-The table restates Microsoft's bug check code reference (CC BY 4.0, attribution in ``dbgauto/data/README.md``).
+The table restates Microsoft's bug check code reference (CC BY 4.0, attribution in ``dbgauto/vocab/data/README.md``).
 It is read once, lazily, on the first :func:`lookup`, so importing this module costs nothing.
 The ``_M`` variants (0x1000007E, 0x1000008E, ...) are rows of their own; parameters documented as
 "depends on Parameter 1" are kept as that text, because the subtype tables are not in the data.
@@ -12,15 +12,10 @@ import csv
 import functools
 import io
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the facts model is imported by describe() only: `dbgauto info` needs names, not facts
-    from dbgauto.analysis.facts import BugcheckFact
-
-__all__ = ["M_VARIANT_BIT", "BugcheckInfo", "all_bugchecks", "base_code", "describe", "is_m_variant", "lookup"]
+__all__ = ["M_VARIANT_BIT", "BugcheckInfo", "all_bugchecks", "base_code", "bugcheck_name", "is_m_variant", "lookup"]
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +46,13 @@ def base_code(code: int) -> int:
 
 @functools.cache
 def _table() -> dict[int, BugcheckInfo]:
-    packaged = Path(__file__).resolve().parent.parent / "data" / "bugchecks.csv"
+    packaged = Path(__file__).resolve().parent / "data" / "bugchecks.csv"
     if packaged.is_file():  # wheels and editable installs: a plain file (importlib.resources costs ~10 ms to import)
         text = packaged.read_text(encoding="utf-8")
     else:  # zipped installs
         from importlib import resources
 
-        text = resources.files("dbgauto.data").joinpath("bugchecks.csv").read_text(encoding="utf-8")
+        text = resources.files("dbgauto.vocab.data").joinpath("bugchecks.csv").read_text(encoding="utf-8")
     table: dict[int, BugcheckInfo] = {}
     for row in csv.DictReader(io.StringIO(text)):
         code = int(row["code"], 16)
@@ -93,15 +88,10 @@ def all_bugchecks() -> list[BugcheckInfo]:
     return [info for _, info in sorted(_table().items())]
 
 
-def describe(code: int, parameters: Sequence[int | None]) -> BugcheckFact:
-    """A :class:`BugcheckFact` for ``code`` with each parameter's documented meaning attached."""
-    from dbgauto.analysis.facts import BugcheckFact, parameters_from
-
+@functools.lru_cache(maxsize=1024)  # a pure function of the code; the same few codes recur across dumps
+def bugcheck_name(code: int | None) -> str | None:
+    """The stop code's symbolic name (None when unknown or absent)."""
+    if code is None:
+        return None
     info = lookup(code)
-    return BugcheckFact(
-        code=code,
-        name=info.name if info else None,
-        variant_m=is_m_variant(code),
-        parameters=parameters_from(parameters, info.parameters if info else ()),
-        summary=info.summary if info else None,
-    )
+    return info.name if info else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dbgauto.report.hexfmt import addr_text, hex_text
+from dbgauto.vocab.fmt import addr_text, hex_text
 
 _LM64 = re.compile(r"^([0-9a-f]{8}`[0-9a-f]{8}) ([0-9a-f]{8}`[0-9a-f]{8}) ", re.M)
 _LM32 = re.compile(r"^([0-9a-f]{8}) ([0-9a-f]{8})   \w", re.M)

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 import dbgauto
-from dbgauto.analysis.bugchecks import BugcheckInfo, all_bugchecks, base_code, describe, is_m_variant, lookup
+from dbgauto.analysis.facts import describe_bugcheck as describe
+from dbgauto.vocab.bugchecks import BugcheckInfo, all_bugchecks, base_code, bugcheck_name, is_m_variant, lookup
 
-CSV_PATH = Path(dbgauto.__file__).parent / "data" / "bugchecks.csv"
+CSV_PATH = Path(dbgauto.__file__).parent / "vocab" / "data" / "bugchecks.csv"
 
 
 def test_every_csv_row_is_served_once() -> None:
@@ -75,3 +76,9 @@ def test_describe_attaches_meanings() -> None:
     unknown = describe(0xDEADBEEF, [1])
     assert unknown.name is None
     assert unknown.parameters[0].meaning is None
+
+
+def test_bugcheck_name_is_the_reference_name() -> None:
+    assert bugcheck_name(0x1000007E) == "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M"
+    assert bugcheck_name(0xDEADBEEF) is None
+    assert bugcheck_name(None) is None
