@@ -11,9 +11,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("dbgauto.engines.select", reason="the engines (engine issue) are not in the tree yet")
-pytest.importorskip("dbgauto.analysis.parsers", reason="the parsers are not in the tree yet")
-
 from dbgauto.analysis.collect import ENGINE_COMMANDS, facts_from_dump, facts_from_engine
 from dbgauto.errors import EngineError
 

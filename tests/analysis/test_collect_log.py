@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("dbgauto.analysis.parsers", reason="the debugger-output parsers (engine issue) are not in the tree")
-
 from dbgauto.analysis.collect import facts_from_log
 from dbgauto.analysis.facts import CrashFacts
 from dbgauto.report.render import ReportRenderer

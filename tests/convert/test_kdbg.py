@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import dumpinflate
 import pytest
+from dbgauto_testkit import dumpinflate
 
 from dbgauto.errors import ConversionError, MemoryAccessError
 from dbgauto.kdump.kdbg import KdbgKeys, decode_words, encode_words, find_keys_in_code, read_kdbg

@@ -26,8 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO.parent / "shared" / "dumps" / "triage_x64.dmp"
 GiB = 1 << 30
 MB = 1 << 20
@@ -47,7 +46,6 @@ def _io() -> dict[str, int]:
 
 def child(src: str, out: str) -> None:
     """Runs in a fresh interpreter: import first (not measured), then one conversion."""
-    sys.path.insert(0, str(REPO))
     from dbgauto.convert import convert_dump
 
     fd = os.open(src, os.O_RDONLY)
@@ -88,8 +86,7 @@ def main() -> int:
     if args.child:
         child(*args.child)
         return 0
-    sys.path.insert(0, str(HERE))
-    import dumpinflate
+    from dbgauto_testkit import dumpinflate
 
     small = dumpinflate.parse(SAMPLE)
     folder = args.dir or Path(tempfile.mkdtemp(prefix="bench_convert."))
