@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from dbgauto_testkit import dumpinflate, dumpsynth
 
@@ -165,3 +168,42 @@ def inflated_dumps(folder: Path, triage: Path, count: int | None = None) -> list
         dumpinflate.inflate(triage, folder / name, dump_type=t, encoded=enc, placement=pl, small=small).path
         for name, t, enc, pl in varieties
     ]
+
+
+class LineWatch:
+    """A child's output lines, read on a thread as they come: tests wait for an event (a line), not for time.
+
+    ``wait_for`` returns the first line matching a pattern, or None when the stream ended (or the generous
+    deadline passed) without one; it never decides anything from how long something took.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True, name="line-watch")
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _match(self, rx: re.Pattern[str]) -> str | None:
+        return next((line for line in self.lines if rx.search(line)), None)
+
+    def wait_for(self, pattern: str, deadline: float = 60.0) -> str | None:
+        rx = re.compile(pattern)
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or self._match(rx) is not None, timeout=deadline)
+            return self._match(rx)
+
+    def text(self, deadline: float = 60.0) -> str:
+        """Everything the child wrote (call after it exited: waits for the end of the stream)."""
+        self._thread.join(deadline)
+        with self._cond:
+            return "".join(self.lines)
