@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO.parent / "shared" / "dumps" / "triage_x64.dmp"
+SHARED = Path(os.environ.get("DBGAUTO_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
+SAMPLE = SHARED / "dumps" / "triage_x64.dmp"
 GiB = 1 << 30
 MB = 1 << 20
 TARGET_SECONDS = 0.3

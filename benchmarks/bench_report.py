@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
 import sys
 import tempfile
@@ -26,7 +27,8 @@ from dbgauto.analysis.culprit import CODE_ADDRESS_PARAMETER, find_culprit
 from dbgauto.analysis.facts import CrashFacts, SourceFact
 from dbgauto.report.render import ReportRenderer
 
-DEFAULT_DUMP = Path(__file__).resolve().parent.parent.parent / "shared" / "dumps" / "triage_x64.dmp"
+SHARED = Path(os.environ.get("DBGAUTO_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
+DEFAULT_DUMP = SHARED / "dumps" / "triage_x64.dmp"
 CODES = (0x1000007E, 0xD1, 0x50, 0x3B, 0x124, 0x133, 0x139, 0x1E, 0x0A, 0x7F, 0xEF, 0x9F)
 BUILDS = (19041, 19042, 19044, 19045, 22000, 22621, 22631, 26100)
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from dbgauto.kdump.triage import TriageDump
 
-DEFAULT_DUMP = Path(__file__).resolve().parent.parent.parent / "shared" / "dumps" / "triage_x64.dmp"
+SHARED = Path(os.environ.get("DBGAUTO_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
+DEFAULT_DUMP = SHARED / "dumps" / "triage_x64.dmp"
 
 
 def rounds(fn: Callable[[], object], *, number: int, repeat: int) -> list[float]:
