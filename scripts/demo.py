@@ -2,12 +2,13 @@
 
     python scripts/demo.py [--dir dbgauto-demo] [--fresh] [--jobs N]
 
+Needs dbgauto and its test kit installed (``pip install -e . -e ./testkit``).
 Sample dumps go to DIR/dumps (default ./dbgauto-demo/dumps):
 - when the shared material (../shared beside the repository, or $DBGAUTO_SHARED) is present: large dumps
-  (Complete, Kernel with an encoded KDBG, Active) rebuilt by scripts/dumpinflate from the real Windows small
+  (Complete, Kernel with an encoded KDBG, Active) rebuilt by dbgauto_testkit.dumpinflate from the real Windows small
   dump, two of them named MEMORY.DMP in different host folders, plus a hard link (or copy) of the real small
   dump itself, and two 32-bit dumps (x86 PAE Complete, x86 Active) of synthetic kernel worlds;
-- otherwise: synthetic kernel worlds from scripts/dumpinflate/kworld.py (KDBG, processors, thread, process,
+- otherwise: synthetic kernel worlds from dbgauto_testkit.dumpinflate.kworld (KDBG, processors, thread, process,
   stack, loaded and unloaded drivers, a bug check naming a culprit driver): x64 Kernel with an encoded KDBG,
   x64 Complete, x64 Active, x86 PAE Complete and x86 Active, so every good sample converts and reports;
 - always one deliberately broken file (a dump cut inside its header), which the batch lists as failed.
@@ -24,10 +25,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parent
-REPO = SCRIPTS.parent
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
+try:
+    from dbgauto_testkit import dumpinflate
+except ImportError:  # the sample dumps come from the dev-only test kit beside dbgauto
+    sys.exit("scripts/demo.py writes its sample dumps with the test kit: pip install -e ./testkit (in the repository)")
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def shared_dir() -> Path:
@@ -35,8 +38,6 @@ def shared_dir() -> Path:
 
 
 def make_inflated(dumps: Path, triage: Path) -> list[Path]:
-    import dumpinflate
-
     small = dumpinflate.parse(triage)
     plan = (
         ("hostA/MEMORY.DMP", 6, True, "scattered"),  # Kernel memory dump, encoded KDBG (Windows 8+ x64)
@@ -72,8 +73,6 @@ KWORLD_32 = (
 
 
 def make_kworld(dumps: Path, plan: tuple[tuple[str, str, int, bool, int, str], ...]) -> list[Path]:
-    import dumpinflate
-
     written = []
     for seed, (rel, arch, dump_type, encoded, bugcheck, culprit) in enumerate(plan):
         target = dumps / rel
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"generating dumps from the real small dump {triage} ...")
             made = make_inflated(dumps, triage) + make_kworld(dumps, KWORLD_32)
         else:
-            print(f"{triage} not found: generating synthetic kernel worlds (scripts/dumpinflate/kworld.py) ...")
+            print(f"{triage} not found: generating synthetic kernel worlds (dbgauto_testkit.dumpinflate.kworld) ...")
             made = make_kworld(dumps, KWORLD_64 + KWORLD_32)
         made.append(make_broken(dumps, made[0]))
         for path in made:

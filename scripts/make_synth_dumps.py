@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dumpsynth import (
+from dbgauto_testkit.dumpsynth import (
     PAGE_2M,
     PAGE_4M,
     AddressSpace,

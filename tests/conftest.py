@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real dumps and ground truth live, and the synthetic-dump tooling on sys.path.
+"""Shared fixtures: where the real dumps and ground truth live.
 
 Real Windows-written dumps are read from ``../shared`` (beside the repository); they are never copied into
 the repo. Tests that need them skip with a clear reason when ``../shared`` is absent.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DBGAUTO_SHARED", REPO.parent / "shared"))
-SCRIPTS = REPO / "scripts"
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))  # scripts/dumpsynth: the synthetic-dump writer (independent of dbgauto.kdump)
 
 
 def _need(path: Path) -> Path:

@@ -9,12 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from dbgauto_testkit import dumpinflate
 
-pytest.importorskip("dbgauto.convert", reason="the converter (conversion issue) is not in the tree yet")
-dumpinflate = pytest.importorskip("dumpinflate", reason="scripts/dumpinflate is not in the tree")
-
-from dbgauto.analysis.facts import CrashFacts  # noqa: E402
-from dbgauto.engines.jobs import facts_from_dump  # noqa: E402
+from dbgauto.analysis.facts import CrashFacts
+from dbgauto.engines.jobs import facts_from_dump
 
 
 @pytest.fixture(scope="module")

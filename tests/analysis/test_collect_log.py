@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("dbgauto.debugtext", reason="the debugger-output parsers (engine issue) are not in the tree")
-
 from dbgauto.analysis.facts import CrashFacts
 from dbgauto.analysis.from_log import facts_from_log
 from dbgauto.report.render import ReportRenderer

@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("dbgauto.kdump.reader", reason="the native reader (small-dump issue) is not in the tree yet")
-
 from dbgauto.analysis.facts import CrashFacts
 from dbgauto.engines.jobs import facts_from_dump
 from dbgauto.errors import DumpFormatError, DumpNotFoundError

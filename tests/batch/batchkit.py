@@ -1,20 +1,23 @@
 """Batch test helpers (used by the tests and conftest.py): generated dump folders and a CLI runner.
 
-The dumps are written at test time by scripts (independent of dbgauto.kdump): synthetic kernel worlds from
-scripts/dumpinflate/kworld.py (64- and 32-bit, convertible, each with a known culprit), bare dumpsynth dumps
-(headers and a page: catalog-only runs), and large dumps inflated from the real small dump by scripts/dumpinflate.
+The dumps are written at test time by dbgauto_testkit (independent of dbgauto): synthetic kernel worlds from
+dumpinflate.kworld (64- and 32-bit, convertible, each with a known culprit), bare dumpsynth dumps (headers and
+a page: catalog-only runs), and large dumps inflated from the real small dump by dumpinflate.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
-import pytest
+from dbgauto_testkit import dumpinflate, dumpsynth
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,7 +70,6 @@ def sha256(path: Path) -> str:
 
 
 def synth_dump(path: Path, arch: str, dump_type: int, bugcheck: int, *, ram_mib: int = 8) -> Path:
-    dumpsynth = pytest.importorskip("dumpsynth", reason="scripts/dumpsynth (synthetic dumps) is not available")
     space = dumpsynth.AddressSpace(arch, ram_bytes=ram_mib << 20)
     space.map(0xFFFFF80000000000 if arch == "x64" else 0x80000000, b"dbgauto batch test page")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,8 +80,7 @@ def synth_dump(path: Path, arch: str, dump_type: int, bugcheck: int, *, ram_mib:
 def kworld_dump(
     path: Path, arch: str, dump_type: int, bugcheck: int, culprit: str, *, seed: int = 0, ram_mib: int = 8
 ) -> tuple[Path, Expected]:
-    """A convertible synthetic kernel world (scripts/dumpinflate/kworld.py) and what its facts must say."""
-    dumpinflate = pytest.importorskip("dumpinflate", reason="scripts/dumpinflate (kernel worlds) is not available")
+    """A convertible synthetic kernel world (dbgauto_testkit.dumpinflate.kworld) and what its facts must say."""
     path.parent.mkdir(parents=True, exist_ok=True)
     made = dumpinflate.write_kworld(
         path, arch, dump_type, seed=seed, bugcheck=bugcheck, culprit=culprit, ram_bytes=ram_mib << 20
@@ -131,21 +132,19 @@ def run_cli(
 
 
 def make_full_tree(root: Path, triage: Path) -> DumpTree:
-    """Dumps for the whole main job: inflated large dumps and two 32-bit kernel worlds (when scripts/dumpinflate is
-    there), two copies of the real small dump under the same name in different folders, and broken ones."""
+    """Dumps for the whole main job: inflated large dumps and two 32-bit kernel worlds, two copies of the real small
+    dump under the same name in different folders, and broken ones."""
     tree = DumpTree(root)
     for rel in ("site1/MEMORY.DMP", "site2/MEMORY.DMP"):
         dst = root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(triage.read_bytes())
         tree.good.append(dst)
-    inflated = inflated_dumps(root / "large", triage)
-    tree.good.extend(inflated)
-    if inflated:  # scripts/dumpinflate is there
-        for seed, (rel, arch, dump_type, bugcheck, culprit) in enumerate(KWORLD_32_VARIETIES, start=10):
-            path, expected = kworld_dump(root / rel, arch, dump_type, bugcheck, culprit, seed=seed)
-            tree.good.append(path)
-            tree.expected[path] = expected
+    tree.good.extend(inflated_dumps(root / "large", triage))
+    for seed, (rel, arch, dump_type, bugcheck, culprit) in enumerate(KWORLD_32_VARIETIES, start=10):
+        path, expected = kworld_dump(root / rel, arch, dump_type, bugcheck, culprit, seed=seed)
+        tree.good.append(path)
+        tree.expected[path] = expected
     tree.broken = add_broken(root, tree.good[0])
     return tree
 
@@ -160,11 +159,7 @@ INFLATED_VARIETIES = (
 
 
 def inflated_dumps(folder: Path, triage: Path, count: int | None = None) -> list[Path]:
-    """Large convertible dumps built from the real small dump by scripts/dumpinflate; [] when it is absent."""
-    try:
-        import dumpinflate
-    except ImportError:
-        return []
+    """Large convertible dumps built from the real small dump by dbgauto_testkit.dumpinflate."""
     small = dumpinflate.parse(triage)
     varieties = INFLATED_VARIETIES[:count]
     for name, *_ in varieties:
@@ -173,3 +168,42 @@ def inflated_dumps(folder: Path, triage: Path, count: int | None = None) -> list
         dumpinflate.inflate(triage, folder / name, dump_type=t, encoded=enc, placement=pl, small=small).path
         for name, t, enc, pl in varieties
     ]
+
+
+class LineWatch:
+    """A child's output lines, read on a thread as they come: tests wait for an event (a line), not for time.
+
+    ``wait_for`` returns the first line matching a pattern, or None when the stream ended (or the generous
+    deadline passed) without one; it never decides anything from how long something took.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True, name="line-watch")
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _match(self, rx: re.Pattern[str]) -> str | None:
+        return next((line for line in self.lines if rx.search(line)), None)
+
+    def wait_for(self, pattern: str, deadline: float = 60.0) -> str | None:
+        rx = re.compile(pattern)
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or self._match(rx) is not None, timeout=deadline)
+            return self._match(rx)
+
+    def text(self, deadline: float = 60.0) -> str:
+        """Everything the child wrote (call after it exited: waits for the end of the stream)."""
+        self._thread.join(deadline)
+        with self._cond:
+            return "".join(self.lines)

@@ -10,22 +10,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
 from batchkit import DumpTree, Expected, inflated_dumps, kworld_dump, run_cli
 
 from dbgauto.batch.tasks import compare_facts, content_hash
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
 
 
-def _need_large(tree: DumpTree) -> None:
-    if not any(p.parent.parent.name == "large" or p.parent.name == "large" for p in tree.good):
-        pytest.skip("scripts/dumpinflate is not available: no large convertible dumps to convert")
-
-
 def test_main_job_first_second_and_incremental(
     full_tree: DumpTree, tmp_path: Path, groundtruth_x64: dict[str, Any], triage_x64_path: Path
 ) -> None:
-    _need_large(full_tree)
     out = tmp_path / "out"
     before = full_tree.hashes()
     first = run_cli("batch", full_tree.root, "--out", out, "--formats", "html,json,md")
@@ -116,7 +109,6 @@ def test_synthetic_varieties_convert_and_report(synth_tree: DumpTree, tmp_path: 
     """Issue 7's check without the shared material: 32- and 64-bit kernel worlds (Complete, Active, Kernel bitmap)
     plus broken dumps: the first run converts and reports every good one and lists the broken ones, the second
     does nothing and says so, and a new dump is the only one processed."""
-    pytest.importorskip("dbgauto.convert")
     out = tmp_path / "out"
     before = synth_tree.hashes()
     first = run_cli("batch", synth_tree.root, "--out", out, "--formats", "html,json")
@@ -149,7 +141,6 @@ def test_synthetic_varieties_convert_and_report(synth_tree: DumpTree, tmp_path: 
 
 
 def test_delete_source_after_verify(full_tree: DumpTree, tmp_path: Path) -> None:
-    _need_large(full_tree)
     out = tmp_path / "out"
     res = run_cli("batch", full_tree.root, "--out", out, "--delete-source-after-verify")
     assert res.returncode == 1  # the broken ones

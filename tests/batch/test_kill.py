@@ -1,12 +1,16 @@
-"""kill -9 the batch at random points, again and again: every rerun completes, outputs are whole, the catalog
-stays consistent and every source stays byte-identical."""
+"""kill -9 the batch at points of its own progress (start-up, dumps listed, a result recorded, a task in flight),
+again and again: its workers exit, every rerun completes, outputs are whole, the catalog stays consistent and
+every source stays byte-identical."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import random
+import os
+import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +18,20 @@ from pathlib import Path
 import pytest
 from batchkit import REPO, DumpTree, dbgauto_cmd, inflated_dumps, run_cli, sha256, synth_dump
 
+from dbgauto.batch.tasks import FAULT_ENV
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
 
 KILLS = 10
-MIN_HITS = 4  # kills that land while a batch is running (the others land after it finished: also valid)
+# kills that land while a batch is running: at least the runs held up by a hung task (every other one); the
+# others may land after their batch finished (also valid)
+MIN_HITS = KILLS // 2
+KILL_POINTS = ("start-up", "discovered", "first result")
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="kill -9 / SIGSTOP of the coordinator, whose workers exit through the POSIX parent watch; the "
+    "process group is listed from /proc",
+)
 
 
 def _integrity(out: Path) -> None:
@@ -54,53 +68,104 @@ def _outputs_complete(out: Path) -> None:
             assert path.read_text().rstrip().endswith("</html>"), path
 
 
-def _run_count(out: Path) -> int:
+def _progress(out: Path) -> tuple[int, int, int]:
+    """(runs recorded, dumps found by the latest run, results of the latest run), read-only; zeros before the
+    catalog exists."""
     try:
         conn = sqlite3.connect(f"{(out / CATALOG_NAME).as_uri()}?mode=ro", uri=True)
         try:
-            return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+            runs, found, results = conn.execute(
+                "SELECT (SELECT count(*) FROM runs),"
+                " coalesce((SELECT found FROM runs ORDER BY id DESC LIMIT 1), 0),"
+                " (SELECT count(*) FROM results WHERE run_id = (SELECT max(id) FROM runs))"
+            ).fetchone()
+            return int(runs), int(found), int(results)
         finally:
             conn.close()
     except sqlite3.Error:
-        return 0
+        return 0, 0, 0
 
 
-def _wait_for_new_run(out: Path, runs_before: int, proc: subprocess.Popen[bytes], limit: float = 20.0) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline and proc.poll() is None and _run_count(out) <= runs_before:
-        time.sleep(0.01)
+def _reached(point: str, out: Path, runs_before: int) -> bool:
+    """Has the batch started after ``runs_before`` runs reached ``point`` (an event it records in its catalog)?"""
+    runs, found, results = _progress(out)
+    if runs <= runs_before:
+        return False
+    return found > 0 if point == "discovered" else results > 0
+
+
+def _wait_for(point: str, out: Path, runs_before: int, proc: subprocess.Popen[bytes]) -> None:
+    """Poll the catalog for the event (or the batch's end); the deadline only bounds a broken run, no verdict
+    is drawn from how long anything took."""
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and not _reached(point, out, runs_before) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, from /proc: the batch and its pool's processes."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, group = stat.read_text().rsplit(") ", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # gone while listing
+        if state != "Z" and int(group) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _orphans_exit(pgid: int) -> None:
+    """After kill -9 of the coordinator, its workers (and the pool's helpers) notice and exit by themselves."""
+    deadline = time.monotonic() + 60
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _group_members(pgid) == [], "workers of a killed batch kept running"
 
 
 def _kill_repeatedly(
-    tree: DumpTree, out: Path, extra: tuple[str, ...], longest: float, add_dumps: Callable[[int], list[Path]]
+    tree: DumpTree, out: Path, extra: tuple[str, ...], add_dumps: Callable[[int], list[Path]]
 ) -> tuple[int, dict[Path, str]]:
-    """Start and SIGKILL the batch KILLS times, with one new dump before each start (so every run has work);
-    returns how many kills hit a running batch, and the new dumps' sha256 taken when they were written."""
-    rng = random.Random(20261124)
+    """Start and SIGKILL the batch KILLS times, with new dumps before each start (so every run has work);
+    returns how many kills hit a running batch, and the new dumps' sha256 taken when they were written.
+
+    Kill points are events, not delays: at start-up, once the run has listed its dumps, or once its first
+    result is recorded (in turn). Every other run gets two new dumps, and the first one's
+    task hangs (DBGAUTO_FAULT_INJECT): that batch cannot finish, and it is killed once another task's result is
+    recorded, so the kill always lands mid-run with a task in flight. The batch is frozen (SIGSTOP) before it
+    is judged running, so it cannot finish between the check and the kill."""
     hits = 0
     added: dict[Path, str] = {}
+    base_env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
     for i in range(KILLS):
-        for path in add_dumps(i):
+        new = add_dumps(i)
+        for path in new:
             tree.good.append(path)
             added[path] = sha256(path)
-        runs_before = _run_count(out)
+        runs_before = _progress(out)[0]
+        hang = i % 2 == 1
+        assert len(new) >= 2 or not hang  # one new task hangs, another one's result marks the kill point
+        point = "first result" if hang else KILL_POINTS[i // 2 % len(KILL_POINTS)]
         proc = subprocess.Popen(
             dbgauto_cmd("batch", tree.root, "--out", out, "--jobs", "2", *extra),
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**base_env, FAULT_ENV: f"hang:{new[0].name}"} if hang else base_env,
+            start_new_session=True,  # its own process group: the pool's processes are found by group id
         )
-        if i % 2 == 0:  # anywhere from start-up on
-            time.sleep(rng.uniform(0.02, longest))
-        else:  # once this run is recorded (discovery done, tasks starting), a little later
-            _wait_for_new_run(out, runs_before, proc)
-            time.sleep(rng.uniform(0.0, longest / 4))
-        hits += proc.poll() is None
+        if point != "start-up":
+            _wait_for(point, out, runs_before, proc)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGSTOP)
+        running = proc.poll() is None
+        assert running or not hang, f"kill {i}: the batch held up by a hung task finished"
+        hits += running
         proc.kill()  # SIGKILL: no cleanup handler runs
         proc.wait(timeout=30)
+        _orphans_exit(proc.pid)
         _integrity(out)
         _outputs_complete(out)
-        time.sleep(0.6)  # the orphaned workers notice their coordinator is gone and exit
     return hits, added
 
 
@@ -133,24 +198,23 @@ def test_kill_9_inventory_runs(synth_tree: DumpTree, tmp_path: Path) -> None:
 
     def add(i: int) -> list[Path]:
         arch, dump_type = ("x64", 6) if i % 2 == 0 else ("x86pae", 5)
-        return [synth_dump(synth_tree.root / "new" / f"n{i}.dmp", arch, dump_type, 0x10 + i)]
+        names = (f"n{i}.dmp", f"m{i}.dmp")[: 1 + i % 2]  # two on the runs with a hung task
+        return [synth_dump(synth_tree.root / "new" / name, arch, dump_type, 0x10 + i) for name in names]
 
-    hits, added = _kill_repeatedly(synth_tree, tmp_path / "out", extra, 0.5, add)
+    hits, added = _kill_repeatedly(synth_tree, tmp_path / "out", extra, add)
     assert hits >= MIN_HITS, f"only {hits} of {KILLS} kills hit a running batch"
     before.update(added)
     _check_final(synth_tree, tmp_path / "out", extra, before)
 
 
 def test_kill_9_full_runs(full_tree: DumpTree, tmp_path: Path, triage_x64_path: Path) -> None:
-    if len(full_tree.good) < 3:
-        pytest.skip("scripts/dumpinflate does not provide large convertible dumps yet (only small copies to report on)")
     before = full_tree.hashes()
     extra = ("--formats", "html,json")
 
     def add(i: int) -> list[Path]:
         return inflated_dumps(full_tree.root / f"new{i}", triage_x64_path, count=1 + i % 2)
 
-    hits, added = _kill_repeatedly(full_tree, tmp_path / "out", extra, 1.5, add)
+    hits, added = _kill_repeatedly(full_tree, tmp_path / "out", extra, add)
     assert hits >= MIN_HITS, f"only {hits} of {KILLS} kills hit a running batch"
     before.update(added)
     _check_final(full_tree, tmp_path / "out", extra, before)

@@ -1,5 +1,5 @@
 """Inflated large dumps of the real small dump (generated once per session into a temp folder) and their
-conversions. The inflater (scripts/dumpinflate) parses the real file itself, independently of dbgauto."""
+conversions. The inflater (dbgauto_testkit.dumpinflate) parses the real file itself, independently of dbgauto."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dumpinflate
 import pytest
+from dbgauto_testkit import dumpinflate
 
 
 @dataclass

@@ -6,9 +6,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
-import dumpinflate
-import dumpsynth
 import pytest
+from dbgauto_testkit import dumpinflate, dumpsynth
 
 from dbgauto.engines.jobs import convert_dump
 from dbgauto.errors import ConversionError, OutputExistsError

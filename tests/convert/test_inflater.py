@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import dumpinflate
 import pytest
-from dumpinflate import world as world_mod
+from dbgauto_testkit import dumpinflate
+from dbgauto_testkit.dumpinflate import world as world_mod
 
 
 def test_synthesized_bytes_cannot_overwrite_captured_ones(small: Any) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import dumpinflate
 import pytest
+from dbgauto_testkit import dumpinflate
 
 from dbgauto.errors import ConversionError, MemoryAccessError
 from dbgauto.kdump.reader import KernelDump

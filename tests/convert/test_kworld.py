@@ -1,4 +1,4 @@
-"""Synthetic kernel worlds (scripts/dumpinflate/kworld.py, built from spec offsets, independent of dbgauto) written
+"""Synthetic kernel worlds (dbgauto_testkit.dumpinflate.kworld, built from spec offsets, independent of dbgauto) written
 as Complete, Active and Kernel bitmap dumps for x64 (plain and encoded KDBG), x86 PAE and x86 non-PAE: the
 converter must find every part the world placed, the facts must name the chosen culprit, and kdmp-parser (a peer)
 must read the x64 structures at the same VAs."""
@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import dumpinflate
 import pytest
+from dbgauto_testkit import dumpinflate
 from kdmp_peer import read_virtual
 
 from dbgauto.engines.jobs import convert_dump, facts_from_dump

@@ -1,6 +1,6 @@
 """Convert each inflated dump back and compare the small dump with the real Windows-written one.
 
-The inflated dumps hold the real sample's bytes at their real addresses (scripts/dumpinflate, which parses the
+The inflated dumps hold the real sample's bytes at their real addresses (dbgauto_testkit.dumpinflate, which parses the
 sample independently of dbgauto), so every section the converter finds must equal the sample's own.
 """
 

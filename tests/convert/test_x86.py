@@ -1,4 +1,4 @@
-"""32-bit: no real 32-bit dump is reachable, so scripts/dumpinflate/kworld.py builds an x86 PAE kernel world from
+"""32-bit: no real 32-bit dump is reachable, so dbgauto_testkit.dumpinflate.kworld builds an x86 PAE kernel world from
 the spec's 32-bit layouts (KDBG, two processors, current threads and process, stack, loaded-module list with PE
 headers, unloaded drivers, MM globals); written as a Complete dump, the conversion must find each part."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-import dumpinflate
 import pytest
+from dbgauto_testkit import dumpinflate
 
 from dbgauto.engines.jobs import convert_dump
 from dbgauto.kdump.reader import KernelDump

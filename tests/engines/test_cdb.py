@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from dbgauto import __version__
+from dbgauto.engines.cdb import CdbEngine
+from dbgauto.engines.native import NativeEngine
 from dbgauto.errors import (
     CommandTimeoutError,
     DebuggerCommandError,
@@ -26,11 +28,7 @@ from dbgauto.errors import (
     OutputExistsError,
 )
 
-pytest.importorskip("dbgauto.kdump.triage", reason="the small-dump reader is not there yet")
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="process checks below use /proc and signals")
-
-from dbgauto.engines.cdb import CdbEngine  # noqa: E402
-from dbgauto.engines.native import NativeEngine  # noqa: E402
 
 SHELL = f"{shlex.quote(sys.executable)} -m dbgauto shell"
 NATIVE_COMMANDS = [

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dbgauto.engines.dbgeng import DbgEngEngine
+from dbgauto.engines.native import NativeEngine
 from dbgauto.errors import (
     CommandTimeoutError,
     DebuggerCommandError,
@@ -22,10 +23,6 @@ from dbgauto.errors import (
     EngineError,
     EngineUnavailableError,
 )
-
-pytest.importorskip("dbgauto.kdump.triage", reason="the small-dump reader is not there yet")
-
-from dbgauto.engines.native import NativeEngine
 
 
 class E_FAIL_Error(Exception):

@@ -8,13 +8,10 @@ from typing import Any
 
 import pytest
 
+from dbgauto import debugtext as parsers
 from dbgauto.engines.base import split_commands
-from dbgauto.errors import DebuggerCommandError, DumpNotFoundError, EngineError
-
-pytest.importorskip("dbgauto.kdump.reader", reason="the format layer's reader is not there yet")
-pytest.importorskip("dbgauto.kdump.triage", reason="the small-dump reader is not there yet")
-
 from dbgauto.engines.native import NativeEngine, NativeSession
+from dbgauto.errors import DebuggerCommandError, DumpNotFoundError, EngineError
 
 
 def _h(value: str) -> int:
@@ -142,7 +139,6 @@ def test_stack_is_labelled_a_scan_and_starts_at_the_crash_context(
 
 
 def test_outputs_parse_back_with_the_debugger_output_parsers(session: NativeSession) -> None:
-    parsers = pytest.importorskip("dbgauto.debugtext")
     bc = parsers.parse_bugcheck(session.run(".bugcheck").output)
     assert bc is not None
     assert bc.code == 0x1000007E

@@ -1,4 +1,4 @@
-"""The native engine on large dumps rebuilt from the real small dump (scripts/dumpinflate)."""
+"""The native engine on large dumps rebuilt from the real small dump (dbgauto_testkit.dumpinflate)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dbgauto_testkit import dumpinflate
 
-dumpinflate = pytest.importorskip("dumpinflate")
-pytest.importorskip("dbgauto.convert", reason="the converter is not there yet")
-
-from dbgauto.engines.native import NativeEngine  # noqa: E402
-from dbgauto.kdump.reader import KernelDump  # noqa: E402
+from dbgauto.engines.native import NativeEngine
+from dbgauto.kdump.reader import KernelDump
 
 
 @pytest.fixture(scope="module", params=[1, 6], ids=["complete", "kernel-bitmap"])

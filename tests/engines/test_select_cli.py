@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from dbgauto import __version__
+from dbgauto import debugtext as parsers
 from dbgauto.cli import cli
 from dbgauto.engines.select import get_engine, select_engine
 from dbgauto.errors import EngineUnavailableError
@@ -90,7 +91,6 @@ def test_run_json_through_cdb_and_a_failing_command(triage_x64_path: Path, tmp_p
 
 
 def test_run_log_parses_back(triage_x64_path: Path) -> None:
-    parsers = pytest.importorskip("dbgauto.debugtext")
     result = CliRunner().invoke(cli, ["run", str(triage_x64_path), "-c", "vertarget; .bugcheck; lm; k; !analyze -v"])
     assert result.exit_code == 0, result.output
     log = parsers.parse_log(result.output)

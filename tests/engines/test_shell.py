@@ -7,11 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from dbgauto.cli.shell import parse_args
-
-pytest.importorskip("dbgauto.kdump.triage", reason="the small-dump reader is not there yet")
 
 
 def _shell(args: list[str], stdin: str, *, test_mode: bool = False) -> subprocess.CompletedProcess[str]:

@@ -7,10 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytest.importorskip("dbgauto.kdump.triage", reason="the small-dump reader is not there yet")
-
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "windows_smoke.py"
 CHECKS = ("available", "open", "vertarget", ".bugcheck", "lm", "!analyze -v", ".dump /m", "re-open small dump")
 

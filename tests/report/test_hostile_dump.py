@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("dbgauto.kdump.triage_writer", reason="the small-dump writer is not in the tree yet")
-
 from dbgauto.engines.jobs import facts_from_dump
 from dbgauto.kdump.reader import KernelDump
 from dbgauto.kdump.triage_writer import TriageDumpBuilder

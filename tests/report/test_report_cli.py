@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from dbgauto.cli import cli
@@ -21,8 +20,6 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_report_on_dump_folder_and_logs(tmp_path: Path, shared_dir: Path) -> None:
-    pytest.importorskip("dbgauto.kdump.reader", reason="native reader not in the tree")
-    pytest.importorskip("dbgauto.debugtext", reason="parsers not in the tree")
     out = tmp_path / "out"
     logs = sorted((shared_dir / "transcripts").glob("T1[12]_*.log"))
     args = ["report", str(shared_dir / "dumps"), "-o", str(out), "-f", "html", "-f", "json", "-f", "csv"]
@@ -63,7 +60,6 @@ def test_report_needs_an_input(tmp_path: Path) -> None:
 
 
 def test_templates_export_and_use(tmp_path: Path, shared_dir: Path) -> None:
-    pytest.importorskip("dbgauto.debugtext", reason="parsers not in the tree")
     runner = CliRunner()
     result = runner.invoke(cli, ["templates", "export", str(tmp_path / "tpl")])
     assert result.exit_code == 0, result.output

@@ -11,7 +11,16 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dumpsynth import PAGE_1G, PAGE_2M, PAGE_4K, PAGE_4M, AddressSpace, DumpInfo, HeaderFields, write_dump
+from dbgauto_testkit.dumpsynth import (
+    PAGE_1G,
+    PAGE_2M,
+    PAGE_4K,
+    PAGE_4M,
+    AddressSpace,
+    DumpInfo,
+    HeaderFields,
+    write_dump,
+)
 
 KERNEL64 = 0xFFFFF80312340000
 USER64 = 0x00007FF6A0001000

@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from dumpsynth import (
+from dbgauto_testkit.dumpsynth import (
     PAGE_1G,
     PAGE_2M,
     PAGE_4M,

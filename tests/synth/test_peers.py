@@ -188,7 +188,7 @@ def test_dbgauto_reader_header_facts(tmp_path: Path, arch: str, dump_type: int) 
 
 
 def _two_spaces(arch: str, dtb: int, process_dtb: int) -> tuple:
-    from dumpsynth import AddressSpace
+    from dbgauto_testkit.dumpsynth import AddressSpace
 
     kernel_va, user_va = (0xFFFFF80312340000, 0x7FF6A0001000) if arch == "x64" else (0x82A01000, 0x00401000)
     space = AddressSpace(arch, dtb=dtb, placement="scattered", seed=11)
@@ -201,7 +201,7 @@ def _two_spaces(arch: str, dtb: int, process_dtb: int) -> tuple:
 
 @pytest.mark.parametrize("dump_type", [1, 6])
 def test_kdmp_and_dbgauto_follow_a_pcid_dtb_and_a_process_dtb(tmp_path: Path, dump_type: int) -> None:
-    from dumpsynth import write_dump
+    from dbgauto_testkit.dumpsynth import write_dump
 
     space, process, kva, uva = _two_spaces("x64", dtb=0x1AD002, process_dtb=0x2B7000)
     info = write_dump(tmp_path / "p.dmp", space, dump_type)
@@ -221,7 +221,7 @@ def test_kdmp_and_dbgauto_follow_a_pcid_dtb_and_a_process_dtb(tmp_path: Path, du
 
 
 def test_volatility3_and_dbgauto_follow_a_pae_pdpt_at_an_odd_32_byte_offset(tmp_path: Path) -> None:
-    from dumpsynth import write_dump
+    from dbgauto_testkit.dumpsynth import write_dump
 
     space, process, kva, uva = _two_spaces("x86pae", dtb=0x39E0, process_dtb=0x5C40)
     info = write_dump(tmp_path / "pae.dmp", space, 1)
@@ -239,7 +239,7 @@ def test_volatility3_and_dbgauto_follow_a_pae_pdpt_at_an_odd_32_byte_offset(tmp_
 
 
 def _flagged_space(arch: str, *, nx: bool, pat_large: bool):  # -> (space, probe VAs)
-    from dumpsynth import PAGE_1G, PAGE_2M, PAGE_4M, AddressSpace
+    from dbgauto_testkit.dumpsynth import PAGE_1G, PAGE_2M, PAGE_4M, AddressSpace
 
     ram = (4 << 30) if arch == "x64" else (64 << 20)
     space = AddressSpace(arch, ram_bytes=ram, placement="scattered", seed=2, nx=nx, pat_large=pat_large)
@@ -258,7 +258,7 @@ def _flagged_space(arch: str, *, nx: bool, pat_large: bool):  # -> (space, probe
 
 @pytest.mark.parametrize(("arch", "nx", "pat"), [("x64", True, True), ("x86pae", True, True), ("x86", False, True)])
 def test_dbgauto_masks_nx_and_pat_bits(tmp_path: Path, arch: str, nx: bool, pat: bool) -> None:
-    from dumpsynth import write_dump
+    from dbgauto_testkit.dumpsynth import write_dump
 
     space, probes = _flagged_space(arch, nx=nx, pat_large=pat)
     info = write_dump(tmp_path / "f.dmp", space, 6)
@@ -270,7 +270,7 @@ def test_dbgauto_masks_nx_and_pat_bits(tmp_path: Path, arch: str, nx: bool, pat:
 
 @pytest.mark.parametrize(("arch", "nx", "pat"), [("x86pae", True, True), ("x86", False, True)])
 def test_volatility3_masks_nx_and_pat_bits(tmp_path: Path, arch: str, nx: bool, pat: bool) -> None:
-    from dumpsynth import write_dump
+    from dbgauto_testkit.dumpsynth import write_dump
 
     space, probes = _flagged_space(arch, nx=nx, pat_large=pat)
     info = write_dump(tmp_path / "f.dmp", space, 1)
@@ -280,7 +280,7 @@ def test_volatility3_masks_nx_and_pat_bits(tmp_path: Path, arch: str, nx: bool, 
 
 
 def test_kdmp_parser_masks_the_nx_bit(tmp_path: Path) -> None:
-    from dumpsynth import write_dump
+    from dbgauto_testkit.dumpsynth import write_dump
 
     kdmp_parser = pytest.importorskip("kdmp_parser")
     space, probes = _flagged_space("x64", nx=True, pat_large=False)
@@ -295,7 +295,7 @@ def test_kdmp_parser_masks_the_nx_bit(tmp_path: Path) -> None:
     "a 2 MiB / 1 GiB entry shifts the result by 0x1000 (Intel SDM: large-page address bits start at 21 / 30)",
 )
 def test_kdmp_parser_masks_the_large_page_pat_bit(tmp_path: Path) -> None:
-    from dumpsynth import write_dump
+    from dbgauto_testkit.dumpsynth import write_dump
 
     kdmp_parser = pytest.importorskip("kdmp_parser")
     space, probes = _flagged_space("x64", nx=False, pat_large=True)
@@ -324,7 +324,7 @@ def _machines(draw: st.DrawFn) -> tuple[list[tuple[int, int]], list[tuple[int, i
 @settings(max_examples=40, deadline=None)
 @given(_machines())
 def test_any_layout_reads_back_the_same(machine: tuple) -> None:
-    from dumpsynth import PhysicalMemory, pattern_page, write_dump
+    from dbgauto_testkit.dumpsynth import PhysicalMemory, pattern_page, write_dump
 
     ram, present, explicit, dump_type, arch = machine
     mem = PhysicalMemory(ram)
@@ -369,7 +369,7 @@ _FIELDS = {
 
 
 def test_kdmp_parser_decodes_the_header64_fields(tmp_path: Path) -> None:
-    from dumpsynth import AddressSpace, HeaderFields, filetime, write_dump
+    from dbgauto_testkit.dumpsynth import AddressSpace, HeaderFields, filetime, write_dump
 
     kdmp_parser = pytest.importorskip("kdmp_parser")
     when = dt.datetime(2025, 7, 1, 12, 0, 5, tzinfo=dt.UTC)
@@ -394,7 +394,7 @@ def test_kdmp_parser_decodes_the_header64_fields(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("arch", ["x86pae", "x86"])
 def test_volatility3_decodes_the_header32_fields(tmp_path: Path, arch: str) -> None:
-    from dumpsynth import AddressSpace, HeaderFields, filetime, write_dump
+    from dbgauto_testkit.dumpsynth import AddressSpace, HeaderFields, filetime, write_dump
 
     when = dt.datetime(2011, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
     params = (0xC0000005, 0x8053C7D0, 0, 0xFFFFFFFF)

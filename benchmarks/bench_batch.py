@@ -1,9 +1,9 @@
 """Benchmark the batch: large sparse dumps and many small dumps, --jobs 1 vs --jobs 2, and the catalog's cost.
 
-    python scripts/bench_batch.py [--large 20] [--small 1000] [--ram-gib 16] [--work DIR] [--keep]
+    python benchmarks/bench_batch.py [--large 20] [--small 1000] [--ram-gib 16] [--work DIR] [--keep]
 
 - large: N Kernel bitmap dumps (DumpType 6, encoded KDBG) of a machine with RAM-GIB GiB, rebuilt by
-  scripts/dumpinflate from the real small dump (../shared), sparse (5 % of RAM marked present as holes);
+  dbgauto_testkit.dumpinflate from the real small dump (../shared), sparse (5 % of RAM marked present as holes);
   each is converted to a small dump and reported on (html, json).
 - small: N hard links of the real small dump (already small: facts and reports only, no conversion).
 - each set runs with --jobs 1 and --jobs 2 into a fresh output folder (wall time, speed-up), then once more
@@ -24,14 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parent
-REPO = SCRIPTS.parent
-sys.path.insert(0, str(SCRIPTS))
+REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DBGAUTO_SHARED", REPO.parent / "shared"))
 
 
 def make_large(folder: Path, count: int, ram_gib: int, triage: Path) -> list[Path]:
-    import dumpinflate
+    from dbgauto_testkit import dumpinflate
 
     small = dumpinflate.parse(triage)
     paths = []

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dumpsynth import (
+from dbgauto_testkit.dumpsynth import (
     PAGE_SIZE,
     AddressSpace,
     DumpInfo,

@@ -2,7 +2,7 @@
 
 Targets (issue 3): full parse (every section, derived addresses, identity, stack scan, to_dict) ≤ 5 ms;
 `info --json` logic in-process on one core ≥ 500 files/s. Figures are the best of several rounds (the machine is
-shared), with the median shown too. Usage: ``python scripts/bench_triage.py [DUMP] [--files N]``.
+shared), with the median shown too. Usage: ``python benchmarks/bench_triage.py [DUMP] [--files N]``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from dbgauto.kdump.triage import TriageDump
 
-from dbgauto.kdump.triage import TriageDump  # noqa: E402
-
-DEFAULT_DUMP = REPO.parent / "shared" / "dumps" / "triage_x64.dmp"
+SHARED = Path(os.environ.get("DBGAUTO_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
+DEFAULT_DUMP = SHARED / "dumps" / "triage_x64.dmp"
 
 
 def rounds(fn: Callable[[], object], *, number: int, repeat: int) -> list[float]:

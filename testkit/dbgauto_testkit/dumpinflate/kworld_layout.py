@@ -29,7 +29,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from dumpsynth import PAGE_SIZE
+from dbgauto_testkit.dumpsynth import PAGE_SIZE
 
 # bug check code -> (name, 1-based parameter that holds the faulting code address)
 BUGCHECKS: dict[int, tuple[str, int]] = {

@@ -27,7 +27,7 @@ import bisect
 import struct
 from dataclasses import dataclass, field
 
-from dumpsynth import PAGE_2M, PAGE_SIZE, AddressSpace
+from dbgauto_testkit.dumpsynth import PAGE_2M, PAGE_SIZE, AddressSpace
 
 from .kworld_layout import X64, kldr_entry, unicode_string
 from .smalldump import SmallDump

@@ -1,7 +1,7 @@
 """Benchmark: open sparse bitmap dumps of 16/64/256 GiB and read 1,000 random present pages.
 
 For each size a 64-bit DumpType 6 ('SDMP') dump with 25 % of pages present (in clusters) is generated with
-``scripts/dumpsynth`` into a temporary folder (sparse files; deleted afterwards). Each reader runs in a
+``dbgauto_testkit.dumpsynth`` into a temporary folder (sparse files; deleted afterwards). Each reader runs in a
 fresh subprocess so its time and RSS are its own: dbgauto (``KernelDump.open`` + ``read_physical``) and
 kdmp-parser (``KernelDumpParser`` + ``read_physical_page``). The 1,000 sampled pages carry a recognisable
 pattern, and both readers must return exactly those bytes. Also timed: the whole ``dbgauto info --json``
@@ -9,7 +9,7 @@ process, and dbgauto opening a 256 GiB dump with only 1 % present (cost must not
 
 Targets (issue 2): open 256 GiB ≤ 20 ms adding ≤ 40 MB RSS; ``info --json`` process ≤ 0.5 s and ≤ 80 MB.
 
-    .venv/bin/python scripts/bench_open.py [--sizes 16,64,256] [--reads 1000] [--no-kdmp]
+    .venv/bin/python benchmarks/bench_open.py [--sizes 16,64,256] [--reads 1000] [--no-kdmp]
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 GIB = 1 << 30
 PAGE = 0x1000
 REOPENS = 4
@@ -106,8 +104,7 @@ def info_worker(path: str) -> dict[str, Any]:
 
 
 def _spawn(*args: str) -> dict[str, Any]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]))
-    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env, check=False)
+    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
     if res.returncode != 0:
         return {"error": (res.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(res.stdout)
@@ -118,8 +115,7 @@ def _spawn(*args: str) -> dict[str, Any]:
 
 def generate(folder: Path, gib: int, fraction: float, reads: int, seed: int) -> tuple[Path, Path, str, float]:
     """A sparse DumpType 6 dump of ``gib`` GiB RAM; returns (dump, pfn list file, expected digest, seconds)."""
-    sys.path.insert(0, str(HERE))
-    from dumpsynth import PhysicalMemory, clustered_present_runs, pattern_page, write_bitmap_dump
+    from dbgauto_testkit.dumpsynth import PhysicalMemory, clustered_present_runs, pattern_page, write_bitmap_dump
 
     t0 = time.perf_counter()
     ram_pages = gib * GIB // PAGE

@@ -5,13 +5,14 @@ The facts come from the real small dump (``../shared/dumps/triage_x64.dmp``, par
 reader) varied per dump: crash time, bug check and parameters, the faulting driver (the culprit is then
 chosen by the real rule), OS build, file name. Target: <= 10 s. Usage:
 
-    python scripts/bench_report.py [--count 1000] [--dump PATH] [--out DIR]
+    python benchmarks/bench_report.py [--count 1000] [--dump PATH] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
 import sys
 import tempfile
@@ -20,16 +21,14 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from dbgauto.analysis.culprit import CODE_ADDRESS_PARAMETER, find_culprit
+from dbgauto.analysis.facts import CrashFacts, SourceFact
+from dbgauto.analysis.facts import describe_bugcheck as describe
+from dbgauto.engines.jobs import facts_from_dump
+from dbgauto.report.render import ReportRenderer
 
-from dbgauto.analysis.culprit import CODE_ADDRESS_PARAMETER, find_culprit  # noqa: E402
-from dbgauto.analysis.facts import CrashFacts, SourceFact  # noqa: E402
-from dbgauto.analysis.facts import describe_bugcheck as describe  # noqa: E402
-from dbgauto.engines.jobs import facts_from_dump  # noqa: E402
-from dbgauto.report.render import ReportRenderer  # noqa: E402
-
-DEFAULT_DUMP = REPO.parent / "shared" / "dumps" / "triage_x64.dmp"
+SHARED = Path(os.environ.get("DBGAUTO_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
+DEFAULT_DUMP = SHARED / "dumps" / "triage_x64.dmp"
 CODES = (0x1000007E, 0xD1, 0x50, 0x3B, 0x124, 0x133, 0x139, 0x1E, 0x0A, 0x7F, 0xEF, 0x9F)
 BUILDS = (19041, 19042, 19044, 19045, 22000, 22621, 22631, 26100)
 

@@ -26,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-SAMPLE = REPO.parent / "shared" / "dumps" / "triage_x64.dmp"
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("DBGAUTO_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
+SAMPLE = SHARED / "dumps" / "triage_x64.dmp"
 GiB = 1 << 30
 MB = 1 << 20
 TARGET_SECONDS = 0.3
@@ -47,7 +47,6 @@ def _io() -> dict[str, int]:
 
 def child(src: str, out: str) -> None:
     """Runs in a fresh interpreter: import first (not measured), then one conversion."""
-    sys.path.insert(0, str(REPO))
     from dbgauto.engines.jobs import convert_dump
 
     fd = os.open(src, os.O_RDONLY)
@@ -88,8 +87,7 @@ def main() -> int:
     if args.child:
         child(*args.child)
         return 0
-    sys.path.insert(0, str(HERE))
-    import dumpinflate
+    from dbgauto_testkit import dumpinflate
 
     small = dumpinflate.parse(SAMPLE)
     folder = args.dir or Path(tempfile.mkdtemp(prefix="bench_convert."))

@@ -33,7 +33,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dumpsynth import DumpInfo, HeaderFields, clustered_present_runs, write_dump
+from dbgauto_testkit.dumpsynth import DumpInfo, HeaderFields, clustered_present_runs, write_dump
 
 from .kworld import BUGCHECKS, KWorld, KWorldDump, build_kworld, write_kworld
 from .smalldump import SmallDump, parse
