@@ -83,6 +83,7 @@ class KernelDump:
             run_table_pages=self.header.physical_memory_pages,
             bitmap_bits=self.bitmap_info.bitmap_bits if self.bitmap_info else None,
             attributes=self.header.attributes,
+            bugcheck_code=self.header.bugcheck_code,
         )
         self.paging_levels: int = 4
         if self.machine == Machine.AMD64:
