@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from dumpsynth import AddressSpace, write_dump  # noqa: E402
-from dumpsynth.paging_arm64 import Arm64AddressSpace, write_arm64_dump  # noqa: E402
+from dumpsynth import AddressSpace, write_dump
+from dumpsynth.paging_arm64 import Arm64AddressSpace, write_arm64_dump
 
-from dbgauto.kdump.reader import KernelDump  # noqa: E402
+from dbgauto.kdump.reader import KernelDump
 
 PAGES = 4096
 BASE = 0xFFFF_9000_0000_0000
