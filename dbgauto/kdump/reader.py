@@ -26,7 +26,7 @@ from dbgauto.errors import (
     UnsupportedMachineError,
 )
 from dbgauto.kdump import paging
-from dbgauto.kdump.constants import PAGE_SHIFT, PAGE_SIZE, DumpType
+from dbgauto.kdump.constants import PAGE_SHIFT, PAGE_SIZE, DumpType, Machine
 from dbgauto.kdump.detect import sniff
 from dbgauto.kdump.header import DumpHeader
 from dbgauto.kdump.physmem import (
@@ -85,10 +85,19 @@ class KernelDump:
             run_table_pages=self.header.physical_memory_pages,
             bitmap_bits=self.bitmap_info.bitmap_bits if self.bitmap_info else None,
             attributes=self.header.attributes,
+            bugcheck_code=self.header.bugcheck_code,
         )
+        self.paging_levels: int = 4
+        if self.machine == Machine.AMD64:
+            h = self.header
+            self.paging_levels = paging.x64_levels_from_pointers(
+                (h.ps_loaded_module_list, h.ps_active_process_head, h.kd_debugger_data_block, h.pfn_database)
+            )
         if self.has_physical_memory:
             try:
-                self._paging_mode = paging.paging_mode(self.machine, self.header.pae_enabled, path)
+                self._paging_mode = paging.paging_mode(
+                    self.machine, self.header.pae_enabled, path, levels=self.paging_levels
+                )
             except UnsupportedMachineError as exc:
                 self._paging_error = exc
                 self.warnings.append(exc.reason)
@@ -267,6 +276,21 @@ class KernelDump:
 
     # -- virtual memory ------------------------------------------------------------------------------
 
+    @property
+    def paging_mode(self) -> str | None:
+        """The page-table format in force (``dbgauto.kdump.paging`` mode name), None when there is none."""
+        return self._paging_mode
+
+    def set_paging_levels(self, levels: int) -> None:
+        """Use 4- or 5-level (LA57) x64 paging, for a caller that knows better than the header (KDBG, CR4).
+
+        UnsupportedMachineError for 5 levels on anything but AMD64; ValueError for other counts.
+        """
+        mode = paging.paging_mode(self.machine, self.header.pae_enabled, self.path, levels=levels)
+        self.paging_levels = levels
+        if self._physmap is not None:
+            self._paging_mode, self._paging_error = mode, None
+
     def translate(self, va: int, *, dtb: int | None = None) -> int:
         """The physical address of ``va`` through the page tables at ``dtb`` (default: the header's DTB)."""
         if self._physmap is None:
@@ -332,4 +356,5 @@ class KernelDump:
                 "total_present_pages": bi.total_present_pages,
             },
             "paging": self._paging_mode,
+            "paging_levels": self.paging_levels if self._paging_mode is not None else None,
         }

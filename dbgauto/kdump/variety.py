@@ -18,6 +18,7 @@ from dbgauto.vocab.dumptypes import dump_type_layout
 COMPLETE_SHARE_OF_RUN_TABLE: Final = 0.90
 # The bitmap also spans MMIO holes (never stored), so the share is lower for a Complete dump.
 COMPLETE_SHARE_OF_BITMAP: Final = 0.75
+LIVE_SYSTEM_DUMP: Final = 0x161  # the stop code of a live kernel dump (Task Manager, livekd-style)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +44,19 @@ def classify(
     run_table_pages: int | None = None,
     bitmap_bits: int | None = None,
     attributes: int | None = None,
+    bugcheck_code: int | None = None,
 ) -> Variety:
-    """The variety of a dump from its DumpType and, for DumpType 5, its page counts and Attributes."""
+    """The variety of a dump from its DumpType and, for DumpType 5, its page counts and Attributes.
+
+    DumpType 6 is also what Task Manager's "Create live kernel memory dump file" writes (kdmp-parser names
+    the value ``LiveKernelBitmapDump``); the header says a dump is live through Attributes bit 4
+    (LiveDumpGeneratedDump) or the stop code 0x161 LIVE_SYSTEM_DUMP (dump-format.md §8, §14).
+    """
     m = meaning(dump_type)
+    if dump_type == DumpType.BITMAP_KERNEL:
+        why = _live_reason(attributes, bugcheck_code)
+        if why:
+            return Variety("Live Kernel Memory Dump", True, f"DumpType 6 and {why}: written while Windows ran", m)
     if dump_type == DumpType.TRIAGE:
         return Variety("Small Memory Dump", True, "DumpType 4 (triage) is only written for small memory dumps", m)
     if dump_type in (DumpType.BITMAP_KERNEL, DumpType.SUMMARY):
@@ -71,6 +82,16 @@ def classify(
     if dump_type == DumpType.COMPLETE_RANGE:
         return Variety("Complete Range Dump", True, "DumpType 0xA: WinDbgX `.dump /f` (all physical memory ranges)", m)
     return Variety("Unknown", False, f"DumpType {dump_type!r} is not one Windows writes for a dump file", m)
+
+
+def _live_reason(attributes: int | None, bugcheck_code: int | None) -> str:
+    """Which header field proves a live dump, or "" when none does."""
+    reasons = []
+    if attributes is not None and attributes & DumpAttribute.LIVE_DUMP_GENERATED_DUMP:
+        reasons.append("Attributes has LiveDumpGeneratedDump (bit 4) set")
+    if bugcheck_code == LIVE_SYSTEM_DUMP:
+        reasons.append("BugCheckCode is 0x161 LIVE_SYSTEM_DUMP")
+    return " and ".join(reasons)
 
 
 def _complete_or_active(

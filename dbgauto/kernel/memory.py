@@ -47,7 +47,8 @@ class DumpMemory:
         self._ptr = struct.Struct("<Q" if dump.is_64bit else "<I")
         self._dtb = dump.header.directory_table_base
         try:
-            self._walk = paging.WALKERS[paging.paging_mode(dump.machine, dump.header.pae_enabled, dump.path)]
+            mode = dump.paging_mode or paging.paging_mode(dump.machine, dump.header.pae_enabled, dump.path)
+            self._walk = paging.WALKERS[mode]
         except UnsupportedMachineError:
             self._walk = None
 

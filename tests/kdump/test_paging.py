@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kdump_handmade import PAGE, bitmap_dump, full_dump, page_of
 
-from dbgauto.errors import PageNotPresentError, TranslationError, UnsupportedMachineError
+from dbgauto.errors import PageNotPresentError, TranslationError
 from dbgauto.kdump.reader import KernelDump
 
 P = 0x1  # present
@@ -139,13 +139,12 @@ def test_x86_non_pae_4k_and_4m(tmp_path: Path) -> None:
             d.translate(0x0040_0000)
 
 
-def test_arm64_large_dump_opens_but_refuses_translation(tmp_path: Path) -> None:
+def test_arm64_large_dump_translates(tmp_path: Path) -> None:
+    """Once refused; now an L0 table whose entries are all invalid gives a TranslationError naming L0."""
     path = tmp_path / "arm.dmp"
     path.write_bytes(bitmap_dump({1: page_of(1)}, 64, machine=0xAA64, dtb=0x1000))
     with KernelDump.open(path) as d:
         assert d.read_physical(0x1000, 4) == page_of(1)[:4]
-        assert any("ARM64" in w for w in d.warnings)
-        with pytest.raises(UnsupportedMachineError, match="ARM64"):
-            d.translate(0xFFFF_0000_0000_1000)
-        with pytest.raises(UnsupportedMachineError):
-            d.read_virtual(0xFFFF_0000_0000_1000, 4)
+        assert d.summary()["paging"] == "arm64"
+        with pytest.raises(TranslationError, match="L0 descriptor"):
+            d.translate(0xFFFF_8000_0000_1000)

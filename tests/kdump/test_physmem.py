@@ -149,3 +149,19 @@ def test_xp_era_summary_dump_layout_is_recognised(tmp_path: Path, is_64bit: bool
         for rank, pfn in enumerate(present):
             assert d.page_offset(pfn) == first + rank * PAGE
             assert d.read_physical(pfn * PAGE, 8) == page_of(pfn)[:8]
+
+
+@pytest.mark.parametrize("dump_type", [8, 9, 0xA])
+def test_rdmp_range_dumps_against_kdmp_parser(tmp_path: Path, dump_type: int) -> None:
+    """A second reader of range dumps: kdmp-parser must find the same pages, and no others, in the same file."""
+    kdmp_parser = pytest.importorskip("kdmp_parser")
+    ranges = [(0x20, 2), (0x5, 1), (0x400, 3)]
+    pfns = [p for b, c in ranges for p in range(b, b + c)]
+    path = _write(tmp_path, rdmp_dump(ranges, {p: page_of(p) for p in pfns}, dump_type=dump_type))
+    peer = kdmp_parser.KernelDumpParser(path)
+    with KernelDump.open(path) as d:
+        for pfn in pfns:
+            assert bytes(peer.read_physical_page(pfn * PAGE)) == d.read_physical(pfn * PAGE, PAGE) == page_of(pfn)
+        for pfn in (0x4, 0x22, 0x403):
+            assert peer.read_physical_page(pfn * PAGE) is None
+            assert d.page_offset(pfn) is None

@@ -137,7 +137,7 @@ def test_header_fields_decode_64_and_32_bit(tmp_path: Path) -> None:
             assert d.header_size == (0x2000 if is_64bit else 0x1000)
             assert d.pages_present == 0
             assert d.pages_total == 64
-            assert d.variety.name == "Kernel or Automatic Memory Dump"
+            assert d.variety.name == "Live Kernel Memory Dump"  # Attributes 0x50: bit 4 LiveDumpGeneratedDump
 
 
 def test_triage_property_refuses_large_dumps(tmp_path: Path) -> None:

@@ -79,3 +79,25 @@ def test_opened_dumps_carry_their_variety(tmp_path: Path) -> None:
     with KernelDump.open(p3) as d:
         assert d.variety.name == "Header-only Dump"
         assert not d.has_physical_memory
+
+
+def test_live_kernel_dump_named_from_the_header() -> None:
+    """dump-format.md §14: live dumps carry Attributes bit 4 (LiveDumpGeneratedDump) or stop code 0x161."""
+    by_attribute = classify(6, attributes=1 << 4)
+    assert (by_attribute.name, by_attribute.certain) == ("Live Kernel Memory Dump", True)
+    assert "LiveDumpGeneratedDump" in by_attribute.explanation
+    by_stop_code = classify(6, bugcheck_code=0x161)
+    assert by_stop_code.name == "Live Kernel Memory Dump"
+    assert "0x161" in by_stop_code.explanation
+    assert classify(6, attributes=1 << 6, bugcheck_code=0xD1).name == "Kernel or Automatic Memory Dump"
+
+
+def test_live_kernel_dump_file(tmp_path) -> None:
+    from kdump_handmade import bitmap_dump, page_of
+
+    from dbgauto.kdump.reader import KernelDump
+
+    path = tmp_path / "live.dmp"
+    path.write_bytes(bitmap_dump({1: page_of(1)}, 64, bugcheck_code=0x161))
+    with KernelDump.open(path) as d:
+        assert d.variety.name == "Live Kernel Memory Dump"
