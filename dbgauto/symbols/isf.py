@@ -1,9 +1,8 @@
 """volatility3 ISF tables (``.json``, ``.json.gz``, ``.json.xz``) → :class:`SymbolTable`, cached.
 
 Many responders keep libraries of ISF tables (``<pdbname>/<GUID>-<age>.json.xz`` as volatility3 lays them
-out, or flat). Parsing one takes about two seconds (xz + a 10 MB JSON), so :func:`load_isf` converts it once
-into the compact table file (see :mod:`dbgauto.symbols.table`) under ``cache_dir``; the cache entry is keyed
-by the source's absolute path, size and modification time, so an edited or replaced file is converted again.
+out, or flat). Parsing one costs a few hundred milliseconds (xz + a 10 MB JSON), so :func:`load_isf` converts it once
+into the compact table file under ``cache_dir`` (:mod:`dbgauto.symbols.cache`).
 
 ISF symbols carry an RVA only (publics, functions and data alike, no sizes or kinds): rows get
 ``KIND_UNKNOWN`` and the naming rule in :mod:`dbgauto.symbols.table` applies.
@@ -11,9 +10,7 @@ ISF symbols carry an RVA only (publics, functions and data alike, no sizes or ki
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import hashlib
 import json
 import lzma
 from collections.abc import Iterator
@@ -21,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dbgauto.errors import SymbolError
+from dbgauto.symbols.cache import cached_convert
 from dbgauto.symbols.table import KIND_UNKNOWN, SymbolTable
 
 __all__ = ["ISF_SUFFIXES", "find_isf_files", "isf_to_table", "load_isf", "parse_isf"]
@@ -112,31 +110,10 @@ def isf_to_table(doc: dict[str, Any], source: str = "") -> SymbolTable:
     )
 
 
-def _cache_file(path: Path, cache_dir: Path) -> Path:
-    st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
-    stem = path.name.split(".")[0]
-    return cache_dir / "tables" / f"{stem}-{key}.dbgsym"
-
-
 def load_isf(path: Path | str, cache_dir: Path | str | None = None) -> SymbolTable:
     """Load an ISF table; with ``cache_dir`` the converted form is read if present, else written (atomically)."""
     path = Path(path)
-    if cache_dir is None:
-        return isf_to_table(parse_isf(path), str(path))
-    try:
-        cached = _cache_file(path, Path(cache_dir))
-    except OSError as e:
-        raise SymbolError(path, f"cannot read: {e.strerror or e}") from None
-    if cached.is_file():
-        try:
-            return SymbolTable.load(cached)
-        except SymbolError:
-            pass  # a damaged cache entry is rebuilt below
-    table = isf_to_table(parse_isf(path), str(path))
-    with contextlib.suppress(OSError):  # a read-only cache still gives the table
-        table.save(cached)
-    return table
+    return cached_convert(path, cache_dir, lambda: isf_to_table(parse_isf(path), str(path)))
 
 
 def find_isf_files(root: Path | str) -> Iterator[Path]:

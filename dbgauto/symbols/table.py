@@ -162,22 +162,27 @@ class SymbolTable:
         rule out data addresses that a table without kinds cannot tell from code."""
         if code_ranges is not None and not any(a <= rva < b for a, b in code_ranges):
             return None
-        i = bisect.bisect_right(self._rvas, rva) - 1
+        rvas, kinds, names = self._rvas, self._kinds, self._names
+        i = bisect.bisect_right(rvas, rva) - 1
         steps = 0
         while i >= 0 and steps < 64:
-            name, start = self._names[i], self._rvas[i]
-            kind, size = self._kinds[i], self._sizes[i]
+            start = rvas[i]
             if rva - start > max_offset:
                 return None
-            if kind == KIND_FUNCTION:
-                if size and rva < start + size:
-                    return SymbolHit(name, rva - start, True)
-                if size:
-                    return None  # past the end of the nearest function: padding or a data gap
-            elif kind == KIND_UNKNOWN and not is_data_name(name):
-                return SymbolHit(name, rva - start, False)
-            i -= 1
-            steps += 1
+            lo = bisect.bisect_left(rvas, start, 0, i + 1)
+            best = None
+            for j in range(lo, i + 1):  # every name at this address; a function wins
+                if kinds[j] == KIND_FUNCTION:
+                    best = j
+                    break
+                if best is None and kinds[j] == KIND_UNKNOWN and not is_data_name(names[j]):
+                    best = j
+            if best is None:
+                return None  # only data lives here: the address is not in code
+            size = self._sizes[best]
+            if kinds[best] == KIND_FUNCTION and size:
+                return SymbolHit(names[best], rva - start, True) if rva < start + size else None
+            return SymbolHit(names[best], rva - start, False)
         return None
 
     # --- types --------------------------------------------------------------------------------------------------

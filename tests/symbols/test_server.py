@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import http.server
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cabwriter import build_cab
+from symserver import ServedTree as _Tree
 
 from dbgauto.errors import SymbolError
 from dbgauto.symbols.server import SymbolFinder, SymbolServer
@@ -18,62 +17,6 @@ from dbgauto.symbols.sympath import parse_symbol_path
 
 GUID = "5278AFF8-6C34-1677-D7D7-835C85B7B844"
 PDB = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0" + bytes(range(256)) * 40
-
-
-class _Tree:
-    """What the server answers: path → bytes, or a behaviour ("slow", "truncated", "error")."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes | str] = {}
-        self.log: list[str] = []
-        self.lock = threading.Lock()
-
-
-def _handler(tree: _Tree) -> type[http.server.BaseHTTPRequestHandler]:
-    class H(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            rel = self.path.lstrip("/")
-            with tree.lock:
-                tree.log.append(rel)
-            body = tree.files.get(rel)
-            if body is None:
-                self.send_error(404)
-                return
-            if body == "slow":
-                time.sleep(1.5)
-                body = b"late"
-            if body == "error":
-                self.send_error(503)
-                return
-            if body == "truncated":
-                self.send_response(200)
-                self.send_header("Content-Length", "1000")
-                self.end_headers()
-                self.wfile.write(b"x" * 10)
-                return
-            assert isinstance(body, bytes)
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    return H
-
-
-@pytest.fixture
-def served() -> Iterator[tuple[str, _Tree]]:
-    tree = _Tree()
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(tree))
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/symbols", tree
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def test_keys_are_symstore_paths() -> None:
