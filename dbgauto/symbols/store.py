@@ -20,7 +20,7 @@ from dbgauto.errors import SymbolError
 from dbgauto.symbols.cab import extract_single, is_cab
 from dbgauto.util.atomic import atomic_write_bytes
 
-__all__ = ["LocalStore", "SymbolKey", "image_key", "pdb_key"]
+__all__ = ["LocalStore", "SymbolKey", "image_key", "make_key", "pdb_key"]
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.$~+\-]{1,200}$")
 MAX_PTR_BYTES = 4096
@@ -68,6 +68,13 @@ def image_key(name: str, timestamp: int, size_of_image: int) -> SymbolKey:
     if not 0 <= timestamp < 1 << 32 or not 0 < size_of_image < 1 << 32:
         raise SymbolError(None, f"image id {timestamp!r}/{size_of_image!r} out of range")
     return SymbolKey(_check_name(PureWindowsPath(name).name or name), f"{timestamp:08X}{size_of_image:x}")
+
+
+def make_key(name: str, index: str) -> SymbolKey:
+    """A key from its two parts as a manifest or a store listing gives them (both checked)."""
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,80}", index):
+        raise SymbolError(None, f"symbol index {index!r} is not hexadecimal")
+    return SymbolKey(_check_name(name), index)
 
 
 def parse_file_ptr(text: bytes, source: str) -> str | None:
