@@ -112,6 +112,7 @@ class SymbolTable:
         else:
             self._types = dict(types or {})
         self._by_name: dict[str, int] | None = None
+        self._rvas_list: list[int] | None = None
 
     # --- identity -----------------------------------------------------------------------------------------------
 
@@ -148,10 +149,11 @@ class SymbolTable:
 
     def nearest(self, rva: int) -> SymbolHit | None:
         """The nearest symbol at or below ``rva`` of any kind (``ln``)."""
-        i = bisect.bisect_right(self._rvas, rva) - 1
+        rvas = self._rva_list()
+        i = bisect.bisect_right(rvas, rva) - 1
         if i < 0:
             return None
-        return SymbolHit(self._names[i], rva - self._rvas[i], False)
+        return SymbolHit(self._names[i], rva - rvas[i], False)
 
     def function_at(
         self, rva: int, *, max_offset: int = DEFAULT_MAX_OFFSET, code_ranges: Sequence[tuple[int, int]] | None = None
@@ -162,28 +164,35 @@ class SymbolTable:
         rule out data addresses that a table without kinds cannot tell from code."""
         if code_ranges is not None and not any(a <= rva < b for a, b in code_ranges):
             return None
-        rvas, kinds, names = self._rvas, self._kinds, self._names
+        rvas = self._rva_list()
         i = bisect.bisect_right(rvas, rva) - 1
-        steps = 0
-        while i >= 0 and steps < 64:
-            start = rvas[i]
-            if rva - start > max_offset:
-                return None
-            lo = bisect.bisect_left(rvas, start, 0, i + 1)
-            best = None
-            for j in range(lo, i + 1):  # every name at this address; a function wins
-                if kinds[j] == KIND_FUNCTION:
-                    best = j
+        if i < 0:
+            return None
+        start = rvas[i]
+        if rva - start > max_offset:
+            return None
+        kinds, names = self._kinds, self._names
+        best = -1
+        j = i
+        while j >= 0 and rvas[j] == start:  # every name at this address (sorted functions first); a function wins
+            k = kinds[j]
+            if k == KIND_FUNCTION or (k == KIND_UNKNOWN and not is_data_name(names[j])):
+                best = j
+                if k == KIND_FUNCTION:
                     break
-                if best is None and kinds[j] == KIND_UNKNOWN and not is_data_name(names[j]):
-                    best = j
-            if best is None:
-                return None  # only data lives here: the address is not in code
-            size = self._sizes[best]
-            if kinds[best] == KIND_FUNCTION and size:
-                return SymbolHit(names[best], rva - start, True) if rva < start + size else None
-            return SymbolHit(names[best], rva - start, False)
-        return None
+            j -= 1
+        if best < 0:
+            return None  # only data lives here: the address is not in code
+        size = self._sizes[best]
+        if kinds[best] == KIND_FUNCTION and size:
+            return SymbolHit(names[best], rva - start, True) if rva < start + size else None
+        return SymbolHit(names[best], rva - start, False)
+
+    def _rva_list(self) -> list[int]:
+        """The RVAs as a list: ``bisect`` on a list is several times faster than on an ``array``."""
+        if self._rvas_list is None:
+            self._rvas_list = self._rvas.tolist()
+        return self._rvas_list
 
     # --- types --------------------------------------------------------------------------------------------------
 
@@ -277,6 +286,7 @@ class SymbolTable:
         self._types_raw = data[pos + nlen :]
         self._types = None
         self._by_name = None
+        self._rvas_list = None
         return self
 
     @classmethod
