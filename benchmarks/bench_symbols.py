@@ -29,7 +29,7 @@ from dbgauto.symbols.naming import code_name
 from dbgauto.symbols.pdb import load_pdb
 from dbgauto.symbols.table import SymbolTable
 
-SHARED = Path(os.environ.get("DBGAUTO_SHARED", "/work/shared"))
+SHARED = Path(os.environ.get("DBGAUTO_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 ISF = SHARED / "symbols" / "ntkrnlmp.pdb" / "5278AFF86C341677D7D7835C85B7B844-1.json.xz"
 DUMP = SHARED / "dumps" / "triage_x64.dmp"
 

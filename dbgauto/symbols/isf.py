@@ -80,6 +80,13 @@ def _type_text(t: Any, depth: int = 0) -> str:
 
 def isf_to_table(doc: dict[str, Any], source: str = "") -> SymbolTable:
     """Convert a parsed ISF document; malformed entries raise :class:`SymbolError` naming ``source``."""
+    try:
+        return _convert(doc, source)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise SymbolError(source, f"ISF table malformed: {e}") from None
+
+
+def _convert(doc: dict[str, Any], source: str) -> SymbolTable:
     pdb = (doc.get("metadata") or {}).get("windows", {}).get("pdb", {}) if isinstance(doc.get("metadata"), dict) else {}
     rows: list[tuple[str, int, int, int]] = []
     for name, entry in doc["symbols"].items():

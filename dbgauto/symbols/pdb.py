@@ -182,6 +182,7 @@ class _Types:
     def __init__(self, tpi: bytes, pdb: PdbFile) -> None:
         self.buf = tpi
         self.pdb = pdb
+        self._fields_memo: dict[int, dict[str, list[Any]]] = {}
         if len(tpi) < 56:
             self.begin = self.end = 0x1000
             self.offsets: list[tuple[int, int, int]] = []
@@ -268,7 +269,15 @@ class _Types:
         return f"<leaf {kind:#x}>"
 
     def fields(self, fieldlist: int) -> dict[str, list[Any]]:
-        """Members of a field list, following LF_INDEX continuations (each list visited once)."""
+        """Members of a field list, following LF_INDEX continuations (each list visited once; each list's
+        result is remembered, so many records naming one list cost one decoding)."""
+        memo = self._fields_memo
+        if fieldlist in memo:
+            return memo[fieldlist]
+        memo[fieldlist] = out = self._decode_fields(fieldlist)
+        return out
+
+    def _decode_fields(self, fieldlist: int) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
         seen: set[int] = set()
         ti = fieldlist

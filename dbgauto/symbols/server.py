@@ -14,6 +14,7 @@ import contextlib
 import http.client
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,7 +52,12 @@ class SymbolServer:
         self.retries = max(0, retries)
         self.backoff = backoff
         self.max_bytes = max_bytes
-        self._opener = opener or urllib.request.build_opener(urllib.request.ProxyHandler())
+        if opener is None:
+            host = (urllib.parse.urlsplit(self.url).hostname or "").lower()
+            # a loopback server is never reached through a proxy; everything else follows the environment
+            proxies = {} if host in ("localhost", "127.0.0.1", "::1") else None
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
+        self._opener = opener
         self._missing: set[str] = set()
         self.requests = 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from dbgauto.symbols.server import SymbolFinder
 from dbgauto.symbols.store import pdb_key
 from dbgauto.symbols.sympath import parse_symbol_path
 
-SHARED = Path("/work/shared")
+SHARED = Path(os.environ.get("DBGAUTO_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
 DUMP = SHARED / "dumps" / "triage_x64.dmp"
 GUID = "5278AFF86C341677D7D7835C85B7B844"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import lzma
+import os
 import time
 from pathlib import Path
 
@@ -21,9 +22,7 @@ from dbgauto.symbols.naming import code_name
 from dbgauto.symbols.objects import process_identity
 from dbgauto.symbols.table import SymbolTable
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
+SHARED = Path(os.environ.get("DBGAUTO_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
 ISF_DIR = SHARED / "symbols" / "ntkrnlmp.pdb"
 DUMP = SHARED / "dumps" / "triage_x64.dmp"
 MATCH = "5278AFF86C341677D7D7835C85B7B844"
