@@ -32,10 +32,12 @@ __all__ = [
     "RangeHeaderError",
     "RunListError",
     "RunListOverflowError",
+    "SymbolError",
     "TemplateError",
     "TranslationError",
     "TriageFormatError",
     "TruncatedDumpError",
+    "UnsupportedCompressionError",
     "UnsupportedDumpTypeError",
     "UnsupportedMachineError",
 ]
@@ -295,3 +297,21 @@ class CodecError(DbgautoError):
     """A JSON document does not fit the model it is read into (``dbgauto.util.codec``): a field of the wrong shape."""
 
     code = "codec"
+
+
+class SymbolError(DbgautoError):
+    """A symbol file (PDB, ISF table, CAB, symbol-store entry) or symbol server answer is unusable; names it and why."""
+
+    code = "symbol"
+
+    def __init__(self, path: os.PathLike[str] | str | None, reason: str, *, offset: int | None = None) -> None:
+        self.path = str(path) if path is not None else None
+        self.offset = offset
+        self.reason = reason
+        super().__init__(f"{_where(path, offset)}{reason}")
+
+
+class UnsupportedCompressionError(SymbolError):
+    """A compressed symbol file (CAB) uses a method we do not decode (Quantum, LZX)."""
+
+    code = "unsupported_compression"
