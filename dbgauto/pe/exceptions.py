@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dbgauto.pe.image import PeImage
 
 MAX_ITERATED: Final = 1 << 20
+MAX_NESTED_LOOKBACK: Final = 4
 _U32 = struct.Struct("<I")
 
 
@@ -109,6 +110,14 @@ class ExceptionTable:
             else:
                 found = e
                 lo = mid + 1
-        if found is not None and found.contains(rva):
+        if found is None:
+            return None
+        if found.contains(rva):
             return found
+        # Fragments may nest inside a parent's range (an assembler's chained fragment): look a few entries back.
+        idx = lo - 1
+        for j in range(idx - 1, max(idx - 1 - MAX_NESTED_LOOKBACK, -1), -1):
+            e = self.entry(j)
+            if e is not None and e.contains(rva):
+                return e
         return None

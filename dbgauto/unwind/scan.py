@@ -78,16 +78,14 @@ def scan(
     if high is not None:
         end = min(end, high)
     pos = start
-    chunk = 0x1000
     while pos < end:
-        n = min(chunk, end - pos)
+        n = min((pos & ~0xFFF) + 0x1000, end) - pos  # page by page: a stack copy ends at a page boundary
         n -= n % ws
         if n <= 0:
             return
         raw = read(pos, n)
         if raw is None:
-            # try the part up to the next page boundary only, then stop: a hole ends the stack copy
-            return
+            return  # a hole ends the stack
         fmt = f"<{n // ws}{'I' if ws == 4 else 'Q'}"
         for i, v in enumerate(struct.unpack_from(fmt, raw)):
             if v and is_candidate(mods, v, arch, exclude):

@@ -31,6 +31,7 @@ class _State:
     fp: int | None
     regs: list[int] | None  # x64 integer registers (REGS order)
     trust: Trust
+    exact: bool = False  # pc is an interrupted instruction (machine frame), not a return address
 
 
 def _first(regs: Mapping[str, int], *names: str) -> int | None:
@@ -102,7 +103,7 @@ class _Walker:
         if tab is None:
             return None
         # a return address points after the call: look up pc-1 so a call ending a function stays in it
-        probe = st.pc if innermost or st.trust == "context" else st.pc - 1
+        probe = st.pc if innermost or st.exact or st.trust == "context" else st.pc - 1
         fn = tab.lookup(probe - m.base)
         if fn is None:
             res = x64.leaf_step(st.pc, st.regs, self.read)
@@ -116,7 +117,7 @@ class _Walker:
                 return None
         if res.machine_frame:
             self.low, self.high = res.regs[4], res.regs[4] + DEFAULT_STACK_SPAN
-        return _State(res.rip, res.regs[4], res.regs[5], res.regs, "cfi")
+        return _State(res.rip, res.regs[4], res.regs[5], res.regs, "cfi", exact=res.machine_frame)
 
     def step_chain(self, st: _State) -> _State | None:
         if st.fp is None or st.fp == 0:
