@@ -87,12 +87,15 @@ class ExceptionTable:
     def __iter__(self) -> Iterator[RuntimeFunction]:
         for i in range(min(self.count, MAX_ITERATED)):
             e = self.entry(i)
-            if e is None:
+            if e is None or self._is_padding(e):
                 return
             yield e
 
     def __len__(self) -> int:
         return self.count
+
+    def _is_padding(self, e: RuntimeFunction) -> bool:
+        return e.begin == 0 or (e.end is not None and e.end <= e.begin)
 
     def lookup(self, rva: int) -> RuntimeFunction | None:
         """The entry whose [begin, end) holds ``rva`` (binary search; entries are sorted by begin)."""
@@ -105,8 +108,8 @@ class ExceptionTable:
             e = self.entry(mid)
             if e is None:
                 return None
-            if rva < e.begin:
-                hi = mid - 1
+            if rva < e.begin or self._is_padding(e):
+                hi = mid - 1  # zero padding past the real entries sorts "above" every RVA
             else:
                 found = e
                 lo = mid + 1

@@ -91,6 +91,13 @@ class ModuleMap:
         self._images[module.base] = img
         return img
 
+    def image_warnings(self) -> list[str]:
+        """Warnings the images fetched so far recorded (damaged directories, unreadable records)."""
+        names = {m.base: m.name for m in self.modules}
+        return [
+            f"{names.get(b, hex(b))}: {w}" for b, img in self._images.items() if img is not None for w in img.warnings
+        ]
+
     def is_code(self, va: int) -> bool | None:
         """True/False when the module's section table says so; None when ``va`` is in a module without an image."""
         m = self.find(va)

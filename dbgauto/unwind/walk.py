@@ -296,4 +296,5 @@ def unwind(
     out.frames = w.walk(st, _first(regs, "lr", "x30") if arch == "arm64" else None)
     out.warnings.extend(w.warnings)
     out.warnings.extend(mods.warnings)
+    out.warnings.extend(mods.image_warnings())
     return out
