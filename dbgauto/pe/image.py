@@ -80,14 +80,10 @@ class PeImage:
         view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
         if mapped:
             return cls(name, lambda rva, size: _slice(view, rva, size), base=base)
+        # The RVA → file-offset map needs the section table this constructor is about to parse: the reader
+        # consults the image's sections once they exist (headers are read before, at file offset = RVA).
         img = cls.__new__(cls)
-        img._file = view
-        img._sections_for_map: tuple[Section, ...] = ()
-
-        def rd(rva: int, size: int) -> Buffer | None:
-            return img._file_read(view, rva, size)
-
-        cls.__init__(img, name, rd, base=base, file_buffer=view)
+        cls.__init__(img, name, lambda rva, size: img._file_read(view, rva, size), base=base, file_buffer=view)
         return img
 
     @classmethod
@@ -183,13 +179,12 @@ class PeImage:
                 )
             )
         self.sections: tuple[Section, ...] = tuple(sections)
-        self._sections_for_map = self.sections
 
     # ---- RVA access ---------------------------------------------------------------------------------------
     def _file_read(self, view: memoryview, rva: int, size: int) -> Buffer | None:
         if rva < 0 or size < 0:
             return None
-        secs: tuple[Section, ...] = getattr(self, "_sections_for_map", ())
+        secs: tuple[Section, ...] = getattr(self, "sections", ())
         for s in secs:
             if s.contains(rva):
                 delta = rva - s.rva

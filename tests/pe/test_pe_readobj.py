@@ -61,14 +61,9 @@ def test_headers_and_sections(built: tuple[str, Path]) -> None:
                 theirs["characteristics"],
             )
             assert ours.is_executable == bool(theirs["characteristics"] & 0x20000000)
-        for name, (rva, size) in info.directories.items():
-            index = (
-                ["ExportTable", "ImportTable", "ResourceTable", "ExceptionTable"].index(name)
-                if name in ("ExportTable", "ImportTable", "ResourceTable", "ExceptionTable")
-                else None
-            )
-            if index is not None:
-                assert (img.directories[index].rva, img.directories[index].size) == (rva, size)
+        for index, name in enumerate(("ExportTable", "ImportTable", "ResourceTable", "ExceptionTable")):
+            rva, size = info.directories[name]
+            assert (img.directories[index].rva, img.directories[index].size) == (rva, size)
 
 
 def test_exports(built: tuple[str, Path]) -> None:
