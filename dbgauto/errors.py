@@ -25,6 +25,7 @@ __all__ = [
     "EngineCrashedError",
     "EngineError",
     "EngineUnavailableError",
+    "ImageFormatError",
     "MemoryAccessError",
     "OutputExistsError",
     "PageNotPresentError",
@@ -129,6 +130,12 @@ class TriageFormatError(DumpFormatError):
     ) -> None:
         self.section = section
         super().__init__(path, f"{section}: {reason}", offset=offset)
+
+
+class ImageFormatError(DumpFormatError):
+    """A PE image (file bytes or an image resident in memory) is malformed; names the image and the structure."""
+
+    code = "image_format"
 
 
 class PhysicalMemoryError(DumpFormatError):

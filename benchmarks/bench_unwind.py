@@ -1,0 +1,135 @@
+"""Benchmark the unwinder and the PE reader (issue 16: verdict for a small dump ≤ 3 ms in-process, warm).
+
+Measures, best and median of several rounds (the machine is shared):
+  1. the real small dump: unwind from the exception context (.cxr P4) with the filtered scan (no images);
+  2. compiled code: a clang/lld x64 image run in unicorn to a breakpoint, unwound by .pdata (images read
+     from memory through a read(va, size) callable, warm caches = one ModuleMap reused) and cold (new images);
+  3. PeImage.from_memory + CodeView + exception-table lookup on that image;
+  4. a 1 GiB claimed exception directory: one lookup.
+Usage: ``python benchmarks/bench_unwind.py [--shared DIR]`` (clang, lld-link, llvm-readobj and unicorn needed for 2-4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from dbgauto.pe import PeImage  # noqa: E402
+from dbgauto.unwind import Module, ModuleMap, unwind  # noqa: E402
+
+
+def rounds(fn: Callable[[], object], *, number: int, repeat: int = 7) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        out.append((time.perf_counter() - t0) / number)
+    return out
+
+
+def show(label: str, times: list[float]) -> None:
+    print(f"{label:<58} best {min(times) * 1e6:9.1f} µs   median {statistics.median(times) * 1e6:9.1f} µs")
+
+
+def real_dump(shared: Path) -> None:
+    from dbgauto.kdump.reader import KernelDump
+    from dbgauto.kdump.structs.context import CONTEXT_AMD64
+
+    path = shared / "dumps" / "triage_x64.dmp"
+    if not path.exists():
+        print(f"(skipped: {path} not found)")
+        return
+    tri = KernelDump.open(path).triage
+    params = list(tri.dump_header["bugcheck_parameters"])
+
+    def read(va: int, size: int) -> bytes | None:
+        try:
+            return tri.memory.read(va, size)
+        except Exception:
+            return None
+
+    cxr = CONTEXT_AMD64.unpack(read(params[3], CONTEXT_AMD64.size))  # 0x1000007E: P4 is the context record
+    mods = ModuleMap([Module(d.name.rsplit("\\", 1)[-1], d.base, d.size) for d in tri.drivers])
+    limits = (tri.top_of_stack, tri.top_of_stack + len(tri.stack))
+    walk = unwind("x64", cxr, read, mods, exclude=params, stack_limits=limits)
+    show(
+        f"real small dump: .cxr + filtered scan ({len(walk.frames)} frames)",
+        rounds(lambda: unwind("x64", cxr, read, mods, exclude=params, stack_limits=limits), number=50),
+    )
+
+
+def compiled() -> None:
+    try:
+        from winbuild import CHAIN_C, build, run_until_break
+    except Exception as e:  # pytest or the toolchain missing
+        print(f"(skipped compiled-code figures: {e})")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        dll = build(Path(tmp), "chain", "x64", c_source=CHAIN_C)
+        run = run_until_break(dll, "x64", "top_a")
+    # snapshot the emulator's memory so the figures measure the unwinder, not unicorn's mem_read
+    base, size = run.info.image_base, run.info.size_of_image
+    image = bytes(run.memory.mem_read(base, size))
+    sp = run.regs["rsp"]
+    from winbuild import STACK_LOW, STACK_SIZE
+
+    stack = bytes(run.memory.mem_read(sp, STACK_LOW + STACK_SIZE - sp))
+
+    def read(va: int, n: int) -> bytes | None:
+        if base <= va and va + n <= base + size:
+            return image[va - base : va - base + n]
+        if sp <= va and va + n <= sp + len(stack):
+            return stack[va - sp : va - sp + n]
+        return None
+
+    mods = [Module("chain.dll", base, size)]
+    warm = ModuleMap(mods, lambda m: PeImage.from_memory(read, m.base))
+    walk = unwind("x64", run.regs, read, warm)
+    show(
+        f"compiled x64 chain, .pdata, warm ({len(walk.frames)} frames)",
+        rounds(lambda: unwind("x64", run.regs, read, warm), number=500),
+    )
+    show(
+        "compiled x64 chain, .pdata, cold (image parsed each time)",
+        rounds(
+            lambda: unwind("x64", run.regs, read, mods, image_for=lambda m: PeImage.from_memory(read, m.base)),
+            number=200,
+        ),
+    )
+    img = PeImage.from_memory(read, base)
+    show("PeImage.from_memory (headers + sections)", rounds(lambda: PeImage.from_memory(read, base), number=500))
+    tab = img.exception_table()
+    show("ExceptionTable.lookup (4 entries)", rounds(lambda: tab.lookup(0x1050), number=2000))
+    show("CodeView record", rounds(lambda: img.codeview(), number=2000))
+
+    raw = bytearray(image)
+    lfanew = struct.unpack_from("<I", raw, 0x3C)[0]
+    struct.pack_into("<I", raw, lfanew + 24 + 0x70 + 3 * 8 + 4, 0x4000_0000)
+    huge = PeImage.from_bytes(bytes(raw), mapped=True, base=base)
+    htab = huge.exception_table()
+    show(
+        f"1 GiB claimed .pdata: one lookup ({htab.count} entries kept)", rounds(lambda: htab.lookup(0x1050), number=500)
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    args = ap.parse_args()
+    real_dump(args.shared)
+    compiled()
+
+
+if __name__ == "__main__":
+    main()

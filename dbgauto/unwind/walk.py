@@ -1,0 +1,300 @@
+"""Walking a stack: the per-architecture method first, the filtered scan when it fails, all bounded.
+
+Each step tries, in order: a trap context the caller supplies for this frame (``context``); the architecture's
+method (x64 unwind data → ``cfi``; ARM64/x86 frame-pointer chain → ``frame-pointer``); a filtered scan
+(``scan``). A step must move the stack pointer up (unless it crosses a machine/trap frame onto another
+stack), never revisit a (pc, sp) pair, and stay under ``max_frames``; bad data ends the walk with a warning.
+Nothing here raises on bad input: errors from images or readers become warnings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from dbgauto.pe import ExceptionTable, PeImage
+from dbgauto.unwind import framechain, scan, x64
+from dbgauto.unwind.model import Frame, ImageSource, Memory, Module, ModuleMap, StackWalk, TrapContext, Trust
+
+DEFAULT_STACK_SPAN: Final = 0x100000
+MAX_FRAMES: Final = 256
+SCAN_WORDS: Final = 1024
+SCAN_BUDGET_WORDS: Final = 16384
+ARCHES: Final = ("x64", "arm64", "x86")
+
+
+@dataclass(slots=True)
+class _State:
+    pc: int
+    sp: int
+    fp: int | None
+    regs: list[int] | None  # x64 integer registers (REGS order)
+    trust: Trust
+    exact: bool = False  # pc is an interrupted instruction (machine frame), not a return address
+
+
+def _first(regs: Mapping[str, int], *names: str) -> int | None:
+    for n in names:
+        v = regs.get(n)
+        if v is not None:
+            return int(v)
+    return None
+
+
+class _Walker:
+    def __init__(
+        self,
+        arch: str,
+        read: Memory,
+        mods: ModuleMap,
+        low: int,
+        high: int,
+        exclude: frozenset[int],
+        trap_context: TrapContext | None,
+        allow_scan: bool,
+        max_frames: int,
+    ) -> None:
+        self.arch = arch
+        self.ws = 4 if arch == "x86" else 8
+        self.read = _safe(read)
+        self.mods = mods
+        self.low, self.high = low, high
+        self.exclude = exclude
+        self.trap_context = trap_context
+        self.allow_scan = allow_scan
+        self.max_frames = max_frames
+        self.scan_budget = SCAN_BUDGET_WORDS
+        self.tables: dict[int, ExceptionTable | None] = {}
+        self.warnings: list[str] = []
+
+    # ---- helpers ----
+    def frame(self, index: int, st: _State) -> Frame:
+        m = self.mods.find(st.pc)
+        return Frame(
+            index=index,
+            pc=st.pc,
+            sp=st.sp,
+            trust=st.trust,
+            module=m.name if m else None,
+            offset=st.pc - m.base if m else None,
+            fp=st.fp,
+        )
+
+    def image_of(self, va: int) -> tuple[Module | None, PeImage | None]:
+        m = self.mods.find(va)
+        return m, (self.mods.image(m) if m is not None else None)
+
+    def table(self, m: Module, img: PeImage) -> ExceptionTable | None:
+        if m.base not in self.tables:
+            try:
+                self.tables[m.base] = img.exception_table()
+            except Exception as e:  # malformed directory → no table, a warning
+                self.warnings.append(f"{m.name}: exception directory unusable ({e})")
+                self.tables[m.base] = None
+        return self.tables[m.base]
+
+    # ---- per-architecture steps ----
+    def step_x64(self, st: _State, innermost: bool) -> _State | None:
+        m, img = self.image_of(st.pc)
+        if m is None or img is None or st.regs is None:
+            return None
+        tab = self.table(m, img)
+        if tab is None:
+            return None
+        # a return address points after the call: look up pc-1 so a call ending a function stays in it
+        probe = st.pc if innermost or st.exact or st.trust == "context" else st.pc - 1
+        fn = tab.lookup(probe - m.base)
+        if fn is None:
+            res = x64.leaf_step(st.pc, st.regs, self.read)
+            if res is None:
+                self.warnings.append(f"x64: leaf return address at {st.regs[4]:#x} unreadable")
+                return None
+        else:
+            res, why = x64.step(img, fn, st.pc, st.regs, self.read, innermost=innermost)
+            if res is None:
+                self.warnings.append(f"x64: {m.name}+{st.pc - m.base:#x}: {why}")
+                return None
+        if res.machine_frame:
+            self.low, self.high = res.regs[4], res.regs[4] + DEFAULT_STACK_SPAN
+        return _State(res.rip, res.regs[4], res.regs[5], res.regs, "cfi", exact=res.machine_frame)
+
+    def step_chain(self, st: _State) -> _State | None:
+        if st.fp is None or st.fp == 0:
+            return None
+        link = framechain.follow(self.read, self.mods, st.fp, self.ws, self.low, self.high)
+        if link is None:
+            return None
+        prev, ret = link
+        nfp = prev if framechain.next_fp_ok(prev, st.fp, self.ws, self.low, self.high) else None
+        if nfp is None and prev:
+            self.warnings.append(f"{self.arch}: frame chain ends at {st.fp:#x} (next {prev:#x} is not above it)")
+        return _State(ret, st.fp + 2 * self.ws, nfp, None, "frame-pointer")
+
+    def step_scan(self, st: _State, from_sp: int) -> _State | None:
+        if not self.allow_scan or self.scan_budget <= 0:
+            return None
+        words = min(SCAN_WORDS, self.scan_budget)
+        self.scan_budget -= words
+        for slot, value in scan.scan(
+            self.read, self.mods, self.arch, from_sp, words, exclude=self.exclude, high=self.high
+        ):
+            regs = None
+            if st.regs is not None:
+                regs = list(st.regs)
+                regs[4] = slot + 8
+            fp = st.fp if st.fp is not None and st.fp > slot else None
+            return _State(value, slot + self.ws, fp, regs, "scan")
+        return None
+
+    def arm64_lr(self, st: _State, lr: int | None) -> _State | None:
+        """Frame 1 from the context's LR when the innermost function has not saved it in a frame record."""
+        if lr is None or lr == 0 or self.mods.is_code(lr) is False or self.mods.find(lr) is None:
+            return None
+        if st.fp:
+            link = framechain.follow(self.read, self.mods, st.fp, 8, self.low, self.high)
+            if link is not None and link[1] == lr:
+                return None
+        m, img = self.image_of(st.pc)
+        if m is not None and img is not None and m.contains(lr):
+            tab = self.table(m, img)
+            fn = tab.lookup(st.pc - m.base) if tab is not None else None
+            if fn is not None and fn.contains(lr - m.base):
+                return None  # LR points into the innermost function itself: a stale link register
+        if scan.follows_call(self.mods, lr, "arm64") is False:
+            return None
+        return _State(lr, st.sp, st.fp, None, "context")
+
+    # ---- the loop ----
+    def walk(self, first: _State, lr: int | None) -> list[Frame]:
+        frames = [self.frame(0, first)]
+        seen = {(first.pc, first.sp)}
+        st = first
+        if not self.low <= st.sp < self.high:
+            self.warnings.append(f"stack pointer {st.sp:#x} is outside the stack [{self.low:#x}, {self.high:#x})")
+            return frames
+        while len(frames) < self.max_frames:
+            innermost = len(frames) == 1
+            nxt: _State | None = None
+            tc = self._trap(frames[-1])
+            if tc is not None:
+                frames[-1] = _with_trap(frames[-1])
+                nxt = tc
+                self.low, self.high = nxt.sp, nxt.sp + DEFAULT_STACK_SPAN
+            elif self.arch == "x64":
+                nxt = self.step_x64(st, innermost)
+            else:
+                if innermost and self.arch == "arm64":
+                    nxt = self.arm64_lr(st, lr)
+                if nxt is None:
+                    nxt = self.step_chain(st)
+            if nxt is None:
+                nxt = self.step_scan(st, st.sp)
+            if nxt is None or nxt.pc == 0:
+                break
+            if (nxt.pc, nxt.sp) in seen:
+                self.warnings.append(f"{self.arch}: unwinding loops at pc {nxt.pc:#x} sp {nxt.sp:#x}")
+                break
+            crossed = nxt.trust == "context" and tc is not None
+            if not crossed and nxt.sp < st.sp:
+                self.warnings.append(f"{self.arch}: stack pointer went down ({st.sp:#x} → {nxt.sp:#x}); stopping")
+                break
+            if self.mods.find(nxt.pc) is None and nxt.trust != "context":
+                break  # a return address outside every known module: the end of what we can attribute
+            seen.add((nxt.pc, nxt.sp))
+            frames.append(self.frame(len(frames), nxt))
+            st = nxt
+        else:
+            self.warnings.append(f"{self.arch}: stopped after {self.max_frames} frames")
+        return frames
+
+    def _trap(self, f: Frame) -> _State | None:
+        if self.trap_context is None:
+            return None
+        try:
+            regs = self.trap_context(f)
+        except Exception as e:  # the callback reads a _KTRAP_FRAME that may be damaged
+            self.warnings.append(f"trap context for frame {f.index}: {e}")
+            return None
+        if not regs:
+            return None
+        st = _initial(self.arch, regs)
+        if st is None:
+            return None
+        st.trust = "context"
+        return st
+
+
+def _with_trap(f: Frame) -> Frame:
+    return Frame(f.index, f.pc, f.sp, f.trust, f.module, f.offset, f.fp, True)
+
+
+def _safe(read: Memory) -> Memory:
+    def rd(va: int, size: int):
+        if va < 0 or size <= 0 or va + size > 1 << 64:
+            return None
+        try:
+            got = read(va, size)
+        except Exception:  # an unreadable address is "no data", never an error for the walker
+            return None
+        return got if got is not None and len(got) >= size else None
+
+    return rd
+
+
+def _initial(arch: str, regs: Mapping[str, int]) -> _State | None:
+    if arch == "x64":
+        pc, sp = _first(regs, "rip"), _first(regs, "rsp")
+        if pc is None or sp is None:
+            return None
+        r = x64.regs_from_mapping(regs)
+        return _State(pc, sp, r[5], r, "context")
+    if arch == "arm64":
+        pc, sp = _first(regs, "pc"), _first(regs, "sp")
+        if pc is None or sp is None:
+            return None
+        return _State(pc, sp, _first(regs, "fp", "x29"), None, "context")
+    pc, sp = _first(regs, "eip"), _first(regs, "esp")
+    if pc is None or sp is None:
+        return None
+    return _State(pc, sp, _first(regs, "ebp"), None, "context")
+
+
+def unwind(
+    arch: str,
+    regs: Mapping[str, int],
+    read: Memory,
+    modules: Sequence[Module] | ModuleMap,
+    *,
+    image_for: ImageSource | None = None,
+    stack_limits: tuple[int, int] | None = None,
+    trap_context: TrapContext | None = None,
+    exclude: Iterable[int] = (),
+    allow_scan: bool = True,
+    max_frames: int = MAX_FRAMES,
+) -> StackWalk:
+    """Unwind the stack whose innermost registers are ``regs``.
+
+    ``arch``: 'x64' (keys rip, rsp, rbp, rax..r15), 'arm64' (pc, sp, fp|x29, lr|x30) or 'x86' (eip, esp,
+    ebp). ``read(va, size)`` serves memory (None = not available). ``modules`` is a list of
+    :class:`Module` (or a prepared :class:`ModuleMap`); ``image_for(module)`` gives its
+    :class:`~dbgauto.pe.PeImage` (unwind data, section table) or None. ``stack_limits`` = [low, high) of
+    the stack (default: [sp, sp + 1 MiB)). ``trap_context(frame)`` may return the registers a trap frame
+    saved for that frame; the walk then continues there. ``exclude``: values a scan must never report.
+    """
+    out = StackWalk(arch)
+    if arch not in ARCHES:
+        out.warnings.append(f"unsupported architecture {arch!r}")
+        return out
+    st = _initial(arch, regs)
+    if st is None:
+        out.warnings.append(f"{arch}: the context lacks the pc or sp register")
+        return out
+    mods = modules if isinstance(modules, ModuleMap) else ModuleMap(list(modules), image_for)
+    low, high = stack_limits if stack_limits is not None else (st.sp, st.sp + DEFAULT_STACK_SPAN)
+    w = _Walker(arch, read, mods, low, high, frozenset(exclude), trap_context, allow_scan, max(1, max_frames))
+    out.frames = w.walk(st, _first(regs, "lr", "x30") if arch == "arm64" else None)
+    out.warnings.extend(w.warnings)
+    out.warnings.extend(mods.warnings)
+    out.warnings.extend(mods.image_warnings())
+    return out

@@ -1,0 +1,400 @@
+"""Build real Windows PE images with Debian's clang/lld, read them with llvm-readobj, and run them in unicorn.
+
+Everything a test expects about an image comes from here, independently of ``dbgauto.pe``: the layout from
+``llvm-readobj`` text, the call chain from the C/assembly source, the stack from executing the machine code
+in the unicorn CPU emulator (the image is laid out from llvm-readobj's section table, not by our reader).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+TRIPLES = {"x64": "x86_64-pc-windows-msvc", "arm64": "aarch64-pc-windows-msvc", "x86": "i686-pc-windows-msvc"}
+
+# top_a → mid_b → frame_d (alloca: a frame register on x64) → leaf_c (__debugbreak stops the emulator).
+CHAIN_C = r"""
+__declspec(dllexport) volatile int sink;
+__declspec(dllexport) __declspec(noinline) int leaf_c(int x) {
+    volatile int buf[40];
+    for (int i = 0; i < 40; i++) buf[i] = x + i;
+    __debugbreak();
+    return buf[3] + buf[39];
+}
+__declspec(dllexport) __declspec(noinline) int frame_d(int x) {
+    volatile char *p = __builtin_alloca((x & 63) + 16);
+    p[1] = (char)x;
+    return leaf_c(x + p[1]) + 5;
+}
+__declspec(dllexport) __declspec(noinline) int mid_b(int x, int y) {
+    volatile char big[300];
+    big[x & 255] = (char)y;
+    int r = frame_d(x + big[y & 255]);
+    return r * 3 + y;
+}
+__declspec(dllexport) __declspec(noinline) int top_a(int x) {
+    int r = mid_b(x, x * 7);
+    sink = r;
+    return r + 1;
+}
+"""
+CHAIN = ["leaf_c", "frame_d", "mid_b", "top_a"]
+
+# x64 assembly exercising every unwind code a compiler rarely emits: PUSH_MACHFRAME (with error code),
+# SET_FPREG with an offset, SAVE_NONVOL, SAVE_XMM128, ALLOC_LARGE (both forms) and a chained fragment.
+# top2 → interrupted (frame register rsi) → [simulated trap: a machine frame + error code] → isr → leaf2.
+TRAP_S = r"""
+.intel_syntax noprefix
+.text
+.globl top2
+.def top2; .scl 2; .type 32; .endef
+.seh_proc top2
+top2:
+  push rbx
+  .seh_pushreg rbx
+  sub rsp, 0x1000
+  .seh_stackalloc 0x1000
+  .seh_endprologue
+  call interrupted
+  add rsp, 0x1000
+  pop rbx
+  ret
+.seh_endproc
+
+.globl interrupted
+.def interrupted; .scl 2; .type 32; .endef
+.seh_proc interrupted
+interrupted:
+  push rsi
+  .seh_pushreg rsi
+  push r12
+  .seh_pushreg r12
+  sub rsp, 0x88
+  .seh_stackalloc 0x88
+  lea rsi, [rsp + 0x20]
+  .seh_setframe rsi, 0x20
+  .seh_endprologue
+  mov r12, rsp
+  push 0x18
+  push r12
+  pushfq
+  push 0x10
+  lea rax, [rip + resumed]
+  push rax
+  push 0x1234
+  jmp isr
+.globl resumed
+resumed:
+  lea rsp, [rsi - 0x20]
+  add rsp, 0x88
+  pop r12
+  pop rsi
+  ret
+.seh_endproc
+
+.globl isr
+.def isr; .scl 2; .type 32; .endef
+.seh_proc isr
+isr:
+  .seh_pushframe @code
+  push rbp
+  .seh_pushreg rbp
+  sub rsp, 0x100010
+  .seh_stackalloc 0x100010
+  .seh_endprologue
+  nop
+  .seh_startchained
+  sub rsp, 0x40
+  .seh_stackalloc 0x40
+  mov [rsp + 0x38], rsi
+  .seh_savereg rsi, 0x38
+  movaps [rsp + 0x20], xmm6
+  .seh_savexmm xmm6, 0x20
+  .seh_endprologue
+  mov rsi, 0x5555
+  call leaf2
+  .seh_endchained
+  int3
+.seh_endproc
+
+.globl leaf2
+.def leaf2; .scl 2; .type 32; .endef
+leaf2:
+  int3
+  ret
+"""
+TRAP_CHAIN = ["leaf2", "isr", "interrupted", "top2"]
+
+VERSION_RC = r"""
+1 VERSIONINFO
+FILEVERSION 10,0,19041,3803
+PRODUCTVERSION 10,0,19041,1
+BEGIN
+  BLOCK "StringFileInfo"
+  BEGIN
+    BLOCK "040904b0"
+    BEGIN
+      VALUE "CompanyName", "Contoso Drivers Ltd."
+      VALUE "FileVersion", "10.0.19041.3803 (WinBuild.160101.0800)"
+      VALUE "ProductName", "Contoso Widget"
+    END
+  END
+  BLOCK "VarFileInfo"
+  BEGIN
+    VALUE "Translation", 0x409, 1200
+  END
+END
+"""
+
+
+def require_toolchain() -> None:
+    missing = [t for t in ("clang", "lld-link", "llvm-readobj") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (Debian packages clang, lld, llvm; .ci/run installs them)")
+
+
+def _run(cmd: list[str], cwd: Path) -> str:
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    if p.returncode:
+        raise AssertionError(f"{cmd[0]} failed: {p.stderr or p.stdout}")
+    return p.stdout
+
+
+def build(
+    tmp: Path,
+    name: str,
+    arch: str,
+    *,
+    c_source: str | None = None,
+    asm: str | None = None,
+    rc: str | None = None,
+    cflags: tuple[str, ...] = (),
+    link: tuple[str, ...] = ("/dll", "/noentry"),
+) -> Path:
+    """Compile (C or assembly), optionally add a version resource, link with lld-link; return the image path."""
+    require_toolchain()
+    tmp.mkdir(parents=True, exist_ok=True)
+    objs = []
+    src = tmp / (f"{name}.c" if c_source is not None else f"{name}.s")
+    src.write_text(c_source if c_source is not None else asm or "")
+    obj = tmp / f"{name}.obj"
+    _run(
+        ["clang", f"--target={TRIPLES[arch]}", "-O1", "-mno-stack-arg-probe", *cflags, "-c", str(src), "-o", str(obj)],
+        tmp,
+    )
+    objs.append(str(obj))
+    if rc is not None:
+        if shutil.which("llvm-rc") is None:
+            pytest.skip("needs llvm-rc (Debian package llvm)")
+        (tmp / f"{name}.rc").write_text(rc)
+        _run(["llvm-rc", "/fo", str(tmp / f"{name}.res"), str(tmp / f"{name}.rc")], tmp)
+        objs.append(str(tmp / f"{name}.res"))
+    out = tmp / f"{name}.dll"
+    machine = {"x64": "x64", "arm64": "arm64", "x86": "x86"}[arch]
+    _run(
+        ["lld-link", *link, f"/machine:{machine}", "/debug", f"/pdb:{tmp / (name + '.pdb')}", f"/out:{out}", *objs], tmp
+    )
+    return out
+
+
+def readobj(path: Path, *flags: str) -> str:
+    return _run(["llvm-readobj", *flags, str(path)], path.parent)
+
+
+@dataclass
+class ReadobjImage:
+    """What llvm-readobj says about an image."""
+
+    image_base: int
+    size_of_image: int
+    size_of_headers: int
+    machine: int
+    sections: list[dict] = field(default_factory=list)
+    exports: dict[str, int] = field(default_factory=dict)
+    directories: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def _int(s: str) -> int:
+    return int(s, 0)
+
+
+def describe(path: Path) -> ReadobjImage:
+    text = readobj(path, "--file-headers", "--sections", "--coff-exports")
+    g = lambda key: _int(re.search(rf"^\s*{key}: (\S+)", text, re.M).group(1))  # noqa: E731
+    machine = _int(re.search(r"Machine: \S+ \((0x[0-9A-F]+)\)", text).group(1))
+    info = ReadobjImage(g("ImageBase"), g("SizeOfImage"), g("SizeOfHeaders"), machine)
+    for m in re.finditer(
+        r"Section \{\s*Number: \d+\s*Name: (\S+).*?VirtualSize: (\S+)\s*VirtualAddress: (\S+)\s*"
+        r"RawDataSize: (\S+)\s*PointerToRawData: (\S+).*?Characteristics \[ \((\S+)\)",
+        text,
+        re.S,
+    ):
+        info.sections.append(
+            {
+                "name": m.group(1),
+                "virtual_size": _int(m.group(2)),
+                "rva": _int(m.group(3)),
+                "raw_size": _int(m.group(4)),
+                "raw_offset": _int(m.group(5)),
+                "characteristics": _int(m.group(6)),
+            }
+        )
+    for m in re.finditer(r"Export \{\s*Ordinal: (\d+)\s*Name: (\S*)\s*RVA: (\S+)", text):
+        if m.group(2):
+            info.exports[m.group(2)] = _int(m.group(3))
+    for m in re.finditer(r"^\s*(\w+)RVA: (0x[0-9A-F]+)\s*\n\s*\w+Size: (0x[0-9A-F]+)", text, re.M):
+        info.directories[m.group(1)] = (_int(m.group(2)), _int(m.group(3)))
+    return info
+
+
+def unwind_entries(path: Path) -> list[tuple[int, int, int | None]]:
+    """(begin rva, end rva, unwind-info rva or None) per RUNTIME_FUNCTION, from ``llvm-readobj --unwind``."""
+    text = readobj(path, "--unwind")
+    base = describe(path).image_base
+    out = []
+    for m in re.finditer(
+        r"RuntimeFunction \{\s*(?:Function: (?:[^\n]*?\()?(0x[0-9A-F]+)|StartAddress: .*?\((0x[0-9A-F]+)\))"
+        r"(.*?)(?=RuntimeFunction \{|\Z)",
+        text,
+        re.S,
+    ):
+        begin = _int(m.group(1) or m.group(2)) - base
+        body = m.group(3)
+        end = re.search(r"EndAddress: .*?\((0x[0-9A-F]+)\)", body)
+        ui = re.search(r"(?:UnwindInfoAddress|ExceptionRecord): (?:[^\n]*?\()?(0x[0-9A-F]+)", body)
+        flen = re.search(r"FunctionLength: (\d+)", body)
+        out.append(
+            (
+                begin,
+                _int(end.group(1)) - base if end else begin + int(flen.group(1)) if flen else None,
+                _int(ui.group(1)) - base if ui else None,
+            )
+        )
+    return out
+
+
+def function_of(info: ReadobjImage, rva: int) -> str | None:
+    """The exported function with the greatest start ≤ ``rva`` in an executable section."""
+    best = None
+    for name, start in info.exports.items():
+        if start <= rva and (best is None or start > info.exports[best]):
+            best = name
+    return best
+
+
+# ---- execution in unicorn ------------------------------------------------------------------------------------
+STACK_LOW = 0x00200000
+STACK_SIZE = 0x00200000
+SENTINEL = 0x00100000  # the "caller" of the entry point: a mapped page outside every module
+
+
+@dataclass
+class Run:
+    """The machine state when the code hit its breakpoint, and the stack pointer at each function's entry."""
+
+    arch: str
+    info: ReadobjImage
+    regs: dict[str, int]
+    entry_sp: dict[str, int]
+    memory: object  # the unicorn Uc (reads go through read())
+
+    def read(self, va: int, size: int) -> bytes | None:
+        try:
+            return bytes(self.memory.mem_read(va, size))
+        except Exception:
+            return None
+
+
+def run_until_break(path: Path, arch: str, entry: str, arg: int = 3) -> Run:
+    """Lay the image out at its preferred base as the loader would (headers + each section at its RVA, from
+    llvm-readobj's section table), call ``entry(arg)`` on a fresh stack and stop at the first breakpoint."""
+    unicorn = pytest.importorskip("unicorn", reason="unicorn (dev extra) executes the compiled code")
+    info = describe(path)
+    data = path.read_bytes()
+    arch_mode = {
+        "x64": (unicorn.UC_ARCH_X86, unicorn.UC_MODE_64),
+        "x86": (unicorn.UC_ARCH_X86, unicorn.UC_MODE_32),
+        "arm64": (unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM),
+    }[arch]
+    uc = unicorn.Uc(*arch_mode)
+    size = (info.size_of_image + 0xFFF) & ~0xFFF
+    uc.mem_map(info.image_base, size)
+    uc.mem_write(info.image_base, data[: info.size_of_headers])
+    for s in info.sections:
+        raw = data[s["raw_offset"] : s["raw_offset"] + min(s["raw_size"], s["virtual_size"] or s["raw_size"])]
+        uc.mem_write(info.image_base + s["rva"], raw)
+    uc.mem_map(STACK_LOW, STACK_SIZE)
+    uc.mem_map(SENTINEL, 0x1000)
+    top = STACK_LOW + STACK_SIZE - 0x100
+    entry_va = info.image_base + info.exports[entry]
+    if arch == "x64":
+        from unicorn import x86_const as X
+
+        sp = top - 8
+        uc.mem_write(sp, SENTINEL.to_bytes(8, "little"))
+        uc.reg_write(X.UC_X86_REG_RSP, sp)
+        uc.reg_write(X.UC_X86_REG_RCX, arg)
+        names = {
+            n: getattr(X, f"UC_X86_REG_{n.upper()}")
+            for n in (
+                "rax",
+                "rcx",
+                "rdx",
+                "rbx",
+                "rsp",
+                "rbp",
+                "rsi",
+                "rdi",
+                "r8",
+                "r9",
+                "r10",
+                "r11",
+                "r12",
+                "r13",
+                "r14",
+                "r15",
+                "rip",
+            )
+        }
+        sp_reg = X.UC_X86_REG_RSP
+    elif arch == "x86":
+        from unicorn import x86_const as X
+
+        sp = top - 8
+        uc.mem_write(sp, SENTINEL.to_bytes(4, "little") + arg.to_bytes(4, "little"))
+        uc.reg_write(X.UC_X86_REG_ESP, sp)
+        names = {
+            n: getattr(X, f"UC_X86_REG_{n.upper()}")
+            for n in ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "eip")
+        }
+        sp_reg = X.UC_X86_REG_ESP
+    else:
+        from unicorn import arm64_const as A
+
+        uc.reg_write(A.UC_ARM64_REG_SP, top)
+        uc.reg_write(A.UC_ARM64_REG_X0, arg)
+        uc.reg_write(A.UC_ARM64_REG_X29, 0)
+        uc.reg_write(A.UC_ARM64_REG_X30, SENTINEL)
+        names = {"pc": A.UC_ARM64_REG_PC, "sp": A.UC_ARM64_REG_SP, "fp": A.UC_ARM64_REG_X29, "lr": A.UC_ARM64_REG_X30}
+        sp_reg = A.UC_ARM64_REG_SP
+
+    entry_sp: dict[str, int] = {}
+    starts = {info.image_base + rva: name for name, rva in info.exports.items()}
+
+    def on_code(mu, address, _size, _user):
+        if address in starts:
+            entry_sp.setdefault(starts[address], mu.reg_read(sp_reg))
+
+    def on_intr(mu, _intno, _user):
+        mu.emu_stop()
+
+    uc.hook_add(unicorn.UC_HOOK_CODE, on_code, begin=info.image_base, end=info.image_base + size - 1)
+    uc.hook_add(unicorn.UC_HOOK_INTR, on_intr)
+    uc.emu_start(entry_va, SENTINEL, count=100000)
+    regs = {n: uc.reg_read(r) for n, r in names.items()}
+    return Run(arch, info, regs, entry_sp, uc)
