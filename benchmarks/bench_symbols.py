@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from dbgauto.kdump.reader import KernelDump
+from dbgauto.kernel.smalldump import kernel_view, parts_from_triage
 from dbgauto.symbols.isf import load_isf
 from dbgauto.symbols.naming import code_name
 from dbgauto.symbols.pdb import load_pdb
@@ -63,7 +64,7 @@ def bench_stack(cache: Path) -> None:
     tri = KernelDump.open(DUMP).triage
     table = load_isf(ISF, cache)
     kb = tri.kdbg.kern_base
-    values = [h.value for h in tri.stack_scan() if h.module == "ntoskrnl.exe"]
+    values = [h.value for h in kernel_view(parts_from_triage(tri))["stack_scan"] if h.module == "ntoskrnl.exe"]
     times = []
     for _ in range(7):
         t0 = time.perf_counter()

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dbgauto.kdump.triage import TriageDump
+from dbgauto.kernel.smalldump import kernel_view, parts_from_triage
 
 SHARED = Path(os.environ.get("DBGAUTO_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
 DEFAULT_DUMP = SHARED / "dumps" / "triage_x64.dmp"
@@ -44,7 +45,7 @@ def bench_parse(path: Path) -> None:
 
         def full() -> dict[str, object]:
             tri = parse_only()
-            _ = (tri.memory, tri.process_name, tri.pid, tri.tid)
+            _ = kernel_view(parts_from_triage(tri))
             return tri.to_dict()  # includes the stack scan, identity, KDBG fields, data-block summary
 
         def full_blocks() -> dict[str, object]:

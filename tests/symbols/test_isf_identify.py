@@ -16,6 +16,7 @@ import pytest
 
 from dbgauto.errors import SymbolError
 from dbgauto.kdump.reader import KernelDump
+from dbgauto.kernel.smalldump import kernel_view, parts_from_triage
 from dbgauto.symbols.identify import by_kdbg, by_rsds, kdbg_addresses
 from dbgauto.symbols.isf import find_isf_files, load_isf
 from dbgauto.symbols.naming import code_name
@@ -109,7 +110,8 @@ def test_stack_values_get_windbg_names(tables: list[SymbolTable]) -> None:
     tri = KernelDump.open(DUMP).triage
     t = next(t for t in tables if t.guid == MATCH)
     kb = tri.kdbg.kern_base
-    names = {code_name(h.value, kb, t, "nt") for h in tri.stack_scan() if h.module == "ntoskrnl.exe"}
+    hits = kernel_view(parts_from_triage(tri))["stack_scan"]
+    names = {code_name(h.value, kb, t, "nt") for h in hits if h.module == "ntoskrnl.exe"}
     assert "nt!RtlDispatchException+0x297" in names  # as WinDbg names the frames (issue 11)
     assert "nt!_C_specific_handler+0xa2" in names
     # with the image's code ranges known, an address in data is never named after a symbol; no table → nt+off
@@ -127,7 +129,7 @@ def test_identity_from_table_offsets_equals_the_readers(tables: list[SymbolTable
     t = next(t for t in tables if t.guid == MATCH)
     ident = process_identity(t, tri.process, tri.thread, tri.pointer_size)
     assert tuple(ident) == ("System", 4, 264)
-    assert tuple(ident) == (tri.process_name, tri.pid, tri.tid)
+    assert tuple(ident) == tuple(map(kernel_view(parts_from_triage(tri)).get, ("process_name", "pid", "tid")))
     # a wrong build's offsets do not produce a confident wrong answer
     win7 = next(t for t in tables if t.guid == "339E74133576439CBCDF7E0229DA3773")
     assert process_identity(win7, tri.process, tri.thread, 8) == (None, None, None)
