@@ -1,13 +1,16 @@
 """dbgauto: automate Windows kernel crash dump conversion and reporting in bulk.
 
-The package is layered: ``kdump`` (the dump formats, pure functions over bytes) → ``engines`` (native,
-cdb/kd, DbgEng) → ``analysis`` (facts and debugger-output parsers) → ``report`` / ``batch`` / ``cli``.
+The package is layered, lowest first (declared in :mod:`dbgauto.layers`, drawn in docs/architecture.md):
+``util``/``vocab`` → ``kdump``/``pe`` (formats) → ``kernel`` (kernel objects → KernelParts) → ``symbols``/
+``debugtext`` → ``unwind`` → ``analysis``/``convert`` → ``engines`` → ``report``/``catalog`` → ``batch`` → ``cli``.
 """
 
 from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0"
+from dbgauto.version import __version__
+
+__all__ = ["__version__"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

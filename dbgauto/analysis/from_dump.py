@@ -56,7 +56,7 @@ def header_facts(dump: KernelDump, src: SourceFact | None, *, engine: str = "nat
 
 
 def _version() -> str:
-    from dbgauto import __version__
+    from dbgauto.version import __version__
 
     return f"dbgauto {__version__}"
 

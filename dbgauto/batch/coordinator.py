@@ -225,7 +225,7 @@ def write_index(cat: Catalog, out: Path, template_dirs: tuple[str, ...] = ()) ->
 
 def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSummary:
     """Run one batch; raises CatalogLockedError when another batch holds DIR and ``opts.wait`` is false."""
-    from dbgauto import __version__
+    from dbgauto.version import __version__
 
     progress = progress or LogProgress()
     out = Path(opts.out_dir).resolve()

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from dbgauto import __version__
+from dbgauto.version import __version__
 from dbgauto.errors import DbgautoError
 
 # name -> (module, one-line help shown by `dbgauto --help` without importing the module)

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: 
 
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a.lower() in ("-version", "/version") for a in args):
-        from dbgauto import __version__
+        from dbgauto.version import __version__
 
         (stdout or sys.stdout).write(f"dbgauto Native Debugger Version {__version__} (stand-in for cdb)\n")
         return 0

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from dbgauto import __version__
+from dbgauto.version import __version__
 from dbgauto.engines import native_commands as fmt
 from dbgauto.engines.base import (
     DEFAULT_COMMAND_TIMEOUT,
