@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
-from dbgauto.version import __version__
 from dbgauto.errors import DbgautoError
+from dbgauto.version import __version__
 
 # name -> (module, one-line help shown by `dbgauto --help` without importing the module)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {

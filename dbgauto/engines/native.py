@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from dbgauto.version import __version__
 from dbgauto.engines import native_commands as fmt
 from dbgauto.engines.base import (
     DEFAULT_COMMAND_TIMEOUT,
@@ -38,6 +37,7 @@ from dbgauto.errors import (
     OutputExistsError,
 )
 from dbgauto.kdump.constants import DumpType
+from dbgauto.version import __version__
 
 if TYPE_CHECKING:
     from dbgauto.analysis.facts import CrashFacts
