@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from dbgauto import errors
-from dbgauto.kdump.layout import Layout
+from dbgauto.util.layout import Layout
 
 
 def test_cli_help_lists_every_subcommand() -> None:

@@ -20,7 +20,7 @@ from dbgauto.kdump.constants import (
     VALID_DUMP32,
     VALID_DUMP64,
 )
-from dbgauto.kdump.layout import Buffer
+from dbgauto.util.layout import Buffer
 from dbgauto.vocab.machines import machine_enum_name
 
 # Offsets used before the full header is decoded (same values as structs/header.py's tables).

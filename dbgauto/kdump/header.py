@@ -17,7 +17,6 @@ from dbgauto.kdump.constants import (
     HEADER32_SIZE,
     HEADER64_SIZE,
 )
-from dbgauto.kdump.layout import PAGE_FILL, PAGE_FILL32, PAGE_FILL64, Buffer, is_page_fill
 from dbgauto.kdump.structs.context import (
     CONTEXT_LAYOUTS,
     EXCEPTION_RECORD32,
@@ -37,6 +36,7 @@ from dbgauto.kdump.structs.header import (
     PHYSMEM_RUN32,
     PHYSMEM_RUN64,
 )
+from dbgauto.util.layout import PAGE_FILL, PAGE_FILL32, PAGE_FILL64, Buffer, is_page_fill
 
 _FILETIME_EPOCH: Final = datetime(1601, 1, 1, tzinfo=UTC)
 # Largest FILETIME a datetime can hold (year 9999); anything above is garbage, not a time.

@@ -44,7 +44,6 @@ from dbgauto.kdump.constants import (
     VALID_DUMP32,
     DumpType,
 )
-from dbgauto.kdump.layout import Buffer
 from dbgauto.kdump.structs.header import (
     BITMAP_HEADER,
     BITMAP_HEADER_OLD,
@@ -53,6 +52,7 @@ from dbgauto.kdump.structs.header import (
     RDMP_RANGE,
     RDMP_RANGES_OFFSET,
 )
+from dbgauto.util.layout import Buffer
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from dbgauto.kdump.layout import Buffer
 from dbgauto.kdump.records import LoadedDriver, UnloadedDriver
 from dbgauto.kdump.structs.context import CpuContext, ExceptionRecord
 from dbgauto.kdump.triage_sections import (
@@ -36,6 +35,7 @@ from dbgauto.kdump.triage_sections import (
     MmInfo,
 )
 from dbgauto.kdump.triage_view import Region, VirtualView
+from dbgauto.util.layout import Buffer
 
 log = logging.getLogger(__name__)
 

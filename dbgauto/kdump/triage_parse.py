@@ -14,7 +14,6 @@ from pathlib import Path
 
 from dbgauto.errors import TriageFormatError
 from dbgauto.kdump.constants import TRIAGE_VALID, DumpType, Machine
-from dbgauto.kdump.layout import Buffer
 from dbgauto.kdump.records import LoadedDriver
 from dbgauto.kdump.structs import kd
 from dbgauto.kdump.structs import triage as ts
@@ -35,6 +34,7 @@ from dbgauto.kdump.triage_sections import (
     parse_mm,
     parse_unloaded,
 )
+from dbgauto.util.layout import Buffer
 
 __all__ = ["TriageParser"]
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from dbgauto.kdump.constants import DUMP_BLOB_SIGNATURE
-from dbgauto.kdump.layout import Layout
 from dbgauto.kdump.records import LoadedDriver, UnloadedDriver
 from dbgauto.kdump.structs import kd
 from dbgauto.kdump.structs import triage as ts
+from dbgauto.util.layout import Layout
 
 if TYPE_CHECKING:
     from dbgauto.kdump.triage import TriageHeader

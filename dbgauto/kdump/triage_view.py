@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dbgauto.errors import PageNotPresentError
-from dbgauto.kdump.layout import Buffer
+from dbgauto.util.layout import Buffer
 
 
 @dataclass(frozen=True, slots=True)

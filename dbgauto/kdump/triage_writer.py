@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dbgauto.kdump.constants import TRIAGE_VALID, DumpType, Machine, TriageFlag
-from dbgauto.kdump.layout import PAGE_FILL
 from dbgauto.kdump.records import LoadedDriver, UnloadedDriver
 from dbgauto.kdump.structs import triage as ts
 from dbgauto.kdump.structs.context import (
@@ -42,6 +41,7 @@ from dbgauto.kdump.structs.context import (
 )
 from dbgauto.kdump.structs.header import HEADER32, HEADER64
 from dbgauto.util.atomic import atomic_write
+from dbgauto.util.layout import PAGE_FILL
 
 if TYPE_CHECKING:
     from dbgauto.kdump.triage import TriageDump

@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Final
 
 from dbgauto.errors import ConversionError
 from dbgauto.kdump.constants import PAGE_SIZE, Machine
-from dbgauto.kdump.layout import Layout
 from dbgauto.kdump.records import LoadedDriver, UnloadedDriver
 from dbgauto.kdump.structs.context import CpuContext, context_layout, parse_context
 from dbgauto.kdump.structs.kd import (
@@ -54,6 +53,7 @@ from dbgauto.kdump.structs.kd import (
 from dbgauto.kernel.kdbg import KdbgKeys, read_kdbg
 from dbgauto.kernel.memory import DumpMemory
 from dbgauto.kernel.parts import KernelParts
+from dbgauto.util.layout import Layout
 
 if TYPE_CHECKING:
     from dbgauto.kdump.header import DumpHeader

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import PureWindowsPath
 
 from dbgauto.errors import SymbolError, UnsupportedCompressionError
-from dbgauto.kdump.layout import Buffer
+from dbgauto.util.layout import Buffer
 
 __all__ = ["CabMember", "extract_single", "is_cab", "read_cab"]
 

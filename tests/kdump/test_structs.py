@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from dbgauto.kdump.layout import Layout
 from dbgauto.kdump.structs import context as ctx
 from dbgauto.kdump.structs import header as hdr
+from dbgauto.util.layout import Layout
 
 HEADER64_SPEC = {
     "signature": (0x000, 4),

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from dbgauto.kdump.constants import Machine
-from dbgauto.kdump.layout import Buffer, Layout
 from dbgauto.util.codec import Hex
+from dbgauto.util.layout import Buffer, Layout
 
 CONTEXT_AMD64: Final = Layout(
     "CONTEXT_AMD64",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from dbgauto.kdump.layout import Layout
+from dbgauto.util.layout import Layout
 
 HEADER64: Final = Layout(
     "DUMP_HEADER64",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from dbgauto.kdump.layout import Buffer, Layout
+from dbgauto.util.layout import Buffer, Layout
 
 # --- UNICODE_STRING ----------------------------------------------------------------------------------------------
 
