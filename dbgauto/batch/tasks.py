@@ -93,21 +93,26 @@ def _inject_faults(source: str) -> None:
             raise RuntimeError(f"injected failure for {name}")
 
 
+def header_record(dump: Any) -> HeaderFacts:
+    """The catalog's per-dump header columns of an open KernelDump."""
+    h = dump.header
+    return HeaderFacts(
+        is_64bit=dump.is_64bit,
+        dump_type=int(dump.dump_type),
+        machine=int(dump.machine) if dump.machine is not None else None,
+        build=h.minor_version,
+        bugcheck_code=h.bugcheck_code,
+        bugcheck_parameters=tuple(h.bugcheck_parameters) if h.bugcheck_parameters else None,
+        system_time=h.system_time.isoformat() if h.system_time else None,
+    )
+
+
 def _header_facts(path: str) -> HeaderFacts:
-    """The catalog's per-dump header columns, from the format layer (raises DumpFormatError subclasses)."""
+    """The header columns read from the file itself (a debugger session holds no KernelDump of ours)."""
     from dbgauto.kdump.reader import KernelDump
 
     with KernelDump.open(path) as dump:
-        h = dump.header
-        return HeaderFacts(
-            is_64bit=dump.is_64bit,
-            dump_type=int(dump.dump_type),
-            machine=int(dump.machine) if dump.machine is not None else None,
-            build=h.minor_version,
-            bugcheck_code=h.bugcheck_code,
-            bugcheck_parameters=tuple(h.bugcheck_parameters) if h.bugcheck_parameters else None,
-            system_time=h.system_time.isoformat() if h.system_time else None,
-        )
+        return header_record(dump)
 
 
 _RENDERER: Any = None
@@ -189,30 +194,14 @@ def run_task(spec: TaskSpec) -> ResultRecord:
     return rec
 
 
-def _header_record(session: Any) -> HeaderFacts | None:
-    """The catalog's header columns from an open native session's dump (None for debugger sessions)."""
-    dump = getattr(session, "_dump", None)
-    if dump is None:
-        return None
-    h = dump.header
-    return HeaderFacts(
-        is_64bit=dump.is_64bit,
-        dump_type=int(dump.dump_type),
-        machine=int(dump.machine) if dump.machine is not None else None,
-        build=h.minor_version,
-        bugcheck_code=h.bugcheck_code,
-        bugcheck_parameters=tuple(h.bugcheck_parameters) if h.bugcheck_parameters else None,
-        system_time=h.system_time.isoformat() if h.system_time else None,
-    )
-
-
 def _process(spec: TaskSpec, rec: ResultRecord, digest: str) -> None:
     from dbgauto.engines.jobs import open_session, session_facts, write_from_session
 
     src = spec.source
     conversion_error: ConversionError | None = None
     with open_session(src, spec.engine, digest=digest) as session:
-        rec.header = _header_record(session) or _header_facts(src)
+        dump = getattr(session, "dump", None)  # a native session's open KernelDump
+        rec.header = header_record(dump) if dump is not None else _header_facts(src)
         if spec.small_path is not None:
             if rec.header.dump_type == TRIAGE_DUMP_TYPE:
                 rec.warnings.append("already a small memory dump: not converted")

@@ -210,6 +210,11 @@ class NativeSession(Session):
 
         t.scan = scan
 
+    @property
+    def dump(self) -> Any:
+        """The open KernelDump (closed with the session)."""
+        return self._dump
+
     # -- the Session interface ---------------------------------------------------------------------------------
 
     @property
