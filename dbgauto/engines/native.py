@@ -110,7 +110,7 @@ class NativeSession(Session):
         except BaseException:
             self.close()
             raise
-        self.banner: Banner = parse_banner(self.banner_text())  # type: ignore[misc]
+        self._banner: Banner | None = None
         self.prompt = f"{self.crash_cpu}: kd> "
 
     # -- facts -----------------------------------------------------------------------------------------------
@@ -209,6 +209,13 @@ class NativeSession(Session):
             return hits
 
         t.scan = scan
+
+    @property  # type: ignore[override]
+    def banner(self) -> Banner:
+        """The banner cdb would print, parsed (on first use: conversion and facts never need it)."""
+        if self._banner is None:
+            self._banner = parse_banner(self.banner_text())
+        return self._banner
 
     @property
     def dump(self) -> Any:
