@@ -160,7 +160,7 @@ def test_encoded_arm64_kdbg_needs_keys(tmp_path: Any) -> None:
     w = made.world
     assert w.keys is not None
     assert w.kdbg_stored[0x10:0x14] != b"KDBG"
-    with pytest.raises(ConversionError, match="ARM64 KDBG .* symbols"):
+    with pytest.raises(ConversionError, match=r"ARM64 KDBG .* symbols"):
         convert_dump(made.path, tmp_path / "no-keys.dmp")
     keys = KdbgKeys(*w.keys)
     res = convert_dump(made.path, tmp_path / "keys.dmp", keys=keys)
