@@ -50,6 +50,11 @@ ARM64 (MachineImageType 0xAA64) is walked by the same rules; what differs, and w
   ULONG64s aligned to 8, ULONG to 4, USHORT to 2), so every field lands at the same offset.
   PE headers (PE32+) are read as on x64.
 * **Unloaded drivers, MM info, data blocks**: the same KDBG pointers and the same 64-bit layouts.
+* **Output**: a Windows-written ARM64 small dump (build 22000; its TRIAGE_DUMP64 as rizin's test suite prints it,
+  ``test/db/formats/dmp/dmp``) has the x64 layout: TRIAGE_DUMP64 at 0x2000, ContextOffset 0x348, MmOffset 0x2080,
+  a 0x380-byte KDBG copy, 0x90-byte driver entries, the same section order; TopOfStack there equals the header
+  CONTEXT's Sp (the stack copy runs to the thread's StackBase), which the rule above gives whenever the saved
+  context is the header's or absent. tests/convert/test_arm64.py checks the written layout against those values.
 """
 
 from __future__ import annotations

@@ -152,6 +152,10 @@ def test_facts_of_the_arm64_small_dump(converted: dict[str, Any]) -> None:
     assert [d.name for d in facts.drivers] == [m.base_name for m in w.modules]
     assert facts.culprit is not None
     assert (facts.culprit.name, facts.culprit.address) == (w.culprit.base_name, w.fault_address)
+    large = facts_from_dump(converted["made"].path)  # the large dump's facts, through the ARM64 kernel walk
+    assert large.culprit is not None
+    assert (large.culprit.name, large.culprit.address) == (w.culprit.base_name, w.fault_address)
+    assert [d.name for d in large.drivers] == [m.base_name for m in w.modules]
 
 
 def test_encoded_arm64_kdbg_needs_keys(tmp_path: Any) -> None:
@@ -172,3 +176,36 @@ def test_encoded_arm64_kdbg_needs_keys(tmp_path: Any) -> None:
         assert parts.kdbg is not None
         assert parts.kdbg.encoded
         assert parts.processor == w.crashing_cpu
+
+
+def test_layout_matches_a_windows_written_arm64_small_dump(converted: dict[str, Any]) -> None:
+    """Field by field against the TRIAGE_DUMP64 of a real Windows ARM64 small dump (build 22000), as rizin's test
+    suite prints it (rizinorg/rizin ``test/db/formats/dmp/dmp``, "Triage Dump Debug arm64", file
+    ``bins/dmp/triage_arm64.dmp``): ContextOffset 0x348, ExceptionOffset 0xF00, MmOffset 0x2080 (TRIAGE_DUMP64 of
+    0x80 bytes at 0x2000), UnloadedDriversOffset 0x20D0 (a 0x50-byte DUMP_MM_STORAGE64), PrcbOffset 0x2340 =
+    0x20D0 + 8 + 11 x 0x38 (a u64 count and 0x38-byte entries), KDBG copy (DebuggerDataSize 0x380) right before
+    the driver list (0xDAB0 + 0x380 = 0xDE30), 0x90-byte driver entries up to the string pool (0xDE30 + 0xF5 x 0x90
+    = 0x16800), ValidOffset = SizeOfDump - 4, TriageOptions 0xFFFFFFFF, TopOfStack where the stack copy begins."""
+    w, res = converted["world"], converted["res"]
+    raw = res.output.read_bytes()
+    names = ("ServicePackBuild", "SizeOfDump", "ValidOffset", "ContextOffset", "ExceptionOffset", "MmOffset")
+    names += ("UnloadedDriversOffset", "PrcbOffset", "ProcessOffset", "ThreadOffset", "CallStackOffset")
+    names += ("SizeOfCallStack", "DriverListOffset", "DriverCount", "StringPoolOffset", "StringPoolSize")
+    names += ("BrokenDriverOffset", "TriageOptions")
+    t = dict(zip(names, struct.unpack_from("<18I", raw, 0x2000), strict=True))
+    kdbg_off, kdbg_size = struct.unpack_from("<II", raw, 0x2070)
+    assert (t["ContextOffset"], t["ExceptionOffset"], t["MmOffset"], t["UnloadedDriversOffset"]) == (
+        0x348,
+        0xF00,
+        0x2080,
+        0x20D0,
+    )
+    assert t["PrcbOffset"] == 0x20D0 + 8 + 0x38 * len(w.unloaded)
+    assert t["TriageOptions"] == 0xFFFFFFFF
+    assert t["ValidOffset"] == t["SizeOfDump"] - 4
+    assert kdbg_size == 0x380
+    assert t["DriverListOffset"] == kdbg_off + kdbg_size
+    assert t["StringPoolOffset"] == t["DriverListOffset"] + 0x90 * t["DriverCount"]
+    order = [t[k] for k in ("PrcbOffset", "ProcessOffset", "ThreadOffset", "CallStackOffset")]
+    assert order == sorted(order)
+    assert order[-1] < kdbg_off
