@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from dbgauto.kdump.constants import PAGE_SIZE
+from dbgauto.kdump.constants import PAGE_SIZE, Machine
 from dbgauto.kdump.structs.context import CpuContext, context_layout
 
 if TYPE_CHECKING:
@@ -228,7 +228,8 @@ class _Selector:
         ctx_lay = context_layout(inp.machine)
         ctx_size = ctx_lay.size
         flags_off = ctx_lay.offset_of("context_flags")
-        sp_off = ctx_lay.offset_of("rsp" if inp.is_64bit else "esp")
+        sp_off = ctx_lay.offset_of(_SP_NAME.get(inp.machine, "rsp" if inp.is_64bit else "esp"))
+        xstate = inp.machine != Machine.ARM64  # CONTEXT_XSTATE (0x40) is an x86/x64 ContextFlags bit
         for cpu, prcb in enumerate(inp.processor_blocks):
             if not prcb:
                 continue
@@ -240,7 +241,7 @@ class _Selector:
                 size = ctx_size
                 if head is not None:
                     flags = struct.unpack_from("<I", head, flags_off)[0]
-                    if flags & CONTEXT_XSTATE_BIT:
+                    if xstate and flags & CONTEXT_XSTATE_BIT:
                         all_off, all_len = struct.unpack_from("<iI", head, ctx_size)
                         if all_off == -ctx_size and ctx_size <= all_len <= MAX_CONTEXT_EX:
                             size = all_len
@@ -347,9 +348,13 @@ class _Selector:
         return self.blocks
 
 
+# The CONTEXT's stack-pointer field by machine (ARM64: Sp at 0x100).
+_SP_NAME: Final = {Machine.AMD64: "rsp", Machine.I386: "esp", Machine.ARM64: "sp"}
+
 # Registers whose values are never followed as pointers (flags, selectors, debug registers, FP state).
 _NOT_POINTERS: Final = frozenset(
-    {"context_flags", "mxcsr", "cs", "ds", "es", "fs", "gs", "ss", "efl", "dr0", "dr1", "dr2", "dr3", "dr6", "dr7"}
+    {"cpsr", "fpcr", "fpsr"}  # ARM64 status / FP control (its V, Bcr/Bvr, Wcr/Wvr arrays are not scalars)
+    | {"context_flags", "mxcsr", "cs", "ds", "es", "fs", "gs", "ss", "efl", "dr0", "dr1", "dr2", "dr3", "dr6", "dr7"}
     | {"p_home", "vector_control", "debug_control", "last_branch_to_rip", "last_branch_from_rip"}
     | {"last_exception_to_rip", "last_exception_from_rip"}
 )

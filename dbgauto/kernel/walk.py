@@ -29,6 +29,32 @@ Rules (each checked against the Windows-written sample ``../shared/dumps/triage_
   MmSizeOfPagedPoolInBytes, MmTotalCommittedPages, MmPeakCommitment, MmTotalCommitLimitMaximum); a null pointer
   or an absent page gives 0. MmVerifyDriverLevel and PagedPoolAllocated have no KDBG pointer: 0. (The 19041
   sample has zeros after Version/Size.)
+
+ARM64 (MachineImageType 0xAA64) is walked by the same rules; what differs, and why:
+
+* **Memory**: the dump's own translation (AArch64 tables under the header's DirectoryTableBase,
+  :mod:`dbgauto.kdump.paging_arm64`); pointers are 8 bytes, kernel VAs canonical like x64's.
+* **CONTEXT**: the 0x390-byte ARM64 CONTEXT (Sp 0x100, Pc 0x108; kd-structures.md §6), both in the header and
+  behind ``KPRCB + OffsetPrcbContext``; the crashing processor is found from its Sp as on x64.
+* **KDBG**: read plain. Whether an ARM64 kernel encodes it is not established by any public source found: the
+  public decompilations of KdEncodeDataBlock / KdCopyDataBlock / KdDecodeDataBlock are of x64 ntoskrnl, and
+  they show KeBugCheck2 calling KdDecodeDataBlock before the dump is written, so a bug-check dump carries the
+  block decoded anyway. An ARM64 block that is not plain is decoded only with keys the caller passes (the x64
+  formula; symbols give KiWaitNever / KiWaitAlways / KdpDataBlockEncoded); the symbol-less key scan looks for
+  x64 instruction encodings (``cmp byte ptr [rip+X], 0``, RIP-relative loads) that A64 code cannot contain, so
+  it is not run on ARM64 nt images and such a block is a ConversionError that says so.
+* **Drivers**: the live ``_KLDR_DATA_TABLE_ENTRY`` of Windows 10+ x64 (DllBase 0x30, SizeOfImage 0x40,
+  FullDllName 0x48, BaseDllName 0x58, CheckSum 0x78, TimeDateStamp 0x9C). Windows on ARM64 exists only from
+  Windows 10, and the structure holds only LIST_ENTRYs, pointers, UNICODE_STRINGs, ULONGs and USHORTs, whose
+  sizes and natural alignment are the same under the ARM64 and x64 LLP64 ABIs (8-byte pointers and
+  ULONG64s aligned to 8, ULONG to 4, USHORT to 2), so every field lands at the same offset.
+  PE headers (PE32+) are read as on x64.
+* **Unloaded drivers, MM info, data blocks**: the same KDBG pointers and the same 64-bit layouts.
+* **Output**: a Windows-written ARM64 small dump (build 22000; its TRIAGE_DUMP64 as rizin's test suite prints it,
+  ``test/db/formats/dmp/dmp``) has the x64 layout: TRIAGE_DUMP64 at 0x2000, ContextOffset 0x348, MmOffset 0x2080,
+  a 0x380-byte KDBG copy, 0x90-byte driver entries, the same section order; TopOfStack there equals the header
+  CONTEXT's Sp (the stack copy runs to the thread's StackBase), which the rule above gives whenever the saved
+  context is the header's or absent. tests/convert/test_arm64.py checks the written layout against those values.
 """
 
 from __future__ import annotations
@@ -68,6 +94,7 @@ MAX_DRIVERS: Final = 4096
 MAX_PROCESSORS: Final = 2048
 MAX_NAME_BYTES: Final = 0x1000
 WIN10_FIRST_BUILD: Final = 10240
+WALKABLE: Final = frozenset({Machine.AMD64, Machine.I386, Machine.ARM64})
 UNLOADED_NAME_BYTES: Final = 0x200
 
 
@@ -100,14 +127,25 @@ class _Collector:
         if h.context is None:
             raise ConversionError(f"{self.src}: the header holds no CONTEXT of the crashing processor")
         nt_base, nt_size = self._nt_from_module_list(h)
-        kdbg = read_kdbg(
-            mem.read,
-            None if h.kd_debugger_data_block is None else mem.canon(h.kd_debugger_data_block),
-            keys=self.keys,
-            nt_base=nt_base,
-            nt_size=nt_size,
-            source=self.src,
-        )
+        if dump.machine == Machine.ARM64:
+            nt_base = nt_size = None  # the key scan reads x64 instructions: meaningless in A64 code (module doc)
+        try:
+            kdbg = read_kdbg(
+                mem.read,
+                None if h.kd_debugger_data_block is None else mem.canon(h.kd_debugger_data_block),
+                keys=self.keys,
+                nt_base=nt_base,
+                nt_size=nt_size,
+                source=self.src,
+            )
+        except ConversionError as e:
+            if dump.machine != Machine.ARM64 or self.keys is not None or "OwnerTag" not in str(e):
+                raise
+            raise ConversionError(
+                f"{self.src}: ARM64 KDBG at {h.kd_debugger_data_block:#x} has no 'KDBG' OwnerTag; an encoded ARM64 "
+                "block is decoded only with KiWaitNever/KiWaitAlways/KdpDataBlockEncoded from symbols (no "
+                "symbol-less key scan exists for A64 code)"
+            ) from None
         f = kdbg.fields
         _need(f, ("KiProcessorBlock", "SizePrcb", "SizeEThread", "SizeEProcess", "OffsetKThreadApcProcess"), self.src)
         prcbs = self._processor_blocks(h, f)
@@ -265,7 +303,7 @@ class _Collector:
     def _kldr_layout(self, h: DumpHeader) -> Layout:
         if not self.dump.is_64bit:
             return KLDR_DATA_TABLE_ENTRY32
-        if (h.minor_version or 0) >= WIN10_FIRST_BUILD:
+        if self.dump.machine == Machine.ARM64 or (h.minor_version or 0) >= WIN10_FIRST_BUILD:
             return KLDR_DATA_TABLE_ENTRY_LIVE_WIN10_X64
         return KLDR_DATA_TABLE_ENTRY64
 
@@ -379,6 +417,6 @@ def walk_kernel(dump: KernelDump, *, memory: DumpMemory | None = None, keys: Kdb
     ``memory``: the dump's page-cached virtual memory (made here when not given; conversion passes its own so that
     the data-block policy reuses the cache). ``keys`` decode an encoded KDBG when they are known.
     """
-    if dump.machine not in (Machine.AMD64, Machine.I386):
-        raise ConversionError(f"{dump.path}: machine {dump.machine:#x} cannot be walked (x64 and x86 only)")
+    if dump.machine not in WALKABLE:
+        raise ConversionError(f"{dump.path}: machine {dump.machine:#x} cannot be walked (x64, x86 and ARM64 only)")
     return _Collector(dump, memory if memory is not None else DumpMemory(dump), keys).run()

@@ -19,10 +19,11 @@ the values for decoders that take them explicitly). ``present_fraction`` marks e
 bitmap dump (sparse holes), so a padded machine (16/64/256 GiB ``ram_bytes``) looks like a real kernel dump.
 
 Without the real small dump, :mod:`.kworld` builds plausible kernel worlds from scratch (x64 19041, x86 PAE,
-x86 non-PAE; deterministic from a seed)::
+x86 non-PAE, ARM64 22621-shaped on AArch64 tables; deterministic from a seed)::
 
-    build_kworld(arch="x64" | "x86pae" | "x86", *, seed=0, bugcheck=0xD1, culprit=None, build=None, processors=2,
-                 encoded=False, modules=None, system_time=None, uptime_seconds=None, ram_bytes=32 MiB) -> KWorld
+    build_kworld(arch="x64" | "x86pae" | "x86" | "arm64", *, seed=0, bugcheck=0xD1, culprit=None, build=None,
+                 processors=2, encoded=False, modules=None, system_time=None, uptime_seconds=None,
+                 ram_bytes=32 MiB) -> KWorld
     write_kworld(path, arch="x64", dump_type=1 | 5 | 6, *, overwrite=False, world=None, **build_options)
         -> KWorldDump(path, dump_type, world, info)
 """

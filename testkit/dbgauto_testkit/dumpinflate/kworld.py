@@ -1,4 +1,5 @@
-"""Plausible synthetic kernel worlds from scratch (no shared material): x64 (build 19041), x86 PAE, x86 non-PAE.
+"""Plausible synthetic kernel worlds from scratch (no shared material): x64 (build 19041), x86 PAE, x86 non-PAE,
+ARM64 (build 22621 shaped, AArch64 tables: :class:`dbgauto_testkit.dumpsynth.paging_arm64.Arm64AddressSpace`).
 
 A world is what a converter needs from a Complete / Kernel / Active dump, laid out as the kernel keeps it and
 deterministic from a seed: KDDEBUGGER_DATA64 (optionally encoded on x64, with the KdCopyDataBlock-like pattern
@@ -13,11 +14,12 @@ style.md §E).
 
 API::
 
-    build_kworld(arch="x64" | "x86pae" | "x86", *, seed=0, bugcheck=0xD1 (BUGCHECKS menu), culprit=None,
+    build_kworld(arch="x64" | "x86pae" | "x86" | "arm64", *, seed=0, bugcheck=0xD1 (BUGCHECKS menu), culprit=None,
                  build=None, processors=2, encoded=False, modules=None (count, 4..32; default 12..24),
                  system_time=None, uptime_seconds=None, ram_bytes=32 MiB, placement="scattered", stack_values=(),
                  header_registers=None) -> KWorld
     write_kworld(path, arch="x64", dump_type=1 | 5 | 6, *, overwrite=False, **build_options) -> KWorldDump
+    (ARM64: ``encoded=True`` stores the KDBG with the x64 formula and no code pattern; ``world.keys`` decode it.)
     KWorld: .arch .space .fields .kdbg (plain bytes) .kdbg_va .keys .modules .unloaded .cpus .process .stack ...
 """
 
@@ -41,16 +43,16 @@ from dbgauto_testkit.dumpsynth import (
     write_dump,
     x86_context,
 )
+from dbgauto_testkit.dumpsynth.paging_arm64 import ARM64_MACHINE, Arm64AddressSpace, arm64_context
 
 from .kworld_layout import (
     BUGCHECKS,
     INBOX_DRIVERS,
     KDBG_POINTERS,
+    LAYOUTS,
     MI_UNLOADED_DRIVERS,
     PROCESS_NAMES,
     THIRD_PARTY,
-    X64,
-    X86,
     KernelLayout,
     kldr_entry,
     pe_header,
@@ -133,11 +135,11 @@ class KWorld:
 
     @property
     def is_64bit(self) -> bool:
-        return self.arch == "x64"
+        return self.arch in ("x64", "arm64")
 
     @property
     def layout(self) -> KernelLayout:
-        return X64 if self.is_64bit else X86
+        return LAYOUTS[self.arch]
 
 
 @dataclass
@@ -150,12 +152,16 @@ class KWorldDump:
 
 class _Builder:
     def __init__(self, arch: str, seed: int, placement: str, ram_bytes: int) -> None:
-        if arch not in ("x64", "x86pae", "x86"):
-            raise ValueError(f"kworld builds x64, x86pae and x86 worlds, not {arch!r}")
+        if arch not in LAYOUTS:
+            raise ValueError(f"kworld builds x64, x86pae, x86 and arm64 worlds, not {arch!r}")
         self.arch = arch
-        self.lay = X64 if arch == "x64" else X86
+        self.lay = LAYOUTS[arch]
         self.rng = random.Random(f"kworld-{arch}-{seed}")
-        self.space = AddressSpace(arch, ram_bytes=ram_bytes, placement=placement, seed=seed)
+        self.space: AddressSpace
+        if arch == "arm64":
+            self.space = Arm64AddressSpace(ram_bytes=ram_bytes, placement=placement, seed=seed)
+        else:
+            self.space = AddressSpace(arch, ram_bytes=ram_bytes, placement=placement, seed=seed)
         self.placements: list[tuple[int, bytes, str]] = []
         self.pool = self.lay.pool + self.rng.randrange(0x100) * 0x10000
 
@@ -276,6 +282,9 @@ def _kdbg(b: _Builder, values: dict[str, int]) -> bytes:
 
 
 def _context(arch: str, pc: int, sp: int, fp: int, extra: int, more: dict[str, int] | None = None) -> bytes:
+    if arch == "arm64":
+        regs = {"pc": pc, "sp": sp, "fp": fp, "x0": extra, "x1": 0xD1, "lr": pc + 0x40}
+        return arm64_context({**regs, **(more or {})})
     if arch == "x64":
         return amd64_context({"rip": pc, "rsp": sp, "rbp": fp, "rax": extra, "rcx": 0xD1, **(more or {})})
     return x86_context({"eip": pc, "esp": sp, "ebp": fp, "eax": extra, "cs": 8, "ss": 0x10, **(more or {})})
@@ -304,8 +313,8 @@ def build_kworld(
     header CONTEXT (dumpsynth register names): pointers whose data-block windows a test wants to check."""
     if bugcheck not in BUGCHECKS:
         raise ValueError(f"bugcheck {bugcheck:#x} is not in the menu {sorted(hex(c) for c in BUGCHECKS)}")
-    if encoded and arch != "x64":
-        raise ValueError("only x64 kernels keep the KDBG encoded")
+    if encoded and arch not in ("x64", "arm64"):
+        raise ValueError("only 64-bit kernels keep the KDBG encoded")
     if not 1 <= processors <= 64:
         raise ValueError("processors: 1..64")
     b = _Builder(arch, seed, placement, ram_bytes)
@@ -355,7 +364,7 @@ def build_kworld(
     for cpu in range(processors):
         prcb_va = prcb_area if cpu == 0 else b.alloc(lay.size_prcb + 0x180, PAGE_SIZE) + 0x180
         thread_va = b.alloc(lay.size_ethread + 0x80, 0x40) + 0x80
-        ctx_va = b.alloc(0x4D0 if lay.ptr == 8 else 0x2CC, 0x10)
+        ctx_va = b.alloc({"x64": 0x4D0, "arm64": 0x390}.get(arch, 0x2CC), 0x10)
         stack_base = stack_area + (cpu + 1) * 0x10000
         stack_limit = stack_base - lay.stack_size
         saved_sp = stack_base - (0x1800 if lay.ptr == 8 else 0xC00) - 8 * rng.randrange(16)
@@ -403,7 +412,12 @@ def build_kworld(
     # KDBG (encoded on request) and the code page a symbol-less decoder reads the keys from
     kdbg = _kdbg(b, va)
     stored, keys = kdbg, None
-    if encoded:
+    if encoded and arch == "arm64":  # no x64 code pattern in an A64 image: decoders need the keys
+        enc_va = nt.base + lay.rva["KdpDataBlockEncoded"]
+        b.place(enc_va, b"\1", "KdpDataBlockEncoded")
+        keys = (*DEFAULT_KEYS, enc_va)
+        stored = encode_kdbg(kdbg, DEFAULT_KEYS[0], DEFAULT_KEYS[1], enc_va)
+    elif encoded:
         code_va = nt.base + lay.rva["KdCopyDataBlock"]
         for p in kdcopy_pattern(code_va, va["KDBG"], DEFAULT_KEYS):
             b.place(*p)
@@ -427,6 +441,7 @@ def build_kworld(
         context=_context(arch, header_pc, header_sp, header_sp + 0x80, data_va, header_registers),
         system_time=when,
         system_uptime=uptime * 10_000_000,
+        machine_image_type=ARM64_MACHINE if arch == "arm64" else None,
     )
     _map(b)
     cpu = cpus[crashing]

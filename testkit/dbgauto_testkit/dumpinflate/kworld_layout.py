@@ -17,6 +17,13 @@ Windows-written sample carries, never imported from dbgauto (style.md §E):
 * x86 (Windows 7 SP1 build 7601 shaped): SizePrcb 0x3628, SizeEThread 0x2B8, SizeEProcess 0x2C0, CurrentThread
   0x4, ApcProcess 0x50, Context 0x3300, Number 0x3CC, StackLimit 0x2C, StackBase 0x190, InitialStack 0x28,
   KernelStack 0x30; EPROCESS UniqueProcessId 0xB4, ImageFileName 0x16C, ETHREAD Cid 0x22C (public layouts).
+* ARM64 (Windows 11 22621 shaped; MachineImageType 0xAA64, PE machine 0xAA64): no real ARM64 kernel is at hand,
+  so its structure sizes and KPRCB/KTHREAD offsets are plausible values of our own (SizePrcb 0x6C80,
+  SizeEThread 0x8F0, SizeEProcess 0xB40, CurrentThread 0x8, Number 0x0, Context 0x6B00, ApcProcess 0xB8,
+  StackLimit 0x30, StackBase 0x38, InitialStack 0x28, KernelStack 0x58); a converter reads every one of them
+  from the KDBG, so they need only be consistent. The _KLDR_DATA_TABLE_ENTRY is x64's live layout: it holds only
+  LIST_ENTRYs, pointers, UNICODE_STRINGs, ULONGs and USHORTs, aligned alike under the ARM64 and x64 LLP64 ABIs.
+  Addresses are kernel-half AArch64 VAs (bit 47 set, canonical like x64's).
 * Loaded modules: the live Windows 10 x64 ``_KLDR_DATA_TABLE_ENTRY`` (DllBase 0x30, SizeOfImage 0x40, FullDllName
   0x48, BaseDllName 0x58, CheckSum 0x78, TimeDateStamp 0x9C) and the 32-bit one (DllBase 0x18, SizeOfImage 0x20,
   FullDllName 0x24, BaseDllName 0x2C, CheckSum 0x40, TimeDateStamp 0x44). UNLOADED_DRIVERS: 0x28 (x64) / 0x18.
@@ -175,6 +182,52 @@ X86 = KernelLayout(
         "KdCopyDataBlock": 0x0C3000,
     },
 )
+ARM64 = KernelLayout(
+    ptr=8,
+    build=22621,
+    kdbg_size=0x380,
+    size_prcb=0x6C80,
+    size_ethread=0x8F0,
+    size_eprocess=0xB40,
+    prcb_current_thread=0x8,
+    prcb_number=0x0,
+    prcb_context=0x6B00,
+    thread_apc_process=0xB8,
+    thread_stack_limit=0x30,
+    thread_stack_base=0x38,
+    thread_initial_stack=0x28,
+    thread_kernel_stack=0x58,
+    thread_cid=0x4C8,
+    process_dtb=0x28,
+    process_pid=0x440,
+    process_name=0x5A8,
+    kldr_size=0xA0,
+    kldr={"base": 0x30, "size": 0x40, "full": 0x48, "name": 0x58, "checksum": 0x78, "timestamp": 0x9C},
+    unloaded_size=0x28,
+    stack_size=0x6000,
+    nt_base=0xFFFFF800_5C800000,
+    nt_size=0xD46000,
+    driver_area=0xFFFFF800_64000000,
+    pool=0xFFFFB50A_40000000,
+    pe_machine=0xAA64,
+    pe_magic=0x20B,
+    rva={
+        "KDBG": 0xA06B30,
+        "PsLoadedModuleList": 0xCDB1C0,
+        "KiProcessorBlock": 0xC2FD00,
+        "MmUnloadedDrivers": 0xCDB308,
+        "MmLastUnloadedDriver": 0xCDB310,
+        "PsActiveProcessHead": 0xC1E0C0,
+        "MmSpecialPoolTag": 0xCDB320,
+        "MmMaximumNonPagedPoolInBytes": 0xCDB328,
+        "Prcb0": 0xC40000,
+        "KeBugCheckEx": 0x4B2A50,
+        "KiIdleLoop": 0x1A3C10,
+        "KdCopyDataBlock": 0x20F000,
+        "KdpDataBlockEncoded": 0xC2F100,  # where an encoded ARM64 world's flag byte lives (keys only, no scan)
+    },
+)
+LAYOUTS = {"x64": X64, "x86pae": X86, "x86": X86, "arm64": ARM64}
 MI_UNLOADED_DRIVERS = 50
 KDBG_POINTERS = {
     "KernBase": 0x18,

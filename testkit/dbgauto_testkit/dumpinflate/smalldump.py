@@ -78,7 +78,7 @@ class SmallDump:
     path: Path
     header: bytes  # the 0x2000-byte DUMP_HEADER64
     triage: dict[str, int]
-    context: bytes  # 0x4D0
+    context: bytes  # 0x4D0 (AMD64) or 0x390 (ARM64)
     exception: bytes  # 0x98
     prcb: bytes
     process: bytes
@@ -99,6 +99,10 @@ class SmallDump:
     @property
     def kdbg_va(self) -> int:
         return self.h64(0x80)
+
+    @property
+    def machine(self) -> int:
+        return self.h32(0x30)
 
     @property
     def dtb(self) -> int:
@@ -135,6 +139,8 @@ def parse(path: str | Path) -> SmallDump:
     t["TopOfStack"] = struct.unpack_from("<Q", buf, 0x2048)[0]
     names = ("DebuggerDataOffset", "DebuggerDataSize", "DataBlocksOffset", "DataBlocksCount")
     t.update(zip(names, struct.unpack_from("<4I", buf, 0x2070), strict=True))
+    # MachineImageType (0x30): 0xAA64 carries the 0x390-byte ARM64 CONTEXT (kd-structures.md §6), else AMD64's
+    context_size = 0x390 if struct.unpack_from("<I", buf, 0x30)[0] == 0xAA64 else 0x4D0
     kdbg_size = struct.unpack_from("<I", buf, t["DebuggerDataOffset"] + 0x14)[0]
     kdbg = buf[t["DebuggerDataOffset"] : t["DebuggerDataOffset"] + kdbg_size]
 
@@ -145,7 +151,7 @@ def parse(path: str | Path) -> SmallDump:
         path=p,
         header=buf[:0x2000],
         triage=t,
-        context=buf[t["ContextOffset"] : t["ContextOffset"] + 0x4D0],
+        context=buf[t["ContextOffset"] : t["ContextOffset"] + context_size],
         exception=buf[t["ExceptionOffset"] : t["ExceptionOffset"] + 0x98],
         prcb=buf[t["PrcbOffset"] : t["PrcbOffset"] + k16(0x2B0)],
         process=buf[t["ProcessOffset"] : t["ProcessOffset"] + k16(0x2A8)],
