@@ -114,19 +114,22 @@ class ScheduleLoop:
                 self._sleep_until(due)
                 if self.stopping:
                     break
+                started = max(due, self.clock())  # a late start (the machine slept) covers the slots it missed
                 self.last_code = self.job()
                 self.runs += 1
                 log.info("run %d finished with exit code %d", self.runs, self.last_code)
                 if self.max_runs is not None and self.runs >= self.max_runs:
                     break
-                due = self._next_due(due)
+                due = self._next_due(started)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self.last_code
 
-    def _next_due(self, scheduled: datetime) -> datetime:
-        nxt = self.schedule.next_after(scheduled)
+    def _next_due(self, started: datetime) -> datetime:
+        """The next fire time after the run that started at ``started``; slots missed while it ran follow the
+        missed-run policy (run once now, or skip)."""
+        nxt = self.schedule.next_after(started)
         now = self.clock()
         if nxt > now:
             log.info("next run at %s", nxt.isoformat())

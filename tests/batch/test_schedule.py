@@ -109,11 +109,6 @@ def test_nightly_schedule_sleeps_in_bounded_steps_until_the_fire_time() -> None:
     assert len(fake.sleeps) == 3  # 30 + 30 + 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ScheduleLoop._next_due counts the slots missed during the late start again: after waking it runs the "
-    "overdue job, then a second catch-up run at once (the module docstring promises one run at once)",
-)
 def test_a_clock_jump_past_fire_times_runs_once() -> None:
     """The machine slept through fire times (the clock jumps while the loop sleeps): one run, not one per slot."""
     fake = FakeTime(T0)
