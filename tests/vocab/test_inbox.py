@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dbgauto.vocab.inbox import inbox_names, is_inbox, module_file_name
+from dbgauto.vocab.inbox import is_inbox, module_file_name
 
 # Modules the transcripts show are not Microsoft's (evidence in the transcript named)
 NOT_MICROSOFT = {
