@@ -71,7 +71,15 @@ def search_identity(process: bytes | None, thread: bytes | None, pointer_size: i
     pid, tid = next(iter(found))
     first = min(pid_offsets[pid])
     start = (first + 3 * ps + 3) & ~3
-    names = {n for off in range(start, len(process) - IMAGE_FILE_NAME_LENGTH + 1, 4) if (n := _name_at(process, off))}
+    names: set[str] = set()
+    last = -IMAGE_FILE_NAME_LENGTH
+    for off in range(start, len(process) - IMAGE_FILE_NAME_LENGTH + 1, 4):
+        if off < last + IMAGE_FILE_NAME_LENGTH:
+            continue  # a tail of the name just found, not another field
+        n = _name_at(process, off)
+        if n is not None:
+            names.add(n)
+            last = off
     name = next(iter(names)) if len(names) == 1 else None
     return Identity(name, pid, tid, "search")
 
