@@ -52,7 +52,8 @@ def main() -> None:
     show("  unwound stack", rounds(lambda: unwound_stack(parts, bugcheck_code=code, parameters=params), number=200))
     show("  identity (search + table)", rounds(lambda: identity_of(parts), number=200))
     f = facts_from_parts(dump, parts, source=None)
-    print(f"culprit {f.culprit.name if f.culprit else None} ({f.culprit.rule if f.culprit else ''}); bucket {f.bucket_id}")
+    c = f.culprit
+    print(f"culprit {c.name if c else None} ({c.rule if c else ''}); bucket {f.bucket_id}")
 
 
 if __name__ == "__main__":
