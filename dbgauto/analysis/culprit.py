@@ -1,118 +1,179 @@
-"""Which module probably caused the crash, by a rule written down here, and which drivers look third-party.
+"""The probable culprit, reasoned as ``!analyze`` reasons: one attribution table, then a fallback chain.
 
-The rule (first match wins; the chosen rule's name is stored in ``CulpritFact.rule``):
+The table (:data:`ATTRIBUTION`) is the one place that says, per bug check, what points at the culprit and why
+(the evidence column restates Microsoft's bug check code reference, CC BY 4.0):
 
-1. ``bugcheck-parameter-N`` — a bug check parameter that the reference documents as a *code address*
-   (P2 of 0x1E/0x3B/0x7E/0x8E and their ``_M`` variants, P4 of 0x0A/0xC5/0xD0/0xD1, P3 of 0x50/0xCE/0xD5/0xD6,
-   P1 of 0xFC, P2 of 0x116) lies inside a loaded module that is not a Microsoft core module.
-2. ``pc`` — the saved program counter lies inside such a module.
-3. ``stack-scan`` — the first code address on the stack (innermost first) inside such a module.
-4. ``pc-core`` / ``bugcheck-parameter-N-core`` — the module holding the PC (else the parameter), even if it is
-   a core module; ``is_core`` is set so readers know it is weak evidence.
+============================  ============================================  ==========================================
+rule                          bug checks (base codes)                       evidence
+============================  ============================================  ==========================================
+``faulting-instruction``      0x0A, 0xD1, 0xC5, 0xD0, 0xD3 (P4);            the parameter is the address of the
+                              0x50, 0xCE, 0xD5, 0xD6 (P3)                   instruction that referenced the memory
+``exception-address``         0x1E, 0x7E, 0x8E, 0x3B (P2)                   the parameter is the exception address
+``execute-target``            0xFC (P1)                                     the address execution was attempted at
+``responsible-driver``        0x116 (P2)                                    the display driver's code the TDR names
+``system-service-process``    0x4A, 0x01                                    a system service returned to user mode
+                                                                            in a bad state: the calling process
+``dpc-routine``               0x133                                         the DPC/ISR running too long is the first
+                                                                            non-plumbing frame of the crashing stack
+``irp-owner``                 0x9F with P1 = 3                              the blocked IRP (P4): the driver owning
+                                                                            its current stack location's device
+``hardware``                  0x124, 0x101, 0x9C, 0x80, 0x12B               a machine check / watchdog reported by
+                                                                            the processor or platform
+``memory-corruption``         0x1A, 0x4E, 0x19, 0xC1, 0x13A, 0x109          corrupted kernel structures: the stack
+                                                                            first, else ``memory_corruption``
+============================  ============================================  ==========================================
 
-Core modules are the kernel, the HAL and the kernel-debugger transports (``_CORE_NAMES``: ntoskrnl.exe,
-ntkrnlmp.exe, ..., hal*.dll, kdcom.dll, kdnet.dll, kd_XX_XXXX.dll; debugger names nt, hal, kdcom), which
-appear on every stack and in every crash. Nothing is chosen "blindly": with no address inside any module the
-answer is ``None``.
+The fallback chain, for everything else and when a row's evidence is missing: ``faulting-pc`` (the crash
+context's pc in a non-core module) → ``stack-frame`` (the first non-plumbing frame, innermost first, in a
+third-party module; ``stack-scan`` when that frame was only found by scanning) → the same for any non-core
+module → ``pc-core`` / ``stack-core`` (a kernel or HAL frame; ``is_core`` marks the weak evidence). With no
+address inside any module there is no culprit: ntoskrnl.exe is never named by default.
 
-Third-party heuristic (``DriverFact.third_party``): a driver is *not* third-party when its file name is on the
-list below of drivers that ship with Windows 10/11 (``dump_`` prefixes of crash-dump filter copies removed)
-and it was loaded from the Windows folder (``\\SystemRoot\\`` or ``\\??\\C:\\Windows\\``). Everything else is
-reported as third-party. Without the PE version resource (not in a small dump) the vendor cannot be known:
-a vendor driver that reuses an inbox file name is misclassified, and inbox drivers missing from the list are
-reported as third-party. The flag is a hint for readers, never used by the rule above.
+Bug check plumbing frames (``KeBugCheckEx``, ``KiBugCheckDispatch``, ``KiPageFault``, ``KiExceptionDispatch``,
+``RtlDispatchException``, ...; :data:`PLUMBING`) are skipped by symbol when a symbolizer named them; without
+symbols, by position: when the stack starts at the bug check's own context (not an exception context), its
+first frames in the kernel (``KeBugCheckEx`` and its dispatcher, :data:`PLUMBING_FRAMES_BY_POSITION`) are.
+
+Core modules are the kernel, the HAL and the kernel-debugger transports; third-party means not an inbox
+Windows module (:func:`dbgauto.vocab.inbox.is_inbox`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
-from dbgauto.analysis.facts import CulpritFact, DriverFact
+from dbgauto.analysis.facts import CulpritFact, DriverFact, FrameFact
+from dbgauto.analysis.naming import Symbolizer, module_short_name
 from dbgauto.vocab.bugchecks import base_code
+from dbgauto.vocab.inbox import is_inbox
 
 __all__ = [
+    "ATTRIBUTION",
     "CODE_ADDRESS_PARAMETER",
-    "MICROSOFT_DRIVER_NAMES",
-    "MICROSOFT_DRIVER_STEMS",
+    "PLUMBING",
+    "PLUMBING_FRAMES_BY_POSITION",
+    "Attribution",
     "find_culprit",
     "is_core_module",
-    "looks_third_party",
     "module_basename",
+    "rule_for",
 ]
-
-# bug check base code → 1-based index of the parameter the reference documents as a code address
-CODE_ADDRESS_PARAMETER: Final[dict[int, int]] = {
-    0x0A: 4,
-    0x1E: 2,
-    0x3B: 2,
-    0x50: 3,
-    0x7E: 2,
-    0x8E: 2,
-    0xC5: 4,
-    0xCE: 3,
-    0xD0: 4,
-    0xD1: 4,
-    0xD5: 3,
-    0xD6: 3,
-    0xFC: 1,
-    0x116: 2,
-}
-
-_KD_EXTENSIBILITY: Final = re.compile(r"^kd_[0-9a-f]{2}_[0-9a-f]{4}\.dll$", re.I)  # kdnet NIC modules
-
-# Drivers that ship with Windows 10/11 (lower-case file names). Not exhaustive; see the module docstring.
 
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# the kernel, the HAL and the kernel-debugger transports, by file name and by the debugger's module name
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """One row of the attribution table: which bug checks, which parameter, what kind of evidence."""
+
+    rule: str
+    codes: frozenset[int]
+    parameter: int | None
+    kind: str  # code-address, process, stack, irp, hardware, memory-corruption
+    evidence: str  # format with {module}, {process}, {p}
+
+
+def _row(rule: str, codes: Sequence[int], parameter: int | None, kind: str, evidence: str) -> Attribution:
+    return Attribution(rule, frozenset(codes), parameter, kind, evidence)
+
+
+ATTRIBUTION: Final[tuple[Attribution, ...]] = (
+    _row(
+        "faulting-instruction",
+        (0x0A, 0xD1, 0xC5, 0xD0, 0xD3),
+        4,
+        "code-address",
+        "the instruction that referenced memory (parameter {p}) lies in {module}",
+    ),
+    _row(
+        "faulting-instruction",
+        (0x50, 0xCE, 0xD5, 0xD6),
+        3,
+        "code-address",
+        "the instruction that referenced memory (parameter {p}) lies in {module}",
+    ),
+    _row(
+        "exception-address",
+        (0x1E, 0x7E, 0x8E, 0x3B),
+        2,
+        "code-address",
+        "the exception address (parameter {p}) lies in {module}",
+    ),
+    _row(
+        "execute-target",
+        (0xFC,),
+        1,
+        "code-address",
+        "execution was attempted at an address (parameter {p}) in {module}",
+    ),
+    _row(
+        "responsible-driver",
+        (0x116,),
+        2,
+        "code-address",
+        "the timeout detection names code (parameter {p}) in {module}",
+    ),
+    _row(
+        "system-service-process",
+        (0x4A, 0x01),
+        None,
+        "process",
+        "a system service returned to user mode in a bad state on behalf of {process}",
+    ),
+    _row("dpc-routine", (0x133,), None, "stack", "the DPC or interrupt routine running too long is in {module}"),
+    _row("irp-owner", (0x9F,), 4, "irp", "the blocked power IRP (parameter {p}) is held by a device of {module}"),
+    _row(
+        "hardware",
+        (0x124, 0x101, 0x9C, 0x80, 0x12B),
+        None,
+        "hardware",
+        "the processor or platform reported a hardware error (machine check, watchdog or NMI)",
+    ),
+    _row(
+        "memory-corruption",
+        (0x1A, 0x4E, 0x19, 0xC1, 0x13A, 0x109),
+        None,
+        "memory-corruption",
+        "kernel memory structures were found corrupted; no driver is named by the evidence",
+    ),
+)
+_BY_CODE: Final = {c: row for row in ATTRIBUTION for c in row.codes}
+
+# bug check base code → 1-based parameter that holds a code address (the code-address rows above)
+CODE_ADDRESS_PARAMETER: Final[dict[int, int]] = {
+    c: row.parameter for row in ATTRIBUTION if row.kind == "code-address" and row.parameter for c in row.codes
+}
+
+PLUMBING: Final = _words(
+    """
+    KeBugCheckEx KeBugCheck2 KeBugCheck KiBugCheckDispatch KiPageFault KiExceptionDispatch KiDispatchException
+    RtlDispatchException RtlpExecuteHandlerForException _C_specific_handler __C_specific_handler
+    KiGeneralProtectionFault KiInvalidOpcodeFault KiDivideErrorFault KiDebugTrapOrFault KiBreakpointTrap
+    KiDoubleFaultAbort KiSystemServiceHandler KiSystemServiceExit KiTrap0E KiTrap0D KiTrap08 KiTrap06
+    KiSystemFatalException KiFatalExceptionHandler KiFatalFilter KeAccumulateTicks KeClockInterruptNotify
+    HalpTimerClockInterrupt HalpTimerClockIpiRoutine KiCallInterruptServiceRoutine
+    KiInterruptSubDispatchNoLockNoEtw KiInterruptDispatchNoLockNoEtw KiUpdateRunTime KiUpdateTime
+    KeBugCheckWithTf KiTrap0EHandler PspSystemThreadStartup KiStartSystemThread
+    """
+)
+PLUMBING_FRAMES_BY_POSITION: Final = 2  # KeBugCheckEx + the dispatcher that called it, without symbols
+
+_KD_EXTENSIBILITY: Final = re.compile(r"^kd_[0-9a-f]{2}_[0-9a-f]{4}\.dll$", re.I)
 _CORE_NAMES: Final = _words(
     """
-    ntoskrnl.exe ntkrnlmp.exe ntkrnlpa.exe ntkrpamp.exe ntkrla57.exe hal.dll halacpi.dll halaacpi.dll halmacpi.dll
-    halapic.dll halmps.dll halsp.dll kd.dll kdcom.dll kdnet.dll kdstub.dll kd1394.dll kdusb.dll
-    nt hal kd kdcom kdnet kdstub
+    ntoskrnl.exe ntkrnlmp.exe ntkrnlpa.exe ntkrpamp.exe ntkrla57.exe hal.dll halacpi.dll halaacpi.dll
+    halmacpi.dll halapic.dll halmps.dll halsp.dll kd.dll kdcom.dll kdnet.dll kdstub.dll kd1394.dll kdusb.dll nt
+    hal kd kdcom kdnet kdstub
     """
 )
 
-
-MICROSOFT_DRIVER_NAMES: Final = _words(
-    """
-    ntoskrnl.exe ntkrnlmp.exe ntkrnlpa.exe ntkrpamp.exe hal.dll kd.dll kdcom.dll kdnet.dll kdstub.dll pshed.dll
-    bootvid.dll ci.dll clfs.sys tm.sys fltmgr.sys msrpc.sys ksecdd.sys clipsp.sys cmimcext.sys werkernel.sys
-    ntosext.sys cng.sys wdf01000.sys wdfldr.sys wpprecorder.sys sleepstudyhelper.sys acpiex.sys mssecflt.sys
-    sgrmagent.sys lxss.sys lxcore.sys acpi.sys wmilib.sys intelpep.sys windowstrustedrt.sys
-    windowstrustedrtproxy.sys pcw.sys msisadrv.sys pci.sys vdrvroot.sys pdc.sys cea.sys partmgr.sys
-    spaceport.sys volmgr.sys volmgrx.sys mountmgr.sys storahci.sys storport.sys stornvme.sys ehstorclass.sys
-    fileinfo.sys wof.sys wdfilter.sys ntfs.sys fs_rec.sys ndis.sys netio.sys ksecpkg.sys tcpip.sys fwpkclnt.sys
-    wfplwfs.sys vmsproxy.sys vmbkmclr.sys vmsproxyhnic.sys fvevol.sys volume.sys volsnap.sys rdyboost.sys mup.sys
-    iorate.sys disk.sys classpnp.sys crashdmp.sys dumpstorport.sys dumpfve.sys cdrom.sys filecrypt.sys tbs.sys
-    null.sys beep.sys dxgkrnl.sys dxgmms1.sys dxgmms2.sys watchdog.sys basicdisplay.sys basicrender.sys npfs.sys
-    msfs.sys cimfs.sys tdx.sys tdi.sys ws2ifsl.sys netbt.sys afunix.sys afd.sys vwififlt.sys vfpext.sys pacer.sys
-    ndiscap.sys netbios.sys vid.sys winhvr.sys winhv.sys rdbss.sys csc.sys nsiproxy.sys npsvctrig.sys
-    mssmbios.sys gpuenergydrv.sys dfsc.sys fastfat.sys bam.sys ahcache.sys vmbusr.sys vmbus.sys hvsocket.sys
-    compositebus.sys kdnic.sys umbus.sys usbxhci.sys ucx01000.sys hdaudbus.sys portcls.sys drmk.sys ks.sys
-    ucmcx.sys serial.sys serenum.sys msgpioclx.sys wmiacpi.sys amdppm.sys intelppm.sys processr.sys uefi.sys
-    vpcivsp.sys storvsp.sys ndisvirtualbus.sys swenum.sys rdpbus.sys mouclass.sys kbdclass.sys i8042prt.sys
-    kbdhid.sys mouhid.sys hidclass.sys hidparse.sys hidusb.sys usbhub3.sys usbccgp.sys usbport.sys usbehci.sys
-    usbuhci.sys usbohci.sys usbhub.sys usbstor.sys uaspstor.sys wudfrd.sys wudfpf.sys http.sys srv2.sys srvnet.sys
-    mrxsmb.sys mrxsmb20.sys mrxdav.sys luafv.sys wcifs.sys bindflt.sys storqosflt.sys fvevol.sys refs.sys
-    exfat.sys udfs.sys cdfs.sys msiscsi.sys iscsiprt.sys mpio.sys msdsm.sys vhdmp.sys scsiport.sys ataport.sys
-    pciide.sys pciidex.sys atapi.sys intelide.sys storufs.sys sdbus.sys sdstor.sys netadaptercx.sys
-    netvsc.sys rndismp.sys ndisuio.sys nwifi.sys wfplwf.sys lltdio.sys rspndr.sys mslldp.sys raspppoe.sys
-    rasl2tp.sys raspptp.sys rassstp.sys ndiswan.sys ndproxy.sys asyncmac.sys wanarp.sys tcpip6.sys tunnel.sys
-    bowser.sys mpsdrv.sys peauth.sys condrv.sys monitor.sys hwpolicy.sys dam.sys wdboot.sys mcupdate.dll
-    mcupdate_genuineintel.dll mcupdate_authenticamd.dll msquic.sys winquic.sys tpm.sys acpitime.sys
-    cmbatt.sys battc.sys wmbclass.sys bthport.sys bthusb.sys bthenum.sys rfcomm.sys hidbth.sys bthmini.sys
-    intelpmax.sys spaceparser.sys sgrmagent.sys fileinfo.sys wtd.sys wof.sys ksthunk.sys usbvideo.sys
-    hdaudio.sys usbaudio.sys audiosrv.sys vmgencounter.sys hyperkbd.sys hypervideo.sys storflt.sys
-    """
-)
-# the same names without their extension: ``lm`` lists modules by stem (``nt``, ``acpi``, ``myfault``)
-MICROSOFT_DRIVER_STEMS: Final = frozenset(name.rsplit(".", 1)[0] for name in MICROSOFT_DRIVER_NAMES)
+Read = Callable[[int, int], "bytes | None"]
 
 
 def module_basename(name: str) -> str:
@@ -121,74 +182,208 @@ def module_basename(name: str) -> str:
 
 
 def is_core_module(name: str) -> bool:
-    """True for the kernel, HAL and kernel-debugger modules (never a useful culprit)."""
+    """True for the kernel, HAL and kernel-debugger modules (never a useful culprit on their own)."""
     base = module_basename(name).lower()
     return base in _CORE_NAMES or bool(_KD_EXTENSIBILITY.match(base))
 
 
-_WINDOWS_DIR: Final = re.compile(r"^(\\systemroot\\|\\\?\?\\[a-z]:\\windows\\|[a-z]:\\windows\\|\\windows\\)", re.I)
+def rule_for(bugcheck_code: int | None) -> Attribution | None:
+    """The attribution-table row of a bug check (``_M`` variants as their base code)."""
+    return None if bugcheck_code is None else _BY_CODE.get(base_code(bugcheck_code))
 
 
-def looks_third_party(path: str) -> bool:
-    """The documented heuristic (see the module docstring): not an inbox file name under the Windows folder."""
-    base = module_basename(path).lower()
-    if base.startswith("dump_"):
-        base = base[5:]
-    in_windows = ("\\" not in path and "/" not in path) or bool(_WINDOWS_DIR.match(path))
-    return not (in_windows and base in MICROSOFT_DRIVER_NAMES)
+class _Drivers:
+    def __init__(self, drivers: Sequence[DriverFact]) -> None:
+        self.drivers = drivers
+
+    def at(self, address: int | None) -> DriverFact | None:
+        if address is None:
+            return None
+        for d in self.drivers:
+            if d.contains(address):
+                return d
+        return None
+
+    def named(self, module: str | None) -> DriverFact | None:
+        if not module:
+            return None
+        m = module.lower()
+        for d in self.drivers:
+            if d.name.lower() == m or module_short_name(d.name).lower() == m:
+                return d
+        return None
 
 
-def _module_at(drivers: Sequence[DriverFact], address: int) -> DriverFact | None:
-    for drv in drivers:
-        if drv.contains(address):
-            return drv
-    return None
+def _third_party(d: DriverFact) -> bool:
+    return not is_inbox(d.path or d.name)
 
 
-def _fact(drv: DriverFact, address: int, rule: str) -> CulpritFact:
+def _fact(
+    drv: DriverFact, address: int, rule: str, evidence: str, symbolizer: Symbolizer | None, frame: FrameFact | None
+) -> CulpritFact:
     base = drv.base if drv.base is not None else 0
+    function, offset = None, address - base
+    if frame is not None and frame.function:
+        function, offset = frame.function, frame.offset
+    elif symbolizer is not None:
+        try:
+            named = symbolizer.name(address)
+        except Exception:  # a symbol source outside our control: no name
+            named = None
+        if named is not None and named[1]:
+            function, offset = named[1], named[2]
     return CulpritFact(
         name=module_basename(drv.name),
         base=drv.base,
-        offset=address - base,
+        offset=offset,
         timestamp=drv.timestamp,
         rule=rule,
         address=address,
         is_core=is_core_module(drv.name),
+        module=module_short_name(drv.name),
+        function=function,
+        evidence=evidence,
     )
+
+
+def _candidates(frames: Sequence[FrameFact], by_position: int) -> list[FrameFact]:
+    """Frames innermost first without the bug check plumbing (by symbol when named, else by position)."""
+    out = []
+    named_any = any(f.function for f in frames)
+    for i, f in enumerate(frames):
+        if f.value is None:
+            continue
+        if named_any:
+            if f.function in PLUMBING:
+                continue
+        elif i < by_position and f.module is not None and is_core_module(f.module):
+            continue
+        out.append(f)
+    return out
+
+
+def _irp_owner(read: Read | None, irp: int, ptr: int) -> int | None:
+    """DriverObject.DriverStart of the device in the IRP's current stack location (public x64 / x86 layouts:
+    IRP.Tail.Overlay.CurrentStackLocation 0xB8 / 0x60, IO_STACK_LOCATION.DeviceObject 0x28 / 0x14,
+    DEVICE_OBJECT.DriverObject 0x8 / 0x8, DRIVER_OBJECT.DriverStart 0x18 / 0xC)."""
+    if read is None or not irp:
+        return None
+    offs = (0xB8, 0x28, 0x8, 0x18) if ptr == 8 else (0x60, 0x14, 0x8, 0xC)
+    code = "<Q" if ptr == 8 else "<I"
+    va = irp
+    for off in offs:
+        try:
+            raw = read(va + off, ptr)
+        except Exception:  # unreadable memory: no owner
+            return None
+        if raw is None or len(raw) < ptr:
+            return None
+        va = struct.unpack_from(code, raw)[0]
+        if not va:
+            return None
+    return va
 
 
 def find_culprit(
     *,
-    pc: int | None,
     bugcheck_code: int | None,
     bugcheck_parameters: Sequence[int],
     drivers: Sequence[DriverFact],
-    stack_values: Sequence[int],
+    frames: Sequence[FrameFact] = (),
+    pc: int | None = None,
+    stack_values: Sequence[int] = (),
+    process_name: str | None = None,
+    symbolizer: Symbolizer | None = None,
+    read: Read | None = None,
+    pointer_size: int = 8,
+    plumbing_by_position: int = 0,
 ) -> CulpritFact | None:
-    """Apply the documented rule (module docstring); ``None`` when no address falls inside any module."""
-    candidates: list[tuple[int, str]] = []
-    if bugcheck_code is not None:
-        index = CODE_ADDRESS_PARAMETER.get(base_code(bugcheck_code))
-        if index is not None and index <= len(bugcheck_parameters) and bugcheck_parameters[index - 1]:
-            candidates.append((bugcheck_parameters[index - 1], f"bugcheck-parameter-{index}"))
-    if pc is not None:
-        candidates.append((pc, "pc"))
+    """Apply the attribution table, then the fallback chain (module docstring). ``frames``: the unwound stack,
+    innermost first; ``stack_values``: bare code addresses when there are no frames (a debugger log's return
+    addresses), treated as scan frames. ``read``: memory, for rows that follow pointers (``irp-owner``)."""
+    mods = _Drivers(drivers)
+    params = list(bugcheck_parameters)
+    row = rule_for(bugcheck_code)
+    stack = list(frames) or [FrameFact(i, value=v, trust="scan") for i, v in enumerate(stack_values) if v]
+    cands = _candidates(stack, plumbing_by_position)
 
-    for address, rule in candidates:
-        drv = _module_at(drivers, address)
-        if drv is not None and not is_core_module(drv.name):
-            return _fact(drv, address, rule)
-    for address in _stack_code_addresses(stack_values):
-        drv = _module_at(drivers, address)
-        if drv is not None and not is_core_module(drv.name):
-            return _fact(drv, address, "stack-scan")
-    for address, rule in sorted(candidates, key=lambda c: c[1] != "pc"):
-        drv = _module_at(drivers, address)
-        if drv is not None:
-            return _fact(drv, address, f"{rule}-core")
+    def param(index: int | None) -> int | None:
+        return params[index - 1] if index is not None and 0 < index <= len(params) and params[index - 1] else None
+
+    if row is not None:
+        if row.kind == "code-address":
+            address = param(row.parameter)
+            drv = mods.at(address)
+            if address is not None and drv is not None and not is_core_module(drv.name):
+                ev = row.evidence.format(p=row.parameter, module=module_basename(drv.name))
+                return _fact(drv, address, row.rule, ev, symbolizer, _frame_at(stack, address))
+        elif row.kind == "process" and process_name:
+            top = cands[0] if cands else None
+            drv = mods.at(top.value) if top is not None else None
+            return CulpritFact(
+                name=process_name,
+                base=drv.base if drv else None,
+                offset=(top.offset if top and top.function else (top.value - drv.base if top and drv else None)),
+                rule=row.rule,
+                address=top.value if top else None,
+                module=module_short_name(drv.name) if drv else None,
+                function=top.function if top else None,
+                evidence=row.evidence.format(process=process_name),
+            )
+        elif row.kind == "irp" and params and params[0] == 3:
+            owner = _irp_owner(read, param(4) or 0, pointer_size)
+            drv = mods.at(owner)
+            if owner is not None and drv is not None:
+                ev = row.evidence.format(p=4, module=module_basename(drv.name))
+                return _fact(drv, owner, row.rule, ev, symbolizer, None)
+        elif row.kind == "stack":
+            for f in cands:
+                drv = mods.at(f.value)
+                if drv is not None and not is_core_module(drv.name):
+                    ev = row.evidence.format(module=module_basename(drv.name))
+                    return _fact(drv, f.value or 0, row.rule, ev, symbolizer, f)
+        elif row.kind == "hardware":
+            return CulpritFact(name="hardware", rule=row.rule, module="hardware", evidence=row.evidence)
+    got = _fallback(mods, cands, pc, symbolizer, stack)
+    if got is None and row is not None and row.kind == "memory-corruption":
+        return CulpritFact(name="memory_corruption", rule=row.rule, module="memory_corruption", evidence=row.evidence)
+    if got is not None and row is not None and row.kind == "memory-corruption" and got.is_core:
+        return CulpritFact(name="memory_corruption", rule=row.rule, module="memory_corruption", evidence=row.evidence)
+    return got
+
+
+def _frame_at(frames: Sequence[FrameFact], address: int) -> FrameFact | None:
+    return next((f for f in frames if f.value == address and f.function), None)
+
+
+def _fallback(
+    mods: _Drivers,
+    cands: Sequence[FrameFact],
+    pc: int | None,
+    symbolizer: Symbolizer | None,
+    stack: Sequence[FrameFact],
+) -> CulpritFact | None:
+    pc_drv = mods.at(pc)
+    if pc is not None and pc_drv is not None and not is_core_module(pc_drv.name):
+        ev = f"the crash context's instruction pointer lies in {module_basename(pc_drv.name)}"
+        return _fact(pc_drv, pc, "faulting-pc", ev, symbolizer, _frame_at(stack, pc))
+    for want_third_party in (True, False):
+        for f in cands:
+            drv = mods.at(f.value)
+            if drv is None or is_core_module(drv.name) or (want_third_party and not _third_party(drv)):
+                continue
+            scanned = f.trust == "scan" or f.trust is None
+            rule = "stack-scan" if scanned else "stack-frame"
+            how = "a code address found by scanning the stack" if scanned else f"stack frame {f.index}"
+            kind = "third-party " if want_third_party else ""
+            ev = f"{how} is the innermost {kind}code on the crashing stack, in {module_basename(drv.name)}"
+            return _fact(drv, f.value or 0, rule, ev, symbolizer, f)
+    if pc_drv is not None and pc is not None:
+        ev = f"only the kernel or HAL holds the crash context's instruction pointer ({module_basename(pc_drv.name)})"
+        return _fact(pc_drv, pc, "pc-core", ev, symbolizer, _frame_at(stack, pc))
+    for f in cands:
+        drv = mods.at(f.value)
+        if drv is not None and f.trust not in (None, "scan"):
+            ev = f"only kernel or HAL frames are on the crashing stack ({module_basename(drv.name)})"
+            return _fact(drv, f.value or 0, "stack-core", ev, symbolizer, f)
     return None
-
-
-def _stack_code_addresses(values: Iterable[int]) -> Iterable[int]:
-    return (v for v in values if v)

@@ -122,7 +122,12 @@ class BugcheckFact:
 
 @dataclass(frozen=True, slots=True)
 class CulpritFact:
-    """The probable culprit module and the rule (see ``dbgauto.analysis.culprit``) that chose it."""
+    """The probable culprit and the rule (see ``dbgauto.analysis.culprit``) that chose it, with its evidence.
+
+    ``name``: the image file name (``amdppm.sys``), or the process image for process-attributed bug checks, or
+    ``hardware`` / ``memory_corruption``. ``module``: the debugger's module name (``amdppm``, ``nt``).
+    ``offset``: from ``function``'s start when ``function`` is known, else from the module ``base``.
+    ``evidence``: the reason in words (``the exception address lies in amdppm.sys``)."""
 
     name: str
     base: Hex | None = None
@@ -131,14 +136,20 @@ class CulpritFact:
     rule: str | None = None
     address: Hex | None = None
     is_core: bool = False
+    module: str | None = None
+    function: str | None = None
+    evidence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FrameFact:
     """One stack frame.
 
-    ``scan``: ``address`` is the stack slot, ``value`` the code address found there. ``symbolic``:
-    ``address`` is the frame's Child-SP (or ChildEBP), ``value`` the return address, ``symbol`` the call site.
+    ``scan``: ``address`` is the stack slot, ``value`` the code address found there. ``unwound``: ``address`` is
+    the frame's stack pointer (Child-SP), ``value`` its instruction pointer (a return address after frame 0),
+    ``trust`` how it was found (``context``, ``cfi``, ``frame-pointer``, ``scan``). ``symbolic``: ``address`` is
+    the frame's Child-SP (or ChildEBP), ``value`` the return address, ``symbol`` the call site. ``offset`` is from
+    ``function``'s start when ``function`` is known, else from the module base.
     """
 
     index: int
@@ -147,12 +158,17 @@ class FrameFact:
     module: str | None = None
     offset: Hex | None = None
     symbol: str | None = None
+    trust: str | None = None
+    function: str | None = None
 
     @property
     def location(self) -> str:
         """``symbol`` if known, else ``module+0xoffset``, else the raw value."""
         if self.symbol:
             return self.symbol
+        if self.module is not None and self.function:
+            site = f"{self.module}!{self.function}"
+            return f"{site}+{self.offset:#x}" if self.offset else site
         if self.module is not None:
             return f"{self.module}+{self.offset:#x}" if self.offset is not None else self.module
         return hex_or_none(self.value) or ""
@@ -160,7 +176,8 @@ class FrameFact:
 
 @dataclass(frozen=True, slots=True)
 class StackFact:
-    """The crashing thread's stack: ``scan`` (code addresses found on the raw stack) or ``symbolic``."""
+    """The crashing thread's stack: ``unwound`` (frames from the unwinder, each with its ``trust``; at least one
+    not found by scanning), ``scan`` (code addresses found on the raw stack) or ``symbolic`` (a debugger's)."""
 
     kind: str = "scan"
     frames: Annotated[tuple[FrameFact, ...], KEEP] = ()  # always written, even empty
@@ -171,7 +188,7 @@ class StackFact:
 
 @dataclass(frozen=True, slots=True)
 class DriverFact:
-    """A loaded module. ``third_party``: see ``dbgauto.analysis.culprit.looks_third_party`` (a heuristic)."""
+    """A loaded module. ``third_party``: not an inbox Windows module (``dbgauto.vocab.inbox.is_inbox``)."""
 
     name: str
     path: str | None = None
@@ -219,6 +236,10 @@ class CrashFacts:
     bugcheck: BugcheckFact | None = None
     pc: Hex | None = None
     culprit: CulpritFact | None = None
+    bucket_id: str | None = None
+    failure_class: str | None = None
+    current_irql: int | None = None
+    faulting_cpu: int | None = None
     process_name: str | None = None
     pid: int | None = None
     tid: int | None = None
@@ -249,6 +270,15 @@ class CrashFacts:
     @property
     def product_type_name(self) -> str | None:
         return product_type_name(self.product_type)
+
+    @property
+    def unwound_frames(self) -> tuple[FrameFact, ...]:
+        """The frames a reader should see by default: every frame not found by scanning (all, for a scan)."""
+        if self.stack is None:
+            return ()
+        if self.stack.kind != "unwound":
+            return self.stack.frames
+        return tuple(f for f in self.stack.frames if f.trust != "scan")
 
     @property
     def culprit_driver(self) -> DriverFact | None:

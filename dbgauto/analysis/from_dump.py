@@ -10,7 +10,8 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
-from dbgauto.analysis.culprit import find_culprit, looks_third_party, module_basename
+from dbgauto.analysis.bucket import bucket_id, failure_class
+from dbgauto.analysis.culprit import PLUMBING_FRAMES_BY_POSITION, find_culprit, module_basename
 from dbgauto.analysis.facts import (
     BugcheckFact,
     CrashFacts,
@@ -21,21 +22,27 @@ from dbgauto.analysis.facts import (
     UnloadedDriverFact,
 )
 from dbgauto.analysis.facts import describe_bugcheck as describe
+from dbgauto.analysis.naming import Symbolizer
+from dbgauto.analysis.stack import function_start, unwound_stack
 from dbgauto.analysis.summary import header_facts as summary_header_facts
 from dbgauto.analysis.summary import summarize
 from dbgauto.kernel.identity import identity_of
 from dbgauto.kernel.stackscan import ModuleIndex, scan_stack
+from dbgauto.vocab.bugchecks import base_code
+from dbgauto.vocab.inbox import is_inbox
 
 if TYPE_CHECKING:
     from dbgauto.kdump.reader import KernelDump
     from dbgauto.kdump.records import LoadedDriver
     from dbgauto.kernel.parts import KernelParts
 
-__all__ = ["MAX_SCAN_FRAMES", "facts_from_parts", "header_facts"]
+__all__ = ["IRQL_PARAMETER", "MAX_SCAN_FRAMES", "facts_from_parts", "header_facts"]
 
 log = logging.getLogger(__name__)
 
 MAX_SCAN_FRAMES: Final = 64  # stack-scan hits listed in the facts (the culprit rule sees all of them)
+# bug check base code → 1-based parameter holding the IRQL at the time of the fault (bug check reference)
+IRQL_PARAMETER: Final[dict[int, int]] = {0x0A: 2, 0xD1: 2, 0xC5: 2, 0xD0: 2, 0x4A: 1}
 _LARGE_NEEDS: Final = "drivers, process and stack need a small-dump conversion"
 
 
@@ -69,7 +76,7 @@ def _driver_fact(d: LoadedDriver) -> DriverFact:
         size=d.size,
         timestamp=d.timestamp,
         checksum=d.checksum,
-        third_party=looks_third_party(d.name) if d.name else True,
+        third_party=not is_inbox(d.name) if d.name else True,
     )
 
 
@@ -80,43 +87,81 @@ def facts_from_parts(
     source: SourceFact | None,
     missing: str | None = None,
     warnings: Iterable[str] = (),
+    symbolizer: Symbolizer | None = None,
 ) -> CrashFacts:
     """Facts of ``dump`` from its header and ``parts`` (None when the parts could not be read: ``missing`` says
-    why, and the facts carry the header alone)."""
+    why, and the facts carry the header alone). ``symbolizer`` names code addresses (module+offset without)."""
     base = header_facts(dump, source)
     notes = [*dump.warnings, *warnings]
+    bugcheck: BugcheckFact | None = base.get("bugcheck")
+    code = bugcheck.code if bugcheck else None
+    params = [p.value or 0 for p in bugcheck.parameters] if bugcheck else []
+    irql = _irql(code, params)
     if parts is None:
         if missing:
             notes.append(f"{_LARGE_NEEDS}: {missing}")
-        return CrashFacts(**base, warnings=tuple(dict.fromkeys(notes)))
+        return CrashFacts(**base, current_irql=irql, warnings=tuple(dict.fromkeys(notes)))
     if dump.dump_type != 4:
         base["experimental"] = {**base["experimental"], "collection": "small-dump parts gathered from the large dump"}
     drivers = tuple(_driver_fact(d) for d in parts.drivers)
     unloaded = tuple(UnloadedDriverFact(name=u.name, start=u.start, end=u.end) for u in parts.unloaded_drivers or ())
-    hits = scan_stack(parts.stack, parts.top_of_stack, ModuleIndex(parts.drivers), parts.pointer_size)
-    frames = tuple(
-        FrameFact(index=i, address=h.address, value=h.value, module=h.module, offset=h.offset)
-        for i, h in enumerate(hits[:MAX_SCAN_FRAMES])
-    )
-    experimental = {**base["experimental"], "stack_scan_hits": len(hits)}
+    walked = unwound_stack(parts, bugcheck_code=code, parameters=params, symbolizer=symbolizer)
+    experimental = dict(base["experimental"])
+    if walked.frames:
+        stack = StackFact(kind=walked.kind, frames=walked.frames)
+        experimental["stack_context"] = walked.started_from
+        notes.extend(f"stack: {w}" for w in walked.warnings[:8])
+    else:  # no context to start from: the plain scan
+        hits = scan_stack(parts.stack, parts.top_of_stack, ModuleIndex(parts.drivers), parts.pointer_size)
+        frames = tuple(
+            FrameFact(index=i, address=h.address, value=h.value, module=h.module, offset=h.offset)
+            for i, h in enumerate(hits[:MAX_SCAN_FRAMES])
+        )
+        stack = StackFact(kind="scan", frames=frames)
+        experimental["stack_scan_hits"] = len(hits)
     pc = parts.context.pc if parts.context is not None else base.get("pc")
-    bugcheck: BugcheckFact | None = base.get("bugcheck")
-    culprit = find_culprit(
-        pc=pc,
-        bugcheck_code=bugcheck.code if bugcheck else None,
-        bugcheck_parameters=[p.value or 0 for p in bugcheck.parameters] if bugcheck else [],
-        drivers=drivers,
-        stack_values=[h.value for h in hits],
-    )
     who = identity_of(parts)
+    from_exception = walked.started_from is not None and walked.started_from.startswith("exception")
+    culprit = find_culprit(
+        bugcheck_code=code,
+        bugcheck_parameters=params,
+        drivers=drivers,
+        frames=stack.frames,
+        pc=pc,
+        process_name=who.process_name,
+        symbolizer=symbolizer,
+        read=parts.memory.read if parts.memory is not None else None,
+        pointer_size=parts.pointer_size,
+        plumbing_by_position=0 if from_exception else PLUMBING_FRAMES_BY_POSITION,
+    )
+    start = None
+    if culprit is not None and culprit.function is None and culprit.address is not None and culprit.base is not None:
+        start = function_start(parts, culprit.base, culprit.address)
+    if who.method:
+        experimental["identity_method"] = who.method
+    cpu = parts.processor
+    n = base.get("processors")
     return CrashFacts(
         **{**base, "pc": pc, "experimental": experimental},
         culprit=culprit,
+        bucket_id=bucket_id(code, culprit, function_start=start) if code is not None else None,
+        failure_class=failure_class(culprit) if code is not None else None,
+        current_irql=irql,
+        faulting_cpu=cpu if cpu is not None and (n is None or cpu < n) else None,
         process_name=who.process_name,
         pid=who.pid,
         tid=who.tid,
-        stack=StackFact(kind="scan", frames=frames),
+        stack=stack,
         drivers=drivers,
         unloaded_drivers=unloaded,
         warnings=tuple(dict.fromkeys([*notes, *parts.warnings])),
     )
+
+
+def _irql(code: int | None, params: list[int]) -> int | None:
+    """The IRQL a bug check parameter records (:data:`IRQL_PARAMETER`), when it is a valid IRQL (0..31)."""
+    index = IRQL_PARAMETER.get(base_code(code)) if code is not None else None
+    if index is None or index > len(params):
+        return None
+    value = params[index - 1]
+    return value if 0 <= value <= 31 else None

@@ -8,12 +8,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dbgauto.analysis.culprit import (
-    MICROSOFT_DRIVER_STEMS,
-    find_culprit,
-    is_core_module,
-    looks_third_party,
-)
+from dbgauto.analysis.culprit import find_culprit
 from dbgauto.analysis.facts import (
     BugcheckFact,
     CrashFacts,
@@ -27,6 +22,7 @@ from dbgauto.analysis.facts import (
     source_fact,
 )
 from dbgauto.analysis.facts import describe_bugcheck as describe
+from dbgauto.vocab.inbox import is_inbox
 
 if TYPE_CHECKING:
     from dbgauto.debugtext import ParsedLog
@@ -180,11 +176,8 @@ def _modules(modules: Iterable[Any]) -> tuple[tuple[DriverFact, ...], tuple[Unlo
 
 
 def _log_third_party(name: str, path: str | None) -> bool:
-    """The culprit module's heuristic; ``lm`` names have no extension (``nt``, ``myfault``): match the stem."""
-    if path or "." in name:
-        return looks_third_party(path or name)
-    stem = name.lower().removeprefix("dump_")
-    return not is_core_module(stem) and stem not in MICROSOFT_DRIVER_STEMS
+    """Not an inbox Windows module (:func:`dbgauto.vocab.inbox.is_inbox` also takes ``lm``'s extensionless names)."""
+    return not is_inbox(path or name)
 
 
 def _symbolic_stack(frames: Sequence[Any]) -> StackFact | None:

@@ -41,6 +41,7 @@ from dbgauto.version import __version__
 
 if TYPE_CHECKING:
     from dbgauto.analysis.facts import CrashFacts
+    from dbgauto.analysis.naming import Symbolizer
     from dbgauto.kernel.kdbg import KdbgKeys
     from dbgauto.kernel.parts import KernelParts
 
@@ -93,9 +94,17 @@ class NativeSession(Session):
     engine_name = ENGINE_NAME
     debugger_version = NATIVE_VERSION
 
-    def __init__(self, path: Path, *, digest: str | None = None, keys: KdbgKeys | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        digest: str | None = None,
+        keys: KdbgKeys | None = None,
+        symbolizer: Symbolizer | None = None,
+    ) -> None:
         from dbgauto.kdump.reader import KernelDump
 
+        self.symbolizer = symbolizer  # names code addresses in the verdict (module+offset without one)
         self.dump_path = path
         self._digest = digest
         self._keys = keys
@@ -141,6 +150,7 @@ class NativeSession(Session):
                 self.parts,
                 source=source_fact(self.dump_path, digest=self._digest),
                 missing=self.parts_missing,
+                symbolizer=self.symbolizer,
             )
         return self._facts
 
@@ -209,6 +219,7 @@ class NativeSession(Session):
             return hits
 
         t.scan = scan
+        t.verdict = self.facts
 
     @property  # type: ignore[override]
     def banner(self) -> Banner:

@@ -25,7 +25,7 @@ from dbgauto.vocab.machines import MACHINES, machine_arch_text
 from dbgauto.vocab.products import product_type_nt_name, suite_names
 
 if TYPE_CHECKING:
-    from dbgauto.analysis.facts import CulpritFact
+    from dbgauto.analysis.facts import CrashFacts, CulpritFact
 
 __all__ = [
     "Module",
@@ -117,6 +117,7 @@ class Target:
     crash_cpu: int | None = None
     modules_known: bool = True  # False: the dump holds no driver list we could read
     scan: Callable[[], Sequence[ScanFrame]] | None = None  # lazy stack scan
+    verdict: Callable[[], CrashFacts] | None = None  # lazy facts (unwound stack, culprit, bucket) of the session
     notes: list[str] = field(default_factory=list)
 
     def module_at(self, address: int) -> Module | None:
@@ -403,7 +404,9 @@ _BOX: Final = (
 
 
 def _culprit(t: Target) -> CulpritFact | None:
-    """The probable culprit by the rule every report uses (:func:`dbgauto.analysis.culprit.find_culprit`)."""
+    """The probable culprit of the session's facts (:func:`dbgauto.analysis.culprit.find_culprit`)."""
+    if t.verdict is not None:
+        return t.verdict().culprit
     from dbgauto.analysis.culprit import find_culprit
     from dbgauto.analysis.facts import DriverFact
 
@@ -419,6 +422,31 @@ def _culprit(t: Target) -> CulpritFact | None:
         drivers=drivers,
         stack_values=values,
     )
+
+
+def _unwound_rows(t: Target, show_scan: bool = False) -> list[tuple[int, int, str, str]] | None:
+    """(Child-SP, RetAddr, call site, trust) of the facts' unwound stack; None when the session has no facts."""
+    if t.verdict is None:
+        return None
+    f = t.verdict()
+    if f.stack is None or f.stack.kind != "unwound":
+        return None
+    frames = f.stack.frames if show_scan else f.unwound_frames
+    rows = []
+    for i, fr in enumerate(frames):
+        nxt = frames[i + 1].value if i + 1 < len(frames) else 0
+        site = fr.symbol or _site(fr.module, fr.function, fr.offset) or format_addr(fr.value or 0, t.is_64bit)
+        rows.append((fr.address or 0, nxt or 0, site, fr.trust or ""))
+    return rows
+
+
+def _site(module: str | None, function: str | None, offset: int | None) -> str | None:
+    if module is None:
+        return None
+    short = module_short_name(module)
+    if function:
+        return f"{short}!{function}+{offset:#x}" if offset else f"{short}!{function}"
+    return f"{short}+{offset:#x}" if offset is not None else short
 
 
 def _culprit_names(c: CulpritFact) -> tuple[str, str, str]:
@@ -467,6 +495,11 @@ def analyze(t: Target) -> str:
     out += [
         s for i, p in enumerate(t.bugcheck_parameters) for s in (f"BUGCHECK_P{i + 1}: {p & 0xFFFFFFFFFFFFFFFF:x}", "")
     ]
+    facts = t.verdict() if t.verdict is not None else None
+    if facts is not None and facts.current_irql is not None:
+        out += [f"CURRENT_IRQL:  {facts.current_irql:x}", ""]
+    if t.crash_cpu is not None:
+        out += [f"FAULTING_PROCESSOR:  {t.crash_cpu}", ""]
     if t.process_name:
         out += [f"PROCESS_NAME:  {t.process_name}", ""]
     if t.pid is not None:
@@ -475,20 +508,36 @@ def analyze(t: Target) -> str:
         out += [f"THREAD_ID:  {t.tid:x}", ""]
     if t.pc is not None:
         out += ["FAULTING_IP: ", f"{t.symbolize(t.pc)}", f"{format_addr(t.pc, t.is_64bit)} ??", ""]
-    rows = _stack_rows(t, 64)
-    if rows:
+    unwound = _unwound_rows(t)
+    if unwound:
         out.append("STACK_TEXT:  ")
-        out += [f"{format_addr(a, t.is_64bit)} {format_addr(v, t.is_64bit)} {site}" for a, v, site in rows]
-        out += ["", "STACK_COMMAND:  k (stack scan without symbols)", ""]
+        out += [f"{format_addr(a, t.is_64bit)} {format_addr(v, t.is_64bit)} {site}" for a, v, site, _ in unwound]
+        folded = len(facts.stack.frames) - len(unwound) if facts is not None and facts.stack is not None else 0
+        how = ", ".join(dict.fromkeys(trust for *_, trust in unwound))
+        note = f"; {folded} scan frames folded" if folded else ""
+        out += ["", f"STACK_COMMAND:  k (unwound without symbols: {how}{note})", ""]
+    else:
+        rows = _stack_rows(t, 64)
+        if rows:
+            out.append("STACK_TEXT:  ")
+            out += [f"{format_addr(a, t.is_64bit)} {format_addr(v, t.is_64bit)} {site}" for a, v, site in rows]
+            out += ["", "STACK_COMMAND:  k (stack scan without symbols)", ""]
     c = _culprit(t)
     if c is not None:
         image, short, site = _culprit_names(c)
-        out += [f"MODULE_NAME: {short}", "", f"IMAGE_NAME:  {image}", ""]
+        symbol = _site(c.module, c.function, c.offset) if c.module else site
+        out += [f"SYMBOL_NAME:  {symbol}", "", f"MODULE_NAME: {c.module or short}", "", f"IMAGE_NAME:  {image}", ""]
         if c.timestamp is not None:
             out += [f"IMAGE_VERSION_TIMESTAMP:  {c.timestamp:x}", ""]
         out += [f"PROBABLE_CULPRIT:  {site}", "", f"CULPRIT_RULE:  {c.rule or ''}", ""]
+        if c.evidence:
+            out += [f"CULPRIT_EVIDENCE:  {c.evidence}", ""]
     else:
         out += ["MODULE_NAME: Unknown_Module", "", "IMAGE_NAME:  Unknown_Image", ""]
+    if facts is not None and facts.bucket_id:
+        out += [f"FAILURE_BUCKET_ID:  {facts.bucket_id}", ""]
+        if facts.failure_class:
+            out += [f"FAILURE_CLASS:  {facts.failure_class}", ""]
     known = t.machine in MACHINES and MACHINES[t.machine].arch is not None
     platform = machine_arch_text(t.machine).split()[0] if known else "unknown"
     out += [f"OSPLATFORM_TYPE:  {platform}", "", f"OSNAME:  {os_name(t.build)}", ""]

@@ -1,21 +1,90 @@
 """Who was running on the crashing processor: process image name, pid and tid from the EPROCESS/ETHREAD copies.
 
-Today from the build's offset table (:mod:`dbgauto.kernel.ntoffsets`), cross-validated: ETHREAD.Cid.UniqueProcess
-must equal EPROCESS.UniqueProcessId, client ids are multiples of 4, the name is printable ASCII. Anything that does
-not check out is None ("unknown"), never a guess.
+Two independent methods, cross-checked:
+
+* **search** (any build, any architecture): EPROCESS.UniqueProcessId is a pointer-sized, non-zero multiple of 4
+  below 2**32 followed by ActiveProcessLinks, two pointers into kernel space (true of every NT layout: the
+  list entry directly follows the id); the ETHREAD copy must hold the same value as Cid.UniqueProcess, followed
+  by Cid.UniqueThread (a non-zero multiple of 4 below 2**32); ImageFileName is a 4-aligned UCHAR[15] after the
+  id, holding 3..14 printable ASCII characters (starting with a letter or digit) and NUL padding to the end.
+  Every candidate pairing must give the same (pid, tid) and exactly one name must remain, else that field is
+  unknown.
+* **offset-table** (:mod:`dbgauto.kernel.ntoffsets`, x64 19041-19045 today), trusted only when the KDBG's
+  EPROCESS/ETHREAD sizes match, and then validated as before.
+
+When both give a value they must agree, else the field is None ("unknown"), never a guess. ``Identity.method``
+names what established the answer: ``search+offset-table`` (both, agreeing), ``search``, ``offset-table``.
 """
 
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from dbgauto.kernel.ntoffsets import IMAGE_FILE_NAME_LENGTH, offsets_for
 from dbgauto.kernel.parts import Identity, KernelParts
 
-__all__ = ["identify", "identity_of"]
+__all__ = ["identify", "identity_of", "search_identity", "table_identity"]
+
+KERNEL_SPACE: Final = {8: 0xFFFF8000_00000000, 4: 0x80000000}
+MAX_ID: Final = 1 << 32
+MIN_NAME: Final = 3
+MAX_PAIRS: Final = 64  # more candidate (pid, tid) pairings than this: the copies are not what we think
 
 
-def identify(
+def _name_at(p: bytes, off: int) -> str | None:
+    field = p[off : off + IMAGE_FILE_NAME_LENGTH]
+    if len(field) < IMAGE_FILE_NAME_LENGTH:
+        return None
+    n = field.find(b"\0")
+    if n < MIN_NAME or any(field[n:]):
+        return None
+    text = field[:n]
+    if not all(0x20 <= c < 0x7F for c in text) or not chr(text[0]).isalnum():
+        return None
+    return text.decode("ascii")
+
+
+def search_identity(process: bytes | None, thread: bytes | None, pointer_size: int) -> Identity:
+    """The identity found by the build-independent search (module docstring); fields None when not certain."""
+    if not process or not thread or pointer_size not in KERNEL_SPACE:
+        return Identity()
+    ps, kspace = pointer_size, KERNEL_SPACE[pointer_size]
+    code = "Q" if ps == 8 else "I"
+    triple, pair = struct.Struct(f"<3{code}"), struct.Struct(f"<2{code}")
+    pid_offsets: dict[int, list[int]] = {}
+    for off in range(0, len(process) - triple.size + 1, ps):
+        v, flink, blink = triple.unpack_from(process, off)
+        if v and v % 4 == 0 and v < MAX_ID and flink >= kspace and blink >= kspace:
+            pid_offsets.setdefault(v, []).append(off)
+    if not pid_offsets:
+        return Identity()
+    found: set[tuple[int, int]] = set()
+    for off in range(0, len(thread) - pair.size + 1, ps):
+        pid, tid = pair.unpack_from(thread, off)
+        if pid in pid_offsets and tid and tid % 4 == 0 and tid < MAX_ID:
+            found.add((pid, tid))
+            if len(found) > MAX_PAIRS:
+                break
+    if len(found) != 1:
+        return Identity(method="search") if found else Identity()
+    pid, tid = next(iter(found))
+    first = min(pid_offsets[pid])
+    start = (first + 3 * ps + 3) & ~3
+    names: set[str] = set()
+    last = -IMAGE_FILE_NAME_LENGTH
+    for off in range(start, len(process) - IMAGE_FILE_NAME_LENGTH + 1, 4):
+        if off < last + IMAGE_FILE_NAME_LENGTH:
+            continue  # a tail of the name just found, not another field
+        n = _name_at(process, off)
+        if n is not None:
+            names.add(n)
+            last = off
+    name = next(iter(names)) if len(names) == 1 else None
+    return Identity(name, pid, tid, "search")
+
+
+def table_identity(
     *,
     machine: int,
     build: int | None,
@@ -24,7 +93,7 @@ def identify(
     process: bytes | None,
     thread: bytes | None,
 ) -> Identity:
-    """The identity established from the copies, field by field (None where not sure)."""
+    """The identity read at the build table's offsets (None where the table has no row or a check fails)."""
     if process is None or thread is None or not kdbg_fields:
         return Identity()
     row = offsets_for(machine, build, kdbg_fields.get("SizeEProcess"), kdbg_fields.get("SizeEThread"))
@@ -44,6 +113,42 @@ def identify(
     if cid_pid != pid_eprocess or cid_pid % 4 or cid_tid % 4:  # client ids are multiples of 4
         return Identity(name, None, None, "offset-table")
     return Identity(name, cid_pid, cid_tid, "offset-table")
+
+
+def _agree(a, b):  # type: ignore[no-untyped-def]
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a == b else None
+
+
+def identify(
+    *,
+    machine: int,
+    build: int | None,
+    pointer_size: int,
+    kdbg_fields: dict[str, int],
+    process: bytes | None,
+    thread: bytes | None,
+) -> Identity:
+    """The identity established from the copies by both methods, field by field (None where not sure)."""
+    found = search_identity(process, thread, pointer_size)
+    table = table_identity(
+        machine=machine,
+        build=build,
+        pointer_size=pointer_size,
+        kdbg_fields=kdbg_fields,
+        process=process,
+        thread=thread,
+    )
+    name = _agree(found.process_name, table.process_name)
+    pid = _agree(found.pid, table.pid)
+    tid = _agree(found.tid, table.tid)
+    if name is None and pid is None and tid is None:
+        return Identity()
+    methods = [m for m, i in (("search", found), ("offset-table", table)) if i.pid is not None or i.process_name]
+    return Identity(name, pid, tid, "+".join(methods) or None)
 
 
 def identity_of(parts: KernelParts) -> Identity:

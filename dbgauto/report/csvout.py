@@ -47,6 +47,12 @@ CSV_COLUMNS: Final = (
     "Full Path",
     "Engine",
     "Warnings",
+    "Failure Bucket",
+    "Failure Class",
+    "Symbol Name",
+    "Culprit Evidence",
+    "Faulting CPU",
+    "IRQL",
 )
 
 
@@ -64,7 +70,7 @@ def csv_row(f: CrashFacts) -> list[str]:
     width = 16 if f.is_64bit else 8
     params = [p.value for p in f.bugcheck.parameters] if f.bugcheck else []
     params += [None] * (4 - len(params))
-    frames = [fr for fr in (f.stack.frames if f.stack else ()) if fr.module or fr.symbol][:3]
+    frames = [fr for fr in f.unwound_frames if fr.module or fr.symbol][:3]
     frames_text = [fr.location for fr in frames] + [""] * (3 - len(frames))
     culprit = f.culprit
     values: list[Any] = [
@@ -90,8 +96,23 @@ def csv_row(f: CrashFacts) -> list[str]:
         f.source.path if f.source else "",
         " ".join(x for x in (f.engine, f.engine_version) if x),
         len(f.warnings),
+        f.bucket_id,
+        f.failure_class,
+        _symbol_name(culprit),
+        culprit.evidence if culprit else "",
+        f.faulting_cpu,
+        f.current_irql,
     ]
     return [_cell(v) for v in values]
+
+
+def _symbol_name(c: Any) -> str:
+    """SYMBOL_NAME as ``!analyze`` prints it: ``module!function+0xoff``, else ``module+0xoff``."""
+    if c is None or not c.module:
+        return ""
+    if c.function:
+        return f"{c.module}!{c.function}+{c.offset:#x}" if c.offset else f"{c.module}!{c.function}"
+    return f"{c.module}+{c.offset:#x}" if c.offset is not None else c.module
 
 
 def csv_text(facts: Iterable[CrashFacts]) -> str:

@@ -185,13 +185,16 @@ class ReportRenderer:
                 found = (frame.filename, frame.lineno)
         return found
 
-    def render_dump(self, facts: CrashFacts, fmt: str) -> str:
-        """One dump's report as text (``html``, ``md``, ``txt`` through templates; ``json`` directly)."""
+    def render_dump(self, facts: CrashFacts, fmt: str, *, show_scan_frames: bool = False) -> str:
+        """One dump's report as text (``html``, ``md``, ``txt`` through templates; ``json`` directly). Stack
+        frames found only by scanning are folded away unless ``show_scan_frames``."""
         if fmt == "json":
             return json_text(facts)
         if fmt not in TEMPLATE_FORMATS:
             raise ValueError(f"unknown report format {fmt!r} (choose from {', '.join(FORMATS)})")
-        return self.render(TEMPLATE_FORMATS[fmt], facts=facts, culprit_driver=facts.culprit_driver)
+        return self.render(
+            TEMPLATE_FORMATS[fmt], facts=facts, culprit_driver=facts.culprit_driver, show_scan_frames=show_scan_frames
+        )
 
     def write_dump_report(
         self, facts: CrashFacts, out_dir: os.PathLike[str] | str, fmt: str, *, name: str | None = None

@@ -79,24 +79,40 @@ def test_culprit_is_amdppm_holding_rip_and_p2(facts: CrashFacts, groundtruth_x64
     c = facts.culprit
     assert c is not None
     assert (c.name, c.base, c.offset, c.timestamp) == ("amdppm.sys", base, p2 - base, _h(holders[0]["timestamp"]))
-    assert c.rule == "bugcheck-parameter-2"
+    assert c.rule == "exception-address"
+    assert c.evidence == "the exception address (parameter 2) lies in amdppm.sys"
     assert not c.is_core
     assert facts.culprit_driver is not None
     assert facts.culprit_driver.name == "amdppm.sys"
 
 
-def test_stack_is_a_scan_with_the_faulting_address(facts: CrashFacts, groundtruth_x64: dict[str, Any]) -> None:
+def test_stack_unwinds_from_the_exception_context(facts: CrashFacts, groundtruth_x64: dict[str, Any]) -> None:
+    """Frame 0 is the CONTEXT record bug check P4 points at (.cxr); a small dump holds no images, so the rest
+    are filtered scan frames inside the stack copy, never a bug check parameter."""
     assert facts.stack is not None
-    assert facts.stack.kind == "scan"
+    assert facts.stack.kind == "unwound"
+    assert facts.experimental["stack_context"] == "exception context (P4)"
     rip = _h(groundtruth_x64["context_main"]["rip"])
-    hits = [f for f in facts.stack.frames if f.value == rip]
-    assert hits
-    assert hits[0].module == "amdppm.sys"
-    assert hits[0].offset == 0x334C
+    rsp = _h(groundtruth_x64["context_main"]["rsp"])
+    f0 = facts.stack.frames[0]
+    assert (f0.trust, f0.value, f0.address, f0.module, f0.offset) == ("context", rip, rsp, "amdppm.sys", 0x334C)
+    assert {f.trust for f in facts.stack.frames[1:]} == {"scan"}
     top = _h(groundtruth_x64["triage_header"]["TopOfStack"])
     size = _h(groundtruth_x64["triage_header"]["SizeOfCallStack"])
-    assert all(top <= f.address < top + size for f in facts.stack.frames if f.address is not None)
+    assert all(top <= f.address <= top + size for f in facts.stack.frames if f.address is not None)
     assert [f.address for f in facts.stack.frames] == sorted(f.address for f in facts.stack.frames if f.address)
+    params = {_h(p) for p in groundtruth_x64["bugcheck_parameters"]}
+    assert not params & {f.value for f in facts.stack.frames[1:]}
+    assert facts.unwound_frames == (f0,)  # scan rows are folded away by default
+
+
+def test_identity_bucket_and_cpu(facts: CrashFacts, groundtruth_x64: dict[str, Any]) -> None:
+    assert (facts.process_name, facts.pid, facts.tid) == ("System", 4, 264)
+    assert facts.experimental["identity_method"] == "search+offset-table"
+    assert facts.bucket_id == "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M_amdppm"
+    assert facts.failure_class == "windows-component"
+    assert facts.current_irql is None  # 0x7E records no IRQL
+    assert facts.faulting_cpu is not None
 
 
 def test_real_facts_round_trip(facts: CrashFacts) -> None:

@@ -50,7 +50,7 @@ def full_facts() -> CrashFacts:
             "summary",
         ),
         pc=0xFFFFF8048B58334C,
-        culprit=CulpritFact("amdppm.sys", 0xFFFFF8048B580000, 0x334C, 0xC9C03000, "bugcheck-parameter-2", 0x1),
+        culprit=CulpritFact("amdppm.sys", 0xFFFFF8048B580000, 0x334C, 0xC9C03000, "exception-address", 0x1),
         process_name="System",
         pid=4,
         tid=264,

@@ -46,7 +46,7 @@ def test_hostile_dump_reads_and_keeps_the_culprit(hostile_dump: Path) -> None:
     facts = facts_from_dump(hostile_dump)
     assert facts.culprit is not None
     assert facts.culprit.name == EVIL.rsplit("\\", 1)[-1]
-    assert facts.culprit.rule == "bugcheck-parameter-2"
+    assert facts.culprit.rule == "exception-address"
     assert any(MARK[:9] in d.name for d in facts.drivers)
 
 

@@ -226,8 +226,8 @@ def test_real_dump_culprit_reads_like_its_stack_frame(tmp_path: Path, triage_x64
     assert "amdppm.sys+0x334c" in [fr.location for fr in real.stack.frames]
     r = ReportRenderer()
     txt = r.write_dump_report(real, tmp_path, "txt").read_text(encoding="utf-8")
-    assert "Probable culprit: amdppm.sys+0x334c (rule: bugcheck-parameter-2)" in txt
+    assert "Probable culprit: amdppm.sys+0x334c (rule: exception-address)" in txt
     md = r.write_dump_report(real, tmp_path, "md").read_text(encoding="utf-8")
-    assert "**amdppm.sys** +0x334c (rule: bugcheck-parameter-2)" in md
+    assert "**amdppm.sys** +0x334c (rule: exception-address)" in md
     html = r.write_dump_report(real, tmp_path, "html").read_text(encoding="utf-8")
     assert '<strong class="mono">amdppm.sys</strong><span class="mono">+0x334c</span>' in html
