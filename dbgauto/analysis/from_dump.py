@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from dbgauto.kdump.reader import KernelDump
     from dbgauto.kdump.records import LoadedDriver
     from dbgauto.kernel.parts import KernelParts
+    from dbgauto.symbols.context import SymbolContext
 
 __all__ = ["MAX_SCAN_FRAMES", "facts_from_parts", "header_facts"]
 
@@ -80,9 +81,27 @@ def facts_from_parts(
     source: SourceFact | None,
     missing: str | None = None,
     warnings: Iterable[str] = (),
+    symbols: SymbolContext | None = None,
 ) -> CrashFacts:
     """Facts of ``dump`` from its header and ``parts`` (None when the parts could not be read: ``missing`` says
-    why, and the facts carry the header alone)."""
+    why, and the facts carry the header alone). ``symbols``: the dump's symbol context (frame names, identity
+    from the table's types, ``x_symbols``), applied by :func:`dbgauto.analysis.symbolized.apply_symbols`."""
+    facts = _facts_from_parts(dump, parts, source=source, missing=missing, warnings=warnings)
+    if symbols is None:
+        return facts
+    from dbgauto.analysis.symbolized import apply_symbols
+
+    return apply_symbols(facts, symbols, parts)
+
+
+def _facts_from_parts(
+    dump: KernelDump,
+    parts: KernelParts | None,
+    *,
+    source: SourceFact | None,
+    missing: str | None,
+    warnings: Iterable[str],
+) -> CrashFacts:
     base = header_facts(dump, source)
     notes = [*dump.warnings, *warnings]
     if parts is None:
