@@ -16,6 +16,8 @@ is analysed without it. Nothing here touches the network unless the path names a
 
 from __future__ import annotations
 
+import contextlib
+import json
 import ntpath
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from dbgauto.errors import DbgautoError, SymbolError
-from dbgauto.symbols.identify import Identification, by_kdbg, by_rsds, kdbg_addresses
+from dbgauto.symbols.cache import cache_entry
+from dbgauto.symbols.identify import KDBG_GLOBALS, Identification, by_kdbg, by_rsds, kdbg_addresses
 from dbgauto.symbols.isf import find_isf_files, load_isf
 from dbgauto.symbols.naming import format_hit
 from dbgauto.symbols.objects import Identity, process_identity
@@ -31,7 +34,8 @@ from dbgauto.symbols.pdb import load_pdb
 from dbgauto.symbols.server import SymbolFinder
 from dbgauto.symbols.store import image_key, pdb_key
 from dbgauto.symbols.sympath import ResolvedSymbolPath, local_dir, resolve_symbol_path
-from dbgauto.symbols.table import SymbolHit, SymbolTable, TypeInfo
+from dbgauto.symbols.table import KIND_DATA, SymbolHit, SymbolTable, TypeInfo
+from dbgauto.util.atomic import atomic_write_text
 
 if TYPE_CHECKING:
     from dbgauto.kernel.parts import KernelParts, VirtualReader
@@ -151,6 +155,28 @@ def _load(path: Path, cache_dir: Path, loader: Callable[[Path, Path], SymbolTabl
             _memo.pop(next(iter(_memo)))
         _memo[key] = table
     return table
+
+
+def _fingerprint(path: Path, cache_dir: Path) -> SymbolTable:
+    """A candidate's identity and KDBG-global RVAs only, as a tiny table: the KDBG match reads these (a small
+    JSON file beside the converted table) instead of loading every candidate's 40,000 names."""
+    entry = cache_entry(path, cache_dir).with_suffix(".kdbg")
+    doc: dict[str, Any] | None = None
+    try:
+        doc = json.loads(entry.read_text())
+    except (OSError, ValueError):
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("rvas"), dict):
+        t = _load(path, cache_dir, load_isf)
+        doc = {"module": t.module, "guid": t.guid, "age": t.age, "rvas": {n: t.rva(n) for n in KDBG_GLOBALS}}
+        with contextlib.suppress(OSError):  # a read-only cache still answers, only slower next time
+            atomic_write_text(entry, json.dumps(doc), overwrite=True)
+    try:
+        rows = [(str(n), int(r), 0, KIND_DATA) for n, r in doc["rvas"].items() if r is not None]
+        return SymbolTable(module=str(doc["module"]), guid=doc["guid"], age=doc["age"], machine=None,
+                           symbols=rows, source=str(path))  # fmt: skip
+    except (TypeError, ValueError, KeyError) as e:
+        raise SymbolError(entry, f"KDBG fingerprint unreadable: {e}") from None
 
 
 class SymbolContext:
@@ -360,15 +386,26 @@ class _Builder:
         self.warnings.append(f"symbols: {text}; the dump is analysed without it")
 
     def candidates(self) -> list[SymbolTable]:
+        """Every candidate ISF table as a fingerprint (identity + KDBG-global RVAs; ``source`` is its file)."""
         if self._candidates is None:
             out: list[SymbolTable] = []
             for p in _candidate_files(self.resolved):
                 try:
-                    out.append(_load(p, self.resolved.cache_dir, load_isf))
+                    out.append(_fingerprint(p, self.resolved.cache_dir))
                 except (SymbolError, OSError) as e:
                     self._set_aside(p, e)
             self._candidates = out
         return self._candidates
+
+    def full(self, ident: Identification) -> Identification | None:
+        """The identified fingerprint's whole table (loaded now, once per process)."""
+        p = Path(ident.table.source)
+        try:
+            table = _load(p, self.resolved.cache_dir, load_isf)
+        except (SymbolError, OSError) as e:
+            self._set_aside(p, e)
+            return None
+        return Identification(table, ident.method, ident.evidence, ident.rejected)
 
     def identify(self) -> tuple[Identification | None, str]:
         reasons: list[str] = []
@@ -397,7 +434,10 @@ class _Builder:
             return None, "; ".join(reasons)
         ident, why = by_kdbg(base, addresses, cands)
         if ident is not None:
-            return ident, ""
+            ident = self.full(ident)
+            if ident is not None:
+                return ident, ""
+            why = ["the matching table could not be loaded"]
         reasons.append(f"KDBG match over {len(cands)} table(s): {why[0] if why else 'no match'}")
         return None, "; ".join(reasons)
 
@@ -438,6 +478,8 @@ class _Builder:
         execs = img.executable_ranges()
         guid = cv.guid.replace("-", "")
         got = by_rsds(guid, cv.age, self.candidates(), via_image=via_image)
+        if got is not None:
+            got = self.full(got)
         if got is None:
             got = self._pdb_by_key(cv.pdb_name, guid, cv.age, via_image)
         if got is None:

@@ -277,3 +277,14 @@ def test_symbols_cli_against_a_loopback_server(served: tuple[str, ServedTree], t
     st = json.loads(p.stdout)
     assert (st["isf"], st["cache_dir"], st["network"]) == (6, str(cache), False)
     assert st["tables"] == 6  # converted once, by manifest's identification
+
+
+@needs_shared
+def test_report_with_symbols_records_how_the_table_was_identified(tmp_path: Path) -> None:
+    p = _cli("report", str(DUMP), "-o", str(tmp_path / "r"), "-f", "json", "--symbols", str(SYMBOLS))
+    assert p.returncode == 0, p.stderr
+    (doc,) = [json.loads(f.read_text()) for f in (tmp_path / "r").rglob("*.json")]
+    facts = doc.get("facts", doc)
+    assert facts["x_symbols"]["method"] == "kdbg-match"
+    assert facts["x_symbols"]["table"] == f"{MATCH}1"
+    assert set(FRAMES) <= {fr.get("symbol") for fr in facts["stack"]["frames"]}
