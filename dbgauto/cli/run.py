@@ -60,6 +60,11 @@ def command(
     results: list[dict[str, Any]] = []
     log: list[str] = []
     failed = False
+    from dbgauto.engines.jobs import debugger_symbol_path
+    from dbgauto.engines.native import NativeEngine
+
+    if not isinstance(chosen, NativeEngine):
+        symbol_path = debugger_symbol_path(symbol_path)
     with chosen.open(dump, symbol_path=symbol_path) as session:
         banner = session.banner
         if banner is not None and banner.raw and not no_banner:

@@ -29,6 +29,7 @@ __all__ = [
     "ConvertResult",
     "convert_dump",
     "debugger_facts",
+    "debugger_symbol_path",
     "default_output",
     "facts_from_dump",
     "open_session",
@@ -80,7 +81,18 @@ def open_session(
     eng = resolve_engine(engine)
     if isinstance(eng, NativeEngine):
         return eng.open_hashed(path, digest=digest, keys=keys, symbol_path=symbol_path)
-    return eng.open(path, symbol_path=symbol_path)
+    return eng.open(path, symbol_path=debugger_symbol_path(symbol_path))
+
+
+def debugger_symbol_path(argument: str | None) -> str | None:
+    """What a debugger engine gets: ``--symbols``, else ``DBGAUTO_SYMBOL_PATH``; None lets the debugger read
+    ``_NT_SYMBOL_PATH`` itself (and never hands it dbgauto's default cache as a surprise)."""
+    if argument is not None:
+        return argument
+    from dbgauto.symbols.sympath import resolve_symbol_path
+
+    r = resolve_symbol_path(None)
+    return r.path.text if r.source == "DBGAUTO_SYMBOL_PATH" else None
 
 
 # --------------------------------------------------------------------------- facts
