@@ -44,3 +44,19 @@ def groundtruth_x64() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def transcripts_dir() -> Path:
     return _need(SHARED / "transcripts")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_symbols(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """No test reads the user's symbol path or cache: an empty cache of its own, no DBGAUTO_SYMBOL_PATH or
+    _NT_SYMBOL_PATH (subprocesses inherit this environment). Tests that want symbols pass --symbols."""
+    saved = {k: os.environ.get(k) for k in ("DBGAUTO_SYMBOL_CACHE", "DBGAUTO_SYMBOL_PATH", "_NT_SYMBOL_PATH")}
+    os.environ["DBGAUTO_SYMBOL_CACHE"] = str(tmp_path_factory.mktemp("symbol-cache"))
+    os.environ.pop("DBGAUTO_SYMBOL_PATH", None)
+    os.environ.pop("_NT_SYMBOL_PATH", None)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

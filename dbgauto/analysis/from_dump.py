@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from dbgauto.kdump.reader import KernelDump
     from dbgauto.kdump.records import LoadedDriver
     from dbgauto.kernel.parts import KernelParts
+    from dbgauto.symbols.context import SymbolContext
 
 __all__ = ["IRQL_PARAMETER", "MAX_SCAN_FRAMES", "facts_from_parts", "header_facts"]
 
@@ -88,9 +89,31 @@ def facts_from_parts(
     missing: str | None = None,
     warnings: Iterable[str] = (),
     symbolizer: Symbolizer | None = None,
+    symbols: SymbolContext | None = None,
 ) -> CrashFacts:
     """Facts of ``dump`` from its header and ``parts`` (None when the parts could not be read: ``missing`` says
-    why, and the facts carry the header alone). ``symbolizer`` names code addresses (module+offset without)."""
+    why, and the facts carry the header alone). ``symbolizer`` names code addresses (module+offset without);
+    ``symbols``, the dump's symbol context, serves as the symbolizer when it identified a table, and adds identity
+    from the table's types and ``x_symbols`` (:func:`dbgauto.analysis.symbolized.apply_symbols`)."""
+    if symbols is not None and symbols.table is not None and symbolizer is None:
+        symbolizer = symbols
+    facts = _facts_from_parts(dump, parts, source=source, missing=missing, warnings=warnings, symbolizer=symbolizer)
+    if symbols is None:
+        return facts
+    from dbgauto.analysis.symbolized import apply_symbols
+
+    return apply_symbols(facts, symbols, parts)
+
+
+def _facts_from_parts(
+    dump: KernelDump,
+    parts: KernelParts | None,
+    *,
+    source: SourceFact | None,
+    missing: str | None,
+    warnings: Iterable[str],
+    symbolizer: Symbolizer | None,
+) -> CrashFacts:
     base = header_facts(dump, source)
     notes = [*dump.warnings, *warnings]
     bugcheck: BugcheckFact | None = base.get("bugcheck")

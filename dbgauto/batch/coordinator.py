@@ -62,6 +62,7 @@ class BatchOptions:
     force: bool = False
     max_tasks_per_child: int | None = 50
     template_dirs: tuple[str, ...] = ()
+    symbol_path: str | None = None  # --symbols; None: each worker resolves the environment's
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -175,6 +176,7 @@ def _spec(f: Found, out: Path, opts: BatchOptions) -> TaskSpec:
         engine=opts.engine,
         verify=opts.delete_source_after_verify,
         template_dirs=opts.template_dirs,
+        symbol_path=opts.symbol_path,
         extra={"report_name": key},
     )
 

@@ -67,6 +67,7 @@ class TaskSpec:
     engine: str = "native"
     verify: bool = False  # compare the small dump's facts with the source's (for --delete-source-after-verify)
     template_dirs: tuple[str, ...] = ()
+    symbol_path: str | None = None  # --symbols; None: the environment's (DBGAUTO_SYMBOL_PATH, _NT_SYMBOL_PATH)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -199,7 +200,7 @@ def _process(spec: TaskSpec, rec: ResultRecord, digest: str) -> None:
 
     src = spec.source
     conversion_error: ConversionError | None = None
-    with open_session(src, spec.engine, digest=digest) as session:
+    with open_session(src, spec.engine, digest=digest, symbol_path=spec.symbol_path) as session:
         dump = getattr(session, "dump", None)  # a native session's open KernelDump
         rec.header = header_record(dump) if dump is not None else _header_facts(src)
         if spec.small_path is not None:
@@ -239,7 +240,7 @@ def _reports_and_verify(spec: TaskSpec, rec: ResultRecord, facts: Any) -> None:
     if spec.verify and rec.small_path is not None:
         from dbgauto.engines.jobs import facts_from_dump
 
-        small = facts_from_dump(rec.small_path, engine=spec.engine)
+        small = facts_from_dump(rec.small_path, engine=spec.engine, symbol_path=spec.symbol_path)
         rec.verified, rec.verify_note = compare_facts(rec.facts, small.to_dict())
     elif spec.verify:
         rec.verified, rec.verify_note = False, "no small dump was written for this source"

@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("dbgauto.cli.batch", "Convert and report on every new dump under some folders."),
     "catalog": ("dbgauto.cli.catalog", "Look inside a batch output's SQLite catalog."),
     "schedule": ("dbgauto.cli.schedule", "Run a batch on a cron schedule (or once)."),
+    "symbols": ("dbgauto.cli.symbols", "Fetch, list (symchk manifest), import and inspect symbols for dumps."),
 }
 
 

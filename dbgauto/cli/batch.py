@@ -16,6 +16,7 @@ import click
 
 from dbgauto.batch.coordinator import REPORT_FORMATS, BatchOptions, BatchSummary, run_batch
 from dbgauto.batch.progress import failure_line, make_progress
+from dbgauto.cli.symopts import symbols_option
 
 ENGINES = ("native", "auto", "cdb", "kd", "dbgeng")
 
@@ -141,6 +142,7 @@ def print_summary(s: BatchSummary, *, out: Path) -> None:
     help="Rich progress display (default: when stderr is a terminal).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+@symbols_option()
 def command(
     sources: tuple[Path, ...],
     out_dir: Path,
@@ -161,6 +163,7 @@ def command(
     template_dirs: tuple[Path, ...],
     show_progress: bool | None,
     as_json: bool,
+    symbol_path: str | None,
 ) -> None:
     """Convert and report on every new or changed dump under SOURCES (files or folders, recursive).
 
@@ -197,6 +200,7 @@ def command(
         force=force,
         max_tasks_per_child=max_tasks_per_child,
         template_dirs=tuple(str(t) for t in template_dirs),
+        symbol_path=symbol_path,
     )
     summary = run_batch(opts, make_progress(enabled=show_progress, stream=sys.stderr))
     if as_json:

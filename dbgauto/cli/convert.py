@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from dbgauto.cli.symopts import symbols_option
 from dbgauto.errors import DbgautoError
 
 ENGINE_CHOICES = ("native", "cdb", "dbgeng", "auto")
@@ -47,7 +48,8 @@ def _target(output: Path | None, many: bool) -> Path | None:
     help="Who writes the small dump.",
 )
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-def command(sources: tuple[Path, ...], output: Path | None, engine: str, force: bool) -> None:
+@symbols_option()
+def command(sources: tuple[Path, ...], output: Path | None, engine: str, force: bool, symbol_path: str | None) -> None:
     """Convert large dumps (Complete, Kernel, Automatic, Active) into small memory dumps (.dump /m)."""
     from dbgauto.engines.jobs import convert_dump
 
@@ -60,6 +62,7 @@ def command(sources: tuple[Path, ...], output: Path | None, engine: str, force: 
                 _target(output, many),
                 engine=engine,  # "auto" means what it means everywhere: dbgeng, else cdb, else native
                 overwrite=force,
+                symbol_path=symbol_path,  # the debugger engines load them; the native writer needs none
             )
         except DbgautoError as exc:
             failed += 1

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 from typing import Any
 
 import click
 
+from dbgauto.cli.symopts import symbols_option
+
 __all__ = ["command"]
 
 
-def _report(debugger_path: str | None, probe: bool) -> dict[str, Any]:
+def _symbols(argument: str | None) -> dict[str, Any]:
+    """The symbol path in force, where it came from, and whether it may use the network."""
+    from dbgauto.symbols.sympath import resolve_symbol_path
+
+    r = resolve_symbol_path(argument)
+    return {
+        "path": r.path.text,
+        "source": r.source,
+        "network": r.path.uses_network,
+        "servers": r.path.urls,
+        "cache_dir": str(r.cache_dir),
+        "warnings": list(r.path.warnings),
+    }
+
+
+def _report(debugger_path: str | None, probe: bool, symbol_path: str | None = None) -> dict[str, Any]:
     from dbgauto.engines.locate import candidates, probe_version
     from dbgauto.engines.select import all_engines, select_engine
 
@@ -45,7 +61,7 @@ def _report(debugger_path: str | None, probe: bool) -> dict[str, Any]:
         "engines": engines,
         "auto": {"engine": chosen.name, "why": why},
         "looked_for": looked,
-        "symbol_path": os.environ.get("_NT_SYMBOL_PATH"),
+        "symbols": _symbols(symbol_path),
         "windows_engines_note": None
         if sys.platform == "win32"
         else "Windows engines (cdb/kd, DbgEng) are unavailable: this is not Windows; the native engine answers.",
@@ -56,9 +72,11 @@ def _report(debugger_path: str | None, probe: bool) -> dict[str, Any]:
 @click.option("--debugger-path", envvar="DBGAUTO_DEBUGGER_PATH", help="Also check this cdb/kd (path or command line).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-probe", is_flag=True, help="Do not run the debuggers found to ask their version.")
-def command(debugger_path: str | None, as_json: bool, no_probe: bool) -> None:
-    """List the engines, where each debugger was looked for and found, versions, and why one is unusable."""
-    rep = _report(debugger_path, probe=not no_probe)
+@symbols_option()
+def command(debugger_path: str | None, as_json: bool, no_probe: bool, symbol_path: str | None) -> None:
+    """List the engines, where each debugger was looked for and found, versions, and why one is unusable;
+    the symbol path in force, its source and whether it may use the network."""
+    rep = _report(debugger_path, probe=not no_probe, symbol_path=symbol_path)
     if as_json:
         click.echo(json.dumps(rep, indent=2))
         return
@@ -75,4 +93,10 @@ def command(debugger_path: str | None, as_json: bool, no_probe: bool) -> None:
         click.echo(f"looked for {kind}:")
         for r in rows:
             click.echo(f"  [{'found' if r['exists'] else 'absent'}] {r['source']}: {r['path']}")
-    click.echo(f"_NT_SYMBOL_PATH: {rep['symbol_path'] or '(not set)'}")
+    sym = rep["symbols"]
+    source = {"argument": "--symbols", "default": "default: dbgauto's cache"}.get(sym["source"], sym["source"])
+    net = f"may use the network ({', '.join(sym['servers'])})" if sym["network"] else "no network"
+    click.echo(f"symbol path: {sym['path']}")
+    click.echo(f"  source: {source}; {net}; cache: {sym['cache_dir']}")
+    for w in sym["warnings"]:
+        click.echo(f"  warning: {w}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from dbgauto.cli.symopts import symbols_option
+
 __all__ = ["command"]
 
 _FORMATS = ("html", "md", "txt", "json", "csv")
@@ -73,6 +75,7 @@ def _log_files(inputs: tuple[Path, ...]) -> list[Path]:
 @click.option(
     "--sandbox", is_flag=True, help="Render templates in jinja2's sandbox (templates from less-trusted people)."
 )
+@symbols_option()
 def command(
     inputs: tuple[Path, ...],
     out: Path,
@@ -81,6 +84,7 @@ def command(
     engine: str,
     logs: tuple[Path, ...],
     sandbox: bool,
+    symbol_path: str | None,
 ) -> None:
     """Render reports for DUMP_OR_DIR... (folders are searched for dumps by signature) and --from-log files.
 
@@ -106,7 +110,7 @@ def command(
 
     for path in _dump_files(inputs):
         try:
-            collected.append(facts_from_dump(path, engine=engine))
+            collected.append(facts_from_dump(path, engine=engine, symbol_path=symbol_path))
         except DbgautoError as exc:
             fail(path, str(exc).removeprefix(f"{path}: "))
         except (OSError, ImportError) as exc:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from dbgauto.cli.symopts import symbols_option
 from dbgauto.engines.base import DEFAULT_COMMAND_TIMEOUT, split_commands
 from dbgauto.engines.select import ENGINE_NAMES
 
@@ -28,7 +29,7 @@ __all__ = ["command"]
     help="auto: dbgeng if usable, else cdb if found, else native.",
 )
 @click.option("--debugger-path", envvar="DBGAUTO_DEBUGGER_PATH", help="cdb/kd to use (a path or a command line).")
-@click.option("--symbol-path", "-y", help="Symbol path (default: _NT_SYMBOL_PATH).")
+@symbols_option("--symbol-path", "-y")
 @click.option("--timeout", type=float, default=DEFAULT_COMMAND_TIMEOUT, show_default=True, help="Seconds per command.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: engine, banner and one result per command.")
 @click.option("--no-banner", is_flag=True, help="Leave the debugger's banner out of the text log.")
@@ -59,6 +60,11 @@ def command(
     results: list[dict[str, Any]] = []
     log: list[str] = []
     failed = False
+    from dbgauto.engines.jobs import debugger_symbol_path
+    from dbgauto.engines.native import NativeEngine
+
+    if not isinstance(chosen, NativeEngine):
+        symbol_path = debugger_symbol_path(symbol_path)
     with chosen.open(dump, symbol_path=symbol_path) as session:
         banner = session.banner
         if banner is not None and banner.raw and not no_banner:

@@ -57,6 +57,8 @@ def parse_args(argv: list[str]) -> ShellOptions:
     while i < len(argv):
         arg = argv[i]
         flag = "-" + arg[1:].lower() if arg[:1] in "-/" and len(arg) > 1 else None
+        if flag == "--symbols":  # dbgauto's own spelling of -y
+            flag = "-y"
         if flag in _VALUE_FLAGS or flag == "-netsyms":
             if i + 1 >= len(argv):
                 raise SystemExit(f"dbgauto shell: {arg} needs a value")
@@ -219,6 +221,7 @@ def command(args: tuple[str, ...]) -> None:
     \b
     Usage: dbgauto shell DUMP
            dbgauto shell -z DUMP [-y SYMPATH] [-lines] [-c "cmd; cmd"]   (cdb's flags, so it can stand in for cdb)
+    --symbols PATH is -y PATH; without either: DBGAUTO_SYMBOL_PATH, else _NT_SYMBOL_PATH, else the local cache.
     Prompt "N: kd> ", one command per line (or several separated by ";"), "q" quits.
     """
     sys.exit(main(list(args)))

@@ -29,6 +29,7 @@ __all__ = [
     "ConvertResult",
     "convert_dump",
     "debugger_facts",
+    "debugger_symbol_path",
     "default_output",
     "facts_from_dump",
     "open_session",
@@ -73,13 +74,25 @@ def open_session(
     *,
     digest: str | None = None,
     keys: KdbgKeys | None = None,
+    symbol_path: str | None = None,
 ) -> Session:
     """Open ``path`` in ``engine``; a native session reuses ``digest`` (the file's identity hash) and ``keys`` (an
-    encoded KDBG's keys) when given."""
+    encoded KDBG's keys) when given. ``symbol_path``: ``--symbols`` as given (None: the environment's)."""
     eng = resolve_engine(engine)
     if isinstance(eng, NativeEngine):
-        return eng.open_hashed(path, digest=digest, keys=keys)
-    return eng.open(path)
+        return eng.open_hashed(path, digest=digest, keys=keys, symbol_path=symbol_path)
+    return eng.open(path, symbol_path=debugger_symbol_path(symbol_path))
+
+
+def debugger_symbol_path(argument: str | None) -> str | None:
+    """What a debugger engine gets: ``--symbols``, else ``DBGAUTO_SYMBOL_PATH``; None lets the debugger read
+    ``_NT_SYMBOL_PATH`` itself (and never hands it dbgauto's default cache as a surprise)."""
+    if argument is not None:
+        return argument
+    from dbgauto.symbols.sympath import resolve_symbol_path
+
+    r = resolve_symbol_path(None)
+    return r.path.text if r.source == "DBGAUTO_SYMBOL_PATH" else None
 
 
 # --------------------------------------------------------------------------- facts
@@ -124,9 +137,11 @@ def session_facts(session: Session, *, digest: str | None = None) -> CrashFacts:
     return debugger_facts(session, digest=digest)
 
 
-def facts_from_dump(path: os.PathLike[str] | str, *, engine: str | Engine = "native") -> CrashFacts:
-    """Facts for one dump file through ``engine`` (``native`` by default)."""
-    with open_session(path, engine) as session:
+def facts_from_dump(
+    path: os.PathLike[str] | str, *, engine: str | Engine = "native", symbol_path: str | None = None
+) -> CrashFacts:
+    """Facts for one dump file through ``engine`` (``native`` by default), with symbols from ``symbol_path``."""
+    with open_session(path, engine, symbol_path=symbol_path) as session:
         return session_facts(session)
 
 
@@ -194,6 +209,7 @@ def convert_dump(
     engine: str | Engine = "native",
     overwrite: bool = False,
     keys: KdbgKeys | None = None,
+    symbol_path: str | None = None,
 ) -> ConvertResult:
     """Convert the dump ``src`` into a small memory dump at ``out`` (a file, a folder, or None).
 
@@ -203,5 +219,5 @@ def convert_dump(
     source = Path(src)
     target = _resolve_output(source, out)
     check_output(source, target, overwrite=overwrite)
-    with open_session(source, engine, keys=keys) as session:
+    with open_session(source, engine, keys=keys, symbol_path=symbol_path) as session:
         return write_from_session(session, target, overwrite=overwrite)

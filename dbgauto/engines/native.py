@@ -1,9 +1,13 @@
 """The native engine: answers a useful subset of debugger commands from the format layer, on any OS.
 
-No symbols and no disassembler: what it prints comes from the dump header and the crash's KernelParts (driver
-list, stack copy, process/thread), read once per session: a small dump's sections, or one walk of a large dump's
-kernel (:mod:`dbgauto.kernel`). Facts and ``.dump /m`` come from the same parts. Unsupported commands raise
-:class:`DebuggerCommandError` naming what the real debugger would offer.
+No disassembler: what it prints comes from the dump header and the crash's KernelParts (driver list, stack copy,
+process/thread), read once per session: a small dump's sections, or one walk of a large dump's kernel
+(:mod:`dbgauto.kernel`). Facts and ``.dump /m`` come from the same parts. Symbols come from the symbol path
+(``--symbols``, else ``DBGAUTO_SYMBOL_PATH``, else ``_NT_SYMBOL_PATH``): the dump's
+:class:`~dbgauto.symbols.context.SymbolContext` is built on first need (a conversion never pays for it) and,
+when it identifies the kernel's table, ``k`` and ``ln`` name functions and ``x``/``dt`` answer; without one
+everything works as before, labelled "no symbols". Unsupported commands raise :class:`DebuggerCommandError`
+naming what the real debugger would offer.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
     from dbgauto.analysis.naming import Symbolizer
     from dbgauto.kernel.kdbg import KdbgKeys
     from dbgauto.kernel.parts import KernelParts
+    from dbgauto.symbols.context import SymbolContext
 
 __all__ = ["NATIVE_VERSION", "NativeEngine", "NativeSession", "unsupported"]
 
@@ -67,7 +72,7 @@ class NativeEngine(Engine):
     capabilities = Capability.RUN_COMMANDS | Capability.WRITE_SMALL_DUMP | Capability.ANY_OS
 
     def available(self) -> Availability:
-        return Availability(True, "pure Python; always available (no symbols, a subset of commands)", NATIVE_VERSION)
+        return Availability(True, "pure Python; always available (a subset of commands)", NATIVE_VERSION)
 
     def open(
         self,
@@ -76,16 +81,20 @@ class NativeEngine(Engine):
         symbol_path: str | None = None,
         timeout: float = DEFAULT_OPEN_TIMEOUT,
     ) -> NativeSession:
-        if symbol_path:
-            log.debug("native engine ignores the symbol path %s", symbol_path)
-        return NativeSession(Path(dump))
+        """``symbol_path``: as ``--symbols`` gives it; None = the environment's (see the module docstring)."""
+        return NativeSession(Path(dump), symbol_path=symbol_path)
 
     def open_hashed(
-        self, dump: os.PathLike[str] | str, *, digest: str | None, keys: KdbgKeys | None = None
+        self,
+        dump: os.PathLike[str] | str,
+        *,
+        digest: str | None,
+        keys: KdbgKeys | None = None,
+        symbol_path: str | None = None,
     ) -> NativeSession:
         """Open with the file's identity hash already computed (a batch task hashes each dump once) and, when
         known, the keys of an encoded KDBG."""
-        return NativeSession(Path(dump), digest=digest, keys=keys)
+        return NativeSession(Path(dump), digest=digest, keys=keys, symbol_path=symbol_path)
 
 
 class NativeSession(Session):
@@ -101,11 +110,16 @@ class NativeSession(Session):
         digest: str | None = None,
         keys: KdbgKeys | None = None,
         symbolizer: Symbolizer | None = None,
+        symbol_path: str | None = None,
     ) -> None:
         from dbgauto.kdump.reader import KernelDump
+        from dbgauto.symbols.sympath import resolve_symbol_path
 
         self.symbolizer = symbolizer  # names code addresses in the verdict (module+offset without one)
         self.dump_path = path
+        self.resolved_symbol_path = resolve_symbol_path(symbol_path)
+        self._symbols: SymbolContext | None = None
+        self._symbols_built = False
         self._digest = digest
         self._keys = keys
         self._dump: Any = KernelDump.open(path)
@@ -151,8 +165,31 @@ class NativeSession(Session):
                 source=source_fact(self.dump_path, digest=self._digest),
                 missing=self.parts_missing,
                 symbolizer=self.symbolizer,
+                symbols=self.symbols,
             )
         return self._facts
+
+    @property
+    def symbols(self) -> SymbolContext | None:
+        """The dump's symbol context, built once on first use; None when the dump's parts could not be read."""
+        if not self._symbols_built:
+            self._symbols_built = True
+            if self.parts is not None:
+                from dbgauto.symbols.context import KernelInputs, SymbolContext
+
+                self._symbols = SymbolContext.build(KernelInputs.from_parts(self.parts), self.resolved_symbol_path)
+                for w in self._symbols.warnings:
+                    log.warning("%s: %s", self.dump_path, w)
+        return self._symbols
+
+    def _attach_symbols(self) -> SymbolContext | None:
+        """Give the command formatter the context's names (once); the context is built here if not yet."""
+        ctx = self.symbols
+        t = self.target
+        if ctx is not None and ctx.table is not None and t.namer is None:
+            t.namer = ctx.code_name
+            t.symbols_line = ctx.describe()
+        return ctx
 
     def _build_target(self) -> fmt.Target:
         d = self._dump
@@ -177,6 +214,7 @@ class NativeSession(Session):
             registers=dict(ctx.registers) if ctx is not None else None,
             pc=_safe(lambda: ctx.pc) if ctx is not None else None,
             sp=_safe(lambda: ctx.sp) if ctx is not None else None,
+            symbol_search_path=_path_line(self.resolved_symbol_path),
         )
         if self.parts is None:
             t.modules_known = False
@@ -277,14 +315,36 @@ class NativeSession(Session):
             except KeyError as exc:
                 raise DebuggerCommandError(ENGINE_NAME, command, f"bad register {exc.args[0]!r}") from None
         if verb_l in _STACK_VERBS:
+            self._attach_symbols()
             return fmt.stack(t, rest)
         if verb_l == "!analyze":
+            self._attach_symbols()
             return fmt.analyze(t) if "-v" in rest.split() else fmt.analyze_summary(t)
+        if verb_l in ("ln", "x", "dt"):
+            return self._symbol_command(verb_l, command, rest)
         if verb_l == ".dump":
             return self._dump_command(command, rest)
         if verb_l.startswith("!"):
             raise unsupported(command, f"the {verb} extension")
         raise unsupported(command, f"the {verb!r} command and symbols")
+
+    def _symbol_command(self, verb: str, command: str, rest: str) -> str:
+        from dbgauto.engines import native_symbols as sym
+
+        ctx = self._attach_symbols()
+        t = self.target
+        try:
+            if verb == "ln":
+                return sym.ln(ctx, rest, t.is_64bit)
+            if ctx is None or ctx.table is None:  # as before symbols: x and dt need a kernel table
+                why = ctx.describe() if ctx is not None else f"no symbols: {self.parts_missing or 'no kernel parts'}"
+                raise unsupported(command, f"{verb} ({why})")
+            if verb == "x":
+                return sym.x(ctx, rest, t.is_64bit)
+            ps = self.parts.pointer_size if self.parts is not None else 8
+            return sym.dt(ctx, rest, pointer_size=ps, is_64bit=t.is_64bit)
+        except ValueError as exc:
+            raise DebuggerCommandError(ENGINE_NAME, command, str(exc)) from None
 
     def _dump_command(self, command: str, rest: str) -> str:
         try:
@@ -361,6 +421,15 @@ def _echo_text(rest: str) -> str:
     if len(s) >= 2 and s[0] == '"' and s[-1] == '"':
         return s[1:-1]
     return s
+
+
+def _path_line(resolved: Any) -> str:
+    """The banner's symbol path: the text, where it came from, and whether it may use the network."""
+    net = "may use the network" if resolved.path.uses_network else "local only"
+    if resolved.source == "default":
+        return f"(none given: dbgauto's cache {resolved.cache_dir}, {net})"
+    source = "--symbols" if resolved.source == "argument" else resolved.source
+    return f"{resolved.path.text} (from {source}, {net})"
 
 
 def _safe(get: Callable[[], int]) -> int | None:

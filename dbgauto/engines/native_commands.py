@@ -119,6 +119,9 @@ class Target:
     scan: Callable[[], Sequence[ScanFrame]] | None = None  # lazy stack scan
     verdict: Callable[[], CrashFacts] | None = None  # lazy facts (unwound stack, culprit, bucket) of the session
     notes: list[str] = field(default_factory=list)
+    namer: Callable[[int], str | None] | None = None  # symbol names (``nt!Function+0xoff``) once a table is known
+    symbols_line: str | None = None  # which table and how, shown where the output says "no symbols"
+    symbol_search_path: str | None = None  # as the banner shows it
 
     def module_at(self, address: int) -> Module | None:
         for m in self.modules:
@@ -127,7 +130,11 @@ class Target:
         return None
 
     def symbolize(self, address: int) -> str:
-        """``module+0xoffset`` as the debugger prints an address without symbols; the bare address otherwise."""
+        """``module!Function+0xoff`` with symbols, ``module+0xoffset`` without; the bare address otherwise."""
+        if self.namer is not None:
+            name = self.namer(address)
+            if name is not None:
+                return name
         m = self.module_at(address)
         if m is None:
             return format_addr(address, self.is_64bit)
@@ -208,7 +215,7 @@ def banner_text(t: Target, *, version: str) -> str:
         f"Loading Dump File [{t.path}]",
         dump_kind_line(t.dump_type),
         "",
-        "Symbol search path is: (none: the native engine does not load symbols)",
+        f"Symbol search path is: {t.symbol_search_path or '(none: the native engine does not load symbols)'}",
         "Executable search path is: ",
         vertarget(t).rstrip("\n"),
     ]
@@ -364,7 +371,10 @@ def _stack_rows(t: Target, limit: int) -> list[tuple[int, int, str]]:
     for f in frames:
         if len(rows) >= limit:
             break
-        site = f"{f.module}+{f.offset:#x}" if f.module and f.offset is not None else t.symbolize(f.value)
+        if t.namer is None and f.module and f.offset is not None:
+            site = f"{f.module}+{f.offset:#x}"
+        else:
+            site = t.symbolize(f.value)
         rows.append((f.address, f.value, site))
     return rows
 
@@ -376,6 +386,17 @@ STACK_SCAN_NOTE: Final = (
 )
 
 
+def stack_note(t: Target) -> str:
+    """The scan's label: without symbols, or with the identified table named."""
+    if t.namer is None:
+        return STACK_SCAN_NOTE
+    return (
+        f"  *** Stack scan with symbols ({t.symbols_line}): not an unwound call stack.\n"
+        "  *** Frame 00 is the crash context (rsp/rip); later rows are stack slots whose value points into a module,\n"
+        "  *** newest first. Install Debugging Tools for Windows (--engine cdb or dbgeng) for a real stack."
+    )
+
+
 def stack(t: Target, args: str = "") -> str:
     """``k`` from the stack scan: rows shaped like ``k`` (Child-SP, RetAddr, Call Site) and labelled a scan."""
     limit = 256
@@ -384,9 +405,9 @@ def stack(t: Target, args: str = "") -> str:
             limit = max(1, int(word))
     rows = _stack_rows(t, limit)
     if not rows:
-        return f"{STACK_SCAN_NOTE}\n*** No stack data in this dump.\n"
+        return f"{stack_note(t)}\n*** No stack data in this dump.\n"
     head = " # Child-SP          RetAddr           Call Site" if t.is_64bit else " # ChildEBP RetAddr  Call Site"
-    out = [STACK_SCAN_NOTE, head]
+    out = [stack_note(t), head]
     out += [
         f"{i:02x} {format_addr(a, t.is_64bit)} {format_addr(v, t.is_64bit)} {site}"
         for i, (a, v, site) in enumerate(rows)
@@ -490,7 +511,8 @@ def analyze(t: Target) -> str:
         f"Arg{i + 1}: {_hex_plain(v or 0, t.is_64bit)}, {(meanings[i] if i < 4 else None) or ''}".rstrip(" ")
         for i, v in enumerate(t.bugcheck_parameters)
     ]
-    out += ["", "Debugging Details:", "------------------", "", NO_SYMBOLS_NOTE, ""]
+    note = NO_SYMBOLS_NOTE if t.namer is None else f"*** Symbols: {t.symbols_line}"
+    out += ["", "Debugging Details:", "------------------", "", note, ""]
     out += [f"BUGCHECK_CODE:  {t.bugcheck_code:x}", ""]
     out += [
         s for i, p in enumerate(t.bugcheck_parameters) for s in (f"BUGCHECK_P{i + 1}: {p & 0xFFFFFFFFFFFFFFFF:x}", "")
@@ -515,13 +537,15 @@ def analyze(t: Target) -> str:
         folded = len(facts.stack.frames) - len(unwound) if facts is not None and facts.stack is not None else 0
         how = ", ".join(dict.fromkeys(trust for *_, trust in unwound))
         note = f"; {folded} scan frames folded" if folded else ""
-        out += ["", f"STACK_COMMAND:  k (unwound without symbols: {how}{note})", ""]
+        syms = "without symbols" if t.namer is None else "with symbols"
+        out += ["", f"STACK_COMMAND:  k (unwound {syms}: {how}{note})", ""]
     else:
         rows = _stack_rows(t, 64)
         if rows:
             out.append("STACK_TEXT:  ")
             out += [f"{format_addr(a, t.is_64bit)} {format_addr(v, t.is_64bit)} {site}" for a, v, site in rows]
-            out += ["", "STACK_COMMAND:  k (stack scan without symbols)", ""]
+            how = "without symbols" if t.namer is None else "with symbols"
+            out += ["", f"STACK_COMMAND:  k (stack scan {how})", ""]
     c = _culprit(t)
     if c is not None:
         image, short, site = _culprit_names(c)

@@ -1,0 +1,505 @@
+"""SymbolContext: the symbols of one dump, built once from the resolved symbol path and the dump's kernel inputs.
+
+Everything above the symbol layer (facts, the native engine's ``k``/``ln``/``x``/``dt``) asks this one object,
+so a dump's kernel table is identified once and never used unless identified. The ways, tried in order:
+
+1. ``rsds``: the kernel image's header is in the dump's memory (large dumps); its RSDS record names the PDB,
+   found among the ISF tables of the path's local stores or as a PDB through the symbol path;
+2. ``image-by-timestamp``: the kernel image is obtainable by TimeDateStamp + SizeOfImage (what any driver
+   list gives) from a local store or, when the path names one, a symbol server; its RSDS record then names the PDB;
+3. ``kdbg-match``: offline, no image: the KDBG's absolute addresses minus KernBase against every candidate ISF
+   table in the path's local stores, plain directories and dbgauto's cache (:func:`dbgauto.symbols.identify.by_kdbg`).
+
+One bad symbol file never fails a dump: it is set aside with a warning naming it and the reason, and the dump
+is analysed without it. Nothing here touches the network unless the path names a server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import ntpath
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from dbgauto.errors import DbgautoError, SymbolError
+from dbgauto.symbols.cache import cache_entry
+from dbgauto.symbols.identify import KDBG_GLOBALS, Identification, by_kdbg, by_rsds, kdbg_addresses
+from dbgauto.symbols.isf import find_isf_files, load_isf
+from dbgauto.symbols.naming import format_hit
+from dbgauto.symbols.objects import Identity, process_identity
+from dbgauto.symbols.pdb import load_pdb
+from dbgauto.symbols.server import SymbolFinder
+from dbgauto.symbols.store import image_key, pdb_key
+from dbgauto.symbols.sympath import ResolvedSymbolPath, local_dir, resolve_symbol_path
+from dbgauto.symbols.table import KIND_DATA, SymbolHit, SymbolTable, TypeInfo
+from dbgauto.util.atomic import atomic_write_text
+
+if TYPE_CHECKING:
+    from dbgauto.kernel.parts import KernelParts, VirtualReader
+
+__all__ = [
+    "KERNEL_IMAGES",
+    "KERNEL_PDBS",
+    "DumpModule",
+    "KernelInputs",
+    "SymbolContext",
+    "module_short_name",
+]
+
+KERNEL_IMAGES: Final = frozenset({"ntoskrnl.exe", "ntkrnlmp.exe", "ntkrnlpa.exe", "ntkrpamp.exe", "ntkrla57.exe"})
+KERNEL_PDBS: Final = frozenset({"ntkrnlmp.pdb", "ntoskrnl.pdb", "ntkrnlpa.pdb", "ntkrpamp.pdb", "ntkrla57.pdb"})
+MAX_CANDIDATES: Final = 512  # ISF files considered for the KDBG match (a library of every build is ~200)
+MAX_NAMES: Final = 2000  # rows ``x`` prints
+_MEMO_LIMIT: Final = 64
+_memo: dict[tuple[str, int, int], SymbolTable] = {}  # loaded tables, per process (a batch worker sees many dumps)
+
+
+def module_short_name(path: str) -> str:
+    """The debugger's module name: ``nt`` for the kernel image, otherwise the file name without extension."""
+    image = ntpath.basename(path)
+    if image.lower() in KERNEL_IMAGES:
+        return "nt"
+    stem, dot, _ext = image.rpartition(".")
+    return stem if dot else image
+
+
+@dataclass(frozen=True, slots=True)
+class DumpModule:
+    """A loaded module as the dump's driver list gives it."""
+
+    name: str  # image file name or NT path
+    base: int
+    size: int
+    timestamp: int | None = None
+
+    @property
+    def short(self) -> str:
+        return module_short_name(self.name)
+
+    @property
+    def image_name(self) -> str:
+        return ntpath.basename(self.name)
+
+
+@dataclass(frozen=True)
+class KernelInputs:
+    """What identification and naming need from a dump (any reader can fill it; :meth:`from_parts` does)."""
+
+    kernel_base: int | None
+    kdbg_fields: Mapping[str, int] = field(default_factory=dict)
+    kdbg_address: int | None = None  # the KDBG's own address (the header's KdDebuggerDataBlock)
+    drivers: Sequence[DumpModule] = ()
+    pointer_size: int = 8
+    memory: VirtualReader | None = None
+
+    @classmethod
+    def from_parts(cls, parts: KernelParts) -> KernelInputs:
+        kdbg_va = parts.kdbg.va if parts.kdbg is not None and parts.kdbg.va else parts.header.kd_debugger_data_block
+        return cls(
+            kernel_base=parts.kernel_base,
+            kdbg_fields=dict(parts.kdbg_fields),
+            kdbg_address=kdbg_va,
+            drivers=tuple(
+                DumpModule(d.name or d.base_name, d.base, d.size, d.timestamp) for d in parts.drivers if d.size
+            ),
+            pointer_size=parts.pointer_size,
+            memory=parts.memory,
+        )
+
+    @property
+    def kernel(self) -> DumpModule | None:
+        """nt's entry: the module at KernBase, else the first kernel image in the list."""
+        for d in self.drivers:
+            if self.kernel_base is not None and d.base == self.kernel_base:
+                return d
+        return next((d for d in self.drivers if d.image_name.lower() in KERNEL_IMAGES), None)
+
+
+def _candidate_files(resolved: ResolvedSymbolPath) -> Iterator[Path]:
+    """ISF files in the path's local stores, plain directories and caches, then dbgauto's cache (no network)."""
+    roots: list[Path] = []
+    for e in resolved.path.elements:
+        stores = [e.cache, *e.stores] if e.cache is not None else list(e.stores)
+        for s in stores:
+            d = resolved.cache_dir if s == "" else local_dir(s) if s is not None else None
+            if d is not None:
+                roots.append(d)
+    roots.append(resolved.cache_dir / "isf")
+    seen: set[Path] = set()
+    for root in dict.fromkeys(roots):
+        if not root.exists():
+            continue
+        for p in find_isf_files(root):
+            parent = p.parent.name.lower()
+            if parent.endswith(".pdb") and parent not in KERNEL_PDBS:
+                continue  # another module's table in a store layout
+            key = p.resolve()
+            if key in seen:
+                continue
+            seen.add(key)
+            yield p
+            if len(seen) >= MAX_CANDIDATES:
+                return
+
+
+def _load(path: Path, cache_dir: Path, loader: Callable[[Path, Path], SymbolTable]) -> SymbolTable:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    table = _memo.get(key)
+    if table is None:
+        table = loader(path, cache_dir)
+        if len(_memo) >= _MEMO_LIMIT:
+            _memo.pop(next(iter(_memo)))
+        _memo[key] = table
+    return table
+
+
+def _fingerprint(path: Path, cache_dir: Path) -> SymbolTable:
+    """A candidate's identity and KDBG-global RVAs only, as a tiny table: the KDBG match reads these (a small
+    JSON file beside the converted table) instead of loading every candidate's 40,000 names."""
+    entry = cache_entry(path, cache_dir).with_suffix(".kdbg")
+    doc: dict[str, Any] | None = None
+    try:
+        doc = json.loads(entry.read_text())
+    except (OSError, ValueError):
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("rvas"), dict):
+        t = _load(path, cache_dir, load_isf)
+        doc = {"module": t.module, "guid": t.guid, "age": t.age, "rvas": {n: t.rva(n) for n in KDBG_GLOBALS}}
+        with contextlib.suppress(OSError):  # a read-only cache still answers, only slower next time
+            atomic_write_text(entry, json.dumps(doc), overwrite=True)
+    try:
+        rows = [(str(n), int(r), 0, KIND_DATA) for n, r in doc["rvas"].items() if r is not None]
+        return SymbolTable(module=str(doc["module"]), guid=doc["guid"], age=doc["age"], machine=None,
+                           symbols=rows, source=str(path))  # fmt: skip
+    except (TypeError, ValueError, KeyError) as e:
+        raise SymbolError(entry, f"KDBG fingerprint unreadable: {e}") from None
+
+
+class SymbolContext:
+    """The symbols of one dump: the identified kernel table (or why there is none) and the module list.
+
+    Implements the naming protocol of the analysis layer: :meth:`name` answers ``(module, function or None,
+    offset)`` for any address inside a loaded module (offset from the function when named, else from the
+    module's base), None outside every module."""
+
+    def __init__(
+        self,
+        inputs: KernelInputs,
+        resolved: ResolvedSymbolPath,
+        *,
+        identification: Identification | None = None,
+        reason: str | None = None,
+        warnings: Sequence[str] = (),
+        code_ranges: Sequence[tuple[int, int]] | None = None,
+        finder: SymbolFinder | None = None,
+    ) -> None:
+        self.inputs = inputs
+        self.resolved = resolved
+        self.identification = identification
+        self.reason = reason
+        self.warnings = list(warnings)
+        self.code_ranges = code_ranges
+        self.finder = finder
+
+    # --- building -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        inputs: KernelInputs,
+        resolved: ResolvedSymbolPath | None = None,
+        *,
+        network: bool | None = None,
+    ) -> SymbolContext:
+        """Identify the kernel's table for ``inputs`` along ``resolved`` (default: ``--symbols``-less resolution
+        from the environment). ``network``: None = only when the path names a server. Never raises for bad
+        symbol files or servers: those become :attr:`warnings`."""
+        resolved = resolved or resolve_symbol_path()
+        allow = resolved.path.uses_network if network is None else network and resolved.path.uses_network
+        finder = SymbolFinder(resolved.path, cache_dir=resolved.cache_dir, allow_network=allow)
+        b = _Builder(inputs, resolved, finder)
+        try:
+            ident, reason = b.identify()
+        except (DbgautoError, OSError) as e:  # anything unforeseen in a symbol source: the dump goes on without
+            ident, reason = None, f"identification failed: {e}"
+            b.warnings.append(f"symbols: {reason}")
+        warnings = [*resolved.path.warnings, *b.warnings, *(f"symbols: {e}" for e in finder.stats.errors)]
+        return cls(
+            inputs,
+            resolved,
+            identification=ident,
+            reason=reason,
+            warnings=list(dict.fromkeys(warnings)),
+            code_ranges=b.code_ranges,
+            finder=finder,
+        )
+
+    @classmethod
+    def for_parts(
+        cls, parts: KernelParts, symbol_path: str | None = None, *, env: Mapping[str, str] | None = None
+    ) -> SymbolContext:
+        """The context of a dump read into :class:`KernelParts`; ``symbol_path`` as ``--symbols`` gives it."""
+        return cls.build(KernelInputs.from_parts(parts), resolve_symbol_path(symbol_path, env))
+
+    # --- what was identified --------------------------------------------------------------------------------
+
+    @property
+    def table(self) -> SymbolTable | None:
+        return self.identification.table if self.identification is not None else None
+
+    @property
+    def method(self) -> str | None:
+        """``rsds``, ``image-by-timestamp`` or ``kdbg-match``; None when no table was identified."""
+        return self.identification.method if self.identification is not None else None
+
+    def describe(self) -> str:
+        """One line: which table and how, or why none."""
+        t = self.table
+        if t is None:
+            return f"no symbols: {self.reason or 'no kernel table identified'}"
+        return f"nt: {t.module} {t.pdb_id} (identified by {self.method})"
+
+    def record(self) -> dict[str, Any]:
+        """What the facts keep (``x_symbols``): the table's PDB id and method, or the reason there is none."""
+        t = self.table
+        return {
+            "path": self.resolved.path.text,
+            "path_source": self.resolved.source,
+            "network": self.resolved.path.uses_network,
+            "table": t.pdb_id if t is not None else None,
+            "module": t.module if t is not None else None,
+            "method": self.method,
+            "reason": None if t is not None else self.reason,
+        }
+
+    # --- names ----------------------------------------------------------------------------------------------
+
+    def module_at(self, address: int) -> DumpModule | None:
+        for d in self.inputs.drivers:
+            if d.base <= address < d.base + d.size:
+                return d
+        return None
+
+    def _is_kernel(self, m: DumpModule) -> bool:
+        k = self.inputs.kernel
+        return k is not None and m.base == k.base
+
+    def name(self, address: int) -> tuple[str, str | None, int] | None:
+        """(module, function or None, offset) of a code address; None when no loaded module holds it.
+
+        A data symbol never names an address here (frames are code); without a function the offset is from
+        the module's base."""
+        m = self.module_at(address)
+        if m is None:
+            return None
+        rva = address - m.base
+        hit = self._function(m, rva)
+        if hit is None:
+            return m.short, None, rva
+        return m.short, hit.name, hit.offset
+
+    def _function(self, m: DumpModule, rva: int) -> SymbolHit | None:
+        t = self.table
+        if t is None or not self._is_kernel(m):
+            return None
+        return t.function_at(rva, code_ranges=self.code_ranges)
+
+    def code_name(self, address: int) -> str | None:
+        """``nt!Function+0xoff`` / ``module+0xoff``; None outside every module."""
+        got = self.name(address)
+        if got is None:
+            return None
+        module, function, offset = got
+        if function is None:
+            return f"{module}+{offset:#x}"
+        return f"{module}!{function}+{offset:#x}" if offset else f"{module}!{function}"
+
+    def nearest_name(self, address: int) -> str | None:
+        """``ln``: the function holding the address, else the nearest preceding symbol of any kind."""
+        m = self.module_at(address)
+        if m is None:
+            return None
+        rva = address - m.base
+        hit = self._function(m, rva)
+        if hit is None and self.table is not None and self._is_kernel(m):
+            hit = self.table.nearest(rva)
+        return format_hit(m.short, hit, rva)
+
+    def lookup(self, pattern: str) -> list[tuple[str, int]]:
+        """``x module!Pattern``: (``nt!Name``, absolute address) for the kernel table's matching names."""
+        module, bang, name_pattern = pattern.partition("!")
+        if not bang:
+            module, name_pattern = "nt", pattern
+        k = self.inputs.kernel
+        t = self.table
+        if t is None or k is None or module.lower() != "nt":
+            return []
+        return [(f"nt!{n}", k.base + rva) for n, rva in t.names(name_pattern)[:MAX_NAMES]]
+
+    def address_of(self, symbol: str) -> int | None:
+        """The absolute address of ``nt!Name`` (or ``Name``)."""
+        module, bang, name = symbol.partition("!")
+        if not bang:
+            module, name = "nt", symbol
+        k, t = self.inputs.kernel, self.table
+        if t is None or k is None or module.lower() != "nt":
+            return None
+        rva = t.rva(name)
+        return None if rva is None else k.base + rva
+
+    def type(self, name: str) -> TypeInfo | None:
+        """A structure of the kernel table (``_EPROCESS``; ``nt!`` prefix accepted)."""
+        t = self.table
+        if t is None:
+            return None
+        return t.type(name.split("!", 1)[1] if "!" in name else name)
+
+    def read(self, address: int, size: int) -> bytes | None:
+        mem = self.inputs.memory
+        return mem.read(address, size) if mem is not None else None
+
+    def identity(self, process_bytes: bytes | None, thread_bytes: bytes | None, pointer_size: int) -> Identity | None:
+        """(image name, pid, tid) from the table's ``_EPROCESS``/``_ETHREAD`` offsets; None without a table."""
+        t = self.table
+        if t is None or process_bytes is None or thread_bytes is None:
+            return None
+        return process_identity(t, process_bytes, thread_bytes, pointer_size)
+
+
+class _Builder:
+    """One identification run: candidate tables, tried the three ways, with warnings for what was set aside."""
+
+    def __init__(self, inputs: KernelInputs, resolved: ResolvedSymbolPath, finder: SymbolFinder) -> None:
+        self.inputs = inputs
+        self.resolved = resolved
+        self.finder = finder
+        self.warnings: list[str] = []
+        self.code_ranges: list[tuple[int, int]] | None = None
+        self._candidates: list[SymbolTable] | None = None
+
+    def _set_aside(self, path: Path | str, e: Exception) -> None:
+        text = str(e) if isinstance(e, SymbolError) else f"{path}: {e}"
+        self.warnings.append(f"symbols: {text}; the dump is analysed without it")
+
+    def candidates(self) -> list[SymbolTable]:
+        """Every candidate ISF table as a fingerprint (identity + KDBG-global RVAs; ``source`` is its file)."""
+        if self._candidates is None:
+            out: list[SymbolTable] = []
+            for p in _candidate_files(self.resolved):
+                try:
+                    out.append(_fingerprint(p, self.resolved.cache_dir))
+                except (SymbolError, OSError) as e:
+                    self._set_aside(p, e)
+            self._candidates = out
+        return self._candidates
+
+    def full(self, ident: Identification) -> Identification | None:
+        """The identified fingerprint's whole table (loaded now, once per process)."""
+        p = Path(ident.table.source)
+        try:
+            table = _load(p, self.resolved.cache_dir, load_isf)
+        except (SymbolError, OSError) as e:
+            self._set_aside(p, e)
+            return None
+        return Identification(table, ident.method, ident.evidence, ident.rejected)
+
+    def identify(self) -> tuple[Identification | None, str]:
+        reasons: list[str] = []
+        k = self.inputs.kernel
+        base = self.inputs.kernel_base or (k.base if k is not None else None)
+        if base is None:
+            return None, "the dump names no kernel base"
+        # 1. RSDS of the image in the dump's memory
+        img = self._image_in_memory(base)
+        if img is not None:
+            got = self._by_codeview(img, via_image=False, reasons=reasons)
+            if got is not None:
+                return got, ""
+        # 2. the image by timestamp + size from a store or server
+        if k is not None and k.timestamp and k.size:
+            img = self._image_from_store(k)
+            if img is not None:
+                got = self._by_codeview(img, via_image=True, reasons=reasons)
+                if got is not None:
+                    return got, ""
+        # 3. the KDBG's addresses against every candidate ISF table
+        addresses = kdbg_addresses(self.inputs.kdbg_fields, self.inputs.kdbg_address)
+        cands = self.candidates()
+        if not cands:
+            reasons.append(f"no kernel symbol table found along the symbol path ({self.resolved.path.text or 'empty'})")
+            return None, "; ".join(reasons)
+        ident, why = by_kdbg(base, addresses, cands)
+        if ident is not None:
+            ident = self.full(ident)
+            if ident is not None:
+                return ident, ""
+            why = ["the matching table could not be loaded"]
+        reasons.append(f"KDBG match over {len(cands)} table(s): {why[0] if why else 'no match'}")
+        return None, "; ".join(reasons)
+
+    def _image_in_memory(self, base: int) -> Any:
+        mem = self.inputs.memory
+        if mem is None:
+            return None
+        from dbgauto.pe.image import PeImage
+
+        try:
+            return PeImage.from_memory(mem.read, base, name="nt (in the dump)")
+        except DbgautoError:
+            return None  # header not in the dump (small dumps): the other ways remain
+
+    def _image_from_store(self, k: DumpModule) -> Any:
+        from dbgauto.pe.image import PeImage
+
+        try:
+            key = image_key(k.image_name, k.timestamp or 0, k.size)
+        except SymbolError:
+            return None
+        path = self.finder.find(key)
+        if path is None:
+            return None
+        try:
+            return PeImage.from_bytes(path.read_bytes(), name=str(path))
+        except (DbgautoError, OSError) as e:
+            self._set_aside(path, e)
+            return None
+
+    def _by_codeview(self, img: Any, *, via_image: bool, reasons: list[str]) -> Identification | None:
+        from dbgauto.pe.debug import read_codeview
+
+        cv = read_codeview(img)
+        if cv is None:
+            reasons.append(f"{img.name}: no RSDS record")
+            return None
+        execs = img.executable_ranges()
+        guid = cv.guid.replace("-", "")
+        got = by_rsds(guid, cv.age, self.candidates(), via_image=via_image)
+        if got is not None:
+            got = self.full(got)
+        if got is None:
+            got = self._pdb_by_key(cv.pdb_name, guid, cv.age, via_image)
+        if got is None:
+            reasons.append(f"{img.name}: PDB {ntpath.basename(cv.pdb_name)} {cv.symbol_key} not found")
+            return None
+        self.code_ranges = list(execs) if execs else None
+        return got
+
+    def _pdb_by_key(self, pdb_name: str, guid: str, age: int, via_image: bool) -> Identification | None:
+        try:
+            key = pdb_key(ntpath.basename(pdb_name), guid, age)
+        except SymbolError as e:
+            self._set_aside(pdb_name, e)
+            return None
+        path = self.finder.find(key)
+        if path is None:
+            return None
+        try:
+            table = _load(path, self.resolved.cache_dir, load_pdb)
+        except (SymbolError, OSError) as e:
+            self._set_aside(path, e)
+            return None
+        return by_rsds(guid, age, [table], via_image=via_image)
