@@ -233,9 +233,7 @@ def _win_code_pages() -> tuple[int, int]:
     return int(k32.GetConsoleOutputCP()), int(k32.GetOEMCP())
 
 
-def console_encoding(
-    *, windows: bool | None = None, code_pages: Callable[[], tuple[int, int]] | None = None
-) -> str:
+def console_encoding(*, windows: bool | None = None, code_pages: Callable[[], tuple[int, int]] | None = None) -> str:
     """The encoding a Windows console program (cdb/kd) writes to our pipe; UTF-8 elsewhere.
 
     cdb inherits our console and converts its text with the console output code page; with no console
