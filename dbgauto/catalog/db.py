@@ -112,9 +112,14 @@ class Catalog:
             if not readonly:
                 remote = is_network_path(path.resolve()) if network is None else network
                 mode = "DELETE" if remote else "WAL"
-                got = conn.execute(f"PRAGMA journal_mode = {mode}").fetchone()[0]
+                try:
+                    got = conn.execute(f"PRAGMA journal_mode = {mode}").fetchone()[0]
+                except sqlite3.OperationalError as exc:  # another process holds it in the other mode
+                    got = f"its mode, {exc}"
                 if str(got).upper() != mode:
-                    raise CatalogError(f"{path}: SQLite cannot use journal mode {mode} here (it kept {got})")
+                    conn.close()
+                    why = "a network folder needs it: close the other programs using the catalog" if remote else ""
+                    raise CatalogError(f"{path}: SQLite cannot use journal mode {mode} here (it kept {got}); {why}")
                 conn.execute("PRAGMA synchronous = NORMAL")
             catalog = cls(path, conn)
             catalog._migrate(readonly=readonly)

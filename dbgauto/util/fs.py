@@ -14,7 +14,8 @@ any OS (the Windows side is forced by an argument or by the POSIX-removed test j
   handle): :func:`fsync_path` opens read-write.
 * ``os.replace``/``os.unlink`` fail with ``PermissionError`` on Windows while Excel, an antivirus scanner or
   the search indexer holds the file: :func:`replace` and :func:`unlink` retry with backoff, then raise
-  :class:`~dbgauto.errors.OutputBusyError` naming the file. The ``op`` argument is the seam tests use.
+  :class:`~dbgauto.errors.OutputBusyError` naming the file. :data:`replace_op`/:data:`unlink_op` are the
+  seam tests use.
 """
 
 from __future__ import annotations
@@ -167,33 +168,31 @@ def retry_busy(
     raise OutputBusyError(path, action, max(1, attempts), last.strerror or str(last)) from last
 
 
+# The operations the retrying wrappers call: module attributes, so a test can stand in a sharing violation
+# (PermissionError, what Windows raises while another program holds the file) for every caller at once.
+replace_op: Callable[[os.PathLike[str] | str, os.PathLike[str] | str], None] = os.replace
+unlink_op: Callable[[os.PathLike[str] | str], None] = os.unlink
+busy_sleep: Callable[[float], None] = time.sleep
+
+
 def replace(
     src: os.PathLike[str] | str,
     dst: os.PathLike[str] | str,
     *,
-    op: Callable[[os.PathLike[str] | str, os.PathLike[str] | str], None] = os.replace,
     attempts: int = BUSY_ATTEMPTS,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """``os.replace(src, dst)``, retried while ``dst`` is held open elsewhere; OutputBusyError names ``dst``."""
-    retry_busy("replace", dst, lambda: op(src, dst), attempts=attempts, sleep=sleep)
+    retry_busy("replace", dst, lambda: replace_op(src, dst), attempts=attempts, sleep=busy_sleep)
 
 
-def unlink(
-    path: os.PathLike[str] | str,
-    *,
-    op: Callable[[os.PathLike[str] | str], None] = os.unlink,
-    attempts: int = BUSY_ATTEMPTS,
-    sleep: Callable[[float], None] = time.sleep,
-    missing_ok: bool = False,
-) -> None:
+def unlink(path: os.PathLike[str] | str, *, attempts: int = BUSY_ATTEMPTS, missing_ok: bool = False) -> None:
     """``os.unlink(path)``, retried while the file is held open elsewhere; OutputBusyError names it."""
 
     def once() -> None:
         try:
-            op(path)
+            unlink_op(path)
         except FileNotFoundError:
             if not missing_ok:
                 raise
 
-    retry_busy("delete", path, once, attempts=attempts, sleep=sleep)
+    retry_busy("delete", path, once, attempts=attempts, sleep=busy_sleep)
