@@ -43,7 +43,7 @@ class OutputSet:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone, or held by a scanner
                 tmp.unlink()
             raise
         self._pending.append((tmp, target))
@@ -67,7 +67,7 @@ class OutputSet:
 
     def abort(self) -> None:
         for tmp, _ in self._pending:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone, or held by a scanner
                 tmp.unlink()
         self._pending.clear()
 

@@ -62,7 +62,7 @@ def atomic_write(path: os.PathLike[str] | str, *, overwrite: bool = False) -> It
             os.fsync(fh.fileno())
         publish(tmp, target, overwrite=overwrite)
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # gone, or held by a scanner: never mask the real error
             tmp.unlink()
 
 
