@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dbgauto.kdump.constants import SIGNATURE, VALID_DUMP32, VALID_DUMP64
+from dbgauto.util.paths import canonical
 
 __all__ = ["DUMP_SIGNATURES", "Found", "discover", "has_dump_signature", "is_temp_name"]
 
@@ -112,6 +113,12 @@ def _walk(root: Path, exclude: tuple[Path, ...]) -> Iterator[os.DirEntry[str]]:
         stack.extend(reversed(subdirs))
 
 
+def _key_path(path: Path) -> Path:
+    """The path a dump is keyed by: resolved (a mapped or subst drive becomes the path behind it on Windows),
+    without a ``\\\\?\\`` prefix (dbgauto.util.paths.canonical), so one file never gets two catalog keys."""
+    return Path(canonical(path.resolve()))
+
+
 def discover(
     sources: Iterable[os.PathLike[str] | str],
     *,
@@ -132,7 +139,7 @@ def discover(
             raise FileNotFoundError(f"{root}: no such file or folder")
         if root.is_file():
             st = root.stat()
-            path = root.resolve()
+            path = _key_path(root)
             if since_ns is None or st.st_mtime_ns >= since_ns:
                 seen.setdefault(path, Found(path, st.st_size, st.st_mtime_ns, explicit=True))
             continue
@@ -140,7 +147,7 @@ def discover(
             st = entry.stat(follow_symlinks=True)
             if since_ns is not None and st.st_mtime_ns < since_ns:
                 continue
-            path = Path(entry.path).resolve()
+            path = _key_path(Path(entry.path))
             if path in seen or not has_dump_signature(path):
                 continue
             seen[path] = Found(path, st.st_size, st.st_mtime_ns)
