@@ -27,6 +27,7 @@ __all__ = [
     "EngineUnavailableError",
     "ImageFormatError",
     "MemoryAccessError",
+    "OutputBusyError",
     "OutputExistsError",
     "PageNotPresentError",
     "PhysicalMemoryError",
@@ -221,6 +222,22 @@ class OutputExistsError(DbgautoError, FileExistsError):
     def __init__(self, path: os.PathLike[str] | str) -> None:
         self.path = Path(path)
         DbgautoError.__init__(self, f"{path}: exists (use --force to overwrite)")
+
+
+class OutputBusyError(DbgautoError, PermissionError):
+    """An output stayed held open by another program (Excel, an antivirus scanner, an indexer) past the retries."""
+
+    code = "output_busy"
+
+    def __init__(self, path: os.PathLike[str] | str, action: str, attempts: int, reason: str) -> None:
+        self.path = Path(path)
+        self.action = action
+        self.attempts = attempts
+        DbgautoError.__init__(
+            self,
+            f"{path}: cannot {action} after {attempts} attempts ({reason}); another program holds the file open "
+            "(close it in Excel/the viewer, or exclude the folder from on-access scanning) and run again",
+        )
 
 
 class EngineError(DbgautoError):

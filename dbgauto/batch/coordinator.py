@@ -31,6 +31,7 @@ from dbgauto.catalog.db import CATALOG_NAME, Catalog
 from dbgauto.catalog.records import ResultRecord, SourceState
 from dbgauto.errors import DbgautoError
 from dbgauto.report.names import safe_stem
+from dbgauto.util import fs
 
 __all__ = ["BatchOptions", "BatchSummary", "output_key", "run_batch"]
 
@@ -129,7 +130,11 @@ def clean_partials(out: Path) -> int:
             continue
         for entry in folder.iterdir():
             if entry.is_file() and is_temp_name(entry.name):
-                entry.unlink(missing_ok=True)
+                try:
+                    fs.unlink(entry, missing_ok=True, attempts=3)
+                except OSError as exc:  # held open (Windows): harmless, the next run removes it
+                    log.warning("cannot remove %s: %s", entry, exc)
+                    continue
                 removed += 1
     if removed:
         log.info("removed %d unfinished temporary file(s) left by an interrupted run", removed)
@@ -201,7 +206,12 @@ def _maybe_delete(cat: Catalog, spec: TaskSpec, rec: ResultRecord, summary: Batc
     if (st.st_size, st.st_mtime_ns) != (rec.source.size, rec.source.mtime_ns):
         summary.kept.append((src, "the source changed while it was processed"))
         return
-    Path(src).unlink()
+    try:
+        fs.unlink(src)  # retried while a scanner or a debugger still holds it (Windows)
+    except OSError as exc:  # OutputBusyError included: this dump's source stays, the batch goes on
+        summary.kept.append((src, f"cannot delete: {exc}"))
+        log.warning("kept %s: cannot delete: %s", src, exc)
+        return
     cat.mark_source_deleted(src)
     summary.deleted.append(src)
     log.info("deleted %s (%s)", src, rec.verify_note)

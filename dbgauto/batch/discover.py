@@ -2,8 +2,12 @@
 
 Why by signature: crash folders hold ``MEMORY.DMP``, ``Mini112424-01.dmp``, renamed copies and archives
 side by side; the extension says nothing. Skipped: our own in-progress temp files (``.*.partial``, see
-dbgauto.util.atomic), the batch output folder when it sits under a source, directory symlinks (loops).
-A file named explicitly on the command line is always returned, dump or not, so its failure is reported.
+dbgauto.util.atomic), the batch output folder when it sits under a source, directory symlinks and NTFS
+junctions (both are reparse points; junctions are not symlinks to ``is_symlink`` before Python 3.12, so they
+are recognised by their file attribute), and any folder already walked (same device and file id: a loop
+through a mount point, a junction seen as a plain folder, a bind mount). At most :data:`MAX_FOLDERS`
+folders are listed per source. A file named explicitly on the command line is always returned, dump or
+not, so its failure is reported.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dbgauto.kdump.constants import SIGNATURE, VALID_DUMP32, VALID_DUMP64
+from dbgauto.util.paths import canonical
 
 __all__ = ["DUMP_SIGNATURES", "Found", "discover", "has_dump_signature", "is_temp_name"]
 
@@ -47,10 +52,47 @@ def has_dump_signature(path: os.PathLike[str] | str) -> bool:
         return False
 
 
+MAX_FOLDERS = 1_000_000
+_FILE_ATTRIBUTE_REPARSE_POINT = 0x400
+
+
+def is_link_dir(entry: os.DirEntry[str]) -> bool:
+    """A directory symlink or an NTFS junction / mount point (any reparse point): never descended into."""
+    if entry.is_symlink():
+        return True
+    is_junction = getattr(entry, "is_junction", None)  # Python 3.12+
+    if is_junction is not None and is_junction():
+        return True
+    attrs = getattr(entry.stat(follow_symlinks=False), "st_file_attributes", 0)  # Windows only
+    return bool(attrs & _FILE_ATTRIBUTE_REPARSE_POINT)
+
+
+def descend(entry: os.DirEntry[str]) -> bool:
+    """Walk into this entry? A real folder, not a link or junction (the seam the loop test replaces)."""
+    return entry.is_dir(follow_symlinks=False) and not is_link_dir(entry)
+
+
+def _folder_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if st.st_ino else None
+
+
 def _walk(root: Path, exclude: tuple[Path, ...]) -> Iterator[os.DirEntry[str]]:
     stack = [root]
-    while stack:
+    seen: set[tuple[int, int]] = set()
+    listed = 0
+    while stack and listed < MAX_FOLDERS:
         folder = stack.pop()
+        key = _folder_id(folder)
+        if key is not None:
+            if key in seen:
+                log.warning("%s: already walked (a folder loop); skipped", folder)
+                continue
+            seen.add(key)
+        listed += 1
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -60,7 +102,7 @@ def _walk(root: Path, exclude: tuple[Path, ...]) -> Iterator[os.DirEntry[str]]:
         subdirs = []
         for entry in entries:
             try:
-                if entry.is_dir(follow_symlinks=False):
+                if descend(entry):
                     sub = Path(entry.path)
                     if sub.resolve() not in exclude:
                         subdirs.append(sub)
@@ -69,6 +111,12 @@ def _walk(root: Path, exclude: tuple[Path, ...]) -> Iterator[os.DirEntry[str]]:
             except OSError as exc:
                 log.warning("cannot stat %s: %s", entry.path, exc)
         stack.extend(reversed(subdirs))
+
+
+def _key_path(path: Path) -> Path:
+    """The path a dump is keyed by: resolved (a mapped or subst drive becomes the path behind it on Windows),
+    without a ``\\\\?\\`` prefix (dbgauto.util.paths.canonical), so one file never gets two catalog keys."""
+    return Path(canonical(path.resolve()))
 
 
 def discover(
@@ -91,7 +139,7 @@ def discover(
             raise FileNotFoundError(f"{root}: no such file or folder")
         if root.is_file():
             st = root.stat()
-            path = root.resolve()
+            path = _key_path(root)
             if since_ns is None or st.st_mtime_ns >= since_ns:
                 seen.setdefault(path, Found(path, st.st_size, st.st_mtime_ns, explicit=True))
             continue
@@ -99,7 +147,7 @@ def discover(
             st = entry.stat(follow_symlinks=True)
             if since_ns is not None and st.st_mtime_ns < since_ns:
                 continue
-            path = Path(entry.path).resolve()
+            path = _key_path(Path(entry.path))
             if path in seen or not has_dump_signature(path):
                 continue
             seen[path] = Found(path, st.st_size, st.st_mtime_ns)

@@ -3,7 +3,13 @@
 Why this shape:
 - **Local** (default): ``ProcessPoolExecutor`` with ``max_tasks_per_child`` (processes are recycled, so a
   debugger engine that leaks state lives for a bounded number of dumps; one engine per process). Start method
-  ``spawn`` on Windows, ``forkserver`` elsewhere (``max_tasks_per_child`` refuses ``fork``).
+  ``spawn`` on Windows, ``forkserver`` elsewhere (``max_tasks_per_child`` refuses ``fork``);
+  ``DBGAUTO_POOL_START_METHOD=spawn`` forces spawn anywhere (the CI runs the batch suite that way). Under
+  spawn every worker imports :data:`WORKER_PRELOAD` itself in its initializer (forkserver imports them once
+  in the server); task payloads (:class:`TaskSpec`) and results are plain picklable dataclasses.
+- Workers exit when the coordinator dies (killed without cleanup), on every OS: a watch thread polls the
+  coordinator's pid with :func:`dbgauto.util.proc.pid_alive` (OpenProcess on Windows; never ``os.kill(pid,
+  0)`` there, which would terminate it).
 - **Dask**: ``Client(address).get_executor(resources=...)``: the same ``submit``/``wait`` code. Tasks for
   engines that need a Windows debugger carry the worker resource ``{"DBGENG": 1}`` so they only land on
   workers started with ``--resources DBGENG=1``.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import os
@@ -36,8 +43,17 @@ from typing import Any
 from dbgauto.batch.tasks import TaskSpec
 from dbgauto.catalog.records import ResultRecord, SourceState
 from dbgauto.errors import DbgautoError
+from dbgauto.util.proc import pid_alive
 
-__all__ = ["DEBUGGER_ENGINES", "RunnerOptions", "TaskRunner", "resources_for"]
+__all__ = [
+    "DEBUGGER_ENGINES",
+    "START_METHOD_ENV",
+    "RunnerOptions",
+    "TaskRunner",
+    "preload",
+    "resources_for",
+    "start_method",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +83,46 @@ class RunnerOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+START_METHOD_ENV = "DBGAUTO_POOL_START_METHOD"
+
+
+def start_method() -> str:
+    """The local pool's start method: ``DBGAUTO_POOL_START_METHOD``, else spawn on Windows, forkserver elsewhere."""
+    forced = os.environ.get(START_METHOD_ENV, "").strip().lower()
+    if forced:
+        if forced not in ("spawn", "forkserver") or forced not in multiprocessing.get_all_start_methods():
+            raise DbgautoError(f"{START_METHOD_ENV}={forced!r}: use spawn or forkserver (fork cannot recycle workers)")
+        return forced
+    return "spawn" if sys.platform == "win32" else "forkserver"
+
+
 def _parent_watch(coordinator: int, interval: float = 0.5) -> None:
-    """Exit a worker whose coordinator died (kill -9), so orphans never keep writing outputs."""
+    """Exit a worker whose coordinator died (kill -9, TerminateProcess), so orphans never keep writing outputs."""
     while True:
         time.sleep(interval)
-        try:
-            os.kill(coordinator, 0)
-        except ProcessLookupError:
+        if not pid_alive(coordinator):
             os._exit(75)
-        except OSError:
-            pass
 
 
-def _worker_init(coordinator: int, level: int) -> None:
+def preload() -> list[str]:
+    """Import :data:`WORKER_PRELOAD` (a worker started by spawn has nothing imported); the names imported."""
+    done = []
+    for name in WORKER_PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # a missing optional part fails the task that needs it, with its reason
+            log.debug("preload %s: %s", name, exc)
+            continue
+        done.append(name)
+    return done
+
+
+def _worker_init(coordinator: int, level: int, method: str = "forkserver") -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s[%(process)d]: %(message)s", stream=sys.stderr)
-    if sys.platform != "win32":
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C and shuts the pool down
-        threading.Thread(target=_parent_watch, args=(coordinator,), daemon=True, name="dbgauto-parent-watch").start()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C and shuts the pool down
+    if method == "spawn":
+        preload()
+    threading.Thread(target=_parent_watch, args=(coordinator,), daemon=True, name="dbgauto-parent-watch").start()
 
 
 def _failed(spec: TaskSpec, code: str, message: str, engine: str) -> ResultRecord:
@@ -118,7 +157,7 @@ class TaskRunner:
         return self.options.scheduler is not None
 
     def _new_local(self) -> ProcessPoolExecutor:
-        method = "spawn" if sys.platform == "win32" else "forkserver"
+        method = start_method()
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
             # Workers fork from a server that already imported the task's modules: starting or recycling a
@@ -129,7 +168,7 @@ class TaskRunner:
             mp_context=ctx,
             max_tasks_per_child=self.options.max_tasks_per_child,
             initializer=_worker_init,
-            initargs=(os.getpid(), logging.getLogger().getEffectiveLevel()),
+            initargs=(os.getpid(), logging.getLogger().getEffectiveLevel(), method),
         )
 
     def _new_dask(self) -> Executor:

@@ -17,9 +17,7 @@ with a clear message, or waits when ``--wait`` is in the batch arguments).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import subprocess
 import sys
 import time
@@ -28,6 +26,8 @@ from datetime import datetime
 from types import FrameType
 
 from croniter import croniter
+
+from dbgauto.util.signals import on_stop
 
 __all__ = ["MISSED_POLICIES", "CronSchedule", "ScheduleLoop", "run_command"]
 
@@ -66,7 +66,11 @@ def run_command(argv: Sequence[str]) -> int:
 
 
 class ScheduleLoop:
-    """Sleep until each fire time, run the job, apply the missed-run policy; stop on SIGTERM/SIGINT."""
+    """Sleep until each fire time, run the job, apply the missed-run policy; stop on any stop request.
+
+    Stop requests (:func:`dbgauto.util.signals.on_stop`): SIGTERM/SIGINT, and on Windows Ctrl+C,
+    Ctrl+Break (SIGBREAK, what Task Scheduler's "End" and service wrappers send) and console close.
+    """
 
     def __init__(
         self,
@@ -90,8 +94,9 @@ class ScheduleLoop:
         self.last_code = 0
         self.stopping = False
 
-    def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
-        log.info("stop requested; exiting after the current run")
+    def stop(self, signum: int | str | None = None, frame: FrameType | None = None) -> None:
+        why = f" ({signum})" if isinstance(signum, str) else ""
+        log.info("stop requested%s; exiting after the current run", why)
         self.stopping = True
 
     def _sleep_until(self, when: datetime) -> None:
@@ -103,10 +108,7 @@ class ScheduleLoop:
 
     def run(self) -> int:
         """Loop until stopped or ``max_runs`` runs are done; the last run's exit code."""
-        previous = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(ValueError):  # not the main thread: no signal handling
-                previous[sig] = signal.signal(sig, self.stop)
+        restore = on_stop(self.stop)  # SIGTERM/SIGINT; Ctrl+C, Ctrl+Break, console close on Windows
         try:
             due = self.schedule.next_after(self.clock())
             log.info("schedule %r: next run at %s", self.schedule.expr, due.isoformat())
@@ -122,8 +124,7 @@ class ScheduleLoop:
                     break
                 due = self._next_due(started)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            restore()
         return self.last_code
 
     def _next_due(self, started: datetime) -> datetime:

@@ -5,6 +5,12 @@ Why this shape: stdlib ``sqlite3`` in WAL mode, so ``dbgauto catalog list`` can 
 ``Connection.autocommit``), so every write is one short transaction and a killed process leaves either the
 whole row or nothing. The schema is versioned by ``PRAGMA user_version``: ``schema.sql`` is migration 1,
 later migrations append to :data:`MIGRATIONS`. Only the coordinating batch process writes.
+
+Network folders: WAL needs shared memory that SMB/NFS cannot provide, so a catalog on a network share
+(a UNC ``--out``, a mapped network drive, an NFS/CIFS mount; :func:`dbgauto.util.paths.is_network_path`)
+uses the rollback journal (``journal_mode = DELETE``): readers then wait for a write instead of reading
+beside it. Read-only opens use :func:`dbgauto.util.paths.sqlite_uri` (``Path.as_uri()`` of a UNC path has
+an authority SQLite refuses).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any, Final
 
 from dbgauto.catalog.records import DumpState, ResultRecord, SourceState
 from dbgauto.errors import CatalogError
+from dbgauto.util.paths import is_network_path, sqlite_uri
 
 __all__ = ["CATALOG_NAME", "MIGRATIONS", "SCHEMA_VERSION", "Catalog", "utc_now"]
 
@@ -82,8 +89,10 @@ class Catalog:
 
     # ---------------------------------------------------------------- opening and migrations
     @classmethod
-    def open(cls, path: os.PathLike[str] | str, *, readonly: bool = False) -> Catalog:
+    def open(cls, path: os.PathLike[str] | str, *, readonly: bool = False, network: bool | None = None) -> Catalog:
         """Open (creating and migrating unless ``readonly``) the catalog at ``path``.
+
+        ``network``: the folder is a network share (None: detect); decides the journal mode (module doc).
 
         Raises :class:`CatalogError` naming the file for a corrupt file, a schema newer than this dbgauto,
         or a missing catalog opened read-only.
@@ -93,7 +102,7 @@ class Catalog:
             raise CatalogError(f"{path}: no catalog here (run `dbgauto batch ... --out {path.parent}` first)")
         try:
             if readonly:
-                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+                conn = sqlite3.connect(sqlite_uri(path.resolve(), mode="ro"), uri=True, isolation_level=None)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(path, isolation_level=None)
@@ -101,7 +110,16 @@ class Catalog:
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA foreign_keys = ON")
             if not readonly:
-                conn.execute("PRAGMA journal_mode = WAL")
+                remote = is_network_path(path.resolve()) if network is None else network
+                mode = "DELETE" if remote else "WAL"
+                try:
+                    got = conn.execute(f"PRAGMA journal_mode = {mode}").fetchone()[0]
+                except sqlite3.OperationalError as exc:  # another process holds it in the other mode
+                    got = f"its mode, {exc}"
+                if str(got).upper() != mode:
+                    conn.close()
+                    why = "a network folder needs it: close the other programs using the catalog" if remote else ""
+                    raise CatalogError(f"{path}: SQLite cannot use journal mode {mode} here (it kept {got}); {why}")
                 conn.execute("PRAGMA synchronous = NORMAL")
             catalog = cls(path, conn)
             catalog._migrate(readonly=readonly)

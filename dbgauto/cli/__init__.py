@@ -80,6 +80,9 @@ def fail(message: str, code: int = 1) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point."""
+    from dbgauto.util.text import safe_streams
+
+    safe_streams()  # text from dumps never raises UnicodeEncodeError on a cp437 console or a redirect
     try:
         return cli.main(args=argv, prog_name="dbgauto", standalone_mode=True)
     except DbgautoError as exc:

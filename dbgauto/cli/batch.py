@@ -17,6 +17,7 @@ import click
 from dbgauto.batch.coordinator import REPORT_FORMATS, BatchOptions, BatchSummary, run_batch
 from dbgauto.batch.progress import failure_line, make_progress
 from dbgauto.cli.symopts import symbols_option
+from dbgauto.util.signals import interrupt_main, on_stop
 
 ENGINES = ("native", "auto", "cdb", "kd", "dbgeng")
 
@@ -202,7 +203,13 @@ def command(
         template_dirs=tuple(str(t) for t in template_dirs),
         symbol_path=symbol_path,
     )
-    summary = run_batch(opts, make_progress(enabled=show_progress, stream=sys.stderr))
+    # SIGTERM, and on Windows Ctrl+Break / console close, stop the batch like Ctrl+C: workers are stopped and
+    # the run is recorded as interrupted (the next run resumes it)
+    restore = on_stop(interrupt_main)
+    try:
+        summary = run_batch(opts, make_progress(enabled=show_progress, stream=sys.stderr))
+    finally:
+        restore()
     if as_json:
         click.echo(json.dumps(summary_dict(summary), indent=2))
     else:

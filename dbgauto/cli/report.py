@@ -95,6 +95,7 @@ def command(
     from dbgauto.engines.jobs import facts_from_dump
     from dbgauto.errors import DbgautoError
     from dbgauto.report.render import ReportRenderer
+    from dbgauto.util.text import decode_log
 
     if not inputs and not logs:
         raise click.UsageError("give at least one DUMP_OR_DIR or --from-log FILE")
@@ -117,7 +118,7 @@ def command(
             fail(path, f"{type(exc).__name__}: {exc}")
     for path in _log_files(logs):
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text = decode_log(path.read_bytes())  # UTF-16 from .logopen /u, UTF-8, with or without a BOM
             collected.append(facts_from_log(text, source=path))
         except (DbgautoError, OSError) as exc:
             fail(path, str(exc))

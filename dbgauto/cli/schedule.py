@@ -27,13 +27,32 @@ from dbgauto.batch.schedule import MISSED_POLICIES, CronSchedule, ScheduleLoop, 
     help="Fire times missed during a long run or a sleep: run once at once, or skip to the next.",
 )
 @click.option("--max-runs", type=click.IntRange(min=1), help="Exit after this many runs.")
+@click.option(
+    "--print-task",
+    type=click.Choice(["schtasks", "xml"]),
+    is_flag=False,
+    flag_value="schtasks",
+    default=None,
+    help="Print a Windows Task Scheduler registration instead of running: a schtasks command line (default) "
+    "or a task XML. Cron forms: M H * * * | M H * * D,D | M H N * * | M * * * * | M */N * * * | */N * * * *.",
+)
+@click.option("--task-name", default="dbgauto nightly batch", show_default=True, help="Task name for --print-task.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, required=True)
-def command(cron_expr: str, once: bool, missed: str, max_runs: int | None, args: tuple[str, ...]) -> None:
+def command(
+    cron_expr: str,
+    once: bool,
+    missed: str,
+    max_runs: int | None,
+    print_task: str | None,
+    task_name: str,
+    args: tuple[str, ...],
+) -> None:
     """Run `dbgauto ARGS...` (normally `batch ...`, after `--`) at every fire time of EXPR.
 
-    Long-running: SIGTERM stops it after the current run finishes; Ctrl-C also interrupts the running
-    batch (the next run resumes it). Each run is a fresh child process; the batch lock prevents two runs
-    on one output folder from overlapping.
+    Long-running: SIGTERM (Windows: Ctrl+Break, console close) stops it after the current run finishes;
+    Ctrl-C also interrupts the running batch (the next run resumes it). On Windows prefer Task Scheduler:
+    --print-task prints the registration for the same schedule. Each run is a fresh child process; the
+    batch lock prevents two runs on one output folder from overlapping.
     Exit status: that of the last run.
     """
     try:
@@ -45,8 +64,26 @@ def command(cron_expr: str, once: bool, missed: str, max_runs: int | None, args:
         raise click.UsageError(
             "give the command after `--`, e.g. dbgauto schedule --cron '0 2 * * *' -- batch DIR --out OUT"
         )
+    if print_task is not None:
+        _print_task(print_task, cron_expr, task_name, argv)
+        return
     if once:
         sys.exit(run_command(argv))
     logging.getLogger("dbgauto.batch.schedule").setLevel(min(logging.INFO, logging.getLogger().getEffectiveLevel()))
     loop = ScheduleLoop(schedule, lambda: run_command(argv), missed=missed, max_runs=max_runs)
     sys.exit(loop.run())
+
+
+def _print_task(fmt: str, cron_expr: str, name: str, argv: list[str]) -> None:
+    from datetime import date
+
+    from dbgauto.batch.wintask import schtasks_command_line, task_xml, trigger_from_cron
+
+    try:
+        trigger = trigger_from_cron(cron_expr)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cron") from None
+    if fmt == "xml":
+        click.echo(task_xml(name, trigger, sys.executable, argv, start_date=date.today().isoformat()), nl=False)
+    else:
+        click.echo(schtasks_command_line(name, trigger, sys.executable, argv))

@@ -9,22 +9,31 @@ standing in for cdb.
 Failure handling: a command that outruns its timeout gets a break (Ctrl+Break / SIGINT), then the whole
 process tree is killed, the session is marked dead and :class:`CommandTimeoutError` is raised; a debugger
 that exits mid-command raises :class:`EngineCrashedError` with its last output.
+
+Processes (:mod:`dbgauto.util.proc`): the debugger starts in its own process group
+(``CREATE_NEW_PROCESS_GROUP`` given explicitly on Windows, a new session elsewhere) and, on Windows, inside a
+kill-on-close Job Object, so a batch worker killed mid-dump never leaves ``cdb.exe`` holding the dump;
+``taskkill /T`` is only the fallback when no job could be made. Output is decoded with the console code page
+cdb writes (:func:`dbgauto.util.proc.console_encoding`), never ``getpreferredencoding()``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import locale
 import logging
 import os
+import queue
 import re
 import secrets
-import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Final
+
+from pexpect.popen_spawn import PopenSpawn
+from pexpect.spawnbase import SpawnBase
 
 from dbgauto.engines.base import (
     DEFAULT_COMMAND_TIMEOUT,
@@ -49,6 +58,7 @@ from dbgauto.errors import (
     EngineError,
     EngineUnavailableError,
 )
+from dbgauto.util import proc as procs
 
 __all__ = ["CdbEngine", "CdbSession"]
 
@@ -88,8 +98,8 @@ class CdbEngine(Engine):
         self.kind = kind
         self.name = kind
         self.extra_args = extra_args
-        # cdb writes the ANSI code page to a pipe on Windows; the stand-in console writes UTF-8 elsewhere
-        self.encoding = encoding or (locale.getpreferredencoding(False) if sys.platform == "win32" else "utf-8")
+        # the console code page cdb writes on Windows; the stand-in console writes UTF-8 elsewhere
+        self.encoding = encoding or procs.console_encoding()
 
     def available(self) -> Availability:
         try:
@@ -131,24 +141,25 @@ class CdbSession(Session):
     def __init__(
         self, engine_name: str, argv: list[str], dump: Path, *, timeout: float, encoding: str = "utf-8"
     ) -> None:
-        from pexpect.popen_spawn import PopenSpawn
-
         self.engine_name = engine_name
         self.dump_path = dump
         self.argv = argv
         self._dead: str | None = None
         self._closed = False
         log.debug("starting %s", argv)
-        kwargs: dict[str, Any] = {}
-        if sys.platform != "win32":
-            kwargs["preexec_fn"] = os.setsid  # own process group: the whole tree can be killed at once
         try:
-            self._child = PopenSpawn(
-                argv, timeout=timeout, maxread=65536, encoding=encoding, codec_errors="replace", **kwargs
-            )
+            self._child = _DebuggerSpawn(argv, timeout=timeout, encoding=encoding)
         except OSError as exc:
             raise EngineUnavailableError(engine_name, f"cannot start {argv[0]}: {exc.strerror or exc}") from None
         self.pid: int = self._child.pid
+        self._job = procs.new_job()
+        if self._job is not None:
+            try:
+                self._job.assign(self.pid)
+            except OSError as exc:  # e.g. already in a job that forbids nesting: taskkill /T is the fallback
+                log.debug("%s: not in a job object: %s", argv[0], exc)
+                self._job.close()
+                self._job = None
         try:
             text = self._sync("(open)", timeout)
         except EngineError:
@@ -214,28 +225,16 @@ class CdbSession(Session):
     def _break_in(self) -> None:
         """Ask the debugger to stop the command (Ctrl+Break on Windows, SIGINT elsewhere), briefly."""
         proc = self._child.proc
-        with contextlib.suppress(OSError, ValueError):
-            if sys.platform == "win32":
-                proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
-            else:
-                proc.send_signal(signal.SIGINT)
+        procs.interrupt(proc)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=_BREAK_GRACE)
 
     def _kill_tree(self) -> None:
         proc = self._child.proc
-        if proc.poll() is not None and sys.platform == "win32":
+        if proc.poll() is not None and sys.platform == "win32" and self._job is None:
             return
-        if sys.platform == "win32":
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                subprocess.run(
-                    ["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=30, check=False
-                )
-            with contextlib.suppress(OSError):
-                proc.kill()
-        else:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)  # the process group set up by setsid at spawn
+        how = procs.kill_tree(proc, job=self._job)
+        log.debug("%s (pid %d): tree killed by %s", self.engine_name, proc.pid, how)
 
     def _terminate(self, *, kill: bool) -> int | None:
         """Stop the process (kill the tree when asked or when it lingers), reap it, close the pipes."""
@@ -249,6 +248,9 @@ class CdbSession(Session):
             status = proc.wait(timeout=_QUIT_GRACE)
         if sys.platform != "win32":
             self._kill_tree()  # grandchildren left in the group, if any
+        if self._job is not None:
+            self._job.close()  # kill-on-close: nothing the debugger started outlives the session
+            self._job = None
         with contextlib.suppress(OSError, ValueError):
             if proc.stdin is not None:
                 proc.stdin.close()
@@ -304,6 +306,32 @@ class CdbSession(Session):
             self._terminate(kill=False)
         except subprocess.TimeoutExpired:  # pragma: no cover - kill -9 did not reap in time
             log.warning("%s (pid %d) did not exit", self.engine_name, proc.pid)
+
+
+class _DebuggerSpawn(PopenSpawn):
+    """pexpect's PopenSpawn with the process flags of :func:`dbgauto.util.proc.spawn_kwargs`.
+
+    PopenSpawn takes no ``creationflags``/``start_new_session``; this sets up the same pipes and reader
+    thread (pexpect >= 4.9 internals: ``_buf``, ``_read_queue``, ``_read_incoming``) around our Popen.
+    """
+
+    def __init__(self, argv: list[str], *, timeout: float, encoding: str) -> None:
+        SpawnBase.__init__(self, timeout=timeout, maxread=65536, encoding=encoding, codec_errors="replace")
+        self.crlf = self.string_type(os.linesep)
+        kwargs = procs.spawn_kwargs()
+        if sys.platform == "win32":
+            info = subprocess.STARTUPINFO()  # type: ignore[attr-defined]
+            info.dwFlags |= subprocess.STARTF_USESHOWWINDOW  # type: ignore[attr-defined]
+            kwargs["startupinfo"] = info  # no console window flashing up under Task Scheduler
+        self.proc = subprocess.Popen(
+            argv, bufsize=0, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs
+        )
+        self.pid = self.proc.pid
+        self.closed = False
+        self._buf = self.string_type()
+        self._read_queue: queue.Queue[Any] = queue.Queue()
+        self._read_thread = threading.Thread(target=self._read_incoming, daemon=True)
+        self._read_thread.start()
 
 
 def _trim_prompts(raw: str) -> str:

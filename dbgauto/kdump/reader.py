@@ -8,6 +8,8 @@ Contract: docs/architecture.md, "Format layer".
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import mmap
 import os
@@ -137,7 +139,13 @@ class KernelDump:
         return dump
 
     def close(self) -> None:
-        """Release the mapping (views handed out keep it alive until they are dropped)."""
+        """Unmap the file now, so it can be renamed or deleted (Windows refuses both while it is mapped).
+
+        Caches and parsed parts that hold views into the mapping are dropped first; views kept alive only by
+        reference cycles are collected (``gc.collect``) before the unmap is retried. A view a caller still
+        holds keeps the file mapped: that is logged as a warning naming the file, :attr:`mapped` stays true,
+        and a later ``close()`` (after the view is dropped) unmaps it.
+        """
         if self._mmap is None:
             return
         self._physmap = None
@@ -147,15 +155,28 @@ class KernelDump:
             self._file = None
         self.bitmap_info = None
         if getattr(self, "buffer", None) is not None:
-            try:
+            with contextlib.suppress(BufferError):
                 self.buffer.release()
-            except BufferError:
-                log.debug("%s: buffer still exported", self.path)
-        try:
-            self._mmap.close()
-        except BufferError:  # someone still holds a view into the file; the GC closes it later
-            log.debug("%s: mapping still exported; left to the garbage collector", self.path)
+        for attempt in range(2):
+            try:
+                self._mmap.close()
+                break
+            except BufferError:  # a view into the mapping is alive
+                if attempt == 0:
+                    gc.collect()  # views held only by cycles (parsed parts, tracebacks) go now
+                    continue
+                log.warning(
+                    "%s: a view into the dump is still held, so the file stays mapped (on Windows it cannot be "
+                    "deleted or renamed) until that view is dropped and close() is called again",
+                    self.path,
+                )
+                return
         self._mmap = None
+
+    @property
+    def mapped(self) -> bool:
+        """True while the file is still mapped (before close, or while a caller holds a view)."""
+        return self._mmap is not None and not self._mmap.closed
 
     def __enter__(self) -> KernelDump:
         return self

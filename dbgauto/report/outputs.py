@@ -6,19 +6,20 @@ fsyncs run after all files were written, since the kernel has written most data 
 guarantee is the same: each file is written to ``.<name>.<random>.partial`` in the target folder, made
 durable (fsync), then renamed over the target, so a reader sees the old file or the new one, never half
 of one. Nothing is renamed if any write fails. Temp names and file modes are atomic_write's (the umask's
-mode, not mkstemp's 0600), so published reports are readable like any other output.
+mode applied by the OS, not mkstemp's 0600), so published reports are readable like any other output.
+Windows: the durability pass opens each temp file read-write (``FlushFileBuffers`` refuses a read-only
+handle), and a report held open by Excel or a scanner is retried, then named in an OutputBusyError.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
 
 from dbgauto.report.names import inside
-from dbgauto.util.atomic import default_file_mode
+from dbgauto.util import fs
 
 __all__ = ["OutputSet"]
 
@@ -29,7 +30,6 @@ class OutputSet:
     def __init__(self, folder: os.PathLike[str] | str) -> None:
         self.folder = Path(folder)
         self._pending: list[tuple[Path, Path]] = []
-        self._mode = default_file_mode()  # once per set: reading the umask means setting it
 
     def __enter__(self) -> OutputSet:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -38,43 +38,36 @@ class OutputSet:
     def add(self, name: str, data: bytes) -> Path:
         """Write ``data`` for ``folder/name`` (``name`` must stay inside the folder); returns the final path."""
         target = inside(self.folder, name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=self.folder)
+        fd, tmp = fs.create_temp(self.folder, target.name)
         try:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, self._mode)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                Path(tmp).unlink()
+            with contextlib.suppress(OSError):  # gone, or held by a scanner
+                tmp.unlink()
             raise
-        self._pending.append((Path(tmp), target))
+        self._pending.append((tmp, target))
         return target
 
     def commit(self) -> list[Path]:
         """fsync every temp file, rename each over its target, fsync the folder."""
-        for tmp, _ in self._pending:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
         published = []
-        for tmp, target in self._pending:
-            tmp.replace(target)
-            published.append(target)
+        try:
+            for tmp, _ in self._pending:
+                fs.fsync_path(tmp)
+            for tmp, target in self._pending:
+                fs.replace(tmp, target)  # OutputBusyError names a report held open past the retries
+                published.append(target)
+        except BaseException:
+            self.abort()  # no .partial files left behind; files already renamed stay (each one complete)
+            raise
         self._pending.clear()
-        with contextlib.suppress(OSError):  # not every OS lets a folder be opened (Windows)
-            fd = os.open(self.folder, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        fs.fsync_dir(self.folder)
         return published
 
     def abort(self) -> None:
         for tmp, _ in self._pending:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone, or held by a scanner
                 tmp.unlink()
         self._pending.clear()
 

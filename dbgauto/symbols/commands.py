@@ -18,6 +18,7 @@ from dbgauto.errors import SymbolError
 from dbgauto.symbols.isf import ISF_SUFFIXES, find_isf_files, parse_isf
 from dbgauto.symbols.server import SymbolFinder
 from dbgauto.symbols.store import SymbolKey, image_key, make_key
+from dbgauto.util import fs
 from dbgauto.util.atomic import atomic_write_text
 
 __all__ = [
@@ -142,7 +143,7 @@ def _copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
     shutil.copyfile(src, tmp)
-    tmp.replace(dst)
+    fs.replace(tmp, dst)  # retried while a scanner holds it (Windows)
 
 
 def status(cache_dir: Path | str, finder: SymbolFinder | None = None) -> dict[str, Any]:

@@ -1,24 +1,44 @@
-"""Write outputs so that a crash never leaves a half-written file: temporary file, fsync, rename."""
+"""Write outputs so that a crash never leaves a half-written file: temporary file, fsync, rename.
+
+Portable by construction (see :mod:`dbgauto.util.fs`): the temp file gets the umask's mode from the OS
+(no process-global ``os.umask`` calls), the rename is retried while another program holds the target open
+(Windows), and paths beyond MAX_PATH get the ``\\\\?\\`` prefix on Windows (:func:`dbgauto.util.paths.long_path`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from dbgauto.errors import OutputExistsError
+from dbgauto.util import fs
+from dbgauto.util.paths import long_path
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "default_file_mode", "publish"]
 
 
 def default_file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give (mkstemp makes 0600 files)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+    """The mode a plain ``open(path, "w")`` gives here, read without changing the umask.
+
+    Linux reports the umask in /proc/self/status; elsewhere a probe file is created (and removed) in the
+    temp folder and its mode read back. Windows: 0o666 (modes there only carry the read-only bit).
+    """
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii", errors="replace").splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    import tempfile
+
+    folder = tempfile.gettempdir()
+    fd, probe = fs.create_temp(folder, "dbgauto-mode-probe")
+    try:
+        return os.fstat(fd).st_mode & 0o777
+    finally:
+        os.close(fd)
+        probe.unlink()
 
 
 @contextlib.contextmanager
@@ -27,24 +47,22 @@ def atomic_write(path: os.PathLike[str] | str, *, overwrite: bool = False) -> It
 
     The temporary name starts with ``.`` and ends with ``.partial`` so scanners skip it. Without
     ``overwrite`` an existing ``path`` raises :class:`OutputExistsError` (checked before and, through a
-    hard link, at the moment of publishing, so a concurrent writer cannot be clobbered).
+    hard link, at the moment of publishing, so a concurrent writer cannot be clobbered). A target held
+    open by another program past the retries raises :class:`~dbgauto.errors.OutputBusyError`.
     """
-    target = Path(path)
+    target = long_path(Path(path))
     if not overwrite and target.exists():
-        raise OutputExistsError(target)
+        raise OutputExistsError(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = fs.create_temp(target.parent, target.name)
     try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         publish(tmp, target, overwrite=overwrite)
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # gone, or held by a scanner: never mask the real error
             tmp.unlink()
 
 
@@ -53,9 +71,10 @@ def publish(tmp: Path, target: Path, *, overwrite: bool) -> None:
 
     Without ``overwrite`` a hard link publishes it, so an output that appeared meanwhile is never clobbered
     (:class:`OutputExistsError`); the caller removes ``tmp`` afterwards. Also used for files another program
-    wrote (a debugger's ``.dump``)."""
+    wrote (a debugger's ``.dump``). With ``overwrite`` the rename is retried while the target is held open.
+    """
     if overwrite:
-        tmp.replace(target)
+        fs.replace(tmp, target)
         return
     try:
         os.link(tmp, target)
@@ -64,7 +83,7 @@ def publish(tmp: Path, target: Path, *, overwrite: bool) -> None:
     except OSError:  # file systems without hard links
         if target.exists():
             raise OutputExistsError(target) from None
-        tmp.replace(target)
+        fs.replace(tmp, target)
 
 
 def atomic_write_bytes(path: os.PathLike[str] | str, data: bytes, *, overwrite: bool = True) -> Path:
