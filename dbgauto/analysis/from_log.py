@@ -208,13 +208,19 @@ def _symbolic_stack(frames: Sequence[Any]) -> StackFact | None:
 
 def _raw_output(parsed: ParsedLog) -> dict[str, str]:
     out: dict[str, str] = {}
+    next_n: dict[str, int] = {}  # per key, the next suffix to try: a log repeating one command stays linear
     for block in parsed.commands:
         key = block.command or ("(banner)" if block.prompt is None else block.prompt)
         if not block.output.strip() and not block.command:
             continue
-        unique, n = key, 2
-        while unique in out:
-            unique, n = f"{key} ({n})", n + 1
+        unique, n = key, next_n.get(key, 2)
+        if unique in out:
+            unique = f"{key} ({n})"
+            while unique in out:
+                n += 1
+                unique = f"{key} ({n})"
+            n += 1
+        next_n[key] = n
         out[unique] = block.output
     return out
 

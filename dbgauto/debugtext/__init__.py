@@ -9,6 +9,7 @@ from __future__ import annotations
 from .analyze import parse_analyze
 from .banner import parse_banner, parse_os_line, parse_session_time, parse_uptime, parse_vertarget
 from .bugcheck import parse_bugcheck, parse_bugcheck_summary
+from .decode import decode_log, looks_like_debugger_log, read_log
 from .lm import parse_lm
 from .model import (
     AnalyzeArgument,
@@ -41,6 +42,8 @@ __all__ = [
     "StackFrame",
     "SystemLines",
     "VertargetInfo",
+    "decode_log",
+    "looks_like_debugger_log",
     "parse_analyze",
     "parse_banner",
     "parse_blocks",
@@ -54,6 +57,7 @@ __all__ = [
     "parse_stack",
     "parse_uptime",
     "parse_vertarget",
+    "read_log",
     "split_call_site",
     "split_command_line",
     "split_commands",

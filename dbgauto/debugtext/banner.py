@@ -137,6 +137,8 @@ def _system_facts(lines: list[str]) -> dict[str, object]:
     """The lines vertarget and the banner share, read into a dict of SystemLines field values."""
     facts: dict[str, object] = {}
     for line in lines:
+        if not line or line.isspace():  # most lines of a long log; skipping them keeps the loop cheap
+            continue
         if "os" not in facts and (os_info := parse_os_line(line)):
             facts["os"] = os_info
         elif (m := _PRODUCT_RE.match(line)) and "product" not in facts:
@@ -166,6 +168,8 @@ def parse_banner(text: str) -> BannerInfo:
     facts = _system_facts(lines)
     warnings: list[str] = []
     for line in lines:
+        if not line or line.isspace():
+            continue
         if (m := _VERSION_RE.match(line)) and "debugger_version" not in facts:
             facts["debugger_version"] = m.group(1)
             facts["debugger_arch"] = m.group(2)

@@ -37,6 +37,7 @@ from dbgauto.errors import (
     OutputExistsError,
 )
 from dbgauto.kdump.constants import DumpType
+from dbgauto.kdump.layout import PAGE_FILL32, PAGE_FILL64
 from dbgauto.version import __version__
 
 if TYPE_CHECKING:
@@ -163,7 +164,10 @@ class NativeSession(Session):
             system_time=h.system_time,
             uptime_100ns=h.system_uptime_100ns,
             bugcheck_code=h.bugcheck_code,
-            bugcheck_parameters=tuple(h.bugcheck_parameters),  # type: ignore[arg-type]
+            # a parameter holding the "PAGE" filler is shown as the debugger shows it: the filler's raw value
+            bugcheck_parameters=tuple(  # type: ignore[arg-type]
+                (PAGE_FILL64 if h.is_64bit else PAGE_FILL32) if p is None else p for p in h.bugcheck_parameters
+            ),
             registers=dict(ctx.registers) if ctx is not None else None,
             pc=_safe(lambda: ctx.pc) if ctx is not None else None,
             sp=_safe(lambda: ctx.sp) if ctx is not None else None,
