@@ -26,8 +26,8 @@ def _target(output: str | None, many: bool) -> Path | None:
     """What convert_dump gets as ``out``: the file, or the folder (created) when it names one or sources are many.
 
     The raw option text is read: a trailing separator (``-o newdir/``) asks for a folder, and pathlib would drop it.
-    Several sources need a folder: an existing one or a path ending with a separator (``-o one.dmp`` is refused,
-    never turned into a folder named ``one.dmp``).
+    Several sources need a folder: an existing one, a path ending with a separator, or a new name without a file
+    suffix (``-o one.dmp`` is refused, never turned into a folder named ``one.dmp``).
     """
     if output is None:
         return None
@@ -35,11 +35,11 @@ def _target(output: str | None, many: bool) -> Path | None:
     wants_dir = output.endswith((os.sep, "/"))
     if path.exists() and not path.is_dir() and (many or wants_dir):
         raise click.UsageError(f"-o {output}: several sources need a folder, and this is a file")
-    if many and not path.is_dir() and not wants_dir:
+    if many and not path.exists() and not wants_dir and path.suffix:
         raise click.UsageError(
-            f"-o {output}: several sources need a folder; give an existing folder or end the path with '/'"
+            f"-o {output}: several sources need a folder, and this names a file; end the path with '/' for a folder"
         )
-    if path.is_dir() or wants_dir:
+    if path.is_dir() or wants_dir or many:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -29,6 +29,11 @@ _KEY_RE = re.compile(r"^\s*Key\s*:\s*(.*?)\s*$")
 _VALUE_RE = re.compile(r"^\s*Value\s*:\s*(.*?)\s*$")
 PROBABLY_CAUSED_BY_RE = re.compile(r"^\s*Probably caused by\s*:\s*(\S+)(?:\s*\(\s*(.*?)\s*\))?\s*$")
 _BUGCHECK_STR_RE = re.compile(r"^0x([0-9a-fA-F]+)")
+FAILURE_CLASSES = frozenset(
+    {"memory_corruption", "pool_corruption", "hardware", "hardware_ram", "hardware_disk", "hardware_cpu"}
+)
+"""What ``!analyze`` names in place of a module when it blames a kind of failure ("Probably caused by :
+memory_corruption"): a class of failure, never a culprit module."""
 
 
 def _header(lines: list[str], stop: int) -> tuple[str | None, int | None, int]:
@@ -204,8 +209,11 @@ def parse_analyze(text: str) -> AnalyzeInfo:
 
     image, module = get("IMAGE_NAME"), get("MODULE_NAME")
     culprit = None
+    failure_class = None
     for candidate in (image, module, probably.image if probably else None):
-        if candidate and not candidate.lower().startswith("unknown_"):
+        if candidate and candidate.lower() in FAILURE_CLASSES:
+            failure_class = failure_class or candidate.lower()
+        elif candidate and not candidate.lower().startswith("unknown_"):
             culprit = candidate
             break
     return AnalyzeInfo(
@@ -231,5 +239,6 @@ def parse_analyze(text: str) -> AnalyzeInfo:
         followup=followup,
         probably_caused_by=probably,
         culprit=culprit,
+        failure_class=failure_class,
         warnings=tuple(warnings),
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Final
 
 __all__ = ["BIDI_CONTROLS", "os_reason", "terminal", "terminal_line", "visible"]
@@ -62,4 +63,6 @@ def os_reason(exc: OSError, path: object = None) -> str:
         real = base[1 : -len(".partial")].rsplit(".", 1)[0]
         text = text[: len(text) - len(base)] + real if folder else real
     reason = exc.strerror or str(exc) or type(exc).__name__
+    if isinstance(exc, FileExistsError) and text and Path(text).is_file():  # mkdir over a file on the output path
+        reason = "is a file, not a folder"
     return terminal_line(f"{text}: {reason}" if text else reason)
