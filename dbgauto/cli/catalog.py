@@ -12,6 +12,7 @@ import click
 
 from dbgauto.catalog.db import CATALOG_NAME, Catalog, rows_to_dicts
 from dbgauto.util.atomic import atomic_write_text
+from dbgauto.util.textsafe import terminal_line
 from dbgauto.vocab.fmt import hex_text
 
 EXPORT_COLUMNS = (
@@ -64,8 +65,9 @@ def list_cmd(where: Path, only: str | None, as_json: bool) -> None:
             outcome = "ok" if r["status"] == "ok" else f"FAILED [{r['error_code']}]"
             bug = hex_text(r["bugcheck_code"]) or "-"
             small = r["small_path"] or "-"
-            kind = f"type={r['dump_type']!s:<4} bugcheck={bug:<10}"
-            click.echo(f"{r['dump_id']:>5}  {outcome:<28} {kind} {r['path']}  -> {small}")
+            dump_type = "-" if r["dump_type"] is None else str(r["dump_type"])
+            kind = f"type={dump_type:<4} bugcheck={bug:<10}"
+            click.echo(terminal_line(f"{r['dump_id']:>5}  {outcome:<28} {kind} {r['path']}  -> {small}"))
         click.echo(f"{len(rows)} dump(s)", err=True)
 
 

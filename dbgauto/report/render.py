@@ -75,10 +75,26 @@ def packaged_templates_dir() -> Path:
     return Path(dbgauto.__file__).resolve().parent.parent / "templates"
 
 
-def _finalize(value: Any) -> Any:
-    """Every ``{{ }}`` output: None prints as empty; control characters and lone surrogates become visible."""
+def _plain(value: Any) -> str:
+    """A value as a reader expects it: no Python reprs (``{'code': ...}``, ``[...]``, ``None``, ``True``)."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {_plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(_plain(v) for v in value)
+    return str(value)
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ }}`` output: None prints as empty, containers as plain text; control characters, CR, bidi
+    overrides and lone surrogates become visible escapes."""
+    if value is None:
+        return ""
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        value = _plain(value)
     if isinstance(value, str) and not isinstance(value, Markup) and not value.isprintable():
         return visible(value)
     return value
@@ -115,7 +131,7 @@ def _when(value: datetime | None) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    return uptime_text(round(seconds * 1e7), zero_days=False)
+    return uptime_text(round(seconds * 1000) * 10_000, zero_days=False)  # rounded to the ms (…19.860, not .859)
 
 
 def json_text(facts: CrashFacts) -> str:
