@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from dbgauto.engines import native_commands as fmt
+from dbgauto.engines import native_memory
 from dbgauto.engines.base import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_OPEN_TIMEOUT,
@@ -263,9 +264,43 @@ class NativeSession(Session):
             return fmt.analyze(t) if "-v" in rest.split() else fmt.analyze_summary(t)
         if verb_l == ".dump":
             return self._dump_command(command, rest)
+        if verb_l in ("help", ".help") or (verb_l == "?" and not rest.strip()):
+            return native_memory.help_text()
+        if verb_l == ".time":
+            return (
+                f"Debug session time: {fmt.session_time(t.system_time)}\nSystem Uptime: {fmt.uptime(t.uptime_100ns)}\n"
+            )
+        if verb_l in ("db", "dd", "dq", "dp", "dps", "!thread", "!process"):
+            return self._from_parts(command, verb_l, rest)
         if verb_l.startswith("!"):
             raise unsupported(command, f"the {verb} extension")
         raise unsupported(command, f"the {verb!r} command and symbols")
+
+    def _from_parts(self, command: str, verb: str, rest: str) -> str:
+        """Commands answered from the kernel parts: memory display, the current thread and process."""
+        parts = self.parts
+        if parts is None:
+            raise DebuggerCommandError(ENGINE_NAME, command, self.parts_missing or "the dump holds no memory")
+        if verb in ("!thread", "!process"):
+            words = rest.split()
+            if verb == "!process" and words[:1] not in (["-1"], ["0"]) and words:
+                raise unsupported(command, "!process with an address (only the current process: !process -1 0)")
+            if verb == "!thread" and words and words[0] != "-1":
+                raise unsupported(command, "!thread with an address (only the current thread: !thread)")
+            from dbgauto.kernel.identity import identity_of
+
+            who = identity_of(parts)
+            if verb == "!thread":
+                return native_memory.thread_text(parts, who.process_name, who.pid, who.tid)
+            return native_memory.process_text(parts, who.process_name, who.pid)
+        return native_memory.display_memory(parts, command, verb, rest, self._module_of)
+
+    def _module_of(self, address: int) -> str | None:
+        parts = self.parts
+        for d in parts.drivers if parts is not None else ():
+            if d.size and d.base <= address < d.base + d.size:
+                return f"{fmt.module_short_name(d.name)}+{address - d.base:#x}"
+        return None
 
     def _dump_command(self, command: str, rest: str) -> str:
         try:
