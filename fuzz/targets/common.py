@@ -8,7 +8,16 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import atheris
+try:
+    import atheris
+except ImportError:  # the regression tests (tests/fuzzfound) run the target bodies without atheris
+
+    class _NoAtheris:
+        @staticmethod
+        def instrument_imports() -> contextlib.nullcontext[None]:
+            return contextlib.nullcontext()
+
+    atheris = _NoAtheris()  # type: ignore[assignment]
 
 with atheris.instrument_imports():
     from dbgauto.errors import DbgautoError
@@ -32,6 +41,11 @@ def expect_typed(func: Callable[[bytes], object]) -> Callable[[bytes], None]:
             func(data)
 
     return run
+
+
+def check(body: Callable[[bytes], object], data: bytes) -> None:
+    """Run one input as the fuzzer does (for regression tests)."""
+    expect_typed(body)(data)
 
 
 def main(body: Callable[[bytes], object]) -> None:

@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import atheris
-from common import main
+from common import atheris, main
 
 with atheris.instrument_imports():
     from dbgauto.analysis.from_log import facts_from_log

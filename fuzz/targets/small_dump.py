@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import atheris
-from common import as_file, main
+from common import as_file, atheris, main
 
 with atheris.instrument_imports():
     from dbgauto.cli.info import _kernel_view, describe

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import atheris
-from common import main
+from common import atheris, main
 
 with atheris.instrument_imports():
     from dbgauto.symbols.cab import read_cab
