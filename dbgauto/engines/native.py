@@ -283,10 +283,10 @@ class NativeSession(Session):
             raise DebuggerCommandError(ENGINE_NAME, command, self.parts_missing or "the dump holds no memory")
         if verb in ("!thread", "!process"):
             words = rest.split()
-            if verb == "!process" and words[:1] not in (["-1"], ["0"]) and words:
-                raise unsupported(command, "!process with an address (only the current process: !process -1 0)")
+            if verb == "!process" and words and words[0] != "-1":
+                raise unsupported(command, "the !process extension beyond the current process (!process -1 0)")
             if verb == "!thread" and words and words[0] != "-1":
-                raise unsupported(command, "!thread with an address (only the current thread: !thread)")
+                raise unsupported(command, "the !thread extension beyond the current thread (!thread)")
             from dbgauto.kernel.identity import identity_of
 
             who = identity_of(parts)
