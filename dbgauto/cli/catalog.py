@@ -97,14 +97,30 @@ def show_cmd(where: Path, dump: str) -> None:
         row = cat.find_dump(dump)
         if row is None:
             raise click.ClickException(f"{dump!r} is not in {cat.path}")
-        data: dict[str, Any] = rows_to_dicts([row])[0]
-        data["results"] = rows_to_dicts(cat.results_for_dump(row["id"]))
+        data: dict[str, Any] = _hex_values(rows_to_dicts([row])[0])
+        data["results"] = [_hex_values(r) for r in rows_to_dicts(cat.results_for_dump(row["id"]))]
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+HEX_COLUMNS = frozenset({"bugcheck_code", "machine", "bugcheck_parameters", "system_time"})
+"""Columns written as ``"0x…"`` strings, the convention of every dbgauto JSON (report JSON, ``info --json``)."""
+
+
+def _hex_values(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` with codes and addresses as hex strings (JSON numbers lose precision above 2**53)."""
+    out = dict(d)
+    for key in HEX_COLUMNS & out.keys():
+        value = out[key]
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[key] = f"{value:#x}"
+        elif isinstance(value, list):
+            out[key] = [f"{v:#x}" if isinstance(v, int) else v for v in value]
+    return out
 
 
 def _export_row(row: Any) -> dict[str, Any]:
     d = dict(row)
-    return {k: d.get(k) for k in EXPORT_COLUMNS}
+    return _hex_values({k: d.get(k) for k in EXPORT_COLUMNS})
 
 
 @command.command("export")
