@@ -201,13 +201,17 @@ class ReportRenderer:
                 found = (frame.filename, frame.lineno)
         return found
 
-    def render_dump(self, facts: CrashFacts, fmt: str) -> str:
-        """One dump's report as text (``html``, ``md``, ``txt`` through templates; ``json`` directly)."""
+    def render_dump(self, facts: CrashFacts, fmt: str, *, nav: Sequence[tuple[str, str]] = ()) -> str:
+        """One dump's report as text (``html``, ``md``, ``txt`` through templates; ``json`` directly).
+
+        ``nav``: (label, relative href) links shown at the top of the HTML report (the index, the same dump's
+        JSON and small dump); hrefs that are not safe relative links are dropped."""
         if fmt == "json":
             return json_text(facts)
         if fmt not in TEMPLATE_FORMATS:
             raise ValueError(f"unknown report format {fmt!r} (choose from {', '.join(FORMATS)})")
-        return self.render(TEMPLATE_FORMATS[fmt], facts=facts, culprit_driver=facts.culprit_driver)
+        links = [(label, safe) for label, href in nav if (safe := _safe_href(href))]
+        return self.render(TEMPLATE_FORMATS[fmt], facts=facts, culprit_driver=facts.culprit_driver, nav=links)
 
     def write_dump_report(
         self, facts: CrashFacts, out_dir: os.PathLike[str] | str, fmt: str, *, name: str | None = None
@@ -292,10 +296,16 @@ class ReportRenderer:
             for facts in facts_list:
                 stem = report_stem(facts)
                 href = None
+                nav = [("Index of all dumps", "index.html")] if "html" in formats else []
+                nav += [
+                    (label, f"{stem}.{fmt}")
+                    for fmt, label in (("json", "JSON"), ("md", "Markdown"), ("txt", "Text"))
+                    if fmt in formats
+                ]
                 for fmt in formats:
                     if fmt == "csv":
                         continue
-                    text = self.render_dump(facts, fmt)
+                    text = self.render_dump(facts, fmt, nav=nav if fmt == "html" else ())
                     written.append(out.add(f"{stem}.{fmt}", text.encode("utf-8", "backslashreplace")))
                     if fmt == "html":
                         href = f"{stem}.html"
