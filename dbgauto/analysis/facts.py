@@ -27,6 +27,7 @@ __all__ = [
     "BugcheckFact",
     "CrashFacts",
     "CulpritFact",
+    "DebuggerFact",
     "DriverFact",
     "FrameFact",
     "ParameterFact",
@@ -99,6 +100,7 @@ class ParameterFact:
     index: int
     value: Hex | None
     meaning: str | None = None
+    log_text: str | None = None  # what a debugger log printed beside the value (``Arg1: ..., <text>``), kept as is
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,7 @@ class CulpritFact:
     address: Hex | None = None
     is_core: bool = False
     module: str | None = None
-    function: str | None = None
+    function: str | None = None  # the function inside the module, when symbols or a debugger named one
     evidence: str | None = None
 
 
@@ -216,6 +218,48 @@ class UnloadedDriverFact:
 
 
 @dataclass(frozen=True, slots=True)
+class DebuggerFact:
+    """What a debugger's own output states beyond the common facts (``report --from-log``, cdb/DbgEng sessions).
+
+    Values are as the debugger printed them: bucket strings, the build lab, the original dump's name. Addresses
+    and hex values (``FOLLOWUP_IP``, ``DEBUG_FLR_IMAGE_TIMESTAMP``, ``DUMP_FILE_ATTRIBUTES``) are ``Hex``.
+    ``failure_class`` holds what ``!analyze`` names instead of a module (``memory_corruption``, ``hardware``...).
+    ``session_time_local`` is the debug session time as printed when it carries no time zone (XP-era WinDbg), so
+    it cannot be a UTC ``crash_time``.
+    """
+
+    dump_file: str | None = None
+    file_in_cab: str | None = None
+    dump_file_attributes: Hex | None = None
+    build_lab: str | None = None
+    product: str | None = None
+    suite: tuple[str, ...] = ()
+    cpu: int | None = None
+    current_irql: int | None = None
+    session_time_raw: str | None = None
+    session_time_local: str | None = None
+    failure_class: str | None = None
+    failure_bucket_id: str | None = None
+    default_bucket_id: str | None = None
+    bucket_id: str | None = None
+    bucket_id_func_offset: Hex | None = None
+    failure_id_hash: str | None = None
+    symbol_name: str | None = None
+    module_name: str | None = None
+    image_name: str | None = None
+    image_timestamp: Hex | None = None
+    image_version: str | None = None
+    followup_ip: Hex | None = None
+    faulting_ip: Hex | None = None
+    followup: str | None = None
+    exception_code: Hex | None = None
+    exception_address: Hex | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "suite", tuple(self.suite))
+
+
+@dataclass(frozen=True, slots=True)
 class CrashFacts:
     """Everything dbgauto knows about one crash. Every field may be absent; see docs/report-schema.md."""
 
@@ -252,6 +296,7 @@ class CrashFacts:
     raw_output: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     experimental: Annotated[Mapping[str, Any], Extras("x_")] = field(default_factory=dict)
+    debugger: DebuggerFact | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "drivers", tuple(self.drivers))

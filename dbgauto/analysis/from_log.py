@@ -13,6 +13,7 @@ from dbgauto.analysis.facts import (
     BugcheckFact,
     CrashFacts,
     CulpritFact,
+    DebuggerFact,
     DriverFact,
     FrameFact,
     ParameterFact,
@@ -22,6 +23,8 @@ from dbgauto.analysis.facts import (
     source_fact,
 )
 from dbgauto.analysis.facts import describe_bugcheck as describe
+from dbgauto.debugtext import parse_hex, parse_session_time_local
+from dbgauto.debugtext.analyze import FAILURE_CLASSES
 from dbgauto.vocab.inbox import is_inbox
 
 if TYPE_CHECKING:
@@ -64,6 +67,7 @@ def facts_from_parsed(parsed: ParsedLog, *, source: os.PathLike[str] | str | Non
     if not (banner or vt or an or parsed.bugcheck or parsed.modules or parsed.stack):
         warnings.append("no debugger output recognised (no banner, !analyze, .bugcheck, vertarget, lm or k)")
     session_time = first(banner.debug_session_time if banner else None, vt.debug_session_time if vt else None)
+    debugger = _debugger_fact(parsed)
     return CrashFacts(
         source=_source(source),
         variety=banner.dump_kind if banner else None,
@@ -85,18 +89,23 @@ def facts_from_parsed(parsed: ParsedLog, *, source: os.PathLike[str] | str | Non
         raw_output=_raw_output(parsed),
         warnings=tuple(dict.fromkeys([*warnings, *(an.warnings if an else ())])),
         experimental=_log_experimental(parsed),
+        debugger=debugger,
     )
 
 
 def _arch_name(arch: str | None) -> str | None:
+    """The OS line's architecture as dbgauto names machines (``ARM 64-bit (AArch64)`` → ``ARM64``)."""
     if not arch:
         return None
-    return {"amd64": "x64", "x64": "x64", "x86": "x86", "arm64": "ARM64"}.get(arch.lower(), arch)
+    key = arch.lower()
+    if "aarch64" in key or "arm64" in key or key.startswith("arm 64"):
+        return "ARM64"
+    return {"amd64": "x64", "x64": "x64", "x86": "x86", "x86 compatible": "x86"}.get(key, arch)
 
 
 def _is_64bit(arch: str | None, kernel_base: int | None) -> bool | None:
     if arch:
-        return arch.lower() in ("x64", "amd64", "arm64")
+        return _arch_name(arch) in ("x64", "ARM64")
     if kernel_base is not None:
         return kernel_base > 0xFFFFFFFF
     return None
@@ -110,7 +119,10 @@ def _log_bugcheck(parsed: ParsedLog) -> BugcheckFact | None:
     params: Sequence[int] = an.parameters if an and an.arguments else (bc.parameters if bc else ())
     fact = describe(code, params)
     described = {a.index: a.description for a in an.arguments} if an else {}
-    fixed = tuple(ParameterFact(p.index, p.value, p.meaning or described.get(p.index) or None) for p in fact.parameters)
+    fixed = tuple(
+        ParameterFact(p.index, p.value, p.meaning or described.get(p.index) or None, described.get(p.index) or None)
+        for p in fact.parameters
+    )
     name = fact.name or (an.bugcheck_name if an else None)
     return BugcheckFact(fact.code, name, fact.variant_m, fixed, fact.summary or (an.description if an else None))
 
@@ -124,14 +136,34 @@ def _log_culprit(
     rule = "debugger-analyze"
     if named is None and parsed.banner and parsed.banner.probably_caused_by:
         named, rule = parsed.banner.probably_caused_by.image, "debugger-probably-caused-by"
+        if named.lower() in FAILURE_CLASSES:  # "Probably caused by : memory_corruption": a class, not a module
+            named = None
     if named:
         drv = _driver_named(drivers, named)
+        address = _ip_address(an.fields.get("FOLLOWUP_IP")) if an else None
+        if address is None and an:
+            address = _ip_address(an.fields.get("FAULTING_IP"))
+        function, offset = _symbol_parts(an.symbol_name if an else None)
+        if function is None and parsed.banner and parsed.banner.probably_caused_by:
+            function, offset = _symbol_parts(parsed.banner.probably_caused_by.symbol)
+        if offset is None and an:
+            offset = parse_hex(an.fields.get("BUCKET_ID_FUNC_OFFSET"))
+        if offset is None and address is not None and drv is not None and drv.contains(address):
+            offset = address - (drv.base or 0)
+        timestamp = drv.timestamp if drv else None
+        if timestamp is None and an:
+            timestamp = parse_hex(
+                _first_line(an.fields.get("DEBUG_FLR_IMAGE_TIMESTAMP") or an.fields.get("IMAGE_TIMESTAMP"))
+            )
         return CulpritFact(
             name=named,
             base=drv.base if drv else None,
-            timestamp=drv.timestamp if drv else None,
+            offset=offset,
+            timestamp=timestamp or None,
             rule=rule,
+            address=address,
             is_core=False,
+            function=function,
         )
     if an and (an.image_name or an.module_name):
         warnings.append(f"!analyze named no image ({an.image_name or an.module_name})")
@@ -144,6 +176,93 @@ def _log_culprit(
             stack_values=[fr.return_address for fr in parsed.stack if fr.return_address],
         )
     return None
+
+
+def _first_line(value: str | None) -> str | None:
+    if not value:
+        return None
+    return value.strip().split("\n", 1)[0].strip() or None
+
+
+def _ip_address(value: str | None) -> int | None:
+    """``FOLLOWUP_IP`` / ``FAULTING_IP``: a symbol line, then ``address bytes instruction`` (the address first)."""
+    if not value:
+        return None
+    for line in value.splitlines():
+        words = line.split()
+        if len(words) >= 2:
+            address = parse_hex(words[0])
+            if address is not None:
+                return address
+    return None
+
+
+def _symbol_parts(symbol: str | None) -> tuple[str | None, int | None]:
+    """``MyDriver!KeBugCheckTest+0x2b`` → (``KeBugCheckTest``, 0x2b); ``mydriver+199e`` → (None, 0x199e)."""
+    if not symbol:
+        return None, None
+    text = symbol.strip().split()[0]
+    base, plus, off = text.partition("+")
+    offset = parse_hex(off) if plus else None
+    function = base.split("!", 1)[1] if "!" in base else None
+    return function or None, offset
+
+
+def _debugger_fact(parsed: ParsedLog) -> DebuggerFact | None:
+    """Every fact the log states that CrashFacts' common fields do not hold, as printed."""
+    banner, vt, an = parsed.banner, parsed.vertarget, parsed.analyze
+    fields = an.fields if an else {}
+
+    def field(*names: str) -> str | None:
+        for name in names:
+            value = _first_line(fields.get(name))
+            if value:
+                return value
+        return None
+
+    system = [x for x in (banner, vt) if x is not None]
+    raw_time = next((x.debug_session_time_raw for x in system if x.debug_session_time_raw), None)
+    local = None
+    if raw_time and not any(x.debug_session_time for x in system):
+        naive = parse_session_time_local(raw_time)
+        local = naive.isoformat() if naive else None
+    irql = field("CURRENT_IRQL")
+    attributes = field("DUMP_FILE_ATTRIBUTES")
+    exc = parsed.exception
+    fact = DebuggerFact(
+        dump_file=banner.dump_file if banner else None,
+        file_in_cab=field("FILE_IN_CAB"),
+        dump_file_attributes=parse_hex(attributes.split()[0]) if attributes else None,
+        build_lab=next((x.build_lab for x in system if x.build_lab), None) or field("BUILDLAB_STR"),
+        product=next((x.product for x in system if x.product), None),
+        suite=next((x.suite for x in system if x.suite), ()),
+        cpu=parsed.cpu,
+        current_irql=parse_hex(irql.split()[0]) if irql else None,
+        session_time_raw=raw_time,
+        session_time_local=local,
+        failure_class=(an.failure_class if an else None) or _banner_failure_class(banner),
+        failure_bucket_id=field("FAILURE_BUCKET_ID"),
+        default_bucket_id=field("DEFAULT_BUCKET_ID"),
+        bucket_id=field("BUCKET_ID"),
+        bucket_id_func_offset=parse_hex(field("BUCKET_ID_FUNC_OFFSET")),
+        failure_id_hash=field("FAILURE_ID_HASH"),
+        symbol_name=field("SYMBOL_NAME"),
+        module_name=field("MODULE_NAME"),
+        image_name=field("IMAGE_NAME"),
+        image_timestamp=parse_hex(field("DEBUG_FLR_IMAGE_TIMESTAMP", "IMAGE_TIMESTAMP")),
+        image_version=field("IMAGE_VERSION", "DEBUG_FLR_IMAGE_VERSION"),
+        followup_ip=_ip_address(fields.get("FOLLOWUP_IP")),
+        faulting_ip=_ip_address(fields.get("FAULTING_IP")),
+        followup=(an.followup if an else None) or (banner.followup if banner else None),
+        exception_code=exc.code if exc else None,
+        exception_address=exc.address if exc else None,
+    )
+    return None if fact == DebuggerFact() else fact
+
+
+def _banner_failure_class(banner: Any) -> str | None:
+    cause = banner.probably_caused_by if banner is not None else None
+    return cause.image.lower() if cause is not None and cause.image.lower() in FAILURE_CLASSES else None
 
 
 def _driver_named(drivers: Sequence[DriverFact], name: str) -> DriverFact | None:
@@ -201,13 +320,19 @@ def _symbolic_stack(frames: Sequence[Any]) -> StackFact | None:
 
 def _raw_output(parsed: ParsedLog) -> dict[str, str]:
     out: dict[str, str] = {}
+    next_n: dict[str, int] = {}  # per key, the next suffix to try: a log repeating one command stays linear
     for block in parsed.commands:
         key = block.command or ("(banner)" if block.prompt is None else block.prompt)
         if not block.output.strip() and not block.command:
             continue
-        unique, n = key, 2
-        while unique in out:
-            unique, n = f"{key} ({n})", n + 1
+        unique, n = key, next_n.get(key, 2)
+        if unique in out:
+            unique = f"{key} ({n})"
+            while unique in out:
+                n += 1
+                unique = f"{key} ({n})"
+            n += 1
+        next_n[key] = n
         out[unique] = block.output
     return out
 

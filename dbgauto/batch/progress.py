@@ -15,6 +15,7 @@ from typing import Any, Protocol, TextIO
 
 from dbgauto.batch.tasks import TaskSpec
 from dbgauto.catalog.records import ResultRecord
+from dbgauto.util.textsafe import terminal_line
 
 __all__ = ["LogProgress", "Progress", "RichProgress", "failure_line", "make_progress"]
 
@@ -115,7 +116,7 @@ class RichProgress:
         old = self.rows.pop(spec.source, None)  # re-run after a worker died: one row per dump
         if old is not None:
             self.bar.remove_task(old)
-        self.rows[spec.source] = self.bar.add_task(f"  {Path(spec.source).name}", total=None)
+        self.rows[spec.source] = self.bar.add_task(self.escape(row_label(spec)), total=None)
 
     def finished(self, spec: TaskSpec, rec: ResultRecord) -> None:
         row = self.rows.pop(spec.source, None)
@@ -124,10 +125,19 @@ class RichProgress:
         self.bar.advance(self.overall)
         if not rec.ok:  # escaped: "[code]" and text from the dump must not be read as rich markup
             line = failure_line(spec.source, rec.error_code, rec.error_message)
-            self.console.print(f"[red]failed[/red] {self.escape(line)}", markup=True)
+            self.console.print(f"[red]failed[/red] {self.escape(terminal_line(line))}", markup=True)
 
     def end(self) -> None:
         self.bar.stop()
+
+
+def row_label(spec: TaskSpec) -> str:
+    """A progress row: the folder (host) and file name, and the stages the task runs — three ``MEMORY.DMP`` rows
+    from three hosts read ``hostA/MEMORY.DMP (hash, convert, report)``, not three identical names."""
+    path = Path(spec.source.replace("\\", "/"))
+    where = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+    stages = ["hash"] + (["convert"] if spec.small_path else []) + (["report"] if spec.report_dir else [])
+    return terminal_line(f"  {where} ({', '.join(stages)})")
 
 
 def make_progress(*, enabled: bool | None = None, stream: TextIO | None = None) -> Progress:

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from dbgauto.errors import DbgautoError
+from dbgauto.util.textsafe import os_reason, terminal_line
 from dbgauto.version import __version__
 
 # name -> (module, one-line help shown by `dbgauto --help` without importing the module)
@@ -54,10 +55,29 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+class UserFormatter(logging.Formatter):
+    """Log lines as users read them: progress (INFO) plain, ``warning: ...`` / ``error: ...`` otherwise, and the
+    logger's name only with -vv (debugging). Text from dumps and file names is escaped (no raw control codes)."""
+
+    def __init__(self, *, with_names: bool = False) -> None:
+        super().__init__()
+        self.with_names = with_names
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = terminal_line(record.getMessage())
+        if record.exc_info and self.with_names:
+            text += "\n" + self.formatException(record.exc_info)
+        if record.levelno == logging.INFO and not self.with_names:
+            return text
+        prefix = record.levelname.lower()
+        return f"{prefix} {record.name}: {text}" if self.with_names else f"{prefix}: {text}"
+
+
 def configure_logging(verbose: int, quiet: int) -> None:
     level = logging.WARNING - 10 * verbose + 10 * quiet
-    fmt = "%(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=max(logging.DEBUG, level), format=fmt, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(UserFormatter(with_names=verbose >= 2))
+    logging.basicConfig(level=max(logging.DEBUG, level), handlers=[handler])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,21 +98,47 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+RESUMABLE = frozenset({"batch", "schedule"})
+"""Commands that keep their progress in the catalog: after Ctrl-C, running them again resumes."""
+
+
+def _subcommand(argv: list[str] | None) -> str | None:
+    """The subcommand named on the command line (the first word that is one), for messages only."""
+    words = sys.argv[1:] if argv is None else argv
+    return next((w for w in words if w in SUBCOMMANDS), None)
+
+
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry point."""
+    """Console-script entry point. Exit status: 0 all good, 1 some inputs failed, 2 usage, 130 interrupted;
+    3 only for a bug in dbgauto (reported as such)."""
     from dbgauto.util.text import safe_streams
 
     safe_streams()  # text from dumps never raises UnicodeEncodeError on a cp437 console or a redirect
     try:
-        return cli.main(args=argv, prog_name="dbgauto", standalone_mode=True)
+        return cli.main(args=argv, prog_name="dbgauto", standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help, --version
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # usage errors (2) and click's own failures
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.Abort):
+        if _subcommand(argv) in RESUMABLE:
+            fail("interrupted — rerun the same command to resume", 130)
+        fail("interrupted", 130)
     except DbgautoError as exc:
         if os.environ.get("DBGAUTO_DEBUG"):
             raise
-        fail(str(exc), 1)
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
+        fail(terminal_line(str(exc)), 1)
+    except OSError as exc:  # an output (or input) the system refused: path and reason, as for any input
+        if os.environ.get("DBGAUTO_DEBUG"):
+            raise
+        fail(os_reason(exc), 1)
     except Exception as exc:  # last resort: one line, never a traceback, unless debugging
         if os.environ.get("DBGAUTO_DEBUG"):
             raise
-        fail(f"internal error: {type(exc).__name__}: {exc} (set DBGAUTO_DEBUG=1 for a traceback)", 3)
+        fail(
+            terminal_line(f"internal error: {type(exc).__name__}: {exc}")
+            + " — this is a bug in dbgauto; please report it (set DBGAUTO_DEBUG=1 for a traceback)",
+            3,
+        )
     return None

@@ -17,9 +17,8 @@ import click
 from dbgauto.batch.coordinator import REPORT_FORMATS, BatchOptions, BatchSummary, run_batch
 from dbgauto.batch.progress import failure_line, make_progress
 from dbgauto.cli.symopts import symbols_option
+from dbgauto.engines.select import ENGINE_CHOICES, ENGINE_HELP
 from dbgauto.util.signals import interrupt_main, on_stop
-
-ENGINES = ("native", "auto", "cdb", "kd", "dbgeng")
 
 
 def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -32,8 +31,10 @@ def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) 
     return when if when.tzinfo else when.astimezone()  # naive = local time, as users type it
 
 
-def _parse_formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    formats = tuple(dict.fromkeys(f.strip().lower() for f in value.split(",") if f.strip()))
+def _parse_formats(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...]) -> tuple[str, ...]:
+    """``-f html,json`` or ``-f html -f json`` (the same spelling as ``report``)."""
+    items = (value,) if isinstance(value, str) else value
+    formats = tuple(dict.fromkeys(f.strip().lower() for v in items for f in v.split(",") if f.strip()))
     bad = [f for f in formats if f not in REPORT_FORMATS]
     if bad or not formats:
         raise click.BadParameter(
@@ -95,7 +96,13 @@ def print_summary(s: BatchSummary, *, out: Path) -> None:
     show_default=True,
     help="Worker processes (with --scheduler: the cluster's threads decide).",
 )
-@click.option("--engine", type=click.Choice(ENGINES), default="native", show_default=True)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINE_CHOICES, case_sensitive=False),
+    default="native",
+    show_default=True,
+    help=ENGINE_HELP,
+)
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the tasks on this Dask scheduler instead.")
 @click.option("--since", callback=_parse_since, metavar="DATE", help="Only dumps modified at or after DATE.")
 @click.option(
@@ -104,8 +111,12 @@ def print_summary(s: BatchSummary, *, out: Path) -> None:
     help="Delete a source once its small dump re-opens and its facts equal the source's.",
 )
 @click.option(
+    "-f",
+    "--format",
     "--formats",
-    default="html,json",
+    "formats",
+    multiple=True,
+    default=("html,json",),
     show_default=True,
     callback=_parse_formats,
     help=f"Per-dump report formats ({','.join(REPORT_FORMATS)}).",
@@ -179,6 +190,10 @@ def command(
         raise click.UsageError("--delete-source-after-verify needs --convert (the small dump replaces the source)")
     if scheduler is not None and "://" not in scheduler:
         raise click.BadParameter(f"{scheduler!r}: expected tcp://HOST:PORT", param_hint="--scheduler")
+    if engine.lower() not in ("native", "auto"):  # fail once, up front, with the doctor's reason
+        from dbgauto.engines.select import select_engine
+
+        select_engine(engine)
     root = logging.getLogger()
     batch_log = logging.getLogger("dbgauto.batch")
     if root.getEffectiveLevel() <= logging.WARNING and batch_log.level == logging.NOTSET:

@@ -12,6 +12,7 @@ import click
 
 from dbgauto.catalog.db import CATALOG_NAME, Catalog, rows_to_dicts
 from dbgauto.util.atomic import atomic_write_text
+from dbgauto.util.textsafe import terminal_line
 from dbgauto.vocab.fmt import hex_text
 
 EXPORT_COLUMNS = (
@@ -64,8 +65,9 @@ def list_cmd(where: Path, only: str | None, as_json: bool) -> None:
             outcome = "ok" if r["status"] == "ok" else f"FAILED [{r['error_code']}]"
             bug = hex_text(r["bugcheck_code"]) or "-"
             small = r["small_path"] or "-"
-            kind = f"type={r['dump_type']!s:<4} bugcheck={bug:<10}"
-            click.echo(f"{r['dump_id']:>5}  {outcome:<28} {kind} {r['path']}  -> {small}")
+            dump_type = "-" if r["dump_type"] is None else str(r["dump_type"])
+            kind = f"type={dump_type:<4} bugcheck={bug:<10}"
+            click.echo(terminal_line(f"{r['dump_id']:>5}  {outcome:<28} {kind} {r['path']}  -> {small}"))
         click.echo(f"{len(rows)} dump(s)", err=True)
 
 
@@ -95,14 +97,30 @@ def show_cmd(where: Path, dump: str) -> None:
         row = cat.find_dump(dump)
         if row is None:
             raise click.ClickException(f"{dump!r} is not in {cat.path}")
-        data: dict[str, Any] = rows_to_dicts([row])[0]
-        data["results"] = rows_to_dicts(cat.results_for_dump(row["id"]))
+        data: dict[str, Any] = _hex_values(rows_to_dicts([row])[0])
+        data["results"] = [_hex_values(r) for r in rows_to_dicts(cat.results_for_dump(row["id"]))]
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+HEX_COLUMNS = frozenset({"bugcheck_code", "machine", "bugcheck_parameters", "system_time"})
+"""Columns written as ``"0x…"`` strings, the convention of every dbgauto JSON (report JSON, ``info --json``)."""
+
+
+def _hex_values(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` with codes and addresses as hex strings (JSON numbers lose precision above 2**53)."""
+    out = dict(d)
+    for key in HEX_COLUMNS & out.keys():
+        value = out[key]
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[key] = f"{value:#x}"
+        elif isinstance(value, list):
+            out[key] = [f"{v:#x}" if isinstance(v, int) else v for v in value]
+    return out
 
 
 def _export_row(row: Any) -> dict[str, Any]:
     d = dict(row)
-    return {k: d.get(k) for k in EXPORT_COLUMNS}
+    return _hex_values({k: d.get(k) for k in EXPORT_COLUMNS})
 
 
 @command.command("export")

@@ -28,6 +28,7 @@ from dbgauto.kdump.reader import KernelDump
 from dbgauto.kdump.triage_json import triage_to_dict
 from dbgauto.util.codec import hex_or_none as _hex
 from dbgauto.util.codec import iso_z, to_json
+from dbgauto.util.textsafe import terminal, terminal_line
 
 if TYPE_CHECKING:
     from dbgauto.kdump.triage import TriageDump
@@ -202,15 +203,28 @@ def _kernel_view(dump: KernelDump) -> dict[str, Any]:
 def _triage_lines(tri: TriageDump, kern: dict[str, Any]) -> list[str]:
     """Drivers, unloaded drivers, process/thread and the stack scan of a small dump."""
     lines = ["", "Small memory dump (triage)"]
-    lines.append(_line("Process / thread", f"{kern['process_name']} pid {kern['pid']} tid {kern['tid']}"))
+    lines.append(_line("Process / thread", _identity(kern)))
     lines.append(_line("Loaded drivers", len(tri.drivers)))
     lines.extend(f"  {d.base:#x} {d.size:>#10x}  {d.name}" for d in tri.drivers)
     lines.append(_line("Unloaded drivers", len(tri.unloaded_drivers)))
     lines.extend(f"  {u.start:#x}-{u.end:#x}  {u.name}" for u in tri.unloaded_drivers)
     hits = kern["stack_scan"]
     lines.append(_line("Stack scan", f"{len(hits)} values point into modules"))
-    lines.extend(f"  {h.address:#x}  {h.value:#x}  {h.module}+{h.offset:#x}" for h in hits)
+    lines.extend(f"  {h.address:#x}  {h.value:#x}  {h.module}+{h.offset:#x}" for h in hits[:MAX_SCAN_ROWS])
+    if len(hits) > MAX_SCAN_ROWS:
+        lines.append(f"  ... {len(hits) - MAX_SCAN_ROWS} more not shown (info --json lists them all)")
     return lines
+
+
+MAX_SCAN_ROWS = 64
+"""Stack-scan rows the table shows: a SizeOfCallStack covering the whole file would otherwise print megabytes."""
+
+
+def _identity(kern: dict[str, Any]) -> str:
+    """``System pid 0x4 tid 0x10``, with "unknown" for what the dump does not say (never "None")."""
+    name = kern.get("process_name") or "unknown process"
+    pid, tid = kern.get("pid"), kern.get("tid")
+    return f"{name} pid {'unknown' if pid is None else pid} tid {'unknown' if tid is None else tid}"
 
 
 @click.command("info")
@@ -244,19 +258,20 @@ def command(dumps: tuple[Path, ...], as_json: bool) -> None:
                     d, text = {}, render_text(summary, tri, warnings, _kernel_view(dump) if tri is not None else None)
         except DbgautoError as exc:
             failed += 1
-            click.echo(str(exc), err=True)
+            click.echo(terminal_line(str(exc)), err=True)
             emit({"file": str(path), "error": {"code": exc.code, "message": str(exc)}})
             continue
         except Exception as exc:  # a bug must not become a traceback; one line, like any failure
             if os.environ.get("DBGAUTO_DEBUG"):
                 raise
             failed += 1
-            click.echo(f"{path}: internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo(terminal_line(f"{path}: internal error: {type(exc).__name__}: {exc}"), err=True)
+            click.echo("This is a bug in dbgauto; please report it (rerun with DBGAUTO_DEBUG=1 for details).", err=True)
             emit({"file": str(path), "error": {"code": "internal", "message": str(exc)}})
             continue
         emit(d)
         if text is not None:
-            click.echo(text)
+            click.echo(terminal(text))
             click.echo("")
     if as_json:
         sys.stdout.write("[]\n" if first else "\n]\n")

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from dbgauto.cli.symopts import symbols_option
+from dbgauto.engines.select import ENGINE_CHOICES, ENGINE_HELP
+from dbgauto.util.textsafe import os_reason, terminal_line
 
 __all__ = ["command"]
 
 _FORMATS = ("html", "md", "txt", "json", "csv")
 _LOG_SUFFIXES = (".log", ".txt")
+
+
+def _parse_formats(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """``-f html,json`` or ``-f html -f json`` (the same spelling as ``batch``)."""
+    formats = tuple(dict.fromkeys(f.strip().lower() for v in value for f in v.split(",") if f.strip()))
+    bad = [f for f in formats if f not in _FORMATS]
+    if bad or not formats:
+        raise click.BadParameter(f"unknown format(s) {', '.join(bad) or '(none)'}; choose from {', '.join(_FORMATS)}")
+    return formats
 
 
 def _dump_files(inputs: tuple[Path, ...]) -> list[Path]:
@@ -45,12 +57,14 @@ def _log_files(inputs: tuple[Path, ...]) -> list[Path]:
 @click.option(
     "-f",
     "--format",
+    "--formats",
     "formats",
     multiple=True,
-    type=click.Choice(_FORMATS),
     default=("html",),
     show_default=True,
-    help="Report format (repeatable). html also writes index.html; csv writes one report.csv for all.",
+    callback=_parse_formats,
+    help=f"Report formats ({','.join(_FORMATS)}; repeatable or comma-separated). html also writes index.html; "
+    "csv writes one report.csv for all.",
 )
 @click.option(
     "--templates",
@@ -61,9 +75,10 @@ def _log_files(inputs: tuple[Path, ...]) -> list[Path]:
 )
 @click.option(
     "--engine",
+    type=click.Choice(ENGINE_CHOICES, case_sensitive=False),
     default="native",
     show_default=True,
-    help="native (dbgauto's reader), or a debugger session: cdb, kd, dbgeng, auto (!analyze -v, lm, kv).",
+    help=ENGINE_HELP,
 )
 @click.option(
     "--from-log",
@@ -92,10 +107,10 @@ def command(
     """
     from dbgauto.analysis.facts import CrashFacts
     from dbgauto.analysis.from_log import facts_from_log
+    from dbgauto.debugtext import looks_like_debugger_log, read_log
     from dbgauto.engines.jobs import facts_from_dump
     from dbgauto.errors import DbgautoError
     from dbgauto.report.render import ReportRenderer
-    from dbgauto.util.text import decode_log
 
     if not inputs and not logs:
         raise click.UsageError("give at least one DUMP_OR_DIR or --from-log FILE")
@@ -107,21 +122,41 @@ def command(
         nonlocal failed
         failed += 1
         # dbgauto's errors already name the file; do not say it twice
-        click.echo(f"dbgauto: {message}" if message.startswith(str(path)) else f"dbgauto: {path}: {message}", err=True)
+        line = f"dbgauto: {message}" if message.startswith(str(path)) else f"dbgauto: {path}: {message}"
+        click.echo(terminal_line(line), err=True)
 
-    for path in _dump_files(inputs):
+    dumps = _dump_files(inputs)
+    for item in inputs:
+        if item.is_dir() and not any(p.is_relative_to(item) for p in dumps):
+            fail(item, "no kernel dump found in this folder (dumps are recognised by their signature)")
+    for path in dumps:
         try:
             collected.append(facts_from_dump(path, engine=engine, symbol_path=symbol_path))
         except DbgautoError as exc:
             fail(path, str(exc).removeprefix(f"{path}: "))
-        except (OSError, ImportError) as exc:
+        except OSError as exc:
+            fail(path, os_reason(exc, path).removeprefix(f"{path}: "))
+        except ImportError as exc:
             fail(path, f"{type(exc).__name__}: {exc}")
-    for path in _log_files(logs):
+        except Exception as exc:  # a bug in one input's analysis: say so, and go on with the others
+            if os.environ.get("DBGAUTO_DEBUG"):
+                raise
+            fail(path, f"internal error: {type(exc).__name__}: {exc} (please report this bug)")
+    log_files = _log_files(logs)
+    for item in logs:
+        if item.is_dir() and not any(p.is_relative_to(item) for p in log_files):
+            fail(item, "no debugger log (*.log, *.txt) found in this folder")
+    for path in log_files:
         try:
-            text = decode_log(path.read_bytes())  # UTF-16 from .logopen /u, UTF-8, with or without a BOM
+            text = read_log(path)
+            if not looks_like_debugger_log(text):
+                fail(path, "not a debugger log: no cdb/kd/WinDbg output recognised")
+                continue
             collected.append(facts_from_log(text, source=path))
-        except (DbgautoError, OSError) as exc:
+        except DbgautoError as exc:
             fail(path, str(exc))
+        except OSError as exc:
+            fail(path, os_reason(exc, path).removeprefix(f"{path}: "))
 
     written: list[Path] = []
     if collected:
@@ -129,6 +164,9 @@ def command(
             written = renderer.write_report_set(collected, out, formats)
         except DbgautoError as exc:
             fail(out, str(exc))
+        except OSError as exc:  # the output folder: permission, read-only, disk full, not a folder
+            failed += 1
+            click.echo(f"dbgauto: {os_reason(exc, out)}", err=True)
     summary = f"{len(collected)} input(s), {len(written)} file(s) written to {out}"
     click.echo(summary + (f", {failed} failed" if failed else ""))
     if failed:

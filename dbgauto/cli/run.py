@@ -11,7 +11,8 @@ import click
 
 from dbgauto.cli.symopts import symbols_option
 from dbgauto.engines.base import DEFAULT_COMMAND_TIMEOUT, split_commands
-from dbgauto.engines.select import ENGINE_NAMES
+from dbgauto.engines.select import ENGINE_CHOICES, ENGINE_HELP
+from dbgauto.util.textsafe import terminal, terminal_line
 
 __all__ = ["command"]
 
@@ -19,14 +20,14 @@ __all__ = ["command"]
 @click.command("run")
 @click.argument("dump", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "-c", "--commands", "commands", multiple=True, required=True, help='Commands, ";"-separated (repeatable).'
+    "-c", "--commands", "commands", multiple=True, help='Commands, ";"-separated (repeatable; default: !analyze -v).'
 )
 @click.option(
     "--engine",
-    type=click.Choice(ENGINE_NAMES, case_sensitive=False),
+    type=click.Choice(ENGINE_CHOICES, case_sensitive=False),
     default="auto",
     show_default=True,
-    help="auto: dbgeng if usable, else cdb if found, else native.",
+    help=ENGINE_HELP,
 )
 @click.option("--debugger-path", envvar="DBGAUTO_DEBUGGER_PATH", help="cdb/kd to use (a path or a command line).")
 @symbols_option("--symbol-path", "-y")
@@ -55,8 +56,8 @@ def command(
     from dbgauto.errors import DebuggerCommandError, EngineError
 
     chosen, why = select_engine(engine, debugger_path=debugger_path)
-    click.echo(f"dbgauto: engine {why}", err=True)
-    items = [c for group in commands for c in split_commands(group)]
+    click.echo(terminal_line(f"dbgauto: engine {why}"), err=True)
+    items = [c for group in commands for c in split_commands(group)] or ["!analyze -v"]
     results: list[dict[str, Any]] = []
     log: list[str] = []
     failed = False
@@ -100,8 +101,8 @@ def command(
         from dbgauto.util.atomic import atomic_write_text
 
         atomic_write_text(output, text, overwrite=force)
-        click.echo(f"dbgauto: wrote {output}", err=True)
+        click.echo(terminal_line(f"dbgauto: wrote {output}"), err=True)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(text if as_json else terminal(text))  # JSON escapes controls itself
     if failed:
         sys.exit(1)

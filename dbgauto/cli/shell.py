@@ -26,6 +26,7 @@ import click
 
 from dbgauto.engines.base import QUIT_COMMANDS, split_commands
 from dbgauto.errors import DbgautoError, DebuggerCommandError
+from dbgauto.util.textsafe import terminal, terminal_line
 
 if TYPE_CHECKING:
     from dbgauto.engines.native import NativeSession
@@ -35,6 +36,11 @@ __all__ = ["ShellOptions", "command", "main", "parse_args", "run_console"]
 log = logging.getLogger(__name__)
 
 TEST_ENV = "DBGAUTO_SHELL_TEST"
+USAGE = (
+    "Usage: dbgauto shell DUMP\n"
+    '       dbgauto shell -z DUMP [-y SYMPATH] [-c "cmd; cmd"] [cdb flags]\n'
+    "At the prompt: help (or ? or .help) lists the commands; q quits.\n"
+)
 CRASH_EXIT_CODE = 70
 
 # cdb/kd flags that take a value, and the ones that stand alone (accepted and ignored).
@@ -73,7 +79,7 @@ def parse_args(argv: list[str]) -> ShellOptions:
                 opts.ignored += [arg, value]
             i += 2
             continue
-        if flag is not None and not Path(arg).exists():
+        if flag is not None and not Path(arg).exists() and (arg[0] == "-" or ("/" not in arg[1:] and "." not in arg)):
             opts.ignored.append(arg)  # -lines, -n, -v, -kqm, -sins, ...: meaningless without symbols
         elif opts.dump is None:
             opts.dump = arg
@@ -112,11 +118,11 @@ class _Console:
             self._test_command(verb.lower(), rest)
             return True
         try:
-            self.write(self.session.run(command).output)
+            self.write(terminal(self.session.run(command).output))
         except DebuggerCommandError as exc:
             self.write(_error_text(verb, command, exc))
         except DbgautoError as exc:
-            self.write(f"*** ERROR: {exc}\n")
+            self.write(terminal(f"*** ERROR: {exc}\n"))
         except KeyboardInterrupt:
             self.write("*** Interrupted\n")
         return True
@@ -146,7 +152,7 @@ class _Console:
 def _error_text(verb: str, command: str, exc: DebuggerCommandError) -> str:
     """How cdb reports a rejected command (so a driver recognises it), then the native engine's reason."""
     first = f"No export {verb[1:]} found" if verb.startswith("!") else f"       ^ Syntax error in '{command}'"
-    return f"{first}\n*** {exc}\n"
+    return terminal(f"{first}\n*** {exc}\n") + ("Type help for the commands the native engine answers.\n")
 
 
 def run_console(session: NativeSession, stdin: TextIO, stdout: TextIO, *, initial: list[str] | None = None) -> int:
@@ -186,13 +192,19 @@ def main(argv: list[str] | None = None, *, stdin: TextIO | None = None, stdout: 
 
         (stdout or sys.stdout).write(f"dbgauto Native Debugger Version {__version__} (stand-in for cdb)\n")
         return 0
+    if any(a in ("-h", "-?", "/?", "--help") for a in args):
+        sys.stderr.write(USAGE)
+        return 2
     opts = parse_args(args)
     out = stdout or sys.stdout
     inp = stdin or sys.stdin
     if hasattr(out, "reconfigure"):
         out.reconfigure(errors="replace")
     if opts.dump is None:
-        raise SystemExit("dbgauto shell: no dump given (dbgauto shell DUMP, or -z DUMP)")
+        sys.stderr.write("dbgauto shell: no dump given\n" + USAGE)
+        return 2
+    if not Path(opts.dump).exists():
+        raise SystemExit(terminal_line(f"dbgauto shell: {opts.dump}: no such file"))
     session = NativeEngine().open(opts.dump, symbol_path=opts.symbol_path)
     try:
         out.write(session.banner_text())

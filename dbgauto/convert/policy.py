@@ -107,7 +107,7 @@ def policy_inputs(p: KernelParts) -> PolicyInputs:
         machine=p.machine,
         context=p.context,
         exception_address=p.header.exception.address if p.header.exception is not None else None,
-        bugcheck_parameters=tuple(p.header.bugcheck_parameters),
+        bugcheck_parameters=tuple(v for v in p.header.bugcheck_parameters if v is not None),  # "PAGE" = absent
         kdbg=p.kdbg,
         processor_blocks=p.processor_blocks,
         crashing_processor=p.processor,

@@ -19,6 +19,7 @@ from typing import Any, Final
 from dbgauto.errors import ConversionError
 from dbgauto.kernel.memory import DumpMemory
 from dbgauto.kernel.parts import KernelParts
+from dbgauto.util.layout import PAGE_FILL32, PAGE_FILL64
 
 from .policy import policy_inputs, select_data_blocks
 
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 __all__ = ["build_small_dump", "write_small_dump"]
 
 _EXCEPTION_AREA: Final = {True: (0xF00, 0x98), False: (0x7D0, 0x50)}
+
+
+def _filler(is_64bit: bool) -> int:
+    return PAGE_FILL64 if is_64bit else PAGE_FILL32
 
 
 def _header_fields(parts: KernelParts) -> dict[str, Any]:
@@ -40,7 +45,10 @@ def _header_fields(parts: KernelParts) -> dict[str, Any]:
         "ps_active_process_head": h.ps_active_process_head,
         "number_processors": h.number_processors,
         "bugcheck_code": h.bugcheck_code,
-        "bugcheck_parameters": tuple(h.bugcheck_parameters),
+        # a parameter that held the "PAGE" filler is absent: write the filler back rather than invent a value
+        "bugcheck_parameters": tuple(
+            (PAGE_FILL64 if h.is_64bit else PAGE_FILL32) if v is None else v for v in h.bugcheck_parameters
+        ),
         "kd_debugger_data_block": h.kd_debugger_data_block,
         "system_time": h.system_time_raw,
         "system_up_time": h.system_uptime_100ns,

@@ -7,8 +7,17 @@ warning string instead of raising.
 from __future__ import annotations
 
 from .analyze import parse_analyze
-from .banner import parse_banner, parse_os_line, parse_session_time, parse_uptime, parse_vertarget
+from .banner import (
+    parse_banner,
+    parse_os_line,
+    parse_session_time,
+    parse_session_time_local,
+    parse_uptime,
+    parse_vertarget,
+)
 from .bugcheck import parse_bugcheck, parse_bugcheck_summary
+from .decode import decode_log, looks_like_debugger_log, read_log
+from .exception import parse_exception
 from .lm import parse_lm
 from .model import (
     AnalyzeArgument,
@@ -16,6 +25,7 @@ from .model import (
     BannerInfo,
     BugcheckInfo,
     CommandBlock,
+    ExceptionInfo,
     ModuleEntry,
     OsInfo,
     ParsedLog,
@@ -34,6 +44,7 @@ __all__ = [
     "BannerInfo",
     "BugcheckInfo",
     "CommandBlock",
+    "ExceptionInfo",
     "ModuleEntry",
     "OsInfo",
     "ParsedLog",
@@ -41,19 +52,24 @@ __all__ = [
     "StackFrame",
     "SystemLines",
     "VertargetInfo",
+    "decode_log",
+    "looks_like_debugger_log",
     "parse_analyze",
     "parse_banner",
     "parse_blocks",
     "parse_bugcheck",
     "parse_bugcheck_summary",
+    "parse_exception",
     "parse_hex",
     "parse_lm",
     "parse_log",
     "parse_os_line",
     "parse_session_time",
+    "parse_session_time_local",
     "parse_stack",
     "parse_uptime",
     "parse_vertarget",
+    "read_log",
     "split_call_site",
     "split_command_line",
     "split_commands",

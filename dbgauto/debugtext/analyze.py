@@ -29,6 +29,11 @@ _KEY_RE = re.compile(r"^\s*Key\s*:\s*(.*?)\s*$")
 _VALUE_RE = re.compile(r"^\s*Value\s*:\s*(.*?)\s*$")
 PROBABLY_CAUSED_BY_RE = re.compile(r"^\s*Probably caused by\s*:\s*(\S+)(?:\s*\(\s*(.*?)\s*\))?\s*$")
 _BUGCHECK_STR_RE = re.compile(r"^0x([0-9a-fA-F]+)")
+FAILURE_CLASSES = frozenset(
+    {"memory_corruption", "pool_corruption", "hardware", "hardware_ram", "hardware_disk", "hardware_cpu"}
+)
+"""What ``!analyze`` names in place of a module when it blames a kind of failure ("Probably caused by :
+memory_corruption"): a class of failure, never a culprit module."""
 
 
 def _header(lines: list[str], stop: int) -> tuple[str | None, int | None, int]:
@@ -62,7 +67,7 @@ def _key_values(value: str) -> dict[str, str]:
 
 def _read_fields(lines: list[str], start: int) -> tuple[dict[str, str], str | None, list[str]]:
     """FIELD: value pairs from lines[start:], the Followup value, and lines that belonged to no field."""
-    fields: dict[str, str] = {}
+    parts: dict[str, list[str]] = {}  # a field printed twice keeps both values, joined once at the end
     stray: list[str] = []
     followup: str | None = None
     name: str | None = None
@@ -74,14 +79,31 @@ def _read_fields(lines: list[str], start: int) -> tuple[dict[str, str], str | No
         if name is not None:
             while body and not body[-1].strip():
                 body.pop()
-            text = "\n".join(body)
-            fields[name] = text if name not in fields else fields[name] + "\n" + text
+            parts.setdefault(name, []).append("\n".join(body))
         name, body = None, []
 
-    i = start
-    while i < len(lines):
+    # next_text[i]: the first non-blank line at or after i ("" if none), computed once: scanning ahead from every
+    # blank line made long runs of blank lines quadratic.
+    next_text = [""] * (len(lines) + 1)
+    for k in range(len(lines) - 1, start - 1, -1):
+        next_text[k] = lines[k] if lines[k].strip() else next_text[k + 1]
+    i, n = start - 1, len(lines)
+    while i + 1 < n:
+        i += 1
         line = lines[i]
-        m = _FIELD_RE.match(line)
+        if not line or line.isspace():  # a blank line: most of a hostile text, so decided first and cheaply
+            if name is None:
+                continue
+            if open_after_blank:
+                body.append(line)
+                continue
+            nxt = next_text[i + 1]
+            if nxt[:1].isspace() and not _FIELD_RE.match(nxt):
+                body.append(line)
+            else:
+                close()
+            continue
+        m = _FIELD_RE.match(line) if line[:1].isupper() else None
         if m and m.group(1) not in _NOT_FIELDS:
             close()
             name = m.group(1)
@@ -92,19 +114,12 @@ def _read_fields(lines: list[str], start: int) -> tuple[dict[str, str], str | No
             close()
             followup = fm.group(1) or None
             break
-        elif name is not None and not line.strip() and not open_after_blank:
-            nxt = next((x for x in lines[i + 1 :] if x.strip()), "")
-            if nxt[:1].isspace() and not _FIELD_RE.match(nxt):
-                body.append(line)
-            else:
-                close()
         elif name is not None:
             body.append(line)
-        elif line.strip():
+        else:
             stray.append(line)
-        i += 1
     close()
-    return fields, followup, stray
+    return {key: "\n".join(values) for key, values in parts.items()}, followup, stray
 
 
 def parse_analyze(text: str) -> AnalyzeInfo:
@@ -113,11 +128,15 @@ def parse_analyze(text: str) -> AnalyzeInfo:
     warnings: list[str] = []
     kind = None
     for line in lines:
-        if m := _BOX_RE.match(line.strip()):
+        if "Analysis" in line and (m := _BOX_RE.match(line.strip())):
             kind = m.group(1).lower()
             break
-    details_at = next((i for i, line in enumerate(lines) if _DETAILS_RE.match(line.strip())), None)
-    arguments_at = next((i for i, line in enumerate(lines) if _ARGUMENTS_RE.match(line.strip())), None)
+    details_at = next(
+        (i for i, line in enumerate(lines) if "Debugging" in line and _DETAILS_RE.match(line.strip())), None
+    )
+    arguments_at = next(
+        (i for i, line in enumerate(lines) if "Arguments" in line and _ARGUMENTS_RE.match(line.strip())), None
+    )
     header_stop = arguments_at if arguments_at is not None else (details_at if details_at is not None else len(lines))
     name, code, after_header = _header(lines, header_stop)
     description = None
@@ -132,7 +151,7 @@ def parse_analyze(text: str) -> AnalyzeInfo:
     for i, line in enumerate(lines):
         if details_at is not None and i > details_at:
             break
-        m = _ARG_RE.match(line.strip())
+        m = _ARG_RE.match(line.strip()) if "Arg" in line else None
         if m:
             value = parse_hex(m.group(2))
             if value is None:
@@ -179,7 +198,7 @@ def parse_analyze(text: str) -> AnalyzeInfo:
 
     probably = None
     for line in lines:
-        if m := PROBABLY_CAUSED_BY_RE.match(line):
+        if "Probably" in line and (m := PROBABLY_CAUSED_BY_RE.match(line)):
             probably = ProbableCause(image=m.group(1), symbol=m.group(2) or None)
             break
 
@@ -190,8 +209,11 @@ def parse_analyze(text: str) -> AnalyzeInfo:
 
     image, module = get("IMAGE_NAME"), get("MODULE_NAME")
     culprit = None
+    failure_class = None
     for candidate in (image, module, probably.image if probably else None):
-        if candidate and not candidate.lower().startswith("unknown_"):
+        if candidate and candidate.lower() in FAILURE_CLASSES:
+            failure_class = failure_class or candidate.lower()
+        elif candidate and not candidate.lower().startswith("unknown_"):
             culprit = candidate
             break
     return AnalyzeInfo(
@@ -217,5 +239,6 @@ def parse_analyze(text: str) -> AnalyzeInfo:
         followup=followup,
         probably_caused_by=probably,
         culprit=culprit,
+        failure_class=failure_class,
         warnings=tuple(warnings),
     )

@@ -20,7 +20,7 @@ _DUMP_KIND_RE = re.compile(r"^\s*((?:[A-Za-z-]+ )*Dump File): (.+?)\s*$")
 _SYMPATH_RE = re.compile(r"^\s*Symbol search path is:(.*)$")
 _EXEPATH_RE = re.compile(r"^\s*Executable search path is:(.*)$")
 _OS_RE = re.compile(
-    r"^\s*(?P<name>Windows.*?) Kernel Version (?P<build>\d+)(?: \((?P<sp>[^)]*)\))?"
+    r"^\s*(?P<name>Windows.*?) (?:Kernel )?Version (?P<build>\d{4,})(?: \((?P<sp>[^)]*)\))?"
     r"(?: (?P<mp>MP|UP))?(?: \((?P<procs>\d+) procs?\))?(?: (?P<free>Free|Checked))?(?P<arch>.*)$"
 )
 _PRODUCT_RE = re.compile(r"^\s*Product: ([^,]+?)(?:, suite: (.*?))?\s*$")
@@ -123,6 +123,27 @@ def parse_session_time(raw: str) -> datetime | None:
     return (local - offset).replace(tzinfo=UTC)
 
 
+def parse_session_time_local(raw: str) -> datetime | None:
+    """The debug session time as printed when it carries no zone (``Mon Jul 17 11:51:58 2006``, XP-era WinDbg):
+    a naive datetime in the debugger machine's unknown local time; None when unreadable."""
+    m = _TIME_RE.match(raw.strip())
+    if not m or m.group("mon") not in _MONTHS:
+        return None
+    frac = (m.group("frac") or "0")[:6].ljust(6, "0")
+    try:
+        return datetime(
+            int(m.group("year")),
+            _MONTHS[m.group("mon")],
+            int(m.group("day")),
+            int(m.group("h")),
+            int(m.group("m")),
+            int(m.group("s")),
+            int(frac),
+        )
+    except ValueError:
+        return None
+
+
 def parse_uptime(raw: str) -> float | None:
     """``0 days 0:00:54.755`` → 54.755 seconds; None when not in that shape (e.g. "not available")."""
     m = _UPTIME_VALUE_RE.match(raw.strip())
@@ -137,6 +158,8 @@ def _system_facts(lines: list[str]) -> dict[str, object]:
     """The lines vertarget and the banner share, read into a dict of SystemLines field values."""
     facts: dict[str, object] = {}
     for line in lines:
+        if not line or line.isspace():  # most lines of a long log; skipping them keeps the loop cheap
+            continue
         if "os" not in facts and (os_info := parse_os_line(line)):
             facts["os"] = os_info
         elif (m := _PRODUCT_RE.match(line)) and "product" not in facts:
@@ -166,6 +189,8 @@ def parse_banner(text: str) -> BannerInfo:
     facts = _system_facts(lines)
     warnings: list[str] = []
     for line in lines:
+        if not line or line.isspace():
+            continue
         if (m := _VERSION_RE.match(line)) and "debugger_version" not in facts:
             facts["debugger_version"] = m.group(1)
             facts["debugger_arch"] = m.group(2)
@@ -191,7 +216,10 @@ def parse_banner(text: str) -> BannerInfo:
     os_info = facts.get("os")
     if isinstance(os_info, OsInfo) and not os_info.name_reliable:
         warnings.append(f"OS name {os_info.name!r} does not fit build {os_info.build}: debugger older than the OS")
-    if "debug_session_time_raw" in facts and facts.get("debug_session_time") is None:
+    raw_time = facts.get("debug_session_time_raw")
+    if isinstance(raw_time, str) and facts.get("debug_session_time") is None and parse_session_time_local(raw_time):
+        pass  # no time zone printed (XP-era WinDbg): the local time is kept by the facts, not a UTC instant
+    elif raw_time is not None and facts.get("debug_session_time") is None:
         warnings.append(f"debug session time not understood: {facts['debug_session_time_raw']!r}")
     return BannerInfo(**facts, warnings=tuple(warnings))  # type: ignore[arg-type]
 

@@ -15,8 +15,10 @@ from .model import BugcheckInfo, parse_hex
 
 _CODE_RE = re.compile(r"^[ \t]*Bugcheck code ([0-9a-fA-F`]+)[ \t]*$", re.MULTILINE)
 _ARGS_RE = re.compile(r"^[ \t]*Arguments((?:[ \t]+[0-9a-fA-F`]+)+)[ \t]*$", re.MULTILINE)
-_MEX_RE = re.compile(r"^[ \t]*Bugcheck: ([0-9a-fA-F]+) \(([^)]*)\)[ \t]*$", re.MULTILINE)
-_SUMMARY_RE = re.compile(r"^[ \t]*BugCheck ([0-9a-fA-F]+), \{([^}]*)\}[ \t]*$", re.MULTILINE)
+_MEX_RE = re.compile(r"^[ \t]*Bugcheck: ([0-9a-fA-F]+) \(([^)\n]*)\)[ \t]*$", re.MULTILINE)
+_SUMMARY_RE = re.compile(r"^[ \t]*BugCheck ([0-9a-fA-F]+), \{([^}\n]*)\}[ \t]*$", re.MULTILINE)
+# Both stay within one line ([^)\n], [^}\n]): a class that crosses newlines makes every unclosed "{" scan to the
+# end of the text, so thousands of "BugCheck 3B, {c0000005, " lines took quadratic time.
 
 
 def _params(text: str, sep: str | None) -> tuple[int, ...] | None:

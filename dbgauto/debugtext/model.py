@@ -240,11 +240,22 @@ class AnalyzeInfo(_ToDict):
     followup: str | None = None
     probably_caused_by: ProbableCause | None = None
     culprit: str | None = None
+    failure_class: str | None = None  # memory_corruption, hardware, ... (named instead of a module)
     warnings: tuple[str, ...] = ()
 
     @property
     def parameters(self) -> tuple[int, ...]:
         return tuple(a.value for a in self.arguments)
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionInfo(_ToDict):
+    """An exception record as cdb/WinDbg print it: the first/second-chance line or ``.exr`` output."""
+
+    code: int | None
+    address: int | None = None
+    description: str | None = None  # "Access violation"
+    chance: str | None = None  # "first" | "second"
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,3 +268,5 @@ class ParsedLog(_ToDict):
     modules: tuple[ModuleEntry, ...]
     stack: tuple[StackFrame, ...]
     warnings: tuple[str, ...]
+    exception: ExceptionInfo | None = None
+    cpu: int | None = None  # the processor of the !analyze prompt (``13: kd>``), else of the last kernel prompt

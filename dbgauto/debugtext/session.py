@@ -18,12 +18,14 @@ from typing import TypeVar
 from .analyze import parse_analyze
 from .banner import parse_banner, parse_vertarget
 from .bugcheck import parse_bugcheck
+from .exception import parse_exception
 from .lm import parse_lm
 from .model import (
     AnalyzeInfo,
     BannerInfo,
     BugcheckInfo,
     CommandBlock,
+    ExceptionInfo,
     ModuleEntry,
     ParsedLog,
     StackFrame,
@@ -52,6 +54,13 @@ _ARGUMENTS_RE = re.compile(r"^Arguments:\s*$", re.MULTILINE)
 # Commands whose output holds a stack table; used only when no k command and no STACK_TEXT gave one.
 _OTHER_STACK_COMMANDS = frozenset({"!thread", "!t", "!mex.t", "!crash", "!mex.crash"})
 _HEADER_LINE_RE = re.compile(r"^[A-Z][A-Z0-9_]{2,} \([0-9a-fA-F]+\)\s*$", re.MULTILINE)
+# Fields only !analyze prints: a text holding two of them is the tail of an !analyze output (pasted without its
+# "Bugcheck Analysis" banner or prompt) and is read as such.
+_TAIL_FIELD_RE = re.compile(
+    r"^(?:FAILURE_BUCKET_ID|DEFAULT_BUCKET_ID|BUCKET_ID|SYMBOL_NAME|MODULE_NAME|IMAGE_NAME|FAILURE_ID_HASH"
+    r"|FOLLOWUP_IP|FAULTING_IP|STACK_TEXT|BUGCHECK_CODE|BUGCHECK_STR|PROCESS_NAME):",
+    re.MULTILINE,
+)
 
 
 def split_command_line(line: str) -> tuple[str, ...]:
@@ -232,6 +241,25 @@ def parse_blocks(blocks: list[CommandBlock]) -> ParsedLog:
                     analyze = found
                     break
 
+    if analyze is None or (analyze.bugcheck_name is None and not analyze.fields):
+        tails = [b for b in blocks if len(_TAIL_FIELD_RE.findall(b.output, 0, 1 << 20)) >= 2]
+        if tails:
+            found = attempt("!analyze (tail)", parse_analyze, max(tails, key=lambda b: len(b.output)).output)
+            if found is not None and found.fields:
+                analyze = found
+
+    exception: ExceptionInfo | None = None  # a record with its address (.exr) wins over the event line
+    for block in blocks:
+        if "Exception" in block.output or " - code " in block.output:
+            found_exc = attempt("exception", parse_exception, block.output)
+            if found_exc is not None and (exception is None or exception.address is None):
+                exception = found_exc if exception is None or found_exc.address is not None else exception
+            if exception is not None and exception.address is not None:
+                break
+
+    kernel_cpus = [b.cpu for b in blocks if b.cpu is not None]
+    cpu = chosen.cpu if chosen is not None and chosen.cpu is not None else (kernel_cpus[-1] if kernel_cpus else None)
+
     for block in blocks:
         words = [_first_word(c) for c in block.commands]
         if bugcheck is None and any(w in {".bugcheck", "!crash", "!mex.crash"} for w in words):
@@ -269,4 +297,6 @@ def parse_blocks(blocks: list[CommandBlock]) -> ParsedLog:
         modules=tuple(modules),
         stack=tuple(stack),
         warnings=tuple(warnings),
+        exception=exception,
+        cpu=cpu,
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from dbgauto.engines import native_commands as fmt
+from dbgauto.engines import native_memory
 from dbgauto.engines.base import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_OPEN_TIMEOUT,
@@ -41,6 +42,7 @@ from dbgauto.errors import (
     OutputExistsError,
 )
 from dbgauto.kdump.constants import DumpType
+from dbgauto.util.layout import PAGE_FILL32, PAGE_FILL64
 from dbgauto.version import __version__
 
 if TYPE_CHECKING:
@@ -210,7 +212,10 @@ class NativeSession(Session):
             system_time=h.system_time,
             uptime_100ns=h.system_uptime_100ns,
             bugcheck_code=h.bugcheck_code,
-            bugcheck_parameters=tuple(h.bugcheck_parameters),  # type: ignore[arg-type]
+            # a parameter holding the "PAGE" filler is shown as the debugger shows it: the filler's raw value
+            bugcheck_parameters=tuple(  # type: ignore[arg-type]
+                (PAGE_FILL64 if h.is_64bit else PAGE_FILL32) if p is None else p for p in h.bugcheck_parameters
+            ),
             registers=dict(ctx.registers) if ctx is not None else None,
             pc=_safe(lambda: ctx.pc) if ctx is not None else None,
             sp=_safe(lambda: ctx.sp) if ctx is not None else None,
@@ -324,6 +329,14 @@ class NativeSession(Session):
             return self._symbol_command(verb_l, command, rest)
         if verb_l == ".dump":
             return self._dump_command(command, rest)
+        if verb_l in ("help", ".help") or (verb_l == "?" and not rest.strip()):
+            return native_memory.help_text()
+        if verb_l == ".time":
+            return (
+                f"Debug session time: {fmt.session_time(t.system_time)}\nSystem Uptime: {fmt.uptime(t.uptime_100ns)}\n"
+            )
+        if verb_l in ("db", "dd", "dq", "dp", "dps", "!thread", "!process"):
+            return self._from_parts(command, verb_l, rest)
         if verb_l.startswith("!"):
             raise unsupported(command, f"the {verb} extension")
         raise unsupported(command, f"the {verb!r} command and symbols")
@@ -345,6 +358,32 @@ class NativeSession(Session):
             return sym.dt(ctx, rest, pointer_size=ps, is_64bit=t.is_64bit)
         except ValueError as exc:
             raise DebuggerCommandError(ENGINE_NAME, command, str(exc)) from None
+
+    def _from_parts(self, command: str, verb: str, rest: str) -> str:
+        """Commands answered from the kernel parts: memory display, the current thread and process."""
+        parts = self.parts
+        if parts is None:
+            raise DebuggerCommandError(ENGINE_NAME, command, self.parts_missing or "the dump holds no memory")
+        if verb in ("!thread", "!process"):
+            words = rest.split()
+            if verb == "!process" and words and words[0] != "-1":
+                raise unsupported(command, "the !process extension beyond the current process (!process -1 0)")
+            if verb == "!thread" and words and words[0] != "-1":
+                raise unsupported(command, "the !thread extension beyond the current thread (!thread)")
+            from dbgauto.kernel.identity import identity_of
+
+            who = identity_of(parts)
+            if verb == "!thread":
+                return native_memory.thread_text(parts, who.process_name, who.pid, who.tid)
+            return native_memory.process_text(parts, who.process_name, who.pid)
+        return native_memory.display_memory(parts, command, verb, rest, self._module_of)
+
+    def _module_of(self, address: int) -> str | None:
+        parts = self.parts
+        for d in parts.drivers if parts is not None else ():
+            if d.size and d.base <= address < d.base + d.size:
+                return f"{fmt.module_short_name(d.name)}+{address - d.base:#x}"
+        return None
 
     def _dump_command(self, command: str, rest: str) -> str:
         try:

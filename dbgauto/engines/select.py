@@ -5,9 +5,16 @@ from __future__ import annotations
 from dbgauto.engines.base import Availability, Engine
 from dbgauto.errors import EngineUnavailableError
 
-__all__ = ["ENGINE_NAMES", "all_engines", "get_engine", "select_engine"]
+__all__ = ["ENGINE_CHOICES", "ENGINE_HELP", "ENGINE_NAMES", "all_engines", "get_engine", "select_engine"]
 
 ENGINE_NAMES = ("auto", "native", "cdb", "kd", "dbgeng")
+ENGINE_CHOICES = ("native", "cdb", "kd", "dbgeng", "auto")
+"""The ``--engine`` choice every command offers, in this order."""
+ENGINE_HELP = (
+    "native: pure Python, any OS; cdb / kd: drive that debugger (found on PATH, the Windows Kits or "
+    "--debugger-path); dbgeng: DbgEng through pybag (Windows); auto: dbgeng if usable, else cdb, else native."
+)
+"""The ``--engine`` help text every command shows."""
 
 
 def get_engine(name: str, *, debugger_path: str | None = None) -> Engine:

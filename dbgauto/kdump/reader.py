@@ -353,6 +353,8 @@ class KernelDump:
         if self.dump_type != DumpType.TRIAGE:
             raise DumpFormatError(self.path, f"not a small memory dump (DumpType {int(self.dump_type)})")
         if self._triage is None:
+            if self._mmap is None:
+                raise DumpFormatError(self.path, "the dump is closed")
             from dbgauto.kdump.triage import TriageDump
 
             self._triage = TriageDump.parse(self)

@@ -200,6 +200,8 @@ def parse_kdbg(p: TriageParser, offset: int, size: int, address: int | None) -> 
     k = KdDebuggerData(address, raw, fields)
     if not fields:
         p.warnings.append(f"debugger_data: {size:#x} bytes, too short for a KDDEBUGGER_DATA64 header")
+    elif "OwnerTag" not in fields or "Size" not in fields:  # the header's own Size cuts into the header
+        p.warnings.append("debugger_data: the KDBG header's Size field is smaller than the header; block unusable")
     elif not k.owner_tag_ok:
         p.warnings.append(f"debugger_data: OwnerTag is {fields['OwnerTag']:#010x}, not 'KDBG' (encoded or damaged)")
     elif fields["Size"] > size:

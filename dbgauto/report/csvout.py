@@ -1,7 +1,13 @@
 """One CSV row per dump, with BlueScreenView-like columns, for spreadsheets and scripts.
 
 Text cells that a spreadsheet would treat as a formula (leading ``=``, ``+``, ``-``, ``@``, tab, CR) are
-prefixed with ``'``: driver names and paths come from the dump and must not run in Excel.
+prefixed with ``'``: driver names and paths come from the dump and must not run in Excel. Control characters,
+CR and bidi overrides in cells are shown as escapes (``\x1b``, ``\r``, ``\u202e``).
+
+Encoding: UTF-8 **with a BOM** (``EF BB BF``), CRLF line ends. The BOM is there because Excel, the main reader,
+otherwise decodes the file in the system's ANSI code page and garbles non-ASCII driver and path names; Python
+readers use ``encoding="utf-8-sig"``. ``Status`` is ``ok`` when the facts were read without doubts, ``warnings``
+when some damage or doubt was noted (see the report's warnings; ``Warnings`` counts them).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any, Final
 
 from dbgauto.analysis.facts import CrashFacts
 from dbgauto.util.atomic import atomic_write_bytes
+from dbgauto.util.textsafe import visible
 from dbgauto.vocab.fmt import hex_text
 
 __all__ = ["CSV_COLUMNS", "csv_row", "csv_text", "write_csv"]
@@ -53,13 +60,14 @@ CSV_COLUMNS: Final = (
     "Culprit Evidence",
     "Faulting CPU",
     "IRQL",
+    "Status",
 )
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    text = str(value)
+    text = visible(str(value))
     if text and text[0] in "=+-@\t\r":
         text = "'" + text
     return text
@@ -102,6 +110,7 @@ def csv_row(f: CrashFacts) -> list[str]:
         culprit.evidence if culprit else "",
         f.faulting_cpu,
         f.current_irql,
+        "warnings" if f.warnings else "ok",
     ]
     return [_cell(v) for v in values]
 

@@ -75,10 +75,26 @@ def packaged_templates_dir() -> Path:
     return Path(dbgauto.__file__).resolve().parent.parent / "templates"
 
 
-def _finalize(value: Any) -> Any:
-    """Every ``{{ }}`` output: None prints as empty; control characters and lone surrogates become visible."""
+def _plain(value: Any) -> str:
+    """A value as a reader expects it: no Python reprs (``{'code': ...}``, ``[...]``, ``None``, ``True``)."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {_plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(_plain(v) for v in value)
+    return str(value)
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ }}`` output: None prints as empty, containers as plain text; control characters, CR, bidi
+    overrides and lone surrogates become visible escapes."""
+    if value is None:
+        return ""
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        value = _plain(value)
     if isinstance(value, str) and not isinstance(value, Markup) and not value.isprintable():
         return visible(value)
     return value
@@ -115,7 +131,7 @@ def _when(value: datetime | None) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    return uptime_text(round(seconds * 1e7), zero_days=False)
+    return uptime_text(round(seconds * 1000) * 10_000, zero_days=False)  # rounded to the ms (…19.860, not .859)
 
 
 def json_text(facts: CrashFacts) -> str:
@@ -185,15 +201,30 @@ class ReportRenderer:
                 found = (frame.filename, frame.lineno)
         return found
 
-    def render_dump(self, facts: CrashFacts, fmt: str, *, show_scan_frames: bool = False) -> str:
+    def render_dump(
+        self,
+        facts: CrashFacts,
+        fmt: str,
+        *,
+        show_scan_frames: bool = False,
+        nav: Sequence[tuple[str, str]] = (),
+    ) -> str:
         """One dump's report as text (``html``, ``md``, ``txt`` through templates; ``json`` directly). Stack
-        frames found only by scanning are folded away unless ``show_scan_frames``."""
+        frames found only by scanning are folded away unless ``show_scan_frames``.
+
+        ``nav``: (label, relative href) links shown at the top of the HTML report (the index, the same dump's
+        JSON and small dump); hrefs that are not safe relative links are dropped."""
         if fmt == "json":
             return json_text(facts)
         if fmt not in TEMPLATE_FORMATS:
             raise ValueError(f"unknown report format {fmt!r} (choose from {', '.join(FORMATS)})")
+        links = [(label, safe) for label, href in nav if (safe := _safe_href(href))]
         return self.render(
-            TEMPLATE_FORMATS[fmt], facts=facts, culprit_driver=facts.culprit_driver, show_scan_frames=show_scan_frames
+            TEMPLATE_FORMATS[fmt],
+            facts=facts,
+            culprit_driver=facts.culprit_driver,
+            show_scan_frames=show_scan_frames,
+            nav=links,
         )
 
     def write_dump_report(
@@ -279,10 +310,16 @@ class ReportRenderer:
             for facts in facts_list:
                 stem = report_stem(facts)
                 href = None
+                nav = [("Index of all dumps", "index.html")] if "html" in formats else []
+                nav += [
+                    (label, f"{stem}.{fmt}")
+                    for fmt, label in (("json", "JSON"), ("md", "Markdown"), ("txt", "Text"))
+                    if fmt in formats
+                ]
                 for fmt in formats:
                     if fmt == "csv":
                         continue
-                    text = self.render_dump(facts, fmt)
+                    text = self.render_dump(facts, fmt, nav=nav if fmt == "html" else ())
                     written.append(out.add(f"{stem}.{fmt}", text.encode("utf-8", "backslashreplace")))
                     if fmt == "html":
                         href = f"{stem}.html"

@@ -9,6 +9,7 @@ To change the columns, override the ``drivers`` block and loop over ``facts.driv
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from markupsafe import Markup, escape
 
@@ -25,6 +26,26 @@ def _text(value: str | None) -> Markup:
     return escape(value if value.isprintable() else visible(value))
 
 
+def stamp_date(value: int | None) -> str:
+    """A PE TimeDateStamp as the date it encodes (link time, UTC); "" when absent, zero or out of range."""
+    if not value:
+        return ""
+    try:
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return ""
+
+
+def _stamp_cell(value: int | None) -> str:
+    """The date, with the raw value in the tooltip (reproducible builds store a hash there: the raw value is what
+    symbol servers key on)."""
+    raw = hex_text(value, 8)
+    when = stamp_date(value)
+    if not when:
+        return f"<td>{raw}</td>"
+    return f'<td title="TimeDateStamp {raw}">{when}</td>'
+
+
 def driver_rows(drivers: Sequence[DriverFact], culprit: DriverFact | None, is_64bit: bool | None) -> Markup:
     """``<tr>`` rows: name, base, end, size, timestamp, checksum, third-party, path; the culprit's row marked."""
     out = []
@@ -33,7 +54,7 @@ def driver_rows(drivers: Sequence[DriverFact], culprit: DriverFact | None, is_64
         out.append(
             f"<tr{mark}><td>{_text(d.name)}</td>"
             f"<td>{addr_text(d.base, is_64bit)}</td><td>{addr_text(d.end, is_64bit)}</td>"
-            f"<td>{hex_text(d.size)}</td><td>{hex_text(d.timestamp, 8)}</td><td>{hex_text(d.checksum)}</td>"
+            f"<td>{hex_text(d.size)}</td>{_stamp_cell(d.timestamp)}<td>{hex_text(d.checksum)}</td>"
             f"<td>{'yes' if d.third_party else ''}</td><td>{_text(d.path)}</td></tr>\n"
         )
     return Markup("".join(out))

@@ -82,8 +82,8 @@ def isf_to_table(doc: dict[str, Any], source: str = "") -> SymbolTable:
     """Convert a parsed ISF document; malformed entries raise :class:`SymbolError` naming ``source``."""
     try:
         return _convert(doc, source)
-    except (TypeError, ValueError, AttributeError) as e:
-        raise SymbolError(source, f"ISF table malformed: {e}") from None
+    except (TypeError, ValueError, AttributeError, KeyError) as e:  # KeyError: no "symbols" (fuzz finding)
+        raise SymbolError(source, f"ISF table malformed: {e!s}") from None
 
 
 def _convert(doc: dict[str, Any], source: str) -> SymbolTable:

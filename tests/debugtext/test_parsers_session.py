@@ -246,7 +246,18 @@ def test_parse_log_d05_modules_deduplicated(transcripts_dir: Path) -> None:
 def test_parse_log_json_ready(transcripts_dir: Path, stem: str) -> None:
     data = json.loads(json.dumps(parse_log(transcript(transcripts_dir, stem)).to_dict()))
     assert data["commands"]
-    assert set(data) == {"banner", "commands", "analyze", "bugcheck", "vertarget", "modules", "stack", "warnings"}
+    assert set(data) == {
+        "banner",
+        "commands",
+        "analyze",
+        "bugcheck",
+        "vertarget",
+        "modules",
+        "stack",
+        "warnings",
+        "exception",
+        "cpu",
+    }
 
 
 def test_every_transcript_is_covered(transcripts_dir: Path) -> None:

@@ -186,7 +186,8 @@ def test_sigterm_interrupts_a_batch_and_records_it(tmp_path: Path) -> None:
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     stderr = proc.communicate(timeout=60)[1]
-    assert proc.returncode == 1, stderr  # what Ctrl+C gives (click: "Aborted!")
+    assert proc.returncode == 130, stderr  # what Ctrl+C gives: interrupted, rerun to resume
+    assert "interrupted — rerun the same command to resume" in stderr
     assert "stop requested (SIGTERM)" in stderr
     with Catalog.open(out / CATALOG_NAME, readonly=True) as cat:
         assert [r["status"] for r in cat.runs()] == ["interrupted"]
