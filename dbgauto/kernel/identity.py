@@ -18,6 +18,7 @@ names what established the answer: ``search+offset-table`` (both, agreeing), ``s
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Final
 
@@ -30,6 +31,7 @@ KERNEL_SPACE: Final = {8: 0xFFFF8000_00000000, 4: 0x80000000}
 MAX_ID: Final = 1 << 32
 MIN_NAME: Final = 3
 MAX_PAIRS: Final = 64  # more candidate (pid, tid) pairings than this: the copies are not what we think
+_NAME_START: Final = re.compile(rb"(?=[0-9A-Za-z][\x20-\x7e]{2})")  # zero-width: every place a name can start
 
 
 def _name_at(p: bytes, off: int) -> str | None:
@@ -73,9 +75,10 @@ def search_identity(process: bytes | None, thread: bytes | None, pointer_size: i
     start = (first + 3 * ps + 3) & ~3
     names: set[str] = set()
     last = -IMAGE_FILE_NAME_LENGTH
-    for off in range(start, len(process) - IMAGE_FILE_NAME_LENGTH + 1, 4):
-        if off < last + IMAGE_FILE_NAME_LENGTH:
-            continue  # a tail of the name just found, not another field
+    for m in _NAME_START.finditer(process, start):  # only offsets where a name can start (3 printable, alnum first)
+        off = m.start()
+        if off % 4 or off < last + IMAGE_FILE_NAME_LENGTH:
+            continue  # not 4-aligned, or a tail of the name just found, not another field
         n = _name_at(process, off)
         if n is not None:
             names.add(n)

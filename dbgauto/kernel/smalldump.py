@@ -8,6 +8,7 @@ those come from the KDBG's offsets and the data blocks, never from a guess.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbgauto.errors import PageNotPresentError
@@ -27,10 +28,18 @@ MAX_PROCESSORS = 4096
 
 
 class CopiesMemory:
-    """A small dump's virtual view as a :class:`~dbgauto.kernel.parts.VirtualReader` (None when absent)."""
+    """A small dump's virtual view as a :class:`~dbgauto.kernel.parts.VirtualReader` (None when absent); the view
+    (a sorted index of the data blocks) is built on the first read: facts of most dumps never need it."""
 
-    def __init__(self, view: VirtualView) -> None:
-        self.view = view
+    def __init__(self, make_view: Callable[[], VirtualView]) -> None:
+        self._make_view = make_view
+        self._view: VirtualView | None = None
+
+    @property
+    def view(self) -> VirtualView:
+        if self._view is None:
+            self._view = self._make_view()
+        return self._view
 
     def read(self, va: int, size: int) -> bytes | None:
         try:
@@ -133,7 +142,7 @@ def parts_from_triage(tri: TriageDump, *, header: DumpHeader | None = None) -> K
         header = DumpHeader.parse(tri.buffer[: 0x2000 if tri.is_64bit else 0x1000], tri.path)
     h = header
     blocks, prcb_va, thread_va, process_va = locate_copies(tri, h.number_processors or 0)
-    view = tri.blocks_view.with_copies(tri.located_copies(prcb=prcb_va, thread=thread_va, process=process_va))
+    copies = tri.located_copies(prcb=prcb_va, thread=thread_va, process=process_va)
     k = tri.kdbg
     kdbg = None if k is None else KdbgBlock(va=k.address or 0, raw=k.raw, fields=dict(k.fields), encoded=False)
     return KernelParts(
@@ -157,7 +166,7 @@ def parts_from_triage(tri: TriageDump, *, header: DumpHeader | None = None) -> K
         unloaded_drivers=list(tri.unloaded_drivers) if tri.header.unloaded_drivers_offset else None,
         mm=dict(tri.mm.fields) if tri.mm is not None else None,
         warnings=list(tri.warnings),
-        memory=CopiesMemory(view),
+        memory=CopiesMemory(lambda: tri.blocks_view.with_copies(copies)),
     )
 
 
