@@ -11,6 +11,8 @@ import bisect
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
+from dbgauto.vocab.modules import module_short_name
+
 __all__ = ["ModuleSymbolizer", "Symbolizer", "location_text", "module_short_name"]
 
 
@@ -19,16 +21,6 @@ class Symbolizer(Protocol):
     """Names a code address: (module, function or None, offset), or None when it lies in no known module."""
 
     def name(self, address: int) -> tuple[str, str | None, int] | None: ...
-
-
-def module_short_name(name: str) -> str:
-    """The debugger's module name of an image: the file name without its extension (``amdppm.sys`` → ``amdppm``);
-    the kernel image is ``nt`` as the debugger names it."""
-    base = name.replace("/", "\\").rsplit("\\", 1)[-1]
-    stem = base.rsplit(".", 1)[0] if "." in base else base
-    if stem.lower() in ("ntoskrnl", "ntkrnlmp", "ntkrnlpa", "ntkrpamp", "ntkrla57"):
-        return "nt"
-    return stem
 
 
 class ModuleSymbolizer:

@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from dbgauto.analysis.naming import location_text
 from dbgauto.kdump.constants import Machine
 from dbgauto.vocab.bugchecks import lookup as bugcheck_info
 from dbgauto.vocab.dumptypes import dump_kind_line
 from dbgauto.vocab.fmt import addr_text as format_addr
 from dbgauto.vocab.fmt import uptime_text
 from dbgauto.vocab.machines import MACHINES, machine_arch_text
+from dbgauto.vocab.modules import module_short_name
 from dbgauto.vocab.products import product_type_nt_name, suite_names
 
 if TYPE_CHECKING:
@@ -49,7 +51,6 @@ NO_SYMBOLS_NOTE: Final = (
     "*** For symbols and the full command set, install Debugging Tools for Windows and use --engine cdb or dbgeng."
 )
 
-_KERNEL_IMAGES: Final = {"ntoskrnl.exe", "ntkrnlmp.exe", "ntkrnlpa.exe", "ntkrpamp.exe", "ntkrla57.exe"}
 _OS_BY_BUILD: Final = ((10240, "Windows 10"), (9600, "Windows 8.1"), (9200, "Windows 8"), (7600, "Windows 7"))
 _OS_BY_BUILD_OLD: Final = ((6000, "Windows Vista"), (3790, "Windows Server 2003"), (2600, "Windows XP"))
 
@@ -139,15 +140,6 @@ class Target:
         if m is None:
             return format_addr(address, self.is_64bit)
         return f"{m.name}+{address - m.base:#x}"
-
-
-def module_short_name(path: str) -> str:
-    """The debugger's module name: ``nt`` for the kernel image, otherwise the file name without extension."""
-    image = ntpath.basename(path)
-    if image.lower() in _KERNEL_IMAGES:
-        return "nt"
-    stem, dot, _ext = image.rpartition(".")
-    return stem if dot else image
 
 
 def _hex_plain(value: int, is_64bit: bool) -> str:
@@ -456,18 +448,9 @@ def _unwound_rows(t: Target, show_scan: bool = False) -> list[tuple[int, int, st
     rows = []
     for i, fr in enumerate(frames):
         nxt = frames[i + 1].value if i + 1 < len(frames) else 0
-        site = fr.symbol or _site(fr.module, fr.function, fr.offset) or format_addr(fr.value or 0, t.is_64bit)
+        site = fr.symbol or location_text(fr.module, fr.function, fr.offset) or format_addr(fr.value or 0, t.is_64bit)
         rows.append((fr.address or 0, nxt or 0, site, fr.trust or ""))
     return rows
-
-
-def _site(module: str | None, function: str | None, offset: int | None) -> str | None:
-    if module is None:
-        return None
-    short = module_short_name(module)
-    if function:
-        return f"{short}!{function}+{offset:#x}" if offset else f"{short}!{function}"
-    return f"{short}+{offset:#x}" if offset is not None else short
 
 
 def _culprit_names(c: CulpritFact) -> tuple[str, str, str]:
@@ -549,7 +532,7 @@ def analyze(t: Target) -> str:
     c = _culprit(t)
     if c is not None:
         image, short, site = _culprit_names(c)
-        symbol = _site(c.module, c.function, c.offset) if c.module else site
+        symbol = location_text(c.module, c.function, c.offset) if c.module else site
         out += [f"SYMBOL_NAME:  {symbol}", "", f"MODULE_NAME: {c.module or short}", "", f"IMAGE_NAME:  {image}", ""]
         if c.timestamp is not None:
             out += [f"IMAGE_VERSION_TIMESTAMP:  {c.timestamp:x}", ""]

@@ -36,6 +36,7 @@ from dbgauto.symbols.store import image_key, pdb_key
 from dbgauto.symbols.sympath import ResolvedSymbolPath, local_dir, resolve_symbol_path
 from dbgauto.symbols.table import KIND_DATA, SymbolHit, SymbolTable, TypeInfo
 from dbgauto.util.atomic import atomic_write_text
+from dbgauto.vocab.modules import KERNEL_IMAGES, module_short_name
 
 if TYPE_CHECKING:
     from dbgauto.kernel.parts import KernelParts, VirtualReader
@@ -49,21 +50,11 @@ __all__ = [
     "module_short_name",
 ]
 
-KERNEL_IMAGES: Final = frozenset({"ntoskrnl.exe", "ntkrnlmp.exe", "ntkrnlpa.exe", "ntkrpamp.exe", "ntkrla57.exe"})
 KERNEL_PDBS: Final = frozenset({"ntkrnlmp.pdb", "ntoskrnl.pdb", "ntkrnlpa.pdb", "ntkrpamp.pdb", "ntkrla57.pdb"})
 MAX_CANDIDATES: Final = 512  # ISF files considered for the KDBG match (a library of every build is ~200)
 MAX_NAMES: Final = 2000  # rows ``x`` prints
 _MEMO_LIMIT: Final = 64
 _memo: dict[tuple[str, int, int], SymbolTable] = {}  # loaded tables, per process (a batch worker sees many dumps)
-
-
-def module_short_name(path: str) -> str:
-    """The debugger's module name: ``nt`` for the kernel image, otherwise the file name without extension."""
-    image = ntpath.basename(path)
-    if image.lower() in KERNEL_IMAGES:
-        return "nt"
-    stem, dot, _ext = image.rpartition(".")
-    return stem if dot else image
 
 
 @dataclass(frozen=True, slots=True)

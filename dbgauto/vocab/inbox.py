@@ -15,6 +15,8 @@ from functools import cache
 from importlib import resources
 from typing import Final
 
+from dbgauto.vocab.modules import module_file_name
+
 __all__ = ["inbox_names", "is_inbox", "module_file_name"]
 
 _WINDOWS_DIR: Final = re.compile(r"^(\\systemroot\\|\\\?\?\\[a-z]:\\windows\\|[a-z]:\\windows\\|\\windows\\)", re.I)
@@ -39,11 +41,6 @@ def inbox_names() -> frozenset[str]:
 @cache
 def _stems() -> frozenset[str]:
     return frozenset(n.rsplit(".", 1)[0] for n in inbox_names())
-
-
-def module_file_name(name_or_path: str) -> str:
-    """The last component of a Windows or POSIX path."""
-    return re.split(r"[\\/]", name_or_path.strip())[-1]
 
 
 def is_inbox(name_or_path: str) -> bool:
