@@ -9,7 +9,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["DumpState", "HeaderFacts", "ResultRecord", "SourceState"]
+__all__ = ["TRANSIENT_CODES", "DumpState", "HeaderFacts", "ResultRecord", "SourceState", "is_transient"]
+
+# Failures that say nothing about the dump itself (an I/O error, a file that vanished while it was read):
+# the next run retries them. Every other failure code marks a broken dump, retried only with --retry-failed.
+TRANSIENT_CODES = frozenset({"os_error", "not_found"})
+
+
+def is_transient(status: str | None, error_code: str | None) -> bool:
+    """Is this outcome a transient failure (retried by the next run without --retry-failed)?"""
+    return status == "failed" and error_code in TRANSIENT_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +66,7 @@ class ResultRecord:
     warnings: list[str] = field(default_factory=list)
     verified: bool | None = None
     verify_note: str | None = None
+    host: str | None = None  # from the folder layout (the coordinator sets it)
 
     @property
     def ok(self) -> bool:
@@ -81,3 +91,4 @@ class DumpState:
     last_result_mtime_ns: int | None
     last_result_hash: str | None
     source_deleted: str | None
+    last_transient: bool = False
