@@ -9,6 +9,7 @@ read from ``$DBGAUTO_SMTP_PASSWORD`` and never printed.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 __all__ = ["PASSWORD_ENV", "WEBHOOK_ENV", "NotifyOptions", "events_of", "notify", "redact_url"]
 
@@ -95,7 +96,15 @@ def _body(summary: dict[str, Any]) -> str:
 
 def _post(url: str, doc: dict[str, Any], timeout: float) -> None:
     data = json.dumps(doc, sort_keys=True).encode("utf-8")
-    req = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    parts = urlsplit(url)
+    headers = {"Content-Type": "application/json"}
+    if parts.username is not None:  # user:password@host: sent as Basic authentication, not as a host name
+        token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
+        netloc = parts.hostname or ""
+        netloc = f"[{netloc}]" if ":" in netloc else netloc
+        url = urlunsplit(parts._replace(netloc=netloc + (f":{parts.port}" if parts.port else "")))
+    req = urllib.request.Request(url, data=data, method="POST", headers=headers)
     handlers = [urllib.request.ProxyHandler({})] if urlsplit(url).hostname in LOOPBACK else []
     with urllib.request.build_opener(*handlers).open(req, timeout=timeout) as resp:
         if not 200 <= resp.status < 300:
@@ -137,7 +146,26 @@ def _append_events(path: str, events: list[dict[str, Any]]) -> None:
         os.fsync(fh.fileno())
 
 
-def _guarded(name: str, fn: Callable[[], None], timeout: float, problems: list[str]) -> None:
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted((s for s in secrets if s and len(s) >= 3), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _secrets_of(url: str | None) -> list[str]:
+    """The parts of a URL that may be secret: the whole URL, its user info, path and query."""
+    if not url:
+        return []
+    try:
+        p = urlsplit(url)
+    except ValueError:
+        return [url]
+    return [url, p.username or "", p.password or "", p.query, p.path if len(p.path) > 1 else ""]
+
+
+def _guarded(
+    name: str, fn: Callable[[], None], timeout: float, problems: list[str], secrets: Iterable[str] = ()
+) -> None:
     """Run ``fn`` on a daemon thread; a failure or an overrun becomes one line in ``problems``."""
     failure: list[str] = []
 
@@ -153,7 +181,7 @@ def _guarded(name: str, fn: Callable[[], None], timeout: float, problems: list[s
     if t.is_alive():
         problems.append(f"{name}: no answer within {timeout:g}s; gave up (the batch is not affected)")
     elif failure:
-        problems.append(f"{name}: {failure[0]}")
+        problems.append(f"{name}: {_scrub(failure[0], secrets)}")
 
 
 def notify(opts: NotifyOptions, summary: dict[str, Any], results: Iterable[dict[str, Any]] = ()) -> list[str]:
@@ -169,10 +197,11 @@ def notify(opts: NotifyOptions, summary: dict[str, Any], results: Iterable[dict[
     doc = {"type": "dbgauto.run_summary", **summary}
     url = opts.webhook or os.environ.get(WEBHOOK_ENV)
     if url:
-        _guarded(f"webhook {redact_url(url)}", lambda: _post(url, doc, opts.timeout), deadline, problems)
+        secrets = _secrets_of(url)
+        _guarded(f"webhook {redact_url(url)}", lambda: _post(url, doc, opts.timeout), deadline, problems, secrets)
     if opts.smtp and opts.mail_to:
-        host = (opts.smtp or "").split("@")[-1]
-        _guarded(f"smtp {host}", lambda: _mail(opts, summary), deadline, problems)
+        secrets = [os.environ.get(PASSWORD_ENV, "")]
+        _guarded(f"smtp {opts.smtp}", lambda: _mail(opts, summary), deadline, problems, secrets)
     for p in problems:
         log.warning("notifier %s", p)
     return problems

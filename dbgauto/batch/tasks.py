@@ -10,7 +10,7 @@ and it never touches the catalog. Every failure becomes a ``failed`` record with
 
 Fault injection for tests (and for rehearsing an outage): ``DBGAUTO_FAULT_INJECT="die:NAME,hang:NAME"``
 makes the task for the source whose file name is NAME exit the worker process at once (``os._exit``) or
-sleep forever, so the runner's recovery paths are tested against real processes.
+sleep forever (``oserror:NAME`` raises an I/O error, a transient failure), so the runner's recovery paths are tested against real processes.
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ def _inject_faults(source: str) -> None:
                 time.sleep(3600)
         if action == "raise":
             raise RuntimeError(f"injected failure for {name}")
+        if action == "oserror":  # a transient I/O failure (a share that dropped, a locked file)
+            raise OSError(5, "Input/output error (injected)", source)
 
 
 def _header_facts(path: str) -> HeaderFacts:
