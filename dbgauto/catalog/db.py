@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from dbgauto.catalog.records import DumpState, ResultRecord, SourceState, is_transient
-from dbgauto.catalog.summary import pack_facts, summary_of, unpack_facts
+from dbgauto.catalog.summary import StoredFacts, Summary, pack_facts, summary_of, unpack_facts
 from dbgauto.errors import CatalogError, CatalogWriteError
 
 __all__ = ["CATALOG_NAME", "MIGRATIONS", "SCHEMA_VERSION", "Catalog", "utc_now"]
@@ -92,6 +92,7 @@ class Catalog:
         self.path = path
         self.root = path.parent
         self.conn = conn
+        self._root_resolved: Path | None = None
 
     # ---------------------------------------------------------------- opening and migrations
     @classmethod
@@ -210,10 +211,15 @@ class Catalog:
         """An output path as stored: relative to the catalog folder when inside it."""
         if path is None:
             return None
-        try:
-            return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
-        except ValueError:
-            return str(path)
+        if self._root_resolved is None:
+            self._root_resolved = self.root.resolve()
+        p = Path(path)
+        for candidate in (p, p.resolve()):  # outputs are made under the resolved root: resolve only if not
+            try:
+                return candidate.relative_to(self._root_resolved).as_posix()
+            except ValueError:
+                continue
+        return str(path)
 
     def absolute(self, stored: str | None) -> Path | None:
         if stored is None:
@@ -362,15 +368,20 @@ class Catalog:
             ),
         )
         result_id = int(cur.lastrowid or 0)
-        if rec.facts is not None:
+        if rec.packed is not None and rec.summary is not None:
+            self._store_packed(c, result_id, rec.summary, rec.packed, len(rec.warnings))
+        elif rec.facts is not None:
             self._store_facts(c, result_id, rec.facts, len(rec.warnings))
         c.execute("UPDATE dumps SET latest_result_id = ? WHERE id = ?", (result_id, dump_id))
         return result_id
 
     def _store_facts(self, c: sqlite3.Connection, result_id: int, facts: dict[str, Any], warnings: int) -> None:
         """Summary columns + packed facts of one result (its driver list stored once, referenced)."""
-        s = summary_of(facts, warnings)
-        packed = pack_facts(facts)
+        self._store_packed(c, result_id, summary_of(facts), pack_facts(facts), warnings)
+
+    def _store_packed(
+        self, c: sqlite3.Connection, result_id: int, s: Summary, packed: StoredFacts, warnings: int
+    ) -> None:
         set_id = None
         if packed.drivers_digest is not None:
             c.execute(
@@ -395,7 +406,7 @@ class Catalog:
                 s.build,
                 s.machine_name,
                 s.process,
-                s.warnings_count,
+                s.warnings_count + warnings,
                 result_id,
             ),
         )

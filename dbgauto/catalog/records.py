@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dbgauto.catalog.summary import StoredFacts, Summary
+
 __all__ = ["TRANSIENT_CODES", "DumpState", "HeaderFacts", "ResultRecord", "SourceState", "is_transient"]
 
 # Failures that say nothing about the dump itself (an I/O error, a file that vanished while it was read):
@@ -67,6 +69,10 @@ class ResultRecord:
     verified: bool | None = None
     verify_note: str | None = None
     host: str | None = None  # from the folder layout (the coordinator sets it)
+    # The facts as the worker already packed them (summary columns, compressed facts, driver list + digest):
+    # a small record to send back, and no compression work left for the coordinator. ``facts`` is then None.
+    summary: Summary | None = None
+    packed: StoredFacts | None = None
 
     @property
     def ok(self) -> bool:

@@ -61,7 +61,8 @@ def _str(value: Any) -> str | None:
 
 
 def summary_of(facts: dict[str, Any] | None, warnings: int = 0) -> Summary:
-    """The summary columns of one facts dict (missing or odd-shaped values become None)."""
+    """The summary columns of one facts dict (missing or odd-shaped values become None); ``warnings_count``
+    counts the facts' own warnings plus ``warnings``."""
     if not facts:
         return Summary(warnings_count=warnings)
     bug = facts.get("bugcheck") if isinstance(facts.get("bugcheck"), dict) else {}
