@@ -133,7 +133,10 @@ def test_readonly_missing_and_readonly_cannot_write(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="no catalog here"):
         Catalog.open(tmp_path / CATALOG_NAME, readonly=True)
     Catalog.open(tmp_path / CATALOG_NAME).close()
-    with Catalog.open(tmp_path / CATALOG_NAME, readonly=True) as cat, pytest.raises(CatalogWriteError, match="readonly"):
+    with (
+        Catalog.open(tmp_path / CATALOG_NAME, readonly=True) as cat,
+        pytest.raises(CatalogWriteError, match="readonly"),
+    ):
         cat.start_run({})
 
 
