@@ -32,7 +32,7 @@ __all__ = ["FLEET_COLUMNS", "INDEX_CSV_COLUMNS", "fleet_csv_rows", "index_row", 
 FLEET_SCRIPT: Final = "fleet_index.js"
 FLEET_TEMPLATE: Final = "fleet_index.html"
 PAGE_ROWS: Final = 100
-MAX_BUCKETS_SHOWN: Final = 200
+MAX_BUCKETS_SHOWN: Final = 100
 
 # The order of each row's array in the embedded JSON (the page script reads the same names from it).
 FLEET_COLUMNS: Final = (
