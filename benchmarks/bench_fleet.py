@@ -94,7 +94,20 @@ def record(path: Path, base: dict[str, Any], n: int, chunk: int) -> tuple[float,
     return recording, packing
 
 
-CHILD_INDEX = """
+# Peak memory of this process: VmHWM (Linux; ru_maxrss survives exec, so a child would report its parent's)
+PEAK = """
+def peak_kib():
+    try:
+        with open("/proc/self/status") as fh:
+            return int(next(x for x in fh if x.startswith("VmHWM")).split()[1])
+    except (OSError, StopIteration):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
+CHILD_INDEX = (
+    PEAK
+    + """
 import sys, time, resource
 from pathlib import Path
 from dbgauto.batch.coordinator import write_index
@@ -103,10 +116,13 @@ from dbgauto.catalog.db import Catalog
 t0 = time.perf_counter()
 with Catalog.open(sys.argv[1]) as cat:
     write_index(cat, Path(sys.argv[2]), (), changes_since(cat.conn, "2026-01-01"))
-print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(time.perf_counter() - t0, peak_kib())
 """
+)
 
-CHILD_OLD = """
+CHILD_OLD = (
+    PEAK
+    + """
 import sys, time, json, resource
 from dbgauto.analysis.facts import CrashFacts
 from dbgauto.catalog.db import Catalog
@@ -115,8 +131,9 @@ t0 = time.perf_counter()
 with Catalog.open(sys.argv[1]) as cat:
     rows = cat.latest()[:n]
     facts = [CrashFacts.from_dict(json.loads(r["facts"])) for r in rows if r.get("facts")]
-print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(facts))
+print(time.perf_counter() - t0, peak_kib(), len(facts))
 """
+)
 
 MEASURE = """(function () {
   var ready = performance.now();

@@ -243,7 +243,7 @@ def write_index(
     newest = cat.max_result_id()
     html, csv = write_fleet_index(
         ReportRenderer(template_dirs=list(template_dirs)),
-        cat.summaries(),
+        cat.summaries,
         out,
         buckets=cat.buckets(),
         bucket_days=cat.bucket_days(),

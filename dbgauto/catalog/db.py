@@ -114,6 +114,7 @@ class Catalog:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA cache_size = -16000")  # 16 MB: the summary rows of ~100k dumps stay cached
             if not readonly:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
@@ -390,12 +391,10 @@ class Catalog:
             )
             set_id = c.execute("SELECT id FROM driver_sets WHERE digest = ?", (packed.drivers_digest,)).fetchone()[0]
         c.execute(
-            "UPDATE results SET facts = NULL, facts_z = ?, driver_set_id = ?, crash_time = ?, bugcheck_code = ?,"
-            " bugcheck_name = ?, parameters = ?, culprit = ?, culprit_timestamp = ?, bucket = ?, build = ?,"
-            " machine_name = ?, process = ?, warnings_count = ? WHERE id = ?",
+            "UPDATE results SET facts = NULL, crash_time = ?, bugcheck_code = ?, bugcheck_name = ?, parameters = ?,"
+            " culprit = ?, culprit_timestamp = ?, bucket = ?, build = ?, machine_name = ?, process = ?,"
+            " warnings_count = ? WHERE id = ?",
             (
-                packed.facts_z,
-                set_id,
                 s.crash_time,
                 s.bugcheck_code,
                 s.bugcheck_name,
@@ -409,6 +408,10 @@ class Catalog:
                 s.warnings_count + warnings,
                 result_id,
             ),
+        )
+        c.execute(
+            "INSERT OR REPLACE INTO result_facts (result_id, facts_z, driver_set_id) VALUES (?, ?, ?)",
+            (result_id, packed.facts_z, set_id),
         )
 
     def _summaries(self, c: sqlite3.Connection, ids: Sequence[int]) -> list[sqlite3.Row]:
@@ -487,7 +490,8 @@ class Catalog:
         rows = [
             dict(r)
             for r in self.conn.execute(
-                "SELECT d.path, r.* FROM results AS r JOIN dumps AS d ON d.id = r.dump_id"
+                "SELECT d.path, r.*, f.facts_z, f.driver_set_id FROM results AS r"
+                " JOIN dumps AS d ON d.id = r.dump_id LEFT JOIN result_facts AS f ON f.result_id = r.id"
                 " WHERE r.run_id = ? ORDER BY r.id",
                 (run_id,),
             )
@@ -538,11 +542,18 @@ class Catalog:
         return rows[0] if rows else None
 
     def results_for_dump(self, dump_id: int) -> list[dict[str, Any]]:
-        rows = [dict(r) for r in self.conn.execute("SELECT * FROM results WHERE dump_id = ? ORDER BY id", (dump_id,))]
+        rows = [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT r.*, f.facts_z, f.driver_set_id FROM results AS r"
+                " LEFT JOIN result_facts AS f ON f.result_id = r.id WHERE r.dump_id = ? ORDER BY r.id",
+                (dump_id,),
+            )
+        ]
         return self._with_facts(rows)
 
     def count(self, table: str) -> int:
-        if table not in {"dumps", "runs", "results", "buckets", "driver_sets"}:
+        if table not in {"dumps", "runs", "results", "buckets", "driver_sets", "result_facts"}:
             raise ValueError(table)
         return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 

@@ -24,8 +24,13 @@ ALTER TABLE results ADD COLUMN machine_name TEXT;
 ALTER TABLE results ADD COLUMN process TEXT;
 ALTER TABLE results ADD COLUMN warnings_count INTEGER;
 ALTER TABLE results ADD COLUMN transient INTEGER NOT NULL DEFAULT 0;   -- 1: retried by the next run
-ALTER TABLE results ADD COLUMN facts_z BLOB;                            -- zlib(facts JSON without drivers)
-ALTER TABLE results ADD COLUMN driver_set_id INTEGER REFERENCES driver_sets(id);
+
+-- The facts, apart from the summary rows so those stay small and dense (the index and the buckets scan them).
+CREATE TABLE result_facts (
+    result_id      INTEGER PRIMARY KEY REFERENCES results(id),
+    facts_z        BLOB NOT NULL,                        -- zlib(facts JSON without the driver list)
+    driver_set_id  INTEGER REFERENCES driver_sets(id)
+);
 
 CREATE TABLE buckets (
     bucket              TEXT PRIMARY KEY,
@@ -58,10 +63,11 @@ SELECT d.id AS dump_id, d.path, d.size AS dump_size, d.mtime_ns AS dump_mtime_ns
        d.dump_type, d.is_64bit, d.machine, d.build AS dump_build, d.bugcheck_code AS dump_bugcheck_code,
        d.source_deleted, d.host AS dump_host,
        r.id AS result_id, r.run_id, r.status, r.error_code, r.error_message, r.size, r.mtime_ns, r.hash,
-       r.small_path, r.small_size, r.report_paths, r.facts, r.facts_z, r.driver_set_id, r.engine,
+       r.small_path, r.small_size, r.report_paths, r.facts, f.facts_z, f.driver_set_id, r.engine,
        r.debugger_version, r.convert_seconds, r.facts_seconds, r.report_seconds, r.total_seconds, r.warnings,
        r.verified, r.verify_note, r.finished, r.host, r.crash_time, r.bugcheck_name, r.parameters, r.culprit,
        r.culprit_timestamp, r.bucket, r.machine_name, r.process, r.warnings_count, r.transient,
        coalesce(r.bugcheck_code, d.bugcheck_code) AS bugcheck_code, coalesce(r.build, d.build) AS build
 FROM dumps AS d
-JOIN results AS r ON r.id = d.latest_result_id;
+JOIN results AS r ON r.id = d.latest_result_id
+LEFT JOIN result_facts AS f ON f.result_id = r.id;

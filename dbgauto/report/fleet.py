@@ -16,7 +16,7 @@ import io
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -182,15 +182,64 @@ def sparkline(days: Sequence[tuple[str, int]], *, first: str | None, last: str |
     )
 
 
-def _json_block(value: Any) -> Markup:
-    """JSON safe inside a ``<script type="application/json">`` element (no ``</script>``, no ``<!--``)."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=True)
-    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+def _json_safe(text: str) -> str:
+    """JSON text safe inside a ``<script type="application/json">`` element (no ``</script>``, no ``<!--``)."""
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+ROWS_MARK: Final = "\x00dbgauto-rows\x00"  # where the streamed rows go in the rendered page
+
+
+def _csv_chunks(rows: Iterable[Mapping[str, Any]], agg: dict[str, Any]) -> Iterable[bytes]:
+    """index.csv as chunks of bytes, counting the charts' aggregates on the way (one pass over the rows)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    buf.write("\ufeff")
+    writer.writerow(INDEX_CSV_COLUMNS)
+    for n, row in enumerate(rows, start=1):
+        writer.writerows([[_cell(v) for v in cells] for cells in fleet_csv_rows([row])])
+        agg["total"] += 1
+        if row["status"] != "ok":
+            agg["failed"] += 1
+        else:
+            if row["crash_time"]:
+                agg["per_day"][row["crash_time"][:10]] += 1
+            if row["bugcheck_name"] or row["bugcheck_code"] is not None:
+                agg["bugchecks"][row["bugcheck_name"] or hex_text(row["bugcheck_code"], 8)] += 1
+            if row["culprit"]:
+                agg["culprits"][row["culprit"]] += 1
+            if row["build"] is not None:
+                agg["builds"][str(row["build"])] += 1
+            if row["host"]:
+                agg["hosts"][row["host"]] += 1
+        if n % 2000 == 0:
+            yield buf.getvalue().encode("utf-8", "backslashreplace")
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue().encode("utf-8", "backslashreplace")
+
+
+def _html_chunks(page: str, rows: Iterable[Mapping[str, Any]]) -> Iterable[bytes]:
+    """The rendered page with the rows' JSON streamed in at :data:`ROWS_MARK`, 2,000 rows per chunk."""
+    head, tail = page.split(ROWS_MARK, 1)
+    yield head.encode("utf-8", "backslashreplace")
+    yield _json_safe('{"columns":' + json.dumps(FLEET_COLUMNS) + f',"page":{PAGE_ROWS},"rows":[').encode("ascii")
+    part: list[str] = []
+    first = True
+    for row in rows:
+        text = json.dumps(index_row(row), separators=(",", ":"), ensure_ascii=True)
+        part.append(text if first else "," + text)
+        first = False
+        if len(part) >= 2000:
+            yield _json_safe("".join(part)).encode("ascii")
+            part.clear()
+    yield _json_safe("".join(part) + "]}").encode("ascii")
+    yield tail.encode("utf-8", "backslashreplace")
 
 
 def write_fleet_index(
     renderer: Any,
-    rows: Iterable[Mapping[str, Any]],
+    rows: Callable[[], Iterable[Mapping[str, Any]]] | Iterable[Mapping[str, Any]],
     out_dir: os.PathLike[str] | str,
     *,
     buckets: Sequence[Mapping[str, Any]] = (),
@@ -200,33 +249,28 @@ def write_fleet_index(
     html_name: str = "index.html",
     csv_name: str = "index.csv",
 ) -> tuple[Path, Path]:
-    """Write ``index.html`` and ``index.csv`` (published together) from catalog summary rows."""
-    data: list[list[Any]] = []
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(INDEX_CSV_COLUMNS)
-    per_day: Counter[str] = Counter()
-    bugchecks: Counter[str] = Counter()
-    culprits: Counter[str] = Counter()
-    builds: Counter[str] = Counter()
-    hosts: Counter[str] = Counter()
-    failed = 0
-    for row in rows:
-        data.append(index_row(row))
-        writer.writerows([[_cell(v) for v in cells] for cells in fleet_csv_rows([row])])
-        if row["status"] != "ok":
-            failed += 1
-            continue
-        if row["crash_time"]:
-            per_day[row["crash_time"][:10]] += 1
-        if row["bugcheck_name"] or row["bugcheck_code"] is not None:
-            bugchecks[row["bugcheck_name"] or hex_text(row["bugcheck_code"], 8)] += 1
-        if row["culprit"]:
-            culprits[row["culprit"]] += 1
-        if row["build"] is not None:
-            builds[str(row["build"])] += 1
-        if row["host"]:
-            hosts[row["host"]] += 1
+    """Write ``index.html`` and ``index.csv`` (published together) from catalog summary rows.
+
+    ``rows`` is best a function returning a fresh iterator (e.g. ``Catalog.summaries``): the rows are then
+    streamed twice (CSV and aggregates, then the page's JSON) and never held in memory together."""
+    source: Callable[[], Iterable[Mapping[str, Any]]]
+    if callable(rows):
+        source = rows
+    else:
+        kept = list(rows)
+
+        def source() -> Iterable[Mapping[str, Any]]:
+            return kept
+
+    agg: dict[str, Any] = {
+        "total": 0,
+        "failed": 0,
+        "per_day": Counter(),
+        "bugchecks": Counter(),
+        "culprits": Counter(),
+        "builds": Counter(),
+        "hosts": Counter(),
+    }
     days: dict[str, list[tuple[str, int]]] = {}
     for d in bucket_days:
         days.setdefault(d["bucket"], []).append((d["day"], d["n"]))
@@ -234,32 +278,31 @@ def write_fleet_index(
         {**dict(b), "spark": sparkline(days.get(b["bucket"], []), first=b["first_seen"], last=b["last_seen"])}
         for b in list(buckets)[:MAX_BUCKETS_SHOWN]
     ]
-    day_rows = sorted(per_day.items())[-92:]
-    chart_set = {
-        "per_day": charts.column_chart(day_rows, title="Crashes per day"),
-        "bugchecks": charts.bar_chart(bugchecks.most_common(10), title="Top bug checks"),
-        "culprits": charts.bar_chart(culprits.most_common(10), title="Top culprit drivers"),
-        "builds": charts.bar_chart(builds.most_common(10), title="Crashes per OS build"),
-        "hosts": charts.bar_chart(hosts.most_common(10), title="Crashes per host"),
-    }
     script = renderer.render(FLEET_SCRIPT)
     script_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    html = renderer.render(
-        FLEET_TEMPLATE,
-        title=title,
-        total=len(data),
-        failed=failed,
-        buckets=bucket_rows,
-        buckets_total=len(buckets),
-        changes=changes or {},
-        charts=chart_set,
-        columns=FLEET_COLUMNS,
-        rows_json=_json_block({"columns": FLEET_COLUMNS, "page": PAGE_ROWS, "rows": data}),
-        script=Markup(script),
-        script_hash=script_hash,
-        generated=datetime.now(UTC),
-    )
     with OutputSet(out_dir) as out:
-        csv_path = out.add(csv_name, ("\ufeff" + buf.getvalue()).encode("utf-8", "backslashreplace"))
-        html_path = out.add(html_name, html.encode("utf-8", "backslashreplace"))
+        csv_path = out.add(csv_name, _csv_chunks(source(), agg))
+        chart_set = {
+            "per_day": charts.column_chart(sorted(agg["per_day"].items())[-92:], title="Crashes per day"),
+            "bugchecks": charts.bar_chart(agg["bugchecks"].most_common(10), title="Top bug checks"),
+            "culprits": charts.bar_chart(agg["culprits"].most_common(10), title="Top culprit drivers"),
+            "builds": charts.bar_chart(agg["builds"].most_common(10), title="Crashes per OS build"),
+            "hosts": charts.bar_chart(agg["hosts"].most_common(10), title="Crashes per host"),
+        }
+        page = renderer.render(
+            FLEET_TEMPLATE,
+            title=title,
+            total=agg["total"],
+            failed=agg["failed"],
+            buckets=bucket_rows,
+            buckets_total=len(buckets),
+            changes=changes or {},
+            charts=chart_set,
+            columns=FLEET_COLUMNS,
+            rows_json=Markup(ROWS_MARK),
+            script=Markup(script),
+            script_hash=script_hash,
+            generated=datetime.now(UTC),
+        )
+        html_path = out.add(html_name, _html_chunks(page, source()))
     return html_path, csv_path

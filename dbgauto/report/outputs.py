@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -35,15 +36,20 @@ class OutputSet:
         self.folder.mkdir(parents=True, exist_ok=True)
         return self
 
-    def add(self, name: str, data: bytes) -> Path:
-        """Write ``data`` for ``folder/name`` (``name`` must stay inside the folder); returns the final path."""
+    def add(self, name: str, data: bytes | Iterable[bytes]) -> Path:
+        """Write ``data`` (bytes, or chunks of bytes written as they come: a large file is never held whole)
+        for ``folder/name`` (``name`` must stay inside the folder); returns the final path."""
         target = inside(self.folder, name)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=self.folder)
         try:
             if hasattr(os, "fchmod"):
                 os.fchmod(fd, self._mode)
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                if isinstance(data, bytes | bytearray | memoryview):
+                    fh.write(data)
+                else:
+                    for chunk in data:
+                        fh.write(chunk)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 Path(tmp).unlink()
