@@ -368,6 +368,7 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
                 finally:
                     flush()
                     progress.end()
+            cat.refresh_buckets()
             summary.changes = changes_since(cat.conn, started)
             if opts.report and (summary.processed or index_is_stale(cat, out)):
                 summary.index_html, summary.index_csv = write_index(cat, out, opts.template_dirs, summary.changes)

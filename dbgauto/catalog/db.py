@@ -37,6 +37,7 @@ __all__ = ["CATALOG_NAME", "MIGRATIONS", "SCHEMA_VERSION", "Catalog", "utc_now"]
 log = logging.getLogger(__name__)
 
 CATALOG_NAME = "dbgauto.sqlite"
+BUCKETS_META = "buckets_result_id"  # the newest result id the buckets table covers
 
 
 def _schema_v1() -> str:
@@ -93,6 +94,8 @@ class Catalog:
         self.root = path.parent
         self.conn = conn
         self._root_resolved: Path | None = None
+        self._dirty_buckets: set[str] = set()
+        self._buckets_fresh: bool | None = None
 
     # ---------------------------------------------------------------- opening and migrations
     @classmethod
@@ -173,6 +176,9 @@ class Catalog:
         )
         c.execute("UPDATE dumps SET latest_result_id = (SELECT max(id) FROM results WHERE dump_id = dumps.id)")
         self._refresh_buckets(c, None)
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES (?, (SELECT coalesce(max(id), 0) FROM results))", (BUCKETS_META,)
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -328,10 +334,32 @@ class Catalog:
         if not recs:
             return []
         now = utc_now()
+        if self._buckets_fresh is None:  # were the buckets current before this process wrote anything?
+            self._buckets_fresh = self.get_meta(BUCKETS_META) == str(self.max_result_id())
         with self.transaction() as c:
             ids = [self._insert_result(c, run_id, rec, now) for rec in recs]
-            self._refresh_buckets(c, {r["bucket"] for r in self._summaries(c, ids) if r["bucket"]})
+            dirty = {r["bucket"] for r in self._summaries(c, ids) if r["bucket"]}
+        self._dirty_buckets |= dirty
         return ids
+
+    def refresh_buckets(self) -> None:
+        """Bring the ``buckets`` table up to date: the buckets this process recorded into, or all of them when
+        the table was stale before (a run killed before its refresh). Once per run, not per chunk: at 100k
+        dumps a per-chunk refresh cost more than recording."""
+        fresh = self._buckets_fresh
+        if fresh is None:
+            fresh = self.get_meta(BUCKETS_META) == str(self.max_result_id())
+            if fresh:
+                return
+        with self.transaction() as c:
+            self._refresh_buckets(c, set(self._dirty_buckets) if fresh else None)
+            newest = str(c.execute("SELECT coalesce(max(id), 0) FROM results").fetchone()[0])
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (BUCKETS_META, newest),
+            )
+        self._dirty_buckets.clear()
+        self._buckets_fresh = True
 
     def _insert_result(self, c: sqlite3.Connection, run_id: int, rec: ResultRecord, now: str) -> int:
         dump_id = self._upsert_dump(c, rec, now)

@@ -52,7 +52,9 @@ CREATE TABLE meta (
     value  TEXT
 );
 
-CREATE INDEX results_by_bucket ON results(bucket, crash_time);
+-- covering: the buckets refresh reads only this index (and dumps_by_latest) for the buckets it updates
+CREATE INDEX results_by_bucket ON results(bucket, status, id, crash_time, host, build, culprit_timestamp, run_id,
+                                          bugcheck_code, bugcheck_name, culprit);
 CREATE INDEX results_by_host ON results(host);
 CREATE INDEX results_by_finished ON results(finished);
 CREATE INDEX dumps_by_latest ON dumps(latest_result_id);

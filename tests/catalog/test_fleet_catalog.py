@@ -71,6 +71,7 @@ def test_v1_catalog_migrates_in_place(tmp_path: Path, real_facts: dict[str, Any]
         assert pc1["warnings_count"] == 1 + len(real_facts.get("warnings") or [])
         assert rows["/share/PC3/bad.dmp"]["transient"] == 1
         assert cat.count("driver_sets") == 1  # two results, one driver list
+        cat.refresh_buckets()  # current after the migration: nothing to do
         [bucket] = cat.buckets()
         assert bucket["count"] == 2
         assert bucket["first_seen"] == real_facts["crash_time"]
@@ -153,3 +154,22 @@ def test_change_rules(tmp_path: Path) -> None:
         ("IRQL_NOT_LESS_OR_EQUAL_disky.sys", "0x200", "0x300")
     ]
     assert [(h["host"], h["crashes"]) for h in ch["repeat_hosts"]] == [("h9", 2)]
+
+
+def test_buckets_left_stale_by_a_killed_run_are_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / CATALOG_NAME
+    with Catalog.open(path) as cat:
+        run = cat.start_run({})
+        cat.add_results(run, [_rec("/s/a/1.dmp", "a", "2026-11-01T00:00:00Z", "x.sys", 1)])
+        cat.refresh_buckets()
+        cat.add_results(run, [_rec("/s/b/2.dmp", "b", "2026-11-02T00:00:00Z", "x.sys", 1)])
+        # killed here: the second chunk is committed, the buckets were not refreshed
+    with Catalog.open(path) as cat:
+        assert [b["count"] for b in cat.buckets()] == [1]  # stale
+        run = cat.start_run({})
+        cat.add_results(run, [_rec("/s/c/3.dmp", "c", "2026-11-03T00:00:00Z", "y.sys", 1)])
+        cat.refresh_buckets()
+        assert {b["bucket"]: (b["count"], b["hosts"]) for b in cat.buckets()} == {
+            "IRQL_NOT_LESS_OR_EQUAL_x.sys": (2, 2),
+            "IRQL_NOT_LESS_OR_EQUAL_y.sys": (1, 1),
+        }
