@@ -55,9 +55,11 @@ def bench_table(cache: Path, runs: int = 7) -> None:
         named = sum(table.function_at(a) is not None for a in addrs)
         resolves.append(_ms(t0))
     total = [a + b for a, b in zip(loads, resolves, strict=True)]
-    print(f"cached table load: median {statistics.median(loads):.1f} ms; 10,000 lookups: "
-          f"median {statistics.median(resolves):.1f} ms ({named} named); together {statistics.median(total):.1f} ms "
-          f"(target ≤ 50 ms)")
+    print(
+        f"cached table load: median {statistics.median(loads):.1f} ms; 10,000 lookups: "
+        f"median {statistics.median(resolves):.1f} ms ({named} named); together {statistics.median(total):.1f} ms "
+        f"(target ≤ 50 ms)"
+    )
 
 
 def bench_stack(cache: Path) -> None:
@@ -70,8 +72,10 @@ def bench_stack(cache: Path) -> None:
         t0 = time.perf_counter()
         names = [code_name(v, kb, table, "nt") for v in values]
         times.append(_ms(t0))
-    print(f"small-dump stack ({len(values)} nt values, e.g. {names[2]}): median {statistics.median(times):.2f} ms "
-          f"(target ≤ 5 ms)")
+    print(
+        f"small-dump stack ({len(values)} nt values, e.g. {names[2]}): median {statistics.median(times):.2f} ms "
+        f"(target ≤ 5 ms)"
+    )
 
 
 def _big_source(functions: int, structs: int) -> str:
@@ -93,20 +97,30 @@ def bench_pdb(functions: int, structs: int, with_vol: bool) -> None:
         d = Path(tmp)
         (d / "big.c").write_text(_big_source(functions, structs))
         t0 = time.perf_counter()
-        subprocess.run(["clang", "--target=x86_64-pc-windows-msvc", "-c", "-g", "-gcodeview", "-O0", "big.c",
-                        "-o", "big.obj"], cwd=d, check=True)
-        subprocess.run(["lld-link", "/dll", "/noentry", "/nodefaultlib", "/debug", "/out:big.dll", "/pdb:big.pdb",
-                        "big.obj"], cwd=d, check=True, capture_output=True)
+        subprocess.run(
+            ["clang", "--target=x86_64-pc-windows-msvc", "-c", "-g", "-gcodeview", "-O0", "big.c", "-o", "big.obj"],
+            cwd=d,
+            check=True,
+        )
+        subprocess.run(
+            ["lld-link", "/dll", "/noentry", "/nodefaultlib", "/debug", "/out:big.dll", "/pdb:big.pdb", "big.obj"],
+            cwd=d,
+            check=True,
+            capture_output=True,
+        )
         size = (d / "big.pdb").stat().st_size
-        print(f"built big.pdb: {size / 1e6:.1f} MB in {_ms(t0) / 1000:.1f} s "
-              f"({functions} functions, {structs} structs)")
+        print(
+            f"built big.pdb: {size / 1e6:.1f} MB in {_ms(t0) / 1000:.1f} s ({functions} functions, {structs} structs)"
+        )
         t0 = time.perf_counter()
         table = load_pdb(d / "big.pdb", d / "cache")
         first = _ms(t0)
         t0 = time.perf_counter()
         SymbolTable.load(next((d / "cache" / "tables").iterdir()))
-        print(f"dbgauto PDB conversion: {first:.0f} ms ({len(table)} symbols, {len(table.type_names())} types); "
-              f"cached reload {_ms(t0):.1f} ms")
+        print(
+            f"dbgauto PDB conversion: {first:.0f} ms ({len(table)} symbols, {len(table.type_names())} types); "
+            f"cached reload {_ms(t0):.1f} ms"
+        )
         if not with_vol:
             return
         try:
@@ -118,8 +132,7 @@ def bench_pdb(functions: int, structs: int, with_vol: bool) -> None:
         t0 = time.perf_counter()
         reader = pdbconv.PdbReader(contexts.Context(), (d / "big.pdb").resolve().as_uri())
         doc = reader.get_json()
-        print(f"volatility3 pdbconv: {_ms(t0):.0f} ms ({len(doc['symbols'])} symbols, "
-              f"{len(doc['user_types'])} types)")
+        print(f"volatility3 pdbconv: {_ms(t0):.0f} ms ({len(doc['symbols'])} symbols, {len(doc['user_types'])} types)")
 
 
 def main() -> int:

@@ -311,6 +311,12 @@ class CatalogError(DbgautoError):
     code = "catalog"
 
 
+class CatalogWriteError(CatalogError):
+    """The catalog could not be written (disk full, read-only file system, I/O error); nothing half-written."""
+
+    code = "catalog_write"
+
+
 class CatalogLockedError(CatalogError):
     """Another batch run holds the output directory's lock."""
 

@@ -4,10 +4,17 @@ Why the coordinator alone writes: the catalog is one SQLite file; workers (local
 :class:`ResultRecord`s and this process records each one in its own short transaction the moment it
 arrives, so a run killed at any point keeps every finished dump and a rerun picks up the rest.
 
+Results are committed in chunks (``commit_every`` records or ``commit_seconds`` after the first one waiting,
+whichever comes first): one transaction and one durability point per chunk, so a kill loses at most the
+chunk in flight, whose outputs are rewritten by the next run. The index is rebuilt whenever the catalog
+holds a result the index was not built from (a kill between the last commit and the index is repaired by the
+next run).
+
 Incremental rule (documented in docs/scheduling.md): a path whose size and mtime match the catalog is
 unchanged; when they differ, the content hash (sha256 of the first MiB, then the size) decides — same hash
 means touched or copied back, not changed. Unchanged dumps are skipped whatever their last outcome
-(a broken dump is not retried every night); ``retry_failed`` re-runs the failed ones.
+(a broken dump is not retried every night) except transient failures (an I/O error, a file that vanished:
+``records.TRANSIENT_CODES``), which the next run retries; ``retry_failed`` re-runs every failed one.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -23,15 +31,20 @@ from pathlib import Path
 from typing import Any
 
 from dbgauto.batch.discover import Found, discover, is_temp_name
+from dbgauto.batch.hosts import DEFAULT_HOST_PATTERN, HostPattern
 from dbgauto.batch.lock import batch_lock
+from dbgauto.batch.notify import NotifyOptions, notify
 from dbgauto.batch.progress import LogProgress, Progress
+from dbgauto.batch.retention import prune_outputs
 from dbgauto.batch.runner import RunnerOptions, TaskRunner
 from dbgauto.batch.tasks import TaskSpec, content_hash, run_task
+from dbgauto.catalog.changes import changes_since
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
 from dbgauto.catalog.records import ResultRecord, SourceState
 from dbgauto.errors import DbgautoError
 from dbgauto.report.names import safe_stem
 from dbgauto.util import fs
+from dbgauto.util.atomic import atomic_write_text
 
 __all__ = ["BatchOptions", "BatchSummary", "output_key", "run_batch"]
 
@@ -41,6 +54,8 @@ SMALL_DIR = "small"
 REPORTS_DIR = "reports"
 INDEX_HTML = "index.html"
 INDEX_CSV = "index.csv"
+RUN_SUMMARY = "run_summary.json"
+INDEX_META = "index_result_id"  # the newest result id the index was built from
 REPORT_FORMATS = ("html", "md", "txt", "json")
 
 
@@ -64,10 +79,17 @@ class BatchOptions:
     max_tasks_per_child: int | None = 50
     template_dirs: tuple[str, ...] = ()
     symbol_path: str | None = None  # --symbols; None: each worker resolves the environment's
+    host_from: str = DEFAULT_HOST_PATTERN
+    keep_days: float | None = None
+    notify: NotifyOptions = field(default_factory=NotifyOptions)
+    commit_every: int = 64
+    commit_seconds: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["since"] = self.since.isoformat() if self.since else None
+        n = self.notify  # which notifiers, never their addresses or credentials
+        d["notify"] = {"webhook": bool(n.webhook), "smtp": bool(n.smtp), "events": bool(n.events)}
         return d
 
 
@@ -85,6 +107,10 @@ class BatchSummary:
     kept: list[tuple[str, str]] = field(default_factory=list)  # (source, why it was not deleted)
     index_html: Path | None = None
     index_csv: Path | None = None
+    run_summary: Path | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+    notify_problems: list[str] = field(default_factory=list)
+    pruned: int = 0
 
     @property
     def processed(self) -> int:
@@ -161,7 +187,8 @@ def _select(cat: Catalog, found: list[Found], retry_failed: bool, force: bool = 
                 if h == st.hash:
                     cat.touch_dump(SourceState(str(f.path), f.size, f.mtime_ns, h))
                     unchanged = True
-        if unchanged and not (retry_failed and st is not None and st.last_status == "failed"):
+        retry = st is not None and st.last_status == "failed" and (retry_failed or st.last_transient)
+        if unchanged and not retry:
             skipped += 1
             skipped_failed += st is not None and st.last_status == "failed"
             continue
@@ -217,22 +244,64 @@ def _maybe_delete(cat: Catalog, spec: TaskSpec, rec: ResultRecord, summary: Batc
     log.info("deleted %s (%s)", src, rec.verify_note)
 
 
-def write_index(cat: Catalog, out: Path, template_dirs: tuple[str, ...] = ()) -> tuple[Path, Path]:
-    """index.html and index.csv over every dump in the catalog whose newest result has facts."""
-    from dbgauto.analysis.facts import CrashFacts
-    from dbgauto.report.csvout import write_csv
+def write_index(
+    cat: Catalog, out: Path, template_dirs: tuple[str, ...] = (), changes: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
+    """index.html and index.csv over every dump in the catalog (failed ones too), from summary columns only;
+    remembers which result the index covers (so a stale index is rebuilt by the next run)."""
+    from dbgauto.report.fleet import write_fleet_index
     from dbgauto.report.render import ReportRenderer
 
-    facts, links = [], []
-    for row in cat.latest():
-        if not row["facts"]:
-            continue
-        facts.append(CrashFacts.from_dict(json.loads(row["facts"])))
-        reports = json.loads(row["report_paths"] or "{}")
-        links.append(reports.get("html"))
-    html = ReportRenderer(template_dirs=list(template_dirs)).write_index(facts, out, report_links=links)
-    csv = write_csv(facts, out / INDEX_CSV)
+    newest = cat.max_result_id()
+    html, csv = write_fleet_index(
+        ReportRenderer(template_dirs=list(template_dirs)),
+        cat.summaries,
+        out,
+        buckets=cat.buckets(),
+        bucket_days=cat.bucket_days(),
+        changes=changes,
+    )
+    cat.set_meta(INDEX_META, str(newest))
     return Path(html), Path(csv)
+
+
+def index_is_stale(cat: Catalog, out: Path) -> bool:
+    """Is index.html/index.csv missing, or built before the catalog's newest result?"""
+    if not (out / INDEX_HTML).exists() or not (out / INDEX_CSV).exists():
+        return True
+    return cat.get_meta(INDEX_META) != str(cat.max_result_id())
+
+
+def _summary_doc(summary: BatchSummary, started: str) -> dict[str, Any]:
+    return {
+        "schema": "dbgauto.run_summary/1",
+        "run_id": summary.run_id,
+        "started": started,
+        "found": summary.found,
+        "skipped": summary.skipped,
+        "succeeded": summary.succeeded,
+        "failed": [
+            {"source": r.source.path, "host": r.host, "error_code": r.error_code, "error_message": r.error_message}
+            for r in summary.failures
+        ],
+        "changes": summary.changes,
+        "index_html": str(summary.index_html) if summary.index_html else None,
+    }
+
+
+def _result_events(cat: Catalog, run_id: int) -> list[dict[str, Any]]:
+    keys = ("path", "host", "status", "error_code", "crash_time", "bugcheck_name", "culprit", "bucket", "build")
+    return [
+        {k: r.get(k) for k in keys}
+        for r in (
+            dict(x)
+            for x in cat.conn.execute(
+                "SELECT d.path, r.host, r.status, r.error_code, r.crash_time, r.bugcheck_name, r.culprit, r.bucket,"
+                " r.build FROM results AS r JOIN dumps AS d ON d.id = r.dump_id WHERE r.run_id = ? ORDER BY r.id",
+                (run_id,),
+            )
+        )
+    ]
 
 
 def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSummary:
@@ -243,6 +312,8 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
     out = Path(opts.out_dir).resolve()
     _require(opts.convert, opts.report)
     found = discover(opts.sources, exclude=[out], since=opts.since)
+    hosts = HostPattern(opts.host_from)
+    roots = [Path(src).resolve() for src in opts.sources]
     runner_opts = RunnerOptions(
         jobs=opts.jobs,
         scheduler=opts.scheduler,
@@ -266,15 +337,38 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
         summary = BatchSummary(run_id, out, cat.path, len(found), skipped, skipped_failed)
         log.info("run %d: %d dump(s) found, %d unchanged, %d to process", run_id, len(found), skipped, len(todo))
 
+        started = cat.runs(1)[0]["started"]
+        host_of = {str(f.path): hosts.host_of(f.path, roots) for f in todo}
+        waiting: list[tuple[TaskSpec, ResultRecord]] = []
+        first_wait = [0.0]
+
+        def flush() -> None:
+            """Commit the waiting records as one chunk, then act on them (delete sources, progress)."""
+            if not waiting:
+                return
+            chunk = list(waiting)
+            waiting.clear()
+            cat.add_results(run_id, [rec for _, rec in chunk])
+            for spec, rec in chunk:
+                if rec.ok:
+                    summary.succeeded += 1
+                else:
+                    summary.failures.append(rec)
+                if opts.delete_source_after_verify:
+                    _maybe_delete(cat, spec, rec, summary)
+                progress.finished(spec, rec)
+
         def on_done(spec: TaskSpec, rec: ResultRecord) -> None:
-            cat.add_result(run_id, rec)
-            if rec.ok:
-                summary.succeeded += 1
-            else:
-                summary.failures.append(rec)
-            if opts.delete_source_after_verify:
-                _maybe_delete(cat, spec, rec, summary)
-            progress.finished(spec, rec)
+            rec.host = host_of.get(spec.source)
+            if not waiting:
+                first_wait[0] = time.monotonic()
+            waiting.append((spec, rec))
+            if len(waiting) >= opts.commit_every:
+                flush()
+
+        def on_tick() -> None:
+            if waiting and time.monotonic() - first_wait[0] >= opts.commit_seconds:
+                flush()
 
         specs = [_spec(f, out, opts) for f in todo]
         status = "interrupted"
@@ -282,14 +376,25 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
             if specs:
                 progress.begin(len(specs))
                 try:
-                    runner.run(specs, run_task, on_start=progress.started, on_done=on_done)
+                    runner.run(specs, run_task, on_start=progress.started, on_done=on_done, on_tick=on_tick)
                 finally:
+                    flush()
                     progress.end()
-            if opts.report and (summary.processed or not (out / INDEX_HTML).exists()):
-                summary.index_html, summary.index_csv = write_index(cat, out, opts.template_dirs)
+            cat.refresh_buckets()
+            summary.changes = changes_since(cat.conn, started)
+            if opts.report and (summary.processed or index_is_stale(cat, out)):
+                summary.index_html, summary.index_csv = write_index(cat, out, opts.template_dirs, summary.changes)
             elif opts.report:
                 summary.index_html, summary.index_csv = out / INDEX_HTML, out / INDEX_CSV
+            summary.run_summary = out / RUN_SUMMARY
+            doc = _summary_doc(summary, started)
+            atomic_write_text(summary.run_summary, json.dumps(doc, indent=2, default=str) + "\n")
             status = "completed"
         finally:
             cat.finish_run(run_id, status=status)
+        if opts.notify.any:
+            summary.notify_problems = notify(opts.notify, doc, _result_events(cat, run_id))
+        if opts.keep_days is not None:
+            known = {r["path"] for r in cat.conn.execute("SELECT path FROM dumps")}
+            summary.pruned = len(prune_outputs(out, (SMALL_DIR, REPORTS_DIR), opts.keep_days, sources=known))
     return summary

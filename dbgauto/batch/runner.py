@@ -20,6 +20,9 @@ Why this shape:
   complete. A task over its timeout is failed (``task_timeout``); on a local pool its worker processes are
   killed and the pool is recreated (innocent tasks in flight are re-queued); on Dask the future is
   cancelled (a Python thread cannot be killed; the engine's own CommandTimeoutError is the first guard).
+- Shutting a local pool down has its own deadline (``shutdown_timeout``): a worker that cannot take the
+  stop request (frozen by SIGSTOP, wedged in a driver) is killed instead of holding the batch up after
+  every result is in.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class RunnerOptions:
     task_timeout: float | None = 900.0
     max_tasks_per_child: int | None = 50
     connect_timeout: float = 30.0
+    shutdown_timeout: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -229,12 +233,35 @@ class TaskRunner:
                 with contextlib.suppress(Exception):
                     self._executor.shutdown(wait=False)
             else:
-                self._executor.shutdown(wait=True, cancel_futures=True)
+                self._shutdown_local(self._executor)
             self._executor = None
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self._client.close()
             self._client = None
+
+    def _shutdown_local(self, ex: Executor) -> None:
+        """Ask the pool's workers to exit; kill those still there after ``shutdown_timeout`` seconds."""
+        procs = list(getattr(ex, "_processes", {}).values())  # no public API lists a pool's processes
+        ex.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + self.options.shutdown_timeout
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [p for p in procs if p.is_alive()]
+        for proc in stuck:
+            with contextlib.suppress(Exception):
+                proc.kill()
+                proc.join(timeout=2)
+        if stuck:
+            log.warning(
+                "%d idle worker process(es) did not exit within %gs of the shutdown request; killed",
+                len(stuck),
+                self.options.shutdown_timeout,
+            )
+        thread = getattr(ex, "_executor_manager_thread", None)
+        if thread is not None:
+            thread.join(timeout=2)
 
     def abort(self) -> None:
         """Stop now (Ctrl-C): kill local workers, drop the Dask client."""
@@ -259,8 +286,10 @@ class TaskRunner:
         *,
         on_start: Callable[[TaskSpec], None] | None = None,
         on_done: Callable[[TaskSpec, ResultRecord], None],
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
-        """Run ``fn`` over ``specs``; ``on_done`` gets exactly one record per spec, in completion order."""
+        """Run ``fn`` over ``specs``; ``on_done`` gets exactly one record per spec, in completion order;
+        ``on_tick`` is called after every wait (at least every half second while tasks run)."""
         pending: collections.deque[TaskSpec] = collections.deque(specs)
         suspects: collections.deque[TaskSpec] = collections.deque()
         inflight: dict[Future[ResultRecord], _Slot] = {}
@@ -301,6 +330,8 @@ class TaskRunner:
                 soonest = min(s.started for s in inflight.values()) + timeout
                 wait_for = max(0.01, min(wait_for, soonest - time.monotonic()))
             done, _ = wait(list(inflight), timeout=wait_for, return_when=FIRST_COMPLETED)
+            if on_tick is not None:
+                on_tick()
             broken = False
             for fut in done:
                 slot = inflight[fut]

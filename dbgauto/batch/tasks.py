@@ -10,7 +10,8 @@ and it never touches the catalog. Every failure becomes a ``failed`` record with
 
 Fault injection for tests (and for rehearsing an outage): ``DBGAUTO_FAULT_INJECT="die:NAME,hang:NAME"``
 makes the task for the source whose file name is NAME exit the worker process at once (``os._exit``) or
-sleep forever, so the runner's recovery paths are tested against real processes.
+sleep forever, so the runner's recovery paths are tested against real processes; ``oserror:NAME`` raises an
+I/O error (a transient failure, retried by the next run).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from dbgauto.analysis.facts import FINGERPRINT_BYTES, fingerprint
 from dbgauto.catalog.records import HeaderFacts, ResultRecord, SourceState
+from dbgauto.catalog.summary import pack_facts, summary_of
 from dbgauto.errors import ConversionError, DbgautoError
 
 __all__ = ["FAULT_ENV", "HASH_BYTES", "TaskSpec", "compare_facts", "content_hash", "run_task"]
@@ -92,6 +94,8 @@ def _inject_faults(source: str) -> None:
                 time.sleep(3600)
         if action == "raise":
             raise RuntimeError(f"injected failure for {name}")
+        if action == "oserror":  # a transient I/O failure (a share that dropped, a locked file)
+            raise OSError(5, "Input/output error (injected)", source)
 
 
 def header_record(dump: Any) -> HeaderFacts:
@@ -252,3 +256,5 @@ def _reports_and_verify(spec: TaskSpec, rec: ResultRecord, facts: Any) -> None:
             path = renderer.write_dump_report(facts, out_dir, fmt, name=spec.extra.get("report_name"))
             rec.report_paths[fmt] = str(path)
         rec.report_seconds = time.perf_counter() - t
+    # a small record back to the coordinator: summary columns and the facts already packed for the catalog
+    rec.summary, rec.packed, rec.facts = summary_of(rec.facts), pack_facts(rec.facts), None

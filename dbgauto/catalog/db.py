@@ -6,6 +6,13 @@ Why this shape: stdlib ``sqlite3`` in WAL mode, so ``dbgauto catalog list`` can 
 whole row or nothing. The schema is versioned by ``PRAGMA user_version``: ``schema.sql`` is migration 1,
 later migrations append to :data:`MIGRATIONS`. Only the coordinating batch process writes.
 
+Schema 2 (fleet scale): a result carries summary columns (time, bug check, culprit, bucket, build, machine,
+process, host, warnings count) written when it is recorded; its facts are stored zlib-compressed without the
+driver list, which lives once per distinct list in ``driver_sets``; ``dumps.latest_result_id`` points at the
+newest result; ``buckets`` is kept current per committed chunk. Results arrive in chunks
+(:meth:`Catalog.add_results`): one transaction, one durability point per chunk. A write that fails (disk
+full, I/O error) raises :class:`CatalogWriteError` naming the catalog, never a bare sqlite3 error.
+
 Network folders: WAL needs shared memory that SMB/NFS cannot provide, so a catalog on a network share
 (a UNC ``--out``, a mapped network drive, an NFS/CIFS mount; :func:`dbgauto.util.paths.is_network_path`)
 uses the rollback journal (``journal_mode = DELETE``): readers then wait for a write instead of reading
@@ -27,8 +34,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from dbgauto.catalog.records import DumpState, ResultRecord, SourceState
-from dbgauto.errors import CatalogError
+from dbgauto.catalog.records import DumpState, ResultRecord, SourceState, is_transient
+from dbgauto.catalog.summary import StoredFacts, Summary, pack_facts, summary_of, unpack_facts
+from dbgauto.errors import CatalogError, CatalogWriteError
 from dbgauto.util.paths import is_network_path, sqlite_uri
 
 __all__ = ["CATALOG_NAME", "MIGRATIONS", "SCHEMA_VERSION", "Catalog", "utc_now"]
@@ -36,14 +44,19 @@ __all__ = ["CATALOG_NAME", "MIGRATIONS", "SCHEMA_VERSION", "Catalog", "utc_now"]
 log = logging.getLogger(__name__)
 
 CATALOG_NAME = "dbgauto.sqlite"
+BUCKETS_META = "buckets_result_id"  # the newest result id the buckets table covers
 
 
 def _schema_v1() -> str:
     return resources.files("dbgauto.catalog").joinpath("schema.sql").read_text(encoding="utf-8")
 
 
+def _schema_v2() -> str:
+    return resources.files("dbgauto.catalog").joinpath("schema_v2.sql").read_text(encoding="utf-8")
+
+
 # Migration n (1-based) brings user_version from n-1 to n. Append; never edit a released one.
-MIGRATIONS: tuple[Any, ...] = (_schema_v1,)
+MIGRATIONS: tuple[Any, ...] = (_schema_v1, _schema_v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -58,8 +71,8 @@ def _json(value: Any) -> str | None:
 # A dump's row with its latest result (the skip rule needs both).
 _STATE_QUERY: Final = (
     "SELECT d.id, d.path, d.size, d.mtime_ns, d.hash, d.source_deleted,"
-    " r.status, r.error_code, r.size AS rsize, r.mtime_ns AS rmtime, r.hash AS rhash"
-    " FROM dumps AS d LEFT JOIN results AS r ON r.id = (SELECT max(id) FROM results WHERE dump_id = d.id)"
+    " r.status, r.error_code, r.size AS rsize, r.mtime_ns AS rmtime, r.hash AS rhash, r.transient"
+    " FROM dumps AS d LEFT JOIN results AS r ON r.id = d.latest_result_id"
 )
 
 
@@ -76,6 +89,7 @@ def _dump_state(row: sqlite3.Row) -> DumpState:
         last_result_mtime_ns=row["rmtime"],
         last_result_hash=row["rhash"],
         source_deleted=row["source_deleted"],
+        last_transient=bool(row["transient"]),
     )
 
 
@@ -86,6 +100,9 @@ class Catalog:
         self.path = path
         self.root = path.parent
         self.conn = conn
+        self._root_resolved: Path | None = None
+        self._dirty_buckets: set[str] = set()
+        self._buckets_fresh: bool | None = None
 
     # ---------------------------------------------------------------- opening and migrations
     @classmethod
@@ -109,6 +126,7 @@ class Catalog:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA cache_size = -16000")  # 16 MB: the summary rows of ~100k dumps stay cached
             if not readonly:
                 remote = is_network_path(path.resolve()) if network is None else network
                 mode = "DELETE" if remote else "WAL"
@@ -124,7 +142,10 @@ class Catalog:
             catalog = cls(path, conn)
             catalog._migrate(readonly=readonly)
         except sqlite3.DatabaseError as exc:
-            raise CatalogError(f"{path}: not a usable dbgauto catalog ({exc})") from exc
+            raise CatalogError(
+                f"{path}: not a usable dbgauto catalog ({exc}); it was left as it is — move it aside to start "
+                "a new catalog, or restore it from a backup"
+            ) from exc
         return catalog
 
     @property
@@ -146,12 +167,36 @@ class Catalog:
             script = MIGRATIONS[target - 1]()
             log.info("catalog %s: migrating schema to version %d", self.path, target)
             try:
-                # executescript commits any open transaction first; the script carries its own BEGIN/COMMIT.
-                self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {target};\nCOMMIT;")
+                # executescript commits any open transaction first; the script opens the transaction that
+                # the Python half of the migration (the backfill) and the version bump then share.
+                self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}")
+                if target == 2:
+                    self._backfill_v2()
+                self.conn.execute(f"PRAGMA user_version = {target}")
+                self.conn.execute("COMMIT")
             except sqlite3.Error:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise
+
+    def _backfill_v2(self) -> None:
+        """Migration 2, in place: summary columns and packed facts for every old result; latest pointers;
+        the buckets table. Runs inside the migration's transaction (all or nothing)."""
+        c = self.conn
+        for row in c.execute("SELECT id, facts, warnings FROM results WHERE facts IS NOT NULL").fetchall():
+            facts = json.loads(row["facts"])
+            warnings = json.loads(row["warnings"] or "[]")
+            self._store_facts(c, row["id"], facts, len(warnings) if isinstance(warnings, list) else 0)
+        c.execute("UPDATE results SET warnings_count = 0 WHERE warnings_count IS NULL")
+        c.execute("UPDATE results SET host = (SELECT host FROM dumps WHERE dumps.id = results.dump_id)")
+        c.execute(
+            "UPDATE results SET transient = 1 WHERE status = 'failed' AND error_code IN ('os_error', 'not_found')"
+        )
+        c.execute("UPDATE dumps SET latest_result_id = (SELECT max(id) FROM results WHERE dump_id = dumps.id)")
+        self._refresh_buckets(c, None)
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES (?, (SELECT coalesce(max(id), 0) FROM results))", (BUCKETS_META,)
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -164,14 +209,23 @@ class Catalog:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on any exception.
+
+        A failing write (disk full, read-only file system, I/O error) becomes :class:`CatalogWriteError`."""
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+            raise CatalogWriteError(f"{self.path}: cannot write the catalog: {exc}") from exc
 
     def integrity_check(self) -> str:
         """``PRAGMA integrity_check``: "ok" when the file is sound."""
@@ -182,10 +236,15 @@ class Catalog:
         """An output path as stored: relative to the catalog folder when inside it."""
         if path is None:
             return None
-        try:
-            return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
-        except ValueError:
-            return str(path)
+        if self._root_resolved is None:
+            self._root_resolved = self.root.resolve()
+        p = Path(path)
+        for candidate in (p, p.resolve()):  # outputs are made under the resolved root: resolve only if not
+            try:
+                return candidate.relative_to(self._root_resolved).as_posix()
+            except ValueError:
+                continue
+        return str(path)
 
     def absolute(self, stored: str | None) -> Path | None:
         if stored is None:
@@ -257,13 +316,14 @@ class Catalog:
         params = list(h.bugcheck_parameters) if h.bugcheck_parameters is not None else None
         c.execute(
             "INSERT INTO dumps (path, size, mtime_ns, hash, is_64bit, dump_type, machine, build, bugcheck_code,"
-            " bugcheck_parameters, system_time, first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " bugcheck_parameters, system_time, first_seen, last_seen, host) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
             " hash = coalesce(excluded.hash, hash), is_64bit = coalesce(excluded.is_64bit, is_64bit),"
             " dump_type = coalesce(excluded.dump_type, dump_type), machine = coalesce(excluded.machine, machine),"
             " build = coalesce(excluded.build, build), bugcheck_code = coalesce(excluded.bugcheck_code, bugcheck_code),"
             " bugcheck_parameters = coalesce(excluded.bugcheck_parameters, bugcheck_parameters),"
-            " system_time = coalesce(excluded.system_time, system_time), last_seen = excluded.last_seen",
+            " system_time = coalesce(excluded.system_time, system_time), last_seen = excluded.last_seen,"
+            " host = coalesce(excluded.host, host)",
             (
                 rec.source.path,
                 rec.source.size,
@@ -278,66 +338,237 @@ class Catalog:
                 h.system_time,
                 now,
                 now,
+                rec.host,
             ),
         )
         return int(c.execute("SELECT id FROM dumps WHERE path = ?", (rec.source.path,)).fetchone()[0])
 
     def add_result(self, run_id: int, rec: ResultRecord) -> int:
         """Record one dump's outcome (and its dump row) in one transaction; returns the result id."""
+        return self.add_results(run_id, [rec])[0]
+
+    def add_results(self, run_id: int, recs: Sequence[ResultRecord]) -> list[int]:
+        """Record a chunk of outcomes in one transaction (one durability point); returns the result ids."""
+        if not recs:
+            return []
         now = utc_now()
+        if self._buckets_fresh is None:  # were the buckets current before this process wrote anything?
+            self._buckets_fresh = self.get_meta(BUCKETS_META) == str(self.max_result_id())
         with self.transaction() as c:
-            dump_id = self._upsert_dump(c, rec, now)
-            reports = {fmt: self.relative(p) for fmt, p in rec.report_paths.items()}
-            cur = c.execute(
-                "INSERT INTO results (run_id, dump_id, status, error_code, error_message, size, mtime_ns, hash,"
-                " small_path, small_size, report_paths, facts, engine, debugger_version, convert_seconds,"
-                " facts_seconds, report_seconds, total_seconds, warnings, verified, verify_note, finished)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run_id,
-                    dump_id,
-                    rec.status,
-                    rec.error_code,
-                    rec.error_message,
-                    rec.source.size,
-                    rec.source.mtime_ns,
-                    rec.source.hash,
-                    self.relative(rec.small_path),
-                    rec.small_size,
-                    _json(reports),
-                    _json(rec.facts),
-                    rec.engine,
-                    rec.debugger_version,
-                    rec.convert_seconds,
-                    rec.facts_seconds,
-                    rec.report_seconds,
-                    rec.total_seconds,
-                    _json(rec.warnings),
-                    None if rec.verified is None else int(rec.verified),
-                    rec.verify_note,
-                    now,
-                ),
+            ids = [self._insert_result(c, run_id, rec, now) for rec in recs]
+            dirty = {r["bucket"] for r in self._summaries(c, ids) if r["bucket"]}
+        self._dirty_buckets |= dirty
+        return ids
+
+    def refresh_buckets(self) -> None:
+        """Bring the ``buckets`` table up to date: the buckets this process recorded into, or all of them when
+        the table was stale before (a run killed before its refresh). Once per run, not per chunk: at 100k
+        dumps a per-chunk refresh cost more than recording."""
+        fresh = self._buckets_fresh
+        if fresh is None:
+            fresh = self.get_meta(BUCKETS_META) == str(self.max_result_id())
+            if fresh:
+                return
+        with self.transaction() as c:
+            self._refresh_buckets(c, set(self._dirty_buckets) if fresh else None)
+            newest = str(c.execute("SELECT coalesce(max(id), 0) FROM results").fetchone()[0])
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (BUCKETS_META, newest),
             )
-            return int(cur.lastrowid or 0)
+        self._dirty_buckets.clear()
+        self._buckets_fresh = True
+
+    def _insert_result(self, c: sqlite3.Connection, run_id: int, rec: ResultRecord, now: str) -> int:
+        dump_id = self._upsert_dump(c, rec, now)
+        reports = {fmt: self.relative(p) for fmt, p in rec.report_paths.items()}
+        cur = c.execute(
+            "INSERT INTO results (run_id, dump_id, status, error_code, error_message, size, mtime_ns, hash,"
+            " small_path, small_size, report_paths, engine, debugger_version, convert_seconds,"
+            " facts_seconds, report_seconds, total_seconds, warnings, verified, verify_note, finished, host,"
+            " transient, warnings_count) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                run_id,
+                dump_id,
+                rec.status,
+                rec.error_code,
+                rec.error_message,
+                rec.source.size,
+                rec.source.mtime_ns,
+                rec.source.hash,
+                self.relative(rec.small_path),
+                rec.small_size,
+                _json(reports),
+                rec.engine,
+                rec.debugger_version,
+                rec.convert_seconds,
+                rec.facts_seconds,
+                rec.report_seconds,
+                rec.total_seconds,
+                _json(rec.warnings),
+                None if rec.verified is None else int(rec.verified),
+                rec.verify_note,
+                now,
+                rec.host,
+                int(is_transient(rec.status, rec.error_code)),
+                len(rec.warnings),
+            ),
+        )
+        result_id = int(cur.lastrowid or 0)
+        if rec.packed is not None and rec.summary is not None:
+            self._store_packed(c, result_id, rec.summary, rec.packed, len(rec.warnings))
+        elif rec.facts is not None:
+            self._store_facts(c, result_id, rec.facts, len(rec.warnings))
+        c.execute("UPDATE dumps SET latest_result_id = ? WHERE id = ?", (result_id, dump_id))
+        return result_id
+
+    def _store_facts(self, c: sqlite3.Connection, result_id: int, facts: dict[str, Any], warnings: int) -> None:
+        """Summary columns + packed facts of one result (its driver list stored once, referenced)."""
+        self._store_packed(c, result_id, summary_of(facts), pack_facts(facts), warnings)
+
+    def _store_packed(
+        self, c: sqlite3.Connection, result_id: int, s: Summary, packed: StoredFacts, warnings: int
+    ) -> None:
+        set_id = None
+        if packed.drivers_digest is not None:
+            c.execute(
+                "INSERT OR IGNORE INTO driver_sets (digest, drivers) VALUES (?, ?)",
+                (packed.drivers_digest, packed.drivers_z),
+            )
+            set_id = c.execute("SELECT id FROM driver_sets WHERE digest = ?", (packed.drivers_digest,)).fetchone()[0]
+        c.execute(
+            "UPDATE results SET facts = NULL, crash_time = ?, bugcheck_code = ?, bugcheck_name = ?, parameters = ?,"
+            " culprit = ?, culprit_timestamp = ?, bucket = ?, build = ?, machine_name = ?, process = ?,"
+            " warnings_count = ? WHERE id = ?",
+            (
+                s.crash_time,
+                s.bugcheck_code,
+                s.bugcheck_name,
+                s.parameters,
+                s.culprit,
+                s.culprit_timestamp,
+                s.bucket,
+                s.build,
+                s.machine_name,
+                s.process,
+                s.warnings_count + warnings,
+                result_id,
+            ),
+        )
+        c.execute(
+            "INSERT OR REPLACE INTO result_facts (result_id, facts_z, driver_set_id) VALUES (?, ?, ?)",
+            (result_id, packed.facts_z, set_id),
+        )
+
+    def _summaries(self, c: sqlite3.Connection, ids: Sequence[int]) -> list[sqlite3.Row]:
+        marks = ",".join("?" * len(ids))
+        return list(c.execute(f"SELECT bucket FROM results WHERE id IN ({marks})", tuple(ids)))
+
+    def _refresh_buckets(self, c: sqlite3.Connection, buckets: set[str] | None) -> None:
+        """Recompute the rows of ``buckets`` (None: all) from every dump's newest ok result."""
+        where = "r.status = 'ok' AND r.bucket IS NOT NULL"
+        args: tuple[Any, ...] = ()
+        if buckets is not None:
+            if not buckets:
+                return
+            where += f" AND r.bucket IN ({','.join('?' * len(buckets))})"
+            args = tuple(sorted(buckets))
+        if buckets is None:
+            c.execute("DELETE FROM buckets")
+        rows = c.execute(
+            "SELECT r.bucket, max(r.bugcheck_code), max(r.bugcheck_name), max(r.culprit), min(r.crash_time),"
+            " max(r.crash_time), count(*), count(DISTINCT r.host), group_concat(DISTINCT r.build),"
+            " group_concat(DISTINCT printf('0x%x', r.culprit_timestamp)), min(r.run_id), max(r.run_id)"
+            f" FROM dumps AS d JOIN results AS r ON r.id = d.latest_result_id WHERE {where} GROUP BY r.bucket",
+            args,
+        ).fetchall()
+        for row in rows:
+            values = tuple(row)
+            c.execute(
+                "INSERT INTO buckets (bucket, bugcheck_code, bugcheck_name, culprit, first_seen, last_seen, count,"
+                " hosts, builds, culprit_timestamps, first_run, last_run) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(bucket) DO UPDATE SET bugcheck_code = excluded.bugcheck_code,"
+                " bugcheck_name = excluded.bugcheck_name, culprit = excluded.culprit,"
+                " first_seen = excluded.first_seen, last_seen = excluded.last_seen, count = excluded.count,"
+                " hosts = excluded.hosts, builds = excluded.builds, culprit_timestamps = excluded.culprit_timestamps,"
+                " first_run = min(buckets.first_run, excluded.first_run), last_run = excluded.last_run",
+                values,
+            )
 
     def mark_source_deleted(self, path: str) -> None:
         with self.transaction() as c:
             c.execute("UPDATE dumps SET source_deleted = ? WHERE path = ?", (utc_now(), path))
 
-    def latest(self, *, status: str | None = None) -> list[sqlite3.Row]:
-        """The newest result of every dump (optionally only 'ok' or 'failed'), ordered by path."""
-        if status is None:
-            return list(self.conn.execute("SELECT * FROM latest ORDER BY path"))
-        return list(self.conn.execute("SELECT * FROM latest WHERE status = ? ORDER BY path", (status,)))
+    def latest(self, *, status: str | None = None, facts: bool = True) -> list[dict[str, Any]]:
+        """The newest result of every dump (optionally only 'ok' or 'failed'), ordered by path.
 
-    def results_for_run(self, run_id: int) -> list[sqlite3.Row]:
-        return list(
-            self.conn.execute(
-                "SELECT d.path, r.* FROM results AS r JOIN dumps AS d ON d.id = r.dump_id"
+        With ``facts`` each row's ``facts`` is the facts JSON text as recorded (unpacked); without, the row
+        has only the summary columns (what the index and listings need; no facts are decompressed)."""
+        sql = "SELECT * FROM latest" + (" WHERE status = ?" if status else "") + " ORDER BY path"
+        rows = [dict(r) for r in self.conn.execute(sql, (status,) if status else ())]
+        return self._with_facts(rows) if facts else rows
+
+    def _with_facts(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        sets: dict[int, bytes] = {}
+        for row in rows:
+            blob = row.pop("facts_z", None)
+            set_id = row.pop("driver_set_id", None)
+            if blob is None:
+                continue
+            drivers = None
+            if set_id is not None:
+                if set_id not in sets:
+                    found = self.conn.execute("SELECT drivers FROM driver_sets WHERE id = ?", (set_id,)).fetchone()
+                    sets[set_id] = found[0] if found else b""
+                drivers = sets[set_id] or None
+            row["facts"] = json.dumps(unpack_facts(blob, drivers), sort_keys=True)
+        return rows
+
+    def summaries(self) -> Iterator[sqlite3.Row]:
+        """Every dump's newest result as summary columns only, streamed (the index's input at 100k dumps)."""
+        yield from self.conn.execute(
+            "SELECT dump_id, path, dump_size, status, error_code, error_message, transient, host, crash_time,"
+            " bugcheck_code, bugcheck_name, parameters, culprit, bucket, build, machine_name, process, engine,"
+            " warnings_count, report_paths, small_path, finished, run_id FROM latest ORDER BY path"
+        )
+
+    def results_for_run(self, run_id: int) -> list[dict[str, Any]]:
+        rows = [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT d.path, r.*, f.facts_z, f.driver_set_id FROM results AS r"
+                " JOIN dumps AS d ON d.id = r.dump_id LEFT JOIN result_facts AS f ON f.result_id = r.id"
                 " WHERE r.run_id = ? ORDER BY r.id",
                 (run_id,),
             )
+        ]
+        return self._with_facts(rows)
+
+    def buckets(self) -> list[sqlite3.Row]:
+        """The buckets, largest first."""
+        return list(self.conn.execute("SELECT * FROM buckets ORDER BY count DESC, bucket"))
+
+    def bucket_days(self) -> Iterator[sqlite3.Row]:
+        """(bucket, day, crashes) over every dump's newest ok result: the sparklines' data."""
+        yield from self.conn.execute(
+            "SELECT r.bucket, substr(r.crash_time, 1, 10) AS day, count(*) AS n FROM dumps AS d"
+            " JOIN results AS r ON r.id = d.latest_result_id WHERE r.status = 'ok' AND r.bucket IS NOT NULL"
+            " AND r.crash_time IS NOT NULL GROUP BY r.bucket, day ORDER BY r.bucket, day"
         )
+
+    def max_result_id(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM results").fetchone()[0])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+                (key, value, value),
+            )
 
     def find_dump(self, key: str) -> sqlite3.Row | None:
         """A dump by id, exact path, or unique path suffix / file name."""
@@ -356,20 +587,29 @@ class Catalog:
             raise CatalogError(f"{self.path}: {key!r} matches more than one dump; give its id or a longer path")
         return rows[0] if rows else None
 
-    def results_for_dump(self, dump_id: int) -> list[sqlite3.Row]:
-        return list(self.conn.execute("SELECT * FROM results WHERE dump_id = ? ORDER BY id", (dump_id,)))
+    def results_for_dump(self, dump_id: int) -> list[dict[str, Any]]:
+        rows = [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT r.*, f.facts_z, f.driver_set_id FROM results AS r"
+                " LEFT JOIN result_facts AS f ON f.result_id = r.id WHERE r.dump_id = ? ORDER BY r.id",
+                (dump_id,),
+            )
+        ]
+        return self._with_facts(rows)
 
     def count(self, table: str) -> int:
-        if table not in {"dumps", "runs", "results"}:
+        if table not in {"dumps", "runs", "results", "buckets", "driver_sets", "result_facts"}:
             raise ValueError(table)
         return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
-def rows_to_dicts(rows: Sequence[sqlite3.Row]) -> list[dict[str, Any]]:
+def rows_to_dicts(rows: Sequence[sqlite3.Row | dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows as plain dicts, JSON columns decoded (for export and tests)."""
     out = []
     for row in rows:
         d = dict(row)
+        d.pop("facts_z", None)
         for key in ("options", "report_paths", "facts", "warnings", "bugcheck_parameters"):
             if isinstance(d.get(key), str):
                 d[key] = json.loads(d[key])

@@ -9,7 +9,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["DumpState", "HeaderFacts", "ResultRecord", "SourceState"]
+from dbgauto.catalog.summary import StoredFacts, Summary
+
+__all__ = ["TRANSIENT_CODES", "DumpState", "HeaderFacts", "ResultRecord", "SourceState", "is_transient"]
+
+# Failures that say nothing about the dump itself (an I/O error, a file that vanished while it was read):
+# the next run retries them. Every other failure code marks a broken dump, retried only with --retry-failed.
+TRANSIENT_CODES = frozenset({"os_error", "not_found"})
+
+
+def is_transient(status: str | None, error_code: str | None) -> bool:
+    """Is this outcome a transient failure (retried by the next run without --retry-failed)?"""
+    return status == "failed" and error_code in TRANSIENT_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +68,11 @@ class ResultRecord:
     warnings: list[str] = field(default_factory=list)
     verified: bool | None = None
     verify_note: str | None = None
+    host: str | None = None  # from the folder layout (the coordinator sets it)
+    # The facts as the worker already packed them (summary columns, compressed facts, driver list + digest):
+    # a small record to send back, and no compression work left for the coordinator. ``facts`` is then None.
+    summary: Summary | None = None
+    packed: StoredFacts | None = None
 
     @property
     def ok(self) -> bool:
@@ -81,3 +97,4 @@ class DumpState:
     last_result_mtime_ns: int | None
     last_result_hash: str | None
     source_deleted: str | None
+    last_transient: bool = False

@@ -15,9 +15,12 @@ from pathlib import Path
 import click
 
 from dbgauto.batch.coordinator import REPORT_FORMATS, BatchOptions, BatchSummary, run_batch
+from dbgauto.batch.hosts import DEFAULT_HOST_PATTERN, HostPattern
+from dbgauto.batch.notify import NotifyOptions
 from dbgauto.batch.progress import failure_line, make_progress
 from dbgauto.cli.symopts import symbols_option
 from dbgauto.engines.select import ENGINE_CHOICES, ENGINE_HELP
+from dbgauto.errors import DbgautoError
 from dbgauto.util.signals import interrupt_main, on_stop
 
 
@@ -68,6 +71,19 @@ def print_summary(s: BatchSummary, *, out: Path) -> None:
         echo(f"deleted source (verified): {src}")
     for src, why in s.kept:
         echo(f"kept source {src}: {why}")
+    ch = s.changes or {}
+    for b in ch.get("new_buckets") or []:
+        echo(f"new bucket: {b['bucket']} ({b['count']} dump(s))")
+    for b in ch.get("rising") or []:
+        echo(f"rising bucket: {b['bucket']} ({b['window']} in 24 h, baseline {b['baseline_daily']}/day)")
+    for b in ch.get("regressions") or []:
+        echo(f"regression: {b['bucket']} ({b['culprit']} {b['previous_timestamp']} -> {b['timestamp']})")
+    for h in ch.get("repeat_hosts") or []:
+        echo(f"repeat host: {h['host']} ({h['crashes']} crashes in 24 h)")
+    for problem in s.notify_problems:
+        echo(f"notifier {problem}", err=True)
+    if s.pruned:
+        echo(f"removed {s.pruned} generated file(s) older than --keep-days")
     if s.failures:
         echo(f"failed ({len(s.failures)}):")
         for rec in s.failures:
@@ -153,6 +169,29 @@ def print_summary(s: BatchSummary, *, out: Path) -> None:
     default=None,
     help="Rich progress display (default: when stderr is a terminal).",
 )
+@click.option(
+    "--host-from",
+    default=DEFAULT_HOST_PATTERN,
+    show_default=True,
+    metavar="PATTERN",
+    help="Where the machine name sits in a dump's path under its source: {host} is one folder, * one name, "
+    "** any folders (e.g. '{host}/Minidump/*').",
+)
+@click.option(
+    "--keep-days",
+    type=click.FloatRange(min=0),
+    metavar="N",
+    help="Delete generated small dumps and reports older than N days (never sources; catalog rows are kept).",
+)
+@click.option("--notify-webhook", metavar="URL", help="POST the run summary as JSON here (or $DBGAUTO_WEBHOOK_URL).")
+@click.option("--notify-smtp", metavar="HOST[:PORT]", help="Mail the run summary through this SMTP server.")
+@click.option("--notify-to", multiple=True, metavar="ADDRESS", help="Mail recipient (repeatable).")
+@click.option("--notify-from", default="dbgauto@localhost", show_default=True, metavar="ADDRESS")
+@click.option("--smtp-user", metavar="USER", help="SMTP login; the password is read from $DBGAUTO_SMTP_PASSWORD.")
+@click.option("--smtp-starttls", is_flag=True, help="STARTTLS before logging in.")
+@click.option("--events", "events_path", metavar="FILE", help="Append JSON-lines events (results, changes) here.")
+@click.option("--notify-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS")
+@click.option("--notify-only-changes", is_flag=True, help="Webhook/e-mail only when something changed or failed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @symbols_option()
 def command(
@@ -174,6 +213,17 @@ def command(
     max_tasks_per_child: int,
     template_dirs: tuple[Path, ...],
     show_progress: bool | None,
+    host_from: str,
+    keep_days: float | None,
+    notify_webhook: str | None,
+    notify_smtp: str | None,
+    notify_to: tuple[str, ...],
+    notify_from: str,
+    smtp_user: str | None,
+    smtp_starttls: bool,
+    events_path: str | None,
+    notify_timeout: float,
+    notify_only_changes: bool,
     as_json: bool,
     symbol_path: str | None,
 ) -> None:
@@ -194,6 +244,12 @@ def command(
         from dbgauto.engines.select import select_engine
 
         select_engine(engine)
+    try:
+        HostPattern(host_from)
+    except DbgautoError as exc:
+        raise click.BadParameter(str(exc), param_hint="--host-from") from None
+    if notify_smtp and not notify_to:
+        raise click.UsageError("--notify-smtp needs at least one --notify-to address")
     root = logging.getLogger()
     batch_log = logging.getLogger("dbgauto.batch")
     if root.getEffectiveLevel() <= logging.WARNING and batch_log.level == logging.NOTSET:
@@ -217,6 +273,19 @@ def command(
         max_tasks_per_child=max_tasks_per_child,
         template_dirs=tuple(str(t) for t in template_dirs),
         symbol_path=symbol_path,
+        host_from=host_from,
+        keep_days=keep_days,
+        notify=NotifyOptions(
+            webhook=notify_webhook,
+            smtp=notify_smtp,
+            mail_to=notify_to,
+            mail_from=notify_from,
+            smtp_user=smtp_user,
+            starttls=smtp_starttls,
+            events=events_path,
+            timeout=notify_timeout,
+            only_changes=notify_only_changes,
+        ),
     )
     # SIGTERM, and on Windows Ctrl+Break / console close, stop the batch like Ctrl+C: workers are stopped and
     # the run is recorded as interrupted (the next run resumes it)
@@ -245,6 +314,10 @@ def summary_dict(s: BatchSummary) -> dict[str, object]:
         "failed": [
             {"source": r.source.path, "error_code": r.error_code, "error_message": r.error_message} for r in s.failures
         ],
+        "changes": s.changes,
+        "run_summary": str(s.run_summary) if s.run_summary else None,
+        "notify_problems": s.notify_problems,
+        "pruned": s.pruned,
         "deleted": s.deleted,
         "kept": [{"source": src, "why": why} for src, why in s.kept],
     }

@@ -25,6 +25,11 @@ EXPORT_COLUMNS = (
     "machine",
     "build",
     "bugcheck_code",
+    "bugcheck_name",
+    "host",
+    "crash_time",
+    "culprit",
+    "bucket",
     "status",
     "error_code",
     "error_message",
@@ -57,7 +62,7 @@ def command() -> None:
 def list_cmd(where: Path, only: str | None, as_json: bool) -> None:
     """Every dump in the catalog with its newest outcome (WHERE: the output folder or the .sqlite file)."""
     with _open(where) as cat:
-        rows = cat.latest(status=only)
+        rows = cat.latest(status=only, facts=False)
         if as_json:
             click.echo(json.dumps([_export_row(r) for r in rows], indent=2))
             return
@@ -66,7 +71,7 @@ def list_cmd(where: Path, only: str | None, as_json: bool) -> None:
             bug = hex_text(r["bugcheck_code"]) or "-"
             small = r["small_path"] or "-"
             dump_type = "-" if r["dump_type"] is None else str(r["dump_type"])
-            kind = f"type={dump_type:<4} bugcheck={bug:<10}"
+            kind = f"type={dump_type:<4} bugcheck={bug:<10} host={r['host'] or '-':<12}"
             click.echo(terminal_line(f"{r['dump_id']:>5}  {outcome:<28} {kind} {r['path']}  -> {small}"))
         click.echo(f"{len(rows)} dump(s)", err=True)
 
@@ -152,3 +157,56 @@ def export_cmd(where: Path, fmt: str, output: Path | None, with_facts: bool) -> 
     else:
         atomic_write_text(output, text)
         click.echo(f"{len(records)} dump(s) written to {output}", err=True)
+
+
+@command.command("buckets")
+@click.argument("where", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def buckets_cmd(where: Path, as_json: bool) -> None:
+    """Crashes grouped by bucket (bug check + culprit), largest first: count, hosts, first/last seen."""
+    with _open(where) as cat:
+        rows = [dict(r) for r in cat.buckets()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for b in rows:
+        click.echo(
+            f"{b['count']:>7}  {b['hosts']:>5} host(s)  {(b['first_seen'] or '')[:10]:<10} .. "
+            f"{(b['last_seen'] or '')[:10]:<10}  {b['bucket']}"
+        )
+    click.echo(f"{len(rows)} bucket(s)", err=True)
+
+
+def _parse_since(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
+    when = when if when.tzinfo else when.astimezone()
+    return when.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+@command.command("changes")
+@click.argument("where", type=click.Path(exists=True, path_type=Path))
+@click.option("--since", required=True, callback=_parse_since, metavar="DATE", help="Results recorded since DATE.")
+@click.option("--json", "as_json", is_flag=True)
+def changes_cmd(where: Path, since: str, as_json: bool) -> None:
+    """What changed since DATE: new buckets, rising buckets, regressions, hosts with repeated crashes."""
+    from dbgauto.catalog.changes import changes_since
+
+    with _open(where) as cat:
+        ch = changes_since(cat.conn, since)
+    if as_json:
+        click.echo(json.dumps(ch, indent=2))
+        return
+    click.echo(f"since {ch['since']}: {ch['recorded']} dump(s) recorded, {ch['failed']} failed")
+    for b in ch["new_buckets"]:
+        click.echo(f"new         {b['bucket']}  ({b['count']} dump(s), {b['hosts']} host(s))")
+    for b in ch["rising"]:
+        click.echo(f"rising      {b['bucket']}  ({b['window']} in 24 h, baseline {b['baseline_daily']}/day)")
+    for b in ch["regressions"]:
+        click.echo(f"regression  {b['bucket']}  ({b['culprit']} {b['previous_timestamp']} -> {b['timestamp']})")
+    for h in ch["repeat_hosts"]:
+        click.echo(f"repeat host {h['host']}  ({h['crashes']} crashes in 24 h)")

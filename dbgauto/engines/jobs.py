@@ -112,9 +112,7 @@ def debugger_facts(session: Session, *, digest: str | None = None) -> CrashFacts
     for command in ENGINE_COMMANDS:
         result = session.run(command)
         version = version or result.debugger_version
-        blocks.append(
-            CommandBlock(prompt="0: kd> ", cpu=0, command=command, output=result.output, commands=(command,))
-        )
+        blocks.append(CommandBlock(prompt="0: kd> ", cpu=0, command=command, output=result.output, commands=(command,)))
     src = source_fact(path, digest=digest)
     facts = facts_from_parsed(parse_blocks(blocks), source=None)
     header: dict[str, Any] = {"source": src}

@@ -7,8 +7,9 @@ seconds (kdmp-parser builds such a map). Instead:
   end PFN, file offset) searched with ``bisect``;
 * bitmaps (DumpType 2/5/6) are read in place from the mmap. A page's file offset is ``FirstPage + 0x1000 *
   rank(pfn)``, where ``rank`` counts the set bits before it. The rank index stores one running sum per
-  512-byte block of the bitmap (``array('Q')``: 1/64 of the bitmap's size), built on the first lookup at C
-  speed (``int.from_bytes(...).bit_count()`` per block); a lookup adds the popcount of at most one block.
+  512-byte block of the bitmap (``array('Q')``: 1/64 of the bitmap's size), built while opening in the same
+  pass that counts the bitmap (:func:`count_and_index`: the bytes are mapped to bit counts once, and each
+  block's sum is taken from them), so the bitmap is read once; a lookup adds the popcount of at most one block.
 
 Opening validates in O(bitmap bytes) at C speed: popcount(bitmap) == TotalPresentPages, pages fit in the
 file, runs neither overlap nor overflow. Every inconsistency is a :class:`PhysicalMemoryError` subclass
@@ -23,6 +24,7 @@ import zlib
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Final, Protocol
 
 from dbgauto.errors import (  # the physical-memory errors live in the one tree; importable from here too
@@ -103,14 +105,22 @@ class RangeMap:
 class BitmapMap:
     """Bit ``pfn`` set ⇔ page stored; stored pages follow each other in PFN order from ``first_page``."""
 
-    def __init__(self, kind: str, bitmap: memoryview, bits: int, first_page: int, present: int) -> None:
+    def __init__(
+        self,
+        kind: str,
+        bitmap: memoryview,
+        bits: int,
+        first_page: int,
+        present: int,
+        index: array[int] | None = None,
+    ) -> None:
         self.kind = kind
         self._bitmap = bitmap
         self.bits = bits
         self.first_page = first_page
         self.pages_present = present
         self.pages_total = bits
-        self._index: array[int] | None = None
+        self._index: array[int] | None = index  # from count_and_index, else built on the first lookup
 
     def _build_index(self) -> array[int]:
         bm = self._bitmap
@@ -169,6 +179,29 @@ def popcount(data: memoryview, bits: int) -> int:
     if extra:
         total -= (data[nbytes - 1] >> (8 - extra)).bit_count()
     return total
+
+
+def count_and_index(data: memoryview, bits: int) -> tuple[int, array[int]]:
+    """(set bits among the first ``bits``, the rank index) in one pass over the bitmap.
+
+    The bytes are mapped to bit counts 1 MiB at a time (as :func:`popcount`), and each 512-byte block's sum
+    comes from one Adler-32 over its counts (at most 8 × 512 < 65521: exact); the index holds the running sum
+    before each block, exactly what :meth:`BitmapMap.rank` needs.
+    """
+    nbytes = (bits + 7) // 8
+    index: array[int] = array("Q")
+    running = 0
+    adler = zlib.adler32
+    for start in range(0, nbytes, _VALIDATE_CHUNK):
+        counts = memoryview(bytes(data[start : min(start + _VALIDATE_CHUNK, nbytes)]).translate(_BIT_COUNTS))
+        sums = [(adler(counts[j : j + RANK_BLOCK_BYTES]) & 0xFFFF) - 1 for j in range(0, len(counts), RANK_BLOCK_BYTES)]
+        before = list(accumulate(sums, initial=running))
+        index.extend(before[:-1])
+        running = before[-1]
+    extra = nbytes * 8 - bits
+    if extra:
+        running -= (data[nbytes - 1] >> (8 - extra)).bit_count()
+    return running, index
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +328,7 @@ def _validated_bitmap(
         )
     _check_pages_fit(path, info.first_page, info.total_present_pages, file_size, "bitmap sub-header")
     bitmap = buf[info.bitmap_offset : bitmap_end]
-    counted = popcount(bitmap, bits)
+    counted, index = count_and_index(bitmap, bits)
     if counted != info.total_present_pages:
         bitmap.release()
         raise BitmapCountMismatchError(
@@ -304,7 +337,7 @@ def _validated_bitmap(
     if info.layout != "modern":
         log.info("%s: bitmap sub-header uses the XP-era SUMMARY_DUMP layout", path)
     kind = f"bitmap ({info.signature.decode('ascii', 'replace')}, {info.layout} layout, DumpType {dump_type})"
-    return BitmapMap(kind, bitmap, bits, info.first_page, counted)
+    return BitmapMap(kind, bitmap, bits, info.first_page, counted, index)
 
 
 def build_run_map(

@@ -152,8 +152,9 @@ class TriageDump:
         the data blocks; the PRCB/thread/process copies are added by the kernel layer, which locates them."""
         return self.blocks_view.with_copies(self.located_copies())
 
-    def located_copies(self, *, prcb: int | None = None, thread: int | None = None, process: int | None = None
-                       ) -> list[Region]:
+    def located_copies(
+        self, *, prcb: int | None = None, thread: int | None = None, process: int | None = None
+    ) -> list[Region]:
         """The single copies as regions, with the PRCB/thread/process addresses when the caller knows them."""
         h = self.header
         copies: list[Region] = []

@@ -46,8 +46,9 @@ class ModuleIndex:
         return None
 
 
-def scan_stack(stack: bytes | None, top_of_stack: int | None, modules: ModuleIndex, pointer_size: int
-               ) -> list[StackHit]:
+def scan_stack(
+    stack: bytes | None, top_of_stack: int | None, modules: ModuleIndex, pointer_size: int
+) -> list[StackHit]:
     """Hits of the stack copy at ``top_of_stack``, lowest address first."""
     if stack is None or top_of_stack is None or not modules.starts:
         return []

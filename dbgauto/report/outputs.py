@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -35,13 +36,18 @@ class OutputSet:
         self.folder.mkdir(parents=True, exist_ok=True)
         return self
 
-    def add(self, name: str, data: bytes) -> Path:
-        """Write ``data`` for ``folder/name`` (``name`` must stay inside the folder); returns the final path."""
+    def add(self, name: str, data: bytes | Iterable[bytes]) -> Path:
+        """Write ``data`` (bytes, or chunks of bytes written as they come: a large file is never held whole)
+        for ``folder/name`` (``name`` must stay inside the folder); returns the final path."""
         target = inside(self.folder, name)
         fd, tmp = fs.create_temp(self.folder, target.name)
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                if isinstance(data, bytes | bytearray | memoryview):
+                    fh.write(data)
+                else:
+                    for chunk in data:
+                        fh.write(chunk)
         except BaseException:
             with contextlib.suppress(OSError):  # gone, or held by a scanner
                 tmp.unlink()

@@ -54,8 +54,10 @@ def parse_isf(path: Path) -> dict[str, Any]:
         doc = json.loads(_read_text(path))
     except ValueError as e:
         raise SymbolError(path, f"ISF table is not JSON: {e}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("symbols"), dict) or not isinstance(
-        doc.get("user_types", {}), dict
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("symbols"), dict)
+        or not isinstance(doc.get("user_types", {}), dict)
     ):
         raise SymbolError(path, "not an ISF table (no 'symbols' mapping)")
     return doc

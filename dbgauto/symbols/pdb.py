@@ -53,12 +53,29 @@ _NUMERIC_CODES = {0x8000: "b", 0x8001: "h", 0x8002: "H", 0x8003: "i", 0x8004: "I
 FWDREF = 0x80
 
 _SIMPLE = {
-    0x03: ("void", 0), 0x10: ("signed char", 1), 0x20: ("unsigned char", 1), 0x70: ("char", 1),
-    0x11: ("short", 2), 0x21: ("unsigned short", 2), 0x12: ("long", 4), 0x22: ("unsigned long", 4),
-    0x74: ("int", 4), 0x75: ("unsigned int", 4), 0x13: ("long long", 8), 0x23: ("unsigned long long", 8),
-    0x76: ("long long", 8), 0x77: ("unsigned long long", 8), 0x40: ("float", 4), 0x41: ("double", 8),
-    0x30: ("bool", 1), 0x71: ("wchar_t", 2), 0x72: ("short", 2), 0x73: ("unsigned short", 2),
-    0x7A: ("char16_t", 2), 0x7B: ("char32_t", 4), 0x08: ("HRESULT", 4),
+    0x03: ("void", 0),
+    0x10: ("signed char", 1),
+    0x20: ("unsigned char", 1),
+    0x70: ("char", 1),
+    0x11: ("short", 2),
+    0x21: ("unsigned short", 2),
+    0x12: ("long", 4),
+    0x22: ("unsigned long", 4),
+    0x74: ("int", 4),
+    0x75: ("unsigned int", 4),
+    0x13: ("long long", 8),
+    0x23: ("unsigned long long", 8),
+    0x76: ("long long", 8),
+    0x77: ("unsigned long long", 8),
+    0x40: ("float", 4),
+    0x41: ("double", 8),
+    0x30: ("bool", 1),
+    0x71: ("wchar_t", 2),
+    0x72: ("short", 2),
+    0x73: ("unsigned short", 2),
+    0x7A: ("char16_t", 2),
+    0x7B: ("char32_t", 4),
+    0x08: ("HRESULT", 4),
 }
 
 
@@ -363,8 +380,28 @@ def pdb_to_table(data: bytes, source: str = "<pdb>") -> tuple[PdbInfo, SymbolTab
     dbi = pdb.stream(3)
     if len(dbi) < 64:
         raise pdb.fail("DBI stream truncated")
-    (_vs, _vh, dbi_age, _gsi, _bn, _psi, _dllv, sym_stream, _rb, mod_size, sc_size, smap_size, src_size,
-     tsm_size, _mfc, dbg_size, ec_size, _flags, machine, _pad) = struct.unpack_from("<iIIHHHHHHiiiiiIiiHHI", dbi, 0)
+    (
+        _vs,
+        _vh,
+        dbi_age,
+        _gsi,
+        _bn,
+        _psi,
+        _dllv,
+        sym_stream,
+        _rb,
+        mod_size,
+        sc_size,
+        smap_size,
+        src_size,
+        tsm_size,
+        _mfc,
+        dbg_size,
+        ec_size,
+        _flags,
+        machine,
+        _pad,
+    ) = struct.unpack_from("<iIIHHHHHHiiiiiIiiHHI", dbi, 0)
     sizes = (mod_size, sc_size, smap_size, src_size, tsm_size, ec_size, dbg_size)
     if any(s < 0 for s in sizes) or 64 + sum(sizes) > len(dbi):
         raise pdb.fail("DBI substreams do not fit the stream")
@@ -389,7 +426,7 @@ def pdb_to_table(data: bytes, source: str = "<pdb>") -> tuple[PdbInfo, SymbolTab
             ms = pdb.stream(mod_stream)
             for kind, p, _rend in _records(ms, 4, min(sym_bytes, len(ms))):
                 if kind in (S_GPROC32, S_LPROC32, S_GPROC32_ID, S_LPROC32_ID):
-                    code_size, = struct.unpack_from("<I", ms, p + 12)
+                    (code_size,) = struct.unpack_from("<I", ms, p + 12)
                     off, seg = struct.unpack_from("<IH", ms, p + 28)
                     name, _ = _cstr(ms, p + 35, _rend)
                     r = rva(seg, off)
@@ -419,8 +456,13 @@ def pdb_to_table(data: bytes, source: str = "<pdb>") -> tuple[PdbInfo, SymbolTab
     types = _Types(pdb.stream(2), pdb).structures()
     name = Path(source).name if source != "<pdb>" else "unknown.pdb"
     table = SymbolTable(
-        module=name, guid=guid, age=dbi_age or age, machine=machine,
-        symbols=[r for r in rows.values() if 0 <= r[1] < 1 << 32], types=types, source=source,
+        module=name,
+        guid=guid,
+        age=dbi_age or age,
+        machine=machine,
+        symbols=[r for r in rows.values() if 0 <= r[1] < 1 << 32],
+        types=types,
+        source=source,
     )
     return PdbInfo(guid, dbi_age or age, sig), table
 

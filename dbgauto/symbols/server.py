@@ -130,8 +130,9 @@ class SymbolServer:
         if where is None:
             return None
         if is_url(where):
-            target = SymbolServer(where.rsplit("/", 1)[0], timeout=self.timeout, retries=self.retries,
-                                  opener=self._opener)
+            target = SymbolServer(
+                where.rsplit("/", 1)[0], timeout=self.timeout, retries=self.retries, opener=self._opener
+            )
             return target._get(where.rsplit("/", 1)[1])
         p = local_dir(where)
         if p is not None and p.is_file():

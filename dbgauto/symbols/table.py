@@ -245,8 +245,16 @@ class SymbolTable:
         }
         mb = json.dumps(meta, separators=(",", ":")).encode()
         return b"".join(
-            [MAGIC, struct.pack("<I", len(mb)), mb, self._rvas.tobytes(), self._sizes.tobytes(),
-             self._kinds.tobytes(), names, types or b""]
+            [
+                MAGIC,
+                struct.pack("<I", len(mb)),
+                mb,
+                self._rvas.tobytes(),
+                self._sizes.tobytes(),
+                self._kinds.tobytes(),
+                names,
+                types or b"",
+            ]
         )
 
     def save(self, path: Path) -> Path:

@@ -65,8 +65,15 @@ def test_main_job_first_second_and_incremental(
     for row in latest.values():
         if row["status"] == "ok":
             assert json.loads(row["report_paths"])["html"] in index  # linked from the index
-    with open(out / "index.csv", newline="") as fh:
-        assert len(list(csv.DictReader(fh))) == len(full_tree.good)
+    with open(out / "index.csv", newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    # every dump appears, failed ones with their reason (filterable by the Status column)
+    assert sorted(r["Full Path"] for r in rows if r["Status"] == "ok") == sorted(
+        str(p.resolve()) for p in full_tree.good
+    )
+    failed_rows = {r["Full Path"]: r for r in rows if r["Status"].startswith("failed")}
+    assert set(failed_rows) == {str(p.resolve()) for p in full_tree.broken}
+    assert all(r["Reason"].startswith("[") for r in failed_rows.values())
 
     second = run_cli("batch", full_tree.root, "--out", out)
     assert second.returncode == 0

@@ -17,6 +17,7 @@ import dbgauto.analysis.facts as facts_module
 import dbgauto.batch.tasks as tasks_module
 import dbgauto.kernel.walk as walk_module
 from dbgauto.batch.tasks import TaskSpec, run_task
+from dbgauto.catalog.summary import unpack_facts
 from dbgauto.kdump.reader import KernelDump
 
 
@@ -68,6 +69,9 @@ def test_a_task_opens_hashes_and_walks_once(large_dump: Path, tmp_path: Path, mo
     rec = run_task(spec)
     assert rec.status == "ok", rec.error_message
     assert rec.verified, rec.verify_note  # the small dump it wrote re-opens with the same facts
-    assert rec.facts is not None
-    assert rec.facts["drivers"]  # the facts came from the kernel walk, not from the header alone
+    assert rec.packed is not None
+    assert rec.summary is not None
+    facts = unpack_facts(rec.packed.facts_z, rec.packed.drivers_z)
+    assert facts["drivers"]  # the facts came from the kernel walk, not from the header alone
+    assert rec.summary.culprit == "amdppm.sys"
     assert dict(calls) == {"open": 1, "hash": 1, "walk": 1}

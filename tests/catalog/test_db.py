@@ -9,7 +9,7 @@ import pytest
 
 from dbgauto.catalog.db import CATALOG_NAME, SCHEMA_VERSION, Catalog, rows_to_dicts
 from dbgauto.catalog.records import HeaderFacts, ResultRecord, SourceState
-from dbgauto.errors import CatalogError
+from dbgauto.errors import CatalogError, CatalogWriteError
 
 
 def _record(path: str, status: str = "ok", *, size: int = 100, mtime: int = 5, **kw: object) -> ResultRecord:
@@ -133,7 +133,10 @@ def test_readonly_missing_and_readonly_cannot_write(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="no catalog here"):
         Catalog.open(tmp_path / CATALOG_NAME, readonly=True)
     Catalog.open(tmp_path / CATALOG_NAME).close()
-    with Catalog.open(tmp_path / CATALOG_NAME, readonly=True) as cat, pytest.raises(sqlite3.OperationalError):
+    with (
+        Catalog.open(tmp_path / CATALOG_NAME, readonly=True) as cat,
+        pytest.raises(CatalogWriteError, match="readonly"),
+    ):
         cat.start_run({})
 
 

@@ -1,0 +1,109 @@
+"""The summary columns of a result and its facts as stored: compressed, with the driver list kept once.
+
+Why: the index, the buckets and the CLI read a few values per dump; loading 40 KB of facts JSON per row to
+get them made the index cost ~165 KB of memory per dump. The columns are computed once, when the result
+is recorded. The driver list (three quarters of the facts, and the same on every machine of a build) is
+stored once per distinct list in ``driver_sets`` and referenced; the rest of the facts is zlib-compressed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from dbgauto.catalog.bucket import bucket_of
+
+__all__ = ["StoredFacts", "Summary", "pack_facts", "summary_of", "unpack_facts"]
+
+ZLIB_LEVEL = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    crash_time: str | None = None
+    bugcheck_code: int | None = None
+    bugcheck_name: str | None = None
+    parameters: str | None = None
+    culprit: str | None = None
+    culprit_timestamp: int | None = None
+    bucket: str | None = None
+    build: int | None = None
+    machine_name: str | None = None
+    process: str | None = None
+    warnings_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFacts:
+    facts_z: bytes
+    drivers_digest: str | None
+    drivers_z: bytes | None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value, 0)
+        except ValueError:
+            return None
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def summary_of(facts: dict[str, Any] | None, warnings: int = 0) -> Summary:
+    """The summary columns of one facts dict (missing or odd-shaped values become None); ``warnings_count``
+    counts the facts' own warnings plus ``warnings``."""
+    if not facts:
+        return Summary(warnings_count=warnings)
+    bug = facts.get("bugcheck") if isinstance(facts.get("bugcheck"), dict) else {}
+    culprit = facts.get("culprit") if isinstance(facts.get("culprit"), dict) else {}
+    params = bug.get("parameters") if isinstance(bug.get("parameters"), list) else []
+    values = [p.get("value") for p in params if isinstance(p, dict)]
+    fw = facts.get("warnings")
+    return Summary(
+        crash_time=_str(facts.get("crash_time")),
+        bugcheck_code=_int(bug.get("code")),
+        bugcheck_name=_str(bug.get("name")),
+        parameters=",".join(str(v) for v in values) or None,
+        culprit=_str(culprit.get("name")),
+        culprit_timestamp=_int(culprit.get("timestamp")),
+        bucket=bucket_of(facts),
+        build=_int(facts.get("os_build")),
+        machine_name=_str(facts.get("machine")),
+        process=_str(facts.get("process_name")),
+        warnings_count=warnings + (len(fw) if isinstance(fw, list) else 0),
+    )
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode("ascii")
+
+
+def pack_facts(facts: dict[str, Any]) -> StoredFacts:
+    """Facts without their driver list, compressed; the driver list compressed with its digest (or None)."""
+    rest = dict(facts)
+    drivers = rest.pop("drivers", None)
+    if not isinstance(drivers, list) or not drivers:
+        return StoredFacts(zlib.compress(_dumps(facts), ZLIB_LEVEL), None, None)
+    data = _dumps(drivers)
+    return StoredFacts(
+        zlib.compress(_dumps(rest), ZLIB_LEVEL), hashlib.sha256(data).hexdigest(), zlib.compress(data, ZLIB_LEVEL)
+    )
+
+
+def unpack_facts(facts_z: bytes, drivers_z: bytes | None) -> dict[str, Any]:
+    """The facts dict as recorded (the inverse of :func:`pack_facts`)."""
+    facts: dict[str, Any] = json.loads(zlib.decompress(facts_z))
+    if drivers_z is not None:
+        facts["drivers"] = json.loads(zlib.decompress(drivers_z))
+    return facts
