@@ -19,7 +19,6 @@ means touched or copied back, not changed. Unchanged dumps are skipped whatever 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -42,7 +41,7 @@ from dbgauto.catalog.changes import changes_since
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
 from dbgauto.catalog.records import ResultRecord, SourceState
 from dbgauto.errors import DbgautoError
-from dbgauto.report.names import safe_stem
+from dbgauto.report.names import output_stem
 from dbgauto.util import fs
 from dbgauto.util.atomic import atomic_write_text
 
@@ -122,14 +121,8 @@ class BatchSummary:
 
 
 def output_key(path: os.PathLike[str] | str) -> str:
-    """A file-name stem unique per source path: safe name + 8 hex digits of the absolute path.
-
-    Every host calls its dump MEMORY.DMP; the digest keeps their outputs apart, and the same source always
-    maps to the same names (a rerun after a kill replaces, never duplicates).
-    """
-    p = Path(path)
-    digest = hashlib.sha1(str(p).encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{safe_stem(p.stem or p.name)}-{digest}"
+    """The stem of a source's outputs (:func:`dbgauto.report.names.output_stem`, shared with ``dbgauto report``)."""
+    return output_stem(path)
 
 
 def _require(convert: bool, report: bool) -> None:

@@ -8,13 +8,14 @@ only a conservative character set and :func:`inside` re-checks the final path ag
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Final
 
 from dbgauto.analysis.facts import CrashFacts
 
-__all__ = ["MAX_STEM", "inside", "report_stem", "safe_stem"]
+__all__ = ["MAX_STEM", "inside", "output_stem", "report_stem", "safe_stem"]
 
 MAX_STEM: Final = 80
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
@@ -34,17 +35,23 @@ def safe_stem(text: str, *, fallback: str = "dump") -> str:
     return stem
 
 
-def report_stem(facts: CrashFacts) -> str:
-    """The stem of a dump's report files: safe file name plus 8 hex digits of its identity.
+def output_stem(path: os.PathLike[str] | str) -> str:
+    """The stem of every file made from one dump (small dump, reports): safe file name + 8 hex digits of the
+    absolute path. Every host calls its dump MEMORY.DMP; the digest keeps their outputs apart, and the same source
+    always maps to the same names (a rerun replaces, never duplicates). ``report`` and ``batch`` both use it."""
+    p = Path(path)
+    digest = hashlib.sha1(str(p.absolute()).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{safe_stem(p.stem or p.name)}-{digest}"
 
-    Many dumps share a name (every MEMORY.DMP), so the identity hash (or the path when there is none)
-    keeps their reports apart; the same dump always gets the same name.
-    """
+
+def report_stem(facts: CrashFacts) -> str:
+    """The stem of a dump's report files: :func:`output_stem` of its source path; facts without a path (a pasted
+    log) are named by their content."""
     src = facts.source
-    name = safe_stem(src.name if src else "crash")
-    key = (src.sha256_first_mib_plus_size or src.path) if src else repr(facts.to_dict())
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{name}-{digest}"
+    if src is not None and src.path:
+        return output_stem(src.path)
+    digest = hashlib.sha256(repr(facts.to_dict()).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"crash-{digest}"
 
 
 def inside(folder: Path, name: str) -> Path:
