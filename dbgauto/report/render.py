@@ -37,7 +37,7 @@ from dbgauto.report import charts
 from dbgauto.report.csvout import csv_text, write_csv
 from dbgauto.report.names import inside, report_stem
 from dbgauto.report.outputs import OutputSet
-from dbgauto.report.rows import driver_rows
+from dbgauto.report.rows import debugger_rows, driver_rows, when_cell
 from dbgauto.report.textsafe import visible
 from dbgauto.util.atomic import atomic_write_bytes
 from dbgauto.vocab.fmt import addr_text, hex_text, uptime_text
@@ -174,8 +174,12 @@ class ReportRenderer:
             keep_trailing_newline=True,
             auto_reload=False,
         )
-        self.env.filters.update(hex=_hex, addr=_addr, when=_when, unixtime=_unixtime, duration=_duration, md=_md)
-        self.env.globals.update(dbgauto_version=dbgauto.__version__, driver_rows=driver_rows)
+        self.env.filters.update(
+            hex=_hex, addr=_addr, when=_when, stamp=when_cell, unixtime=_unixtime, duration=_duration, md=_md
+        )
+        self.env.globals.update(
+            dbgauto_version=dbgauto.__version__, driver_rows=driver_rows, debugger_rows=debugger_rows
+        )
 
     # ------------------------------------------------------------------ rendering
 

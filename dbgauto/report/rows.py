@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 from markupsafe import Markup, escape
 
-from dbgauto.analysis.facts import DriverFact
+from dbgauto.analysis.facts import DebuggerFact, DriverFact
 from dbgauto.report.textsafe import visible
 from dbgauto.vocab.fmt import addr_text, hex_text
 
-__all__ = ["driver_rows"]
+__all__ = ["debugger_rows", "driver_rows", "stamp_date", "when_cell"]
 
 
 def _text(value: str | None) -> Markup:
@@ -58,3 +58,54 @@ def driver_rows(drivers: Sequence[DriverFact], culprit: DriverFact | None, is_64
             f"<td>{'yes' if d.third_party else ''}</td><td>{_text(d.path)}</td></tr>\n"
         )
     return Markup("".join(out))
+
+
+def when_cell(value: datetime | None) -> Markup:
+    """A dump-level time (crash time, file mtime) as a UTC date, the exact stored value (ISO 8601) in the tooltip."""
+    if value is None:
+        return Markup("")
+    raw = value.isoformat()
+    shown = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(raw, shown)
+
+
+def debugger_rows(d: DebuggerFact | None, is_64bit: bool | None) -> list[tuple[str, str]]:
+    """What a debugger stated (``CrashFacts.debugger``) as (label, text) rows, absent values left out; the same
+    rows in every report format. Text is raw: each template escapes it its own way."""
+    if d is None:
+        return []
+
+    def h(v: int | None, width: int = 0) -> str | None:
+        return None if v is None else hex_text(v, width)
+
+    def a(v: int | None) -> str | None:
+        return None if v is None else addr_text(v, is_64bit)
+
+    rows: list[tuple[str, object]] = [
+        ("Original dump", d.dump_file),
+        ("File in cab", d.file_in_cab),
+        ("Dump attributes", h(d.dump_file_attributes)),
+        ("Build lab", d.build_lab),
+        ("Product", d.product),
+        ("Suite", " ".join(d.suite) if d.suite else None),
+        ("Processor (prompt)", d.cpu),
+        ("IRQL", d.current_irql),
+        ("Session time (as printed)", d.session_time_raw),
+        ("Failure class", d.failure_class),
+        ("Failure bucket", d.failure_bucket_id),
+        ("Default bucket", d.default_bucket_id),
+        ("Bucket", d.bucket_id),
+        ("Bucket function offset", h(d.bucket_id_func_offset)),
+        ("Failure hash", d.failure_id_hash),
+        ("Symbol", d.symbol_name),
+        ("Module", d.module_name),
+        ("Image", d.image_name),
+        ("Image timestamp", h(d.image_timestamp)),
+        ("Image version", d.image_version),
+        ("FOLLOWUP_IP", a(d.followup_ip)),
+        ("FAULTING_IP", a(d.faulting_ip)),
+        ("Followup", d.followup),
+        ("Exception code", h(d.exception_code)),
+        ("Exception address", a(d.exception_address)),
+    ]
+    return [(label, str(value)) for label, value in rows if value is not None and value != ""]
