@@ -369,7 +369,14 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
             if specs:
                 progress.begin(len(specs))
                 try:
-                    runner.run(specs, run_task, on_start=progress.started, on_done=on_done, on_tick=on_tick)
+                    runner.run(
+                        specs,
+                        run_task,
+                        on_start=progress.started,
+                        on_done=on_done,
+                        on_tick=on_tick,
+                        on_stage=getattr(progress, "stage", None),  # optional: older Progress objects lack it
+                    )
                 finally:
                     flush()
                     progress.end()

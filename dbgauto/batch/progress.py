@@ -66,6 +66,9 @@ class LogProgress:
     def started(self, spec: TaskSpec) -> None:
         log.debug("start %s", spec.source)
 
+    def stage(self, spec: TaskSpec, name: str) -> None:
+        log.debug("%s: %s", spec.source, name)
+
     def finished(self, spec: TaskSpec, rec: ResultRecord) -> None:
         self.done += 1
         elapsed = time.monotonic() - self.t0
@@ -118,6 +121,12 @@ class RichProgress:
             self.bar.remove_task(old)
         self.rows[spec.source] = self.bar.add_task(self.escape(row_label(spec)), total=None)
 
+    def stage(self, spec: TaskSpec, name: str) -> None:
+        """A running dump moved to another stage (local pool only): the row names it."""
+        row = self.rows.get(spec.source)
+        if row is not None:
+            self.bar.update(row, description=self.escape(row_label(spec, name)))
+
     def finished(self, spec: TaskSpec, rec: ResultRecord) -> None:
         row = self.rows.pop(spec.source, None)
         if row is not None:
@@ -131,13 +140,15 @@ class RichProgress:
         self.bar.stop()
 
 
-def row_label(spec: TaskSpec) -> str:
+def row_label(spec: TaskSpec, current: str | None = None) -> str:
     """A progress row: the folder (host) and file name, and the stages the task runs — three ``MEMORY.DMP`` rows
-    from three hosts read ``hostA/MEMORY.DMP (hash, convert, report)``, not three identical names."""
+    from three hosts read ``hostA/MEMORY.DMP (hash, convert, report)``, not three identical names. With the
+    stage the worker reports, that stage leads: ``hostA/MEMORY.DMP: convert (hash, convert, report)``."""
     path = Path(spec.source.replace("\\", "/"))
     where = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
     stages = ["hash"] + (["convert"] if spec.small_path else []) + (["report"] if spec.report_dir else [])
-    return terminal_line(f"  {where} ({', '.join(stages)})")
+    now = f": {current}" if current else ""
+    return terminal_line(f"  {where}{now} ({', '.join(stages)})")
 
 
 def make_progress(*, enabled: bool | None = None, stream: TextIO | None = None) -> Progress:

@@ -33,8 +33,10 @@ import importlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -43,7 +45,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbgauto.batch.tasks import TaskSpec
+from dbgauto.batch.tasks import TaskSpec, read_stage, set_stage_dir, stage_path
 from dbgauto.catalog.records import ResultRecord, SourceState
 from dbgauto.errors import DbgautoError
 from dbgauto.util.proc import pid_alive
@@ -121,7 +123,8 @@ def preload() -> list[str]:
     return done
 
 
-def _worker_init(coordinator: int, level: int, method: str = "forkserver") -> None:
+def _worker_init(coordinator: int, level: int, method: str = "forkserver", stage_dir: str | None = None) -> None:
+    set_stage_dir(stage_dir)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s[%(process)d]: %(message)s", stream=sys.stderr)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C and shuts the pool down
     if method == "spawn":
@@ -144,6 +147,7 @@ class _Slot:
     spec: TaskSpec
     started: float
     suspect: bool
+    stage: str | None = None
 
 
 class TaskRunner:
@@ -154,6 +158,7 @@ class TaskRunner:
         self._client: Any = None
         self._executor: Executor | None = None
         self.restarts = 0
+        self._stage_dir: str | None = None  # local pool: where workers write each task's live stage
 
     # ---------------------------------------------------------------- executors
     @property
@@ -172,7 +177,7 @@ class TaskRunner:
             mp_context=ctx,
             max_tasks_per_child=self.options.max_tasks_per_child,
             initializer=_worker_init,
-            initargs=(os.getpid(), logging.getLogger().getEffectiveLevel(), method),
+            initargs=(os.getpid(), logging.getLogger().getEffectiveLevel(), method, self._stages()),
         )
 
     def _new_dask(self) -> Executor:
@@ -227,7 +232,20 @@ class TaskRunner:
             with contextlib.suppress(Exception):
                 proc.join(timeout=2)
 
+    def _stages(self) -> str:
+        if self._stage_dir is None:
+            self._stage_dir = tempfile.mkdtemp(prefix="dbgauto-stages-")
+        return self._stage_dir
+
+    def _forget_stage(self, spec: TaskSpec) -> None:
+        if self._stage_dir is not None:
+            with contextlib.suppress(OSError):
+                stage_path(self._stage_dir, spec.source).unlink(missing_ok=True)
+
     def close(self) -> None:
+        if self._stage_dir is not None:
+            shutil.rmtree(self._stage_dir, ignore_errors=True)
+            self._stage_dir = None
         if self._executor is not None:
             if self.is_dask:
                 with contextlib.suppress(Exception):
@@ -287,9 +305,11 @@ class TaskRunner:
         on_start: Callable[[TaskSpec], None] | None = None,
         on_done: Callable[[TaskSpec, ResultRecord], None],
         on_tick: Callable[[], None] | None = None,
+        on_stage: Callable[[TaskSpec, str], None] | None = None,
     ) -> None:
         """Run ``fn`` over ``specs``; ``on_done`` gets exactly one record per spec, in completion order;
-        ``on_tick`` is called after every wait (at least every half second while tasks run)."""
+        ``on_tick`` is called after every wait (at least every half second while tasks run); ``on_stage`` when a
+        running task (local pool only) reports a new stage (hash, convert, facts, report)."""
         pending: collections.deque[TaskSpec] = collections.deque(specs)
         suspects: collections.deque[TaskSpec] = collections.deque()
         inflight: dict[Future[ResultRecord], _Slot] = {}
@@ -305,6 +325,7 @@ class TaskRunner:
                 (suspects if suspect else pending).appendleft(spec)
                 return False
             inflight[fut] = _Slot(spec, time.monotonic(), suspect)
+            self._forget_stage(spec)  # a re-run after a dead worker starts from no stage
             if on_start is not None:
                 on_start(spec)
             return True
@@ -332,6 +353,14 @@ class TaskRunner:
             done, _ = wait(list(inflight), timeout=wait_for, return_when=FIRST_COMPLETED)
             if on_tick is not None:
                 on_tick()
+            if on_stage is not None and self._stage_dir is not None:
+                for fut, slot in inflight.items():
+                    if fut in done:
+                        continue
+                    now = read_stage(self._stage_dir, slot.spec.source)
+                    if now is not None and now != slot.stage:
+                        slot.stage = now
+                        on_stage(slot.spec, now)
             broken = False
             for fut in done:
                 slot = inflight[fut]
@@ -344,6 +373,7 @@ class TaskRunner:
                     code = "worker_died" if type(exc).__name__ == "KilledWorker" else "worker_error"
                     rec = _failed(slot.spec, code, f"{slot.spec.source}: {type(exc).__name__}: {exc}", engine)
                 del inflight[fut]
+                self._forget_stage(slot.spec)
                 on_done(slot.spec, rec)
             if broken:
                 self._recover_broken(inflight, suspects, on_done, engine)

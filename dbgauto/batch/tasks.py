@@ -16,6 +16,8 @@ I/O error (a transient failure, retried by the next run).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -28,7 +30,17 @@ from dbgauto.catalog.records import HeaderFacts, ResultRecord, SourceState
 from dbgauto.catalog.summary import pack_facts, summary_of
 from dbgauto.errors import ConversionError, DbgautoError
 
-__all__ = ["FAULT_ENV", "HASH_BYTES", "TaskSpec", "compare_facts", "content_hash", "run_task"]
+__all__ = [
+    "FAULT_ENV",
+    "HASH_BYTES",
+    "TaskSpec",
+    "compare_facts",
+    "content_hash",
+    "read_stage",
+    "run_task",
+    "set_stage_dir",
+    "stage_path",
+]
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +185,44 @@ def compare_facts(source: dict[str, Any], small: dict[str, Any]) -> tuple[bool, 
     return True, "small dump facts equal the source's (" + ", ".join(k for k in VERIFY_KEYS if k in source) + ")"
 
 
+# Live stages: a local pool's workers write the stage each task is in to a small file per source in a folder the
+# runner owns and polls (a file needs no lock, so a worker killed mid-write cannot block anyone; a Dask worker
+# has no folder and reports nothing).
+_STAGE_DIR: str | None = None
+
+
+def set_stage_dir(path: str | None) -> None:
+    global _STAGE_DIR
+    _STAGE_DIR = path
+
+
+def stage_path(stage_dir: str, source: str) -> Path:
+    return Path(stage_dir) / (hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()[:20] + ".stage")
+
+
+def read_stage(stage_dir: str, source: str) -> str | None:
+    """The stage a worker last wrote for ``source``; None when none (yet) or unreadable."""
+    try:
+        text = stage_path(stage_dir, source).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if text.isalpha() else None
+
+
+def _stage(spec: TaskSpec, name: str) -> None:
+    if _STAGE_DIR is None:
+        return
+    with contextlib.suppress(OSError):
+        stage_path(_STAGE_DIR, spec.source).write_text(name, encoding="ascii")
+
+
 def run_task(spec: TaskSpec) -> ResultRecord:
     """Process one source; always returns a record (``failed`` with a code when anything goes wrong)."""
     t0 = time.perf_counter()
     state = SourceState(spec.source, spec.size, spec.mtime_ns)
     rec = ResultRecord(source=state, status="failed", engine=spec.engine)
     try:
+        _stage(spec, "hash")
         _inject_faults(spec.source)
         st = Path(spec.source).stat()
         digest = fingerprint(spec.source, st.st_size)
@@ -212,6 +256,7 @@ def _process(spec: TaskSpec, rec: ResultRecord, digest: str) -> None:
                 rec.warnings.append("already a small memory dump: not converted")
             else:
                 t = time.perf_counter()
+                _stage(spec, "convert")
                 try:
                     res = write_from_session(session, Path(spec.small_path), overwrite=True)
                 except ConversionError as exc:
@@ -226,6 +271,7 @@ def _process(spec: TaskSpec, rec: ResultRecord, digest: str) -> None:
         if spec.report_dir is not None or spec.verify:
             try:
                 t = time.perf_counter()
+                _stage(spec, "facts")
                 facts = session_facts(session, digest=digest)
                 rec.facts_seconds = time.perf_counter() - t
             except DbgautoError:
@@ -250,6 +296,7 @@ def _reports_and_verify(spec: TaskSpec, rec: ResultRecord, facts: Any) -> None:
         rec.verified, rec.verify_note = False, "no small dump was written for this source"
     if spec.report_dir is not None:
         t = time.perf_counter()
+        _stage(spec, "report")
         renderer = _renderer(spec.template_dirs)
         out_dir = Path(spec.report_dir)
         for fmt in spec.formats:

@@ -52,3 +52,14 @@ def test_log_view_line(caplog: pytest.LogCaptureFixture) -> None:
         view.finished(spec, rec)
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.endswith(f"{SRC}: FAILED [bad_signature] not a kernel dump: first bytes b'[red]MZ' second line")
+
+
+def test_rich_row_names_the_live_stage() -> None:
+    view = RichProgress(io.StringIO())
+    spec = TaskSpec(source="/dumps/hostA/MEMORY.DMP", size=1, mtime_ns=1, small_path="/out/x.dmp")
+    view.begin(1)
+    view.started(spec)
+    view.stage(spec, "convert")
+    (row,) = [t for t in view.bar.tasks if t.id != view.overall]
+    assert row.description == "  hostA/MEMORY.DMP: convert (hash, convert)"
+    view.end()
