@@ -162,6 +162,7 @@ class FrameFact:
     symbol: str | None = None
     trust: str | None = None
     function: str | None = None
+    trap_frame: bool = False  # the next frame is the context this frame's _KTRAP_FRAME saved ("TrapFrame @")
 
     @property
     def location(self) -> str:

@@ -9,6 +9,11 @@ address (its parameters are the exception code, address and two parameters), so 
 Images: in large dumps the kernel modules are resident, so each module's PE header, section table and unwind
 data are read from memory (:meth:`PeImage.from_memory`); small dumps hold no images, so after the context frame
 only the module-range-filtered scan can run. Values equal to a bug check parameter are never scan frames.
+
+x64 trap frames: the walk continues through a kernel trap handler's _KTRAP_FRAME into the interrupted context
+(user mode included); offsets from the symbol table's ``_KTRAP_FRAME`` when the symbolizer is a symbol context
+that has one, else the Windows 8+ constants (:mod:`dbgauto.unwind.trapframe`). Handlers are spotted by name when
+the symbolizer names functions, else by the machine frame in their unwind data. Such frames say ``trap_frame``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dbgauto.kdump.constants import DumpType, Machine
 from dbgauto.kdump.structs.context import context_layout, parse_context
 from dbgauto.pe import PeImage
 from dbgauto.unwind import Module, unwind
+from dbgauto.unwind.trapframe import layout_from_type
 from dbgauto.vocab.bugchecks import base_code
 
 if TYPE_CHECKING:
@@ -156,6 +162,8 @@ def unwound_stack(
         image_for=_image_source(parts, read),
         stack_limits=_limits(parts, int(sp or 0)),
         exclude=[p for p in parameters if p],
+        ktrap_frame=_ktrap_layout(symbolizer) if arch == "x64" else None,
+        function_name=_function_namer(symbolizer),
     )
     out.warnings.extend(walk.warnings)
     frames = []
@@ -167,12 +175,42 @@ def unwound_stack(
                 module, function, offset = named
         frames.append(
             FrameFact(
-                index=f.index, address=f.sp, value=f.pc, module=module, offset=offset, trust=f.trust, function=function
+                index=f.index,
+                address=f.sp,
+                value=f.pc,
+                module=module,
+                offset=offset,
+                trust=f.trust,
+                function=function,
+                trap_frame=f.trap_frame,
             )
         )
     out.frames = tuple(frames)
     out.kind = "unwound" if any(f.trust != "scan" for f in frames) else "scan"
     return out
+
+
+def _ktrap_layout(symbolizer: Symbolizer | None) -> dict[str, int]:
+    """_KTRAP_FRAME offsets: the symbol table's where the symbolizer has one (a SymbolContext), else the constants."""
+    type_of = getattr(symbolizer, "type", None)
+    info = None
+    if callable(type_of):
+        try:
+            info = type_of("_KTRAP_FRAME")
+        except Exception:  # a symbol source is outside our control: the constants serve
+            info = None
+    return layout_from_type(getattr(info, "fields", None))
+
+
+def _function_namer(symbolizer: Symbolizer | None):  # -> Callable[[int], str | None] | None
+    if symbolizer is None:
+        return None
+
+    def name(address: int) -> str | None:
+        named = _safe_name(symbolizer, address)
+        return named[1] if named is not None else None
+
+    return name
 
 
 def _safe_name(symbolizer: Symbolizer, address: int) -> tuple[str, str | None, int] | None:

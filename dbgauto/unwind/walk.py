@@ -5,16 +5,23 @@ method (x64 unwind data → ``cfi``; ARM64/x86 frame-pointer chain → ``frame-p
 (``scan``). A step must move the stack pointer up (unless it crosses a machine/trap frame onto another
 stack), never revisit a (pc, sp) pair, and stay under ``max_frames``; bad data ends the walk with a warning.
 Nothing here raises on bad input: errors from images or readers become warnings.
+
+x64 trap frames (``ktrap_frame`` = the _KTRAP_FRAME offsets, see :mod:`dbgauto.unwind.trapframe`): a frame whose
+function is a trap handler — by name when ``function_name`` names it, else by a UWOP_PUSH_MACHFRAME in its unwind
+data — continues in the context its _KTRAP_FRAME saved (``context`` trust, the handler's frame marked
+``trap_frame``; WinDbg's "TrapFrame @ ..."), user-mode addresses included. A named handler without a machine
+frame in its unwind data is read at rbp - 0x80. The trap frame must lie inside the current stack, and at most
+``MAX_TRAP_FRAMES`` are crossed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from dbgauto.pe import ExceptionTable, PeImage
-from dbgauto.unwind import framechain, scan, x64
+from dbgauto.unwind import framechain, scan, trapframe, x64
 from dbgauto.unwind.model import Frame, ImageSource, Memory, Module, ModuleMap, StackWalk, TrapContext, Trust
 
 DEFAULT_STACK_SPAN: Final = 0x100000
@@ -22,6 +29,7 @@ MAX_FRAMES: Final = 256
 SCAN_WORDS: Final = 1024
 SCAN_BUDGET_WORDS: Final = 16384
 ARCHES: Final = ("x64", "arm64", "x86")
+MAX_TRAP_FRAMES: Final = 16
 
 
 @dataclass(slots=True)
@@ -32,6 +40,7 @@ class _State:
     regs: list[int] | None  # x64 integer registers (REGS order)
     trust: Trust
     exact: bool = False  # pc is an interrupted instruction (machine frame), not a return address
+    trap: bool = False  # this state came from the previous frame's _KTRAP_FRAME
 
 
 def _first(regs: Mapping[str, int], *names: str) -> int | None:
@@ -54,6 +63,8 @@ class _Walker:
         trap_context: TrapContext | None,
         allow_scan: bool,
         max_frames: int,
+        ktrap_frame: Mapping[str, int] | None = None,
+        function_name: Callable[[int], str | None] | None = None,
     ) -> None:
         self.arch = arch
         self.ws = 4 if arch == "x86" else 8
@@ -64,6 +75,9 @@ class _Walker:
         self.trap_context = trap_context
         self.allow_scan = allow_scan
         self.max_frames = max_frames
+        self.ktrap = ktrap_frame
+        self.function_name = function_name
+        self.traps = 0
         self.scan_budget = SCAN_BUDGET_WORDS
         self.tables: dict[int, ExceptionTable | None] = {}
         self.warnings: list[str] = []
@@ -115,9 +129,50 @@ class _Walker:
             if res is None:
                 self.warnings.append(f"x64: {m.name}+{st.pc - m.base:#x}: {why}")
                 return None
+        if self.ktrap is not None:
+            handler = self.handler(st.pc)
+            trap_at = None
+            if res.machine_frame and res.frame_at is not None and handler is not False:
+                trap_at = res.frame_at - self.ktrap["Rip"]
+            elif handler and not res.machine_frame and st.regs[5]:
+                trap_at = st.regs[5] - trapframe.RBP_OFFSET_IN_HANDLERS
+            if trap_at is not None:
+                return self.from_trap(trap_at, res.regs)
         if res.machine_frame:
             self.low, self.high = res.regs[4], res.regs[4] + DEFAULT_STACK_SPAN
         return _State(res.rip, res.regs[4], res.regs[5], res.regs, "cfi", exact=res.machine_frame)
+
+    def handler(self, pc: int) -> bool | None:
+        """Whether the function at ``pc`` is a trap handler by its name; None when nothing names it."""
+        if self.function_name is None:
+            return None
+        try:
+            name = self.function_name(pc)
+        except Exception:  # a symbol source is outside our control: no name
+            return None
+        return None if name is None else trapframe.is_trap_handler(name)
+
+    def from_trap(self, va: int, unwound: list[int]) -> _State | None:
+        """The context a _KTRAP_FRAME at ``va`` saved; non-volatile registers are the handler's unwound ones."""
+        assert self.ktrap is not None
+        if self.traps >= MAX_TRAP_FRAMES:
+            self.warnings.append(f"x64: more than {MAX_TRAP_FRAMES} trap frames; stopping")
+            return None
+        if not (self.low <= va and va + trapframe.KTRAP_FRAME_X64_SIZE <= self.high):
+            self.warnings.append(f"x64: trap frame at {va:#x} is outside the stack [{self.low:#x}, {self.high:#x})")
+            return None
+        saved = trapframe.read_ktrap_frame(self.read, va, self.ktrap)
+        if saved is None:
+            self.warnings.append(f"x64: trap frame at {va:#x} is unreadable or implausible")
+            return None
+        self.traps += 1
+        regs = list(unwound)
+        for i, name in enumerate(x64.REGS):
+            if name in saved:
+                regs[i] = saved[name]
+        regs[4] = saved["rsp"]
+        self.low, self.high = regs[4], regs[4] + DEFAULT_STACK_SPAN
+        return _State(saved["rip"], regs[4], regs[5], regs, "context", exact=True, trap=True)
 
     def step_chain(self, st: _State) -> _State | None:
         if st.fp is None or st.fp == 0:
@@ -190,18 +245,22 @@ class _Walker:
                     nxt = self.step_chain(st)
             if nxt is None:
                 nxt = self.step_scan(st, st.sp)
+            if nxt is None and self.traps >= MAX_TRAP_FRAMES:
+                break
             if nxt is None or nxt.pc == 0:
                 break
             if (nxt.pc, nxt.sp) in seen:
                 self.warnings.append(f"{self.arch}: unwinding loops at pc {nxt.pc:#x} sp {nxt.sp:#x}")
                 break
-            crossed = nxt.trust == "context" and tc is not None
+            crossed = (nxt.trust == "context" and tc is not None) or nxt.exact
             if not crossed and nxt.sp < st.sp:
                 self.warnings.append(f"{self.arch}: stack pointer went down ({st.sp:#x} → {nxt.sp:#x}); stopping")
                 break
             if self.mods.find(nxt.pc) is None and nxt.trust != "context":
                 break  # a return address outside every known module: the end of what we can attribute
             seen.add((nxt.pc, nxt.sp))
+            if nxt.trap:
+                frames[-1] = _with_trap(frames[-1])
             frames.append(self.frame(len(frames), nxt))
             st = nxt
         else:
@@ -272,6 +331,8 @@ def unwind(
     exclude: Iterable[int] = (),
     allow_scan: bool = True,
     max_frames: int = MAX_FRAMES,
+    ktrap_frame: Mapping[str, int] | None = None,
+    function_name: Callable[[int], str | None] | None = None,
 ) -> StackWalk:
     """Unwind the stack whose innermost registers are ``regs``.
 
@@ -281,6 +342,9 @@ def unwind(
     :class:`~dbgauto.pe.PeImage` (unwind data, section table) or None. ``stack_limits`` = [low, high) of
     the stack (default: [sp, sp + 1 MiB)). ``trap_context(frame)`` may return the registers a trap frame
     saved for that frame; the walk then continues there. ``exclude``: values a scan must never report.
+    ``ktrap_frame`` (x64): _KTRAP_FRAME field offsets (:data:`~dbgauto.unwind.trapframe.KTRAP_FRAME_X64` or a
+    symbol table's) to continue through kernel trap frames; ``function_name(pc)`` names functions for spotting
+    trap handlers (see the module docstring).
     """
     out = StackWalk(arch)
     if arch not in ARCHES:
@@ -292,7 +356,19 @@ def unwind(
         return out
     mods = modules if isinstance(modules, ModuleMap) else ModuleMap(list(modules), image_for)
     low, high = stack_limits if stack_limits is not None else (st.sp, st.sp + DEFAULT_STACK_SPAN)
-    w = _Walker(arch, read, mods, low, high, frozenset(exclude), trap_context, allow_scan, max(1, max_frames))
+    w = _Walker(
+        arch,
+        read,
+        mods,
+        low,
+        high,
+        frozenset(exclude),
+        trap_context,
+        allow_scan,
+        max(1, max_frames),
+        ktrap_frame if arch == "x64" else None,
+        function_name,
+    )
     out.frames = w.walk(st, _first(regs, "lr", "x30") if arch == "arm64" else None)
     out.warnings.extend(w.warnings)
     out.warnings.extend(mods.warnings)

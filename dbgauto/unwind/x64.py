@@ -59,6 +59,7 @@ class StepResult:
     regs: list[int]
     rip: int
     machine_frame: bool
+    frame_at: int | None = None  # the machine frame's address (its saved RIP) when one was crossed
 
 
 def _q(read: Memory, va: int) -> int | None:
@@ -148,7 +149,7 @@ def step(
                         return None, f"machine frame at {base:#x} unreadable"
                     regs[4] = new_rsp
                     machine = True
-                    return StepResult(regs, new_rip, True), ""
+                    return StepResult(regs, new_rip, True, base), ""
                 # SAVE_XMM128(_FAR), v1 SAVE_XMM(_FAR): vector registers only, nothing to restore here
             i += slots
         if not flags & UNW_FLAG_CHAININFO:
