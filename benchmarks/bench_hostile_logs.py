@@ -7,12 +7,21 @@ the size grows; the quadratic regexes fuzzing found took 7.9 s for 8,000 lines a
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "debugtext"))
-from test_linear_time import NAMES, PARSERS, _text
+from dbgauto_testkit.hostile_logs import NAMES
+from dbgauto_testkit.hostile_logs import hostile_text as _text
+
+from dbgauto.analysis.from_log import facts_from_log
+from dbgauto.debugtext import parse_analyze, parse_bugcheck, parse_log, parse_stack
+
+PARSERS = {  # the parsers tests/debugtext/test_linear_time.py bounds
+    "parse_analyze": parse_analyze,
+    "parse_bugcheck": parse_bugcheck,
+    "parse_stack": parse_stack,
+    "parse_log": parse_log,
+    "facts_from_log": facts_from_log,
+}
 
 
 def main() -> None:
@@ -24,7 +33,7 @@ def main() -> None:
     for name in NAMES:
         text = _text(name, size)
         cells = []
-        for func, _bound in PARSERS.values():
+        for func in PARSERS.values():
             start = time.perf_counter()
             func(text)
             cells.append(time.perf_counter() - start)

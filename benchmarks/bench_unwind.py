@@ -14,15 +14,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import struct
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
 from dbgauto.pe import PeImage  # noqa: E402
 from dbgauto.unwind import Module, ModuleMap, unwind  # noqa: E402
@@ -71,7 +68,7 @@ def real_dump(shared: Path) -> None:
 
 def compiled() -> None:
     try:
-        from winbuild import CHAIN_C, build, run_until_break
+        from dbgauto_testkit.winbuild import CHAIN_C, build, run_until_break
     except Exception as e:  # pytest or the toolchain missing
         print(f"(skipped compiled-code figures: {e})")
         return
@@ -82,7 +79,7 @@ def compiled() -> None:
     base, size = run.info.image_base, run.info.size_of_image
     image = bytes(run.memory.mem_read(base, size))
     sp = run.regs["rsp"]
-    from winbuild import STACK_LOW, STACK_SIZE
+    from dbgauto_testkit.winbuild import STACK_LOW, STACK_SIZE
 
     stack = bytes(run.memory.mem_read(sp, STACK_LOW + STACK_SIZE - sp))
 

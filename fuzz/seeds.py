@@ -51,9 +51,8 @@ def small_dumps() -> list[bytes]:
     real = SHARED / "dumps" / "triage_x64.dmp"
     if real.is_file():
         out.append(real.read_bytes())
-    sys.path.insert(0, str(ROOT / "tests" / "kdump"))
     try:
-        from triage_handmade import build_handmade  # type: ignore[import-not-found]
+        from dbgauto_testkit.triage_handmade import build_handmade
 
         out.append(build_handmade().data)
     except Exception as exc:  # the seed is optional; the real dump is enough to start
@@ -140,9 +139,8 @@ def symbol_files() -> list[bytes]:
         pdb = _pdb_seed(Path(tmp))
     if pdb is not None:
         out.append(b"PDB" + pdb)
-    sys.path.insert(0, str(ROOT / "tests" / "symbols"))
     try:
-        from cabwriter import build_cab  # type: ignore[import-not-found]
+        from dbgauto_testkit.cabwriter import build_cab
 
         out.append(b"CAB" + build_cab([("ntkrnlmp.pd_", b"hello " * 100), ("b.txt", b"x")]))
     except Exception as exc:

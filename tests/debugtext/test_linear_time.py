@@ -9,46 +9,16 @@ from __future__ import annotations
 import time
 
 import pytest
+from dbgauto_testkit.hostile_logs import MB, NAMES
+from dbgauto_testkit.hostile_logs import hostile_text as _text
 
 from dbgauto.analysis.from_log import facts_from_log
 from dbgauto.debugtext import parse_analyze, parse_bugcheck, parse_log, parse_stack
 
-MB = 1 << 20
 BOUND_S = 1.0  # one parser over 1 MB of hostile text (linear parsers take 0.01-0.8 s)
 WHOLE_LOG_BOUND_S = 5.0  # parse_log / facts_from_log run every parser; 116k one-line prompts per MB is the worst
 
 
-def _fill(unit: str, size: int = MB) -> str:
-    return unit * (size // len(unit))
-
-
-UNITS = {
-    "unclosed summary braces": "BugCheck 3B, {c0000005, \n",
-    "unclosed mex parens": "Bugcheck: 19 (22, \n",
-    "unclosed braces no newline": "BugCheck 3B, {c0000005, ",
-    "one-line fields and blanks": "A_FIELD: v\n\n\n\n",
-    "spaces one line": " ",
-    "spaces then bracket": " " * 200 + "[x @ \n",
-    "prompts": "0: kd> k\n",
-    "stack rows": "ffff8a0c`e1d8f108 fffff803`7b2ab669 : 00000000`0000000a ffffb688`d27f3010 : nt!Ke+0x0\n",
-    "backticks": "`",
-    "Arguments lines": "Arguments:\nArg1: ffffffff, \n",
-    "analyze headers": "BAD_POOL_HEADER (19)\n",
-    "name-only headers": "BAD_POOL_HEADER\n\n",
-    "product lines": "Product: WinNt, suite: " + "x " * 50 + "\n",
-    "lm rows": "fffff800`00000000 fffff800`00001000   nt   (" + "(" * 40 + "\n",
-    "key value": "    Key  : \n",
-    "debug session time": "Debug session time: " + "Mon " * 30 + "\n",
-}
-
-
-def _text(name: str, size: int = MB) -> str:
-    if name == "field then blank lines":
-        return "Debugging Details:\nFOO: one\n" + "\n" * (size - 30) + "x"
-    return _fill(UNITS[name], size)
-
-
-NAMES = sorted([*UNITS, "field then blank lines"])
 PARSERS = {
     "parse_analyze": (parse_analyze, BOUND_S),
     "parse_bugcheck": (parse_bugcheck, BOUND_S),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from triage_handmade import NT_BASE, build_handmade
+from dbgauto_testkit.triage_handmade import NT_BASE, build_handmade
 
 from dbgauto.cli import cli
 from dbgauto.errors import DbgautoError

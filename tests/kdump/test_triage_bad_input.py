@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dbgauto_testkit.triage_handmade import build_handmade
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from triage_handmade import build_handmade
 
 from dbgauto.errors import DbgautoError, TriageFormatError
 from dbgauto.kdump.triage import TriageDump

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from triage_handmade import (
+from dbgauto_testkit.triage_handmade import (
     BLOB_TAG,
     DRV_BASE,
     KDBG_VA,

@@ -7,9 +7,9 @@ import struct
 from pathlib import Path
 
 import pytest
+from dbgauto_testkit.winbuild import CHAIN_C, VERSION_RC, build
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from winbuild import CHAIN_C, VERSION_RC, build
 
 from dbgauto.errors import DbgautoError, ImageFormatError
 from dbgauto.pe import PeImage

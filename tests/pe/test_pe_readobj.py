@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from winbuild import CHAIN_C, VERSION_RC, build, describe, readobj, unwind_entries
+from dbgauto_testkit.winbuild import CHAIN_C, VERSION_RC, build, describe, readobj, unwind_entries
 
 from dbgauto.pe import PeImage
 

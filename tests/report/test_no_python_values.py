@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 import struct
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from dbgauto_testkit.triage_handmade import build_handmade
 
 from dbgauto.analysis.facts import CrashFacts, CulpritFact, DriverFact, SourceFact
 from dbgauto.analysis.from_log import facts_from_log
@@ -22,9 +22,6 @@ from dbgauto.cli import cli
 from dbgauto.debugtext import read_log
 from dbgauto.engines.jobs import facts_from_dump
 from dbgauto.report.render import ReportRenderer
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kdump"))
-from triage_handmade import build_handmade
 
 TRANSCRIPTS = Path(__file__).resolve().parents[3] / "shared" / "transcripts"
 FORBIDDEN = re.compile(r"\bNone\b(?! found)|\{'|\[\{|<object |Traceback")

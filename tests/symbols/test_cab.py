@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cabwriter import build_cab
+from dbgauto_testkit.cabwriter import build_cab
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dbgauto_testkit.winbuild import CHAIN_C, build, describe, readobj
 from symserver import ServedTree
-from winbuild import CHAIN_C, build, describe, readobj
 
 from dbgauto.analysis.facts import CrashFacts
 from dbgauto.engines.jobs import facts_from_dump

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from cabwriter import build_cab
+from dbgauto_testkit.cabwriter import build_cab
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from symserver import ServedTree

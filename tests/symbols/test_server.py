@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cabwriter import build_cab
+from dbgauto_testkit.cabwriter import build_cab
 from symserver import ServedTree as _Tree
 
 from dbgauto.errors import SymbolError

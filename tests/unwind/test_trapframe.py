@@ -14,7 +14,7 @@ import lzma
 from pathlib import Path
 
 import pytest
-from winbuild import Run, build, function_of, run_until_break
+from dbgauto_testkit.winbuild import Run, build, function_of, run_until_break
 
 from dbgauto.pe import PeImage
 from dbgauto.unwind import Module, unwind

@@ -8,7 +8,7 @@ import struct
 import time
 
 import pytest
-from winbuild import CHAIN_C, Run, build, run_until_break
+from dbgauto_testkit.winbuild import CHAIN_C, Run, build, run_until_break
 
 from dbgauto.pe import PeImage
 from dbgauto.unwind import Module, unwind

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from winbuild import CHAIN, CHAIN_C, TRAP_CHAIN, TRAP_S, Run, build, function_of, run_until_break
+from dbgauto_testkit.winbuild import CHAIN, CHAIN_C, TRAP_CHAIN, TRAP_S, Run, build, function_of, run_until_break
 
 from dbgauto.pe import PeImage
 from dbgauto.unwind import Frame, Module, unwind
