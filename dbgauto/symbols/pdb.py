@@ -37,6 +37,8 @@ __all__ = ["MSF_MAGIC", "PdbFile", "PdbInfo", "load_pdb", "pdb_to_table"]
 
 MSF_MAGIC = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0"
 _SUPER = struct.Struct("<32sIIIII I")
+_MAP_ARRAY_AT = 52  # the superblock's array of block-map block numbers starts here (LLVM's "BlockMapAddr" = [0])
+_BLOCK_SIZES = frozenset(1 << n for n in range(9, 17))  # 512..65536
 _MAX_STREAMS = 1 << 16
 _MAX_TYPE_DEPTH = 24
 
@@ -95,19 +97,16 @@ class PdbFile:
         size = len(data)
         if size < _SUPER.size or bytes(self.data[:32]) != MSF_MAGIC:
             raise self.fail("not an MSF 7.0 PDB (bad signature)")
-        _, bs, _fpm, nblocks, dir_bytes, _, map_addr = _SUPER.unpack_from(self.data)
-        if bs not in (512, 1024, 2048, 4096, 8192, 16384, 32768):
-            raise self.fail(f"block size {bs} is not a power of two in 512..32768")
+        _, bs, _fpm, nblocks, dir_bytes, _, _map0 = _SUPER.unpack_from(self.data)
+        if bs not in _BLOCK_SIZES:
+            raise self.fail(f"block size {bs} is not a power of two in 512..65536")
+        if size < bs:
+            raise self.fail(f"shorter ({size} bytes) than one {bs}-byte block")
         self.block_size = bs
         self.nblocks = min(nblocks, size // bs)
         if dir_bytes < 4 or dir_bytes > size:
             raise self.fail(f"stream directory of {dir_bytes} bytes does not fit the file")
-        n_dir_blocks = -(-dir_bytes // bs)
-        self._check_block(map_addr)
-        if n_dir_blocks * 4 > bs:
-            # the block map holding more than one block of indices is MSF "big" format; not in PDBs we read
-            raise self.fail(f"stream directory needs {n_dir_blocks} blocks (more than one map block)")
-        dir_blocks = struct.unpack_from(f"<{n_dir_blocks}I", self.data, map_addr * bs)
+        dir_blocks = self._directory_blocks(dir_bytes)
         directory = self._gather(dir_blocks, dir_bytes, "stream directory")
         (nstreams,) = struct.unpack_from("<I", directory, 0)
         if nstreams > _MAX_STREAMS or 4 + 4 * nstreams > dir_bytes:
@@ -124,6 +123,27 @@ class PdbFile:
             self._streams.append((struct.unpack_from(f"<{nb}I", directory, pos), s))
             pos += 4 * nb
         self._cache: dict[int, bytes] = {}
+
+    def _directory_blocks(self, dir_bytes: int) -> tuple[int, ...]:
+        """The stream directory's block numbers, through the block map (the 3-level "big MSF" layout).
+
+        The superblock holds, from offset 52, an *array* of block numbers; those blocks hold the directory's
+        block numbers, ``block_size / 4`` per block. LLVM's readers and lld (page size ≥ 4096, so one map block
+        covers a 4 MiB directory) only ever use element 0; MSVC's PDBs with 512/1024-byte pages need more
+        (Microsoft's pdb-rs ``msf.md``: ``big_stream_pages_map[]``). Every count is bounded by the file size."""
+        bs = self.block_size
+        n_dir = -(-dir_bytes // bs)
+        n_map = -(-(4 * n_dir) // bs)
+        if _MAP_ARRAY_AT + 4 * n_map > bs:
+            raise self.fail(
+                f"stream directory of {dir_bytes} bytes needs {n_map} block-map blocks; the superblock lists at most "
+                f"{(bs - _MAP_ARRAY_AT) // 4}"
+            )
+        map_blocks = struct.unpack_from(f"<{n_map}I", self.data, _MAP_ARRAY_AT)
+        if 0 in map_blocks:
+            raise self.fail("block map names block 0 (the superblock)")
+        indices = self._gather(map_blocks, 4 * n_dir, "stream directory block map")
+        return struct.unpack_from(f"<{n_dir}I", indices)
 
     def fail(self, reason: str, offset: int | None = None) -> SymbolError:
         return SymbolError(self.source, f"PDB: {reason}", offset=offset)
