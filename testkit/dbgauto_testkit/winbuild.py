@@ -398,3 +398,28 @@ def run_until_break(path: Path, arch: str, entry: str, arg: int = 3) -> Run:
     uc.emu_start(entry_va, SENTINEL, count=100000)
     regs = {n: uc.reg_read(r) for n, r in names.items()}
     return Run(arch, info, regs, entry_sp, uc)
+
+
+def image_layout(path: Path) -> tuple[ReadobjImage, list[tuple[int, bytes]]]:
+    """The image as the loader lays it out: (rva, bytes) for the headers and each section's initialised bytes,
+    from llvm-readobj's section table (not from ``dbgauto.pe``), e.g. to place a real image in a synthetic dump."""
+    info = describe(path)
+    data = path.read_bytes()
+    out = [(0, data[: info.size_of_headers])]
+    for s in info.sections:
+        raw = data[s["raw_offset"] : s["raw_offset"] + min(s["raw_size"], s["virtual_size"] or s["raw_size"])]
+        if raw:
+            out.append((s["rva"], raw))
+    return info, out
+
+
+def rsds_of(path: Path) -> tuple[str, int, str]:
+    """(GUID as 32 upper-case hex digits in symbol-store order, age, PDB file name) from llvm-readobj's view of
+    the image's CodeView debug directory entry."""
+    import uuid
+
+    text = readobj(path, "--coff-debug-directory")
+    guid_bytes = bytes(int(x, 16) for x in re.search(r"PDBGUID: \(([0-9A-F ]+)\)", text).group(1).split())
+    age = int(re.search(r"PDBAge: (\d+)", text).group(1))
+    pdb = re.search(r"PDBFileName: (\S+)", text).group(1)
+    return uuid.UUID(bytes_le=guid_bytes).hex.upper(), age, pdb
