@@ -3,9 +3,12 @@
 A synthetic x64 kernel world (dbgauto_testkit.dumpinflate.kworld: KDBG, PsLoadedModuleList, processors,
 threads) is written as a Complete dump, with a REAL image built here by clang + lld-link laid out at nt's base
 as the loader does (headers and sections placed from llvm-readobj's section table), so its debug directory's
-RSDS record is in the dump. Its real PDB is served by a loopback symbol server (or a local store) under the
-key the image names. Expectations: the GUID/age from llvm-readobj, the function RVAs from llvm-readobj's
-export table, the function names from the C source.
+RSDS record is in the dump. The crash state is real too: the image's top_a → mid_b → frame_d → leaf_c chain
+run in the unicorn emulator up to its breakpoint, registers and stack relocated to the world's nt base and
+crashing stack, so the dump's unwinder walks the image's own .pdata. Its real PDB is served by a loopback
+symbol server (or a local store) under the key the image names. Expectations: the GUID/age from llvm-readobj,
+the function RVAs from llvm-readobj's export table, the frames' pcs from the emulator, the names from the C
+source.
 
 A table is used only when it is the one the image names: a misfiled PDB (another build's PDB served under
 this key) or a dump whose RSDS names another GUID leaves the dump without symbols, with the reason.
@@ -13,14 +16,17 @@ this key) or a dump whose RSDS names another GUID leaves the dump without symbol
 
 from __future__ import annotations
 
+import itertools
 import shutil
+import struct
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from dbgauto_testkit.dumpinflate.kworld import build_kworld, write_kworld
-from dbgauto_testkit.winbuild import CHAIN, CHAIN_C, ReadobjImage, build, image_layout, rsds_of
+from dbgauto_testkit.winbuild import CHAIN, CHAIN_C, ReadobjImage, build, image_layout, rsds_of, run_until_break
 from symserver import ServedTree, serve
 
 from dbgauto.engines.jobs import facts_from_dump, open_session
@@ -71,30 +77,76 @@ def other(tmp_path_factory: pytest.TempPathFactory) -> Kernel:
     return _kernel(tmp_path_factory.mktemp("nt_other"), OTHER_C)
 
 
-def _return_addresses(base: int, k: Kernel) -> dict[int, str]:
-    """Addresses inside each function of the chain (as return addresses into them are) → the function."""
-    return {base + k.info.exports[name] + 0x5 + i: name for i, name in enumerate(CHAIN)}
+@dataclass
+class Crash:
+    """The machine state at the chain's breakpoint, moved to where the world keeps nt and the crashing stack."""
+
+    base: int  # nt's base in the world
+    registers: dict[str, int]
+    stack_va: int
+    stack: bytes
+    frames: list[tuple[str, int]]  # (function, pc) innermost first, from the emulator (not from dbgauto)
 
 
-def write_world(path: Path, k: Kernel, *, patch: bytes | None = None) -> tuple[Path, int]:
-    """A Complete dump of a kworld whose nt image is ``k``'s real image (RSDS record optionally replaced by
-    ``patch``: the 16 GUID bytes); returns the path and nt's base."""
+def crash_state(k: Kernel) -> Crash:
+    """Run top_a → mid_b → frame_d → leaf_c in unicorn (the image at its preferred base), then relocate: words in
+    the image move to nt's base in the world, words in the emulator's stack to the world's crashing stack (the
+    header CONTEXT's rsp). Return addresses are the words each call pushed (at its callee's entry sp)."""
+    run = run_until_break(k.image, "x64", "top_a")
+    image_base, size = run.info.image_base, run.info.size_of_image
+    rsp = run.regs["rsp"]
+    top = max(run.entry_sp.values()) + 8
     probe = build_kworld("x64", seed=SEED)
-    base = probe.modules[0].base
-    world = build_kworld("x64", seed=SEED, stack_values=list(_return_addresses(base, k)))
-    assert world.modules[0].base == base
+    base, stack_va = probe.modules[0].base, probe.header_sp
+
+    def move(v: int) -> int:
+        if image_base <= v < image_base + size:
+            return v - image_base + base
+        if rsp - 0x1000 <= v < top + 0x100:
+            return v - rsp + stack_va
+        return v
+
+    raw = run.read(rsp, top - rsp)
+    assert raw is not None
+    words = struct.unpack(f"<{len(raw) // 8}Q", raw)
+    frames = [(CHAIN[0], move(run.regs["rip"]))]
+    for callee, caller in itertools.pairwise(CHAIN):
+        ret = run.read(run.entry_sp[callee], 8)
+        assert ret is not None
+        frames.append((caller, move(int.from_bytes(ret, "little"))))
+    return Crash(
+        base=base,
+        registers={n: move(v) for n, v in run.regs.items()},
+        stack_va=stack_va,
+        stack=struct.pack(f"<{len(words)}Q", *map(move, words)),
+        frames=frames,
+    )
+
+
+def write_world(path: Path, k: Kernel, crash: Crash, *, patch: bytes | None = None) -> Path:
+    """A Complete dump of a kworld whose nt image is ``k``'s real image (its RSDS GUID optionally replaced by
+    ``patch``), stopped in leaf_c: the header CONTEXT and the crashing stack are ``crash``'s."""
+    world = build_kworld("x64", seed=SEED, header_registers=crash.registers)
+    assert world.modules[0].base == crash.base
+    assert world.header_sp == crash.stack_va
     for rva, data in k.layout:
         if patch is not None and b"RSDS" in data:
             at = data.index(b"RSDS") + 4
             data = data[:at] + patch + data[at + 16 :]
-        world.space.map(base + rva, data)  # over the world's stand-in header page; new pages for the sections
+        world.space.map(crash.base + rva, data)  # over the world's stand-in header page; new pages for sections
+    world.space.write_virtual(crash.stack_va, crash.stack)
     write_kworld(path, world=world, dump_type=1, overwrite=True)
-    return path, base
+    return path
 
 
 @pytest.fixture(scope="module")
-def dump(kernel: Kernel, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    return write_world(tmp_path_factory.mktemp("dump") / "kernel.dmp", kernel)
+def crash(kernel: Kernel) -> Crash:
+    return crash_state(kernel)
+
+
+@pytest.fixture(scope="module")
+def dump(kernel: Kernel, crash: Crash, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_world(tmp_path_factory.mktemp("dump") / "kernel.dmp", kernel, crash)
 
 
 @pytest.fixture
@@ -108,13 +160,17 @@ def _context(dump_path: Path, symbol_path: str) -> SymbolContext:
         return SymbolContext.build(KernelInputs.from_parts(read_parts(d)), resolve_symbol_path(symbol_path, {}))
 
 
+def _named(k: Kernel, crash: Crash) -> list[str]:
+    """``nt!function+0xoff`` per frame: offsets from llvm-readobj's export RVAs, pcs from the emulator."""
+    return [f"nt!{name}+{pc - crash.base - k.info.exports[name]:#x}" for name, pc in crash.frames]
+
+
 def test_served_pdb_is_identified_by_the_images_rsds_in_the_dump(
-    kernel: Kernel, dump: tuple[Path, int], server: tuple[str, ServedTree], tmp_path: Path
+    kernel: Kernel, crash: Crash, dump: Path, server: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
     url, tree = server
     tree.files[f"symbols/{kernel.key_path}"] = kernel.pdb.read_bytes()
-    path, base = dump
-    ctx = _context(path, f"srv*{tmp_path / 'store'}*{url}")
+    ctx = _context(dump, f"srv*{tmp_path / 'store'}*{url}")
     assert ctx.method == "rsds", (ctx.reason, ctx.warnings, tree.log)
     assert ctx.table is not None
     assert ctx.table.pdb_id == f"{kernel.guid}{kernel.age:X}"
@@ -122,74 +178,77 @@ def test_served_pdb_is_identified_by_the_images_rsds_in_the_dump(
     assert ctx.describe() == f"nt: ntkrnlmp.pdb {kernel.guid}{kernel.age:X} (identified by rsds)"
     assert f"symbols/{kernel.key_path}" in tree.log
     assert not any("ntoskrnl.exe/" in p for p in tree.log)  # the image in memory sufficed: no image fetched
-    for address, name in _return_addresses(base, kernel).items():
-        assert ctx.code_name(address) == f"nt!{name}+{address - base - kernel.info.exports[name]:#x}"
-    for name, rva in kernel.info.exports.items():
-        if name in CHAIN:
-            assert ctx.address_of(f"nt!{name}") == base + rva
+    assert [ctx.code_name(pc) for _, pc in crash.frames] == _named(kernel, crash)
+    for name in CHAIN:
+        assert ctx.address_of(f"nt!{name}") == crash.base + kernel.info.exports[name]
     # the world's own nt globals lie outside the real image's code: never named as functions
-    assert ctx.code_name(base + 0x3F5E10) == "nt+0x3f5e10"
+    assert ctx.code_name(crash.base + 0x3F5E10) == "nt+0x3f5e10"
 
 
-def test_facts_and_native_commands_name_from_that_pdb(
-    kernel: Kernel, dump: tuple[Path, int], server: tuple[str, ServedTree], tmp_path: Path
+def test_unwound_frames_and_native_commands_name_from_that_pdb(
+    kernel: Kernel, crash: Crash, dump: Path, server: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
     url, tree = server
     tree.files[f"symbols/{kernel.key_path}"] = kernel.pdb.read_bytes()
-    path, base = dump
     sp = f"srv*{tmp_path / 'store'}*{url}"
-    facts = facts_from_dump(path, symbol_path=sp).to_dict()
+    facts = facts_from_dump(dump, symbol_path=sp).to_dict()
     assert facts["x_symbols"]["method"] == "rsds"
     assert facts["x_symbols"]["table"] == f"{kernel.guid}{kernel.age:X}"
-    mid = base + kernel.info.exports["mid_b"] + 0x7
-    with open_session(path, "native", symbol_path=sp) as s:
+    frames = facts["stack"]["frames"][: len(CHAIN)]
+    assert [f.get("symbol") for f in frames] == _named(kernel, crash)
+    assert [f["trust"] for f in frames] == ["context", "cfi", "cfi", "cfi"]  # unwound by the image's .pdata
+    mid = crash.base + kernel.info.exports["mid_b"] + 0x7
+    with open_session(dump, "native", symbol_path=sp) as s:
+        k_text = s.run("k").output
+        positions = [k_text.find(name) for name in _named(kernel, crash)]
+        assert -1 not in positions, k_text
+        assert positions == sorted(positions)
         assert "nt!mid_b+0x7" in s.run(f"ln {mid:#x}").output
         listed = s.run("x nt!*_?").output
-        for name in ("leaf_c", "frame_d", "mid_b", "top_a"):
+        for name in CHAIN:
             assert f"nt!{name}" in listed
 
 
-def test_local_store_pdb_is_identified_by_rsds(kernel: Kernel, dump: tuple[Path, int], tmp_path: Path) -> None:
+def test_local_store_pdb_is_identified_by_rsds(kernel: Kernel, crash: Crash, dump: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     (store / kernel.key_path).parent.mkdir(parents=True)
     shutil.copy(kernel.pdb, store / kernel.key_path)
-    path, base = dump
-    ctx = _context(path, str(store))
+    ctx = _context(dump, str(store))
     assert ctx.method == "rsds"
-    assert ctx.code_name(base + kernel.info.exports["top_a"] + 2) == "nt!top_a+0x2"
+    assert [ctx.code_name(pc) for _, pc in crash.frames] == _named(kernel, crash)
 
 
 def test_misfiled_pdb_of_another_build_is_refused(
-    kernel: Kernel, other: Kernel, dump: tuple[Path, int], server: tuple[str, ServedTree], tmp_path: Path
+    kernel: Kernel, other: Kernel, crash: Crash, dump: Path, server: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
     assert other.guid != kernel.guid
     url, tree = server
     tree.files[f"symbols/{kernel.key_path}"] = other.pdb.read_bytes()  # a store that filed it wrongly
-    path, base = dump
-    ctx = _context(path, f"srv*{tmp_path / 'store'}*{url}")
+    ctx = _context(dump, f"srv*{tmp_path / 'store'}*{url}")
     assert f"symbols/{kernel.key_path}" in tree.log  # fetched, then refused
     assert ctx.table is None
     assert ctx.method is None
     assert f"{kernel.guid}{kernel.age:X} not found" in (ctx.reason or "")
-    mid = base + kernel.info.exports["mid_b"] + 0x7
-    assert ctx.code_name(mid) == f"nt+{mid - base:#x}"
+    assert [ctx.code_name(pc) for _, pc in crash.frames] == [f"nt+{pc - crash.base:#x}" for _, pc in crash.frames]
     assert ctx.record()["table"] is None
+    facts = facts_from_dump(dump, symbol_path=f"srv*{tmp_path / 'store'}*{url}").to_dict()
+    assert facts["x_symbols"]["table"] is None
+    assert not any(f.get("function") for f in facts["stack"]["frames"])
 
 
 def test_dump_whose_rsds_names_another_guid_gets_no_table(
-    kernel: Kernel, server: tuple[str, ServedTree], tmp_path: Path
+    kernel: Kernel, crash: Crash, server: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
     flipped = bytes.fromhex(kernel.guid)[::-1]  # 16 bytes, not this PDB's GUID
-    path, base = write_world(tmp_path / "flipped.dmp", kernel, patch=flipped)
+    wanted = uuid.UUID(bytes_le=flipped).hex.upper()
+    assert wanted != kernel.guid
+    path = write_world(tmp_path / "flipped.dmp", kernel, crash, patch=flipped)
     url, tree = server
     tree.files[f"symbols/{kernel.key_path}"] = kernel.pdb.read_bytes()  # the real PDB, under its real key
-    import uuid
-
-    wanted = uuid.UUID(bytes_le=flipped).hex.upper()
     # and the real PDB also misfiled under the GUID the dump asks for
     tree.files[f"symbols/ntkrnlmp.pdb/{wanted}{kernel.age:X}/ntkrnlmp.pdb"] = kernel.pdb.read_bytes()
     ctx = _context(path, f"srv*{tmp_path / 'store'}*{url}")
     assert f"symbols/ntkrnlmp.pdb/{wanted}{kernel.age:X}/ntkrnlmp.pdb" in tree.log
     assert f"symbols/{kernel.key_path}" not in tree.log
     assert ctx.table is None
-    assert ctx.code_name(base + kernel.info.exports["leaf_c"]) == f"nt+{kernel.info.exports['leaf_c']:#x}"
+    assert ctx.code_name(crash.frames[0][1]) == f"nt+{crash.frames[0][1] - crash.base:#x}"
