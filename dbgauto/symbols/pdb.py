@@ -180,12 +180,18 @@ class PdbFile:
 
 
 def _cstr(buf: bytes | memoryview, pos: int, end: int) -> tuple[str, int]:
-    """A NUL-terminated name at ``pos`` (bounded by ``end``) and the position after it."""
-    raw = bytes(buf[pos:end])
-    n = raw.find(b"\0")
+    """A NUL-terminated name at ``pos`` (bounded by ``end``) and the position after it.
+
+    Searched in place (no copy of the rest of the record: a field list holds thousands of names)."""
+    if isinstance(buf, memoryview):
+        raw = bytes(buf[pos:end])
+        k = raw.find(b"\0")
+        k = len(raw) if k < 0 else k
+        return raw[:k].decode("utf-8", "replace"), pos + k + 1
+    n = buf.find(b"\0", pos, end)
     if n < 0:
-        n = len(raw)
-    return raw[:n].decode("utf-8", "replace"), pos + n + 1
+        n = max(pos, min(end, len(buf)))
+    return buf[pos:n].decode("utf-8", "replace"), n + 1
 
 
 def _numeric(buf: bytes, pos: int, end: int) -> tuple[int, int]:
