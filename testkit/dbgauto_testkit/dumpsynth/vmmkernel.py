@@ -84,9 +84,12 @@ _PROCESSES: Final = (
 _X64_SELF_MAP: Final = 0x1ED
 _ARM64_TABLE_BITS: Final = (1 << 53) | (1 << 54)
 _NT_RVA: Final = {"exports": 0x2000, "data": 0x10000}
-_EXPORTS: Final = ("NtBuildNumber", "PsActiveProcessHead", "PsInitialSystemProcess", "PsLoadedModuleList")
-_DATA_RVA: Final = {"PsInitialSystemProcess": 0x0, "PsActiveProcessHead": 0x10, "PsLoadedModuleList": 0x20,
-                    "NtBuildNumber": 0x30}
+_DATA_RVA: Final = {
+    "PsInitialSystemProcess": 0x0,
+    "PsActiveProcessHead": 0x10,
+    "PsLoadedModuleList": 0x20,
+    "NtBuildNumber": 0x30,
+}
 _USER_PEB_BASE: Final = 0x0000_0032_5A3F_0000  # level-0 / PML4 slot 0 (VA < 512 GiB)
 
 
@@ -153,8 +156,22 @@ def _export_directory(base_rva: int, names: dict[str, int]) -> bytes:
     n = len(ordered)
     functions, name_ptrs, ordinals, strings = 0x40, 0x80, 0xC0, 0x100
     module = 0x300
-    struct.pack_into("<IIHHIIIIIII", blob, 0, 0, 0x5F3E2B1A, 0, 0, base_rva + module, 1, n, n,
-                     base_rva + functions, base_rva + name_ptrs, base_rva + ordinals)
+    struct.pack_into(
+        "<IIHHIIIIIII",
+        blob,
+        0,
+        0,
+        0x5F3E2B1A,
+        0,
+        0,
+        base_rva + module,
+        1,
+        n,
+        n,
+        base_rva + functions,
+        base_rva + name_ptrs,
+        base_rva + ordinals,
+    )
     pos = strings
     for i, name in enumerate(ordered):
         struct.pack_into("<I", blob, functions + 4 * i, names[name])
