@@ -119,7 +119,7 @@ def test_vmm_reads_the_same_virtual_bytes(tmp_path: Path, kind: str, dump_type: 
         )
         assert vmm.kernel.build == w.kernel.build
         system = vmm.process(4)
-        assert system.memory.read(w.kernel.system_eprocess + 0x5A8, 6) == b"System"
+        assert system.memory.read(w.kernel.system_eprocess + w.kernel.eprocess["ImageFileName"], 6) == b"System"
         with KernelDump.open(w.info.path) as d:
             assert d.summary()["paging"] == ("arm64" if kind == "arm64" else "x64")
             for va, size in w.probes:

@@ -23,10 +23,10 @@ module gives the world for it (facts read from its public source; no code of it 
    to a page that is not ``MZ``; an ObjectTable pointer in [Name-0xE0, Name-0x20) with pool tag ``Obtb`` at
    pointer-0x10+4; smss's SeAuditProcessCreationInfo in [Peb+0x58, Peb+0x90) pointing at a UNICODE_STRING
    whose buffer follows it and reads ``\\Device\\``; ExitStatus 0x103 just before a kernel pointer (VadRoot).
-   The offsets used are Windows 10 19041 x64's public _EPROCESS ones (UniqueProcessId 0x440, ActiveProcessLinks
-   0x448, InheritedFromUniqueProcessId 0x540, Peb 0x550, ObjectTable 0x570, ImageFileName 0x5A8,
-   SeAuditProcessCreationInfo 0x5C0, ExitStatus 0x7D4, VadRoot 0x7D8), which VMM finds by the rules above on
-   ARM64 as on x64.
+   x64 worlds use Windows 10 19041 x64's public _EPROCESS offsets (``EPROCESS``); ARM64 worlds use Windows 11
+   24H2 (26100) ARM64's (``EPROCESS_ARM64``, from the ARM64 ntoskrnl public-symbol headers in the ntdiff/headers
+   repository, ``Win11_2409_24H2/ARM64/System32/ntoskrnl.exe/Standalone/_EPROCESS.h``), which satisfy every rule
+   above (Peb 0x2D0 in range, WoW64Process = Peb + 0x30 = 0x300, ObjectTable in [Name-0xE0, Name-0x20), ...).
 5. **More than 10 entries** in the process list (``VmmWinProcess_Enum64`` returns ``cProc > 10``): 12 processes.
 6. The version from smss's PEB (OSMajorVersion 0x118, OSMinorVersion 0x11C, OSBuildNumber 0x120).
 
@@ -50,7 +50,7 @@ from .header import HeaderFields
 from .paging import PAGE_4K, AddressSpace, Arch
 from .physmem import pattern_page
 
-__all__ = ["EPROCESS", "VmmKernel", "furnish_vmm_kernel"]
+__all__ = ["EPROCESS", "EPROCESS_ARM64", "VmmKernel", "furnish_vmm_kernel"]
 
 # Windows 10 19041 x64 _EPROCESS (public symbols, as every volatility3 ISF for 19041 lists them)
 EPROCESS: Final = {
@@ -65,6 +65,20 @@ EPROCESS: Final = {
     "SeAuditProcessCreationInfo": 0x5C0,
     "ExitStatus": 0x7D4,
     "VadRoot": 0x7D8,
+}
+# Windows 11 24H2 (26100) ARM64 _EPROCESS (ntdiff/headers, path in the module docstring): the same fields
+EPROCESS_ARM64: Final = {
+    "State": 0x4,
+    "DirectoryTableBase": 0x28,  # KPROCESS.DirectoryTableBase, 0x28 in every KPROCESS layout, ARM64 included
+    "UniqueProcessId": 0x1C0,
+    "ActiveProcessLinks": 0x1C8,
+    "InheritedFromUniqueProcessId": 0x2C0,
+    "Peb": 0x2D0,
+    "ObjectTable": 0x2F0,
+    "ImageFileName": 0x328,
+    "SeAuditProcessCreationInfo": 0x340,
+    "ExitStatus": 0x614,
+    "VadRoot": 0x618,
 }
 _EPROCESS_PAGE_OFFSET: Final = 0x80  # 16-aligned, and 0x800 bytes (VMM's read) stay in the page
 _PROCESSES: Final = (
@@ -105,6 +119,7 @@ class VmmKernel:
     processes: tuple[tuple[int, str, int, int], ...]  # (pid, name, EPROCESS va, PEB va or 0)
     build: int
     stamped: tuple[int, ...]  # kernel VAs of the pages stamped to fill top-level slots
+    eprocess: dict[str, int]  # the _EPROCESS offsets the world used
 
     def header_fields(self, **more: object) -> HeaderFields:
         """Header fields naming this kernel (VMM's nt hint is PsActiveProcessHead)."""
@@ -239,6 +254,7 @@ def furnish_vmm_kernel(
     if space.arch is not Arch.X64:
         raise ValueError("VMM worlds are 64-bit (x64 or ARM64 tables)")
     arm64 = _is_arm64(space)
+    ep = EPROCESS_ARM64 if arm64 else EPROCESS
     nt_base = nt_base or (0xFFFF_F800_5C80_0000 if arm64 else 0xFFFF_F803_1E00_0000)
     pool = pool or (0xFFFF_B50A_4000_0000 if arm64 else 0xFFFF_C10B_4000_0000)
     nt_size = 0x0080_0000
@@ -249,7 +265,7 @@ def furnish_vmm_kernel(
 
     eps = [pool + 0x1_0000 + i * PAGE_4K + _EPROCESS_PAGE_OFFSET for i in range(len(_PROCESSES))]
     head = data + _DATA_RVA["PsActiveProcessHead"]
-    links = [e + EPROCESS["ActiveProcessLinks"] for e in eps]
+    links = [e + ep["ActiveProcessLinks"] for e in eps]
     ring = [head, *links]
     object_table = pool + 0x10  # pool header at pool: tag "Obtb" at +4
     vad = pool + 0x800
@@ -259,19 +275,19 @@ def furnish_vmm_kernel(
         ep = eps[i]
         page = bytearray(PAGE_4K)
         o = _EPROCESS_PAGE_OFFSET
-        struct.pack_into("<Q", page, o + EPROCESS["DirectoryTableBase"], space.dtb)
-        struct.pack_into("<Q", page, o + EPROCESS["UniqueProcessId"], pid)
+        struct.pack_into("<Q", page, o + ep["DirectoryTableBase"], space.dtb)
+        struct.pack_into("<Q", page, o + ep["UniqueProcessId"], pid)
         j = i + 1
-        struct.pack_into("<QQ", page, o + EPROCESS["ActiveProcessLinks"], ring[(j + 1) % len(ring)], ring[j - 1])
-        struct.pack_into("<Q", page, o + EPROCESS["InheritedFromUniqueProcessId"], ppid)
+        struct.pack_into("<QQ", page, o + ep["ActiveProcessLinks"], ring[(j + 1) % len(ring)], ring[j - 1])
+        struct.pack_into("<Q", page, o + ep["InheritedFromUniqueProcessId"], ppid)
         peb = 0 if pid == 4 else _USER_PEB_BASE + i * PAGE_4K
-        struct.pack_into("<Q", page, o + EPROCESS["Peb"], peb)
-        struct.pack_into("<Q", page, o + EPROCESS["ObjectTable"], object_table if pid == 4 else 0)
-        page[o + EPROCESS["ImageFileName"] : o + EPROCESS["ImageFileName"] + 15] = name.encode()[:14].ljust(15, b"\0")
+        struct.pack_into("<Q", page, o + ep["Peb"], peb)
+        struct.pack_into("<Q", page, o + ep["ObjectTable"], object_table if pid == 4 else 0)
+        page[o + ep["ImageFileName"] : o + ep["ImageFileName"] + 15] = name.encode()[:14].ljust(15, b"\0")
         audit = pool + 0x8000 + i * 0x100
-        struct.pack_into("<Q", page, o + EPROCESS["SeAuditProcessCreationInfo"], audit)
-        struct.pack_into("<I", page, o + EPROCESS["ExitStatus"], 0x103)
-        struct.pack_into("<Q", page, o + EPROCESS["VadRoot"], vad if pid == 4 else 0)
+        struct.pack_into("<Q", page, o + ep["SeAuditProcessCreationInfo"], audit)
+        struct.pack_into("<I", page, o + ep["ExitStatus"], 0x103)
+        struct.pack_into("<Q", page, o + ep["VadRoot"], vad if pid == 4 else 0)
         space.map(ep - _EPROCESS_PAGE_OFFSET, bytes(page))
         path = "System" if pid == 4 else rf"\Device\HarddiskVolume3\Windows\System32\{name}"
         space.map(audit, _unicode_blob(audit, path))
@@ -308,4 +324,5 @@ def furnish_vmm_kernel(
         processes=tuple(processes),
         build=build,
         stamped=tuple(stamped),
+        eprocess=dict(ep),
     )
