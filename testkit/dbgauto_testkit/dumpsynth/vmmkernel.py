@@ -272,7 +272,7 @@ def furnish_vmm_kernel(
     space.map(pool, struct.pack("<I4s", 0x0203_0010, b"Obtb"), size=PAGE_4K)
     processes = []
     for i, (pid, name, ppid) in enumerate(_PROCESSES):
-        ep = eps[i]
+        ep_va = eps[i]
         page = bytearray(PAGE_4K)
         o = _EPROCESS_PAGE_OFFSET
         struct.pack_into("<Q", page, o + ep["DirectoryTableBase"], space.dtb)
@@ -288,14 +288,14 @@ def furnish_vmm_kernel(
         struct.pack_into("<Q", page, o + ep["SeAuditProcessCreationInfo"], audit)
         struct.pack_into("<I", page, o + ep["ExitStatus"], 0x103)
         struct.pack_into("<Q", page, o + ep["VadRoot"], vad if pid == 4 else 0)
-        space.map(ep - _EPROCESS_PAGE_OFFSET, bytes(page))
+        space.map(ep_va - _EPROCESS_PAGE_OFFSET, bytes(page))
         path = "System" if pid == 4 else rf"\Device\HarddiskVolume3\Windows\System32\{name}"
         space.map(audit, _unicode_blob(audit, path))
         if peb:
             peb_page = bytearray(PAGE_4K)
             struct.pack_into("<IIH", peb_page, 0x118, 10, 0, build)  # OSMajor/Minor/BuildNumber
             space.map(peb, bytes(peb_page))
-        processes.append((pid, name, ep, peb))
+        processes.append((pid, name, ep_va, peb))
     data_page = bytearray(PAGE_4K)
     struct.pack_into("<Q", data_page, _DATA_RVA["PsInitialSystemProcess"], eps[0])
     struct.pack_into("<QQ", data_page, _DATA_RVA["PsActiveProcessHead"], links[0], links[-1])
