@@ -193,7 +193,8 @@ def unwound_stack(
     walk = walk_from(regs)
     if trap is not None and trap[2] is None and out.started_from == "dump context":
         address = parameters[1] if len(parameters) > 1 else None
-        if address not in walk.pcs():  # the walk did not reach the exception address: start at its trap frame
+        reached = any(f.pc == address and f.trust != "scan" for f in walk.frames)
+        if not reached:  # the walk did not unwind to the exception address: start at its trap frame
             walk = walk_from({**regs, **trap[0]})
             out.trap_frame = trap[1]
             out.started_from = "trap frame (found by the exception address, P2)"
