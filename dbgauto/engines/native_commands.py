@@ -407,24 +407,34 @@ def _qword(t: Target, va: int) -> int | None:
     return int.from_bytes(raw[:8], "little") if raw is not None and len(raw) >= 8 else None
 
 
-def _kv(t: Target, limit: int) -> str | None:
-    """``kv`` of the unwound stack, laid out as WinDbg's (transcript T01): index, Child-SP, RetAddr, the four home
-    slots above Child-SP as "Args to Child", the call site, and ``(TrapFrame @ ADDR)`` on a trap handler's frame.
-    None when the session has no unwound stack (the scan is shown instead)."""
+K_HEAD: Final = " # Child-SP          RetAddr               Call Site"
+
+
+def _unwound(t: Target, limit: int, *, verbose: bool) -> str | None:
+    """The unwound stack laid out as WinDbg's: ``k`` (index, Child-SP, RetAddr, call site) or, ``verbose``, ``kv``
+    (transcript T01: the four home slots above Child-SP as "Args to Child", and ``(TrapFrame @ ADDR)`` on a trap
+    handler's frame, which plain ``k`` never shows — transcript D01). None when the session has no unwound stack, or
+    one that ends at the crash context (the scan is shown instead)."""
     if t.verdict is None or not t.is_64bit:
         return None
     f = t.verdict()
     if f.stack is None or f.stack.kind != "unwound":
         return None
     frames = f.unwound_frames[:limit]
+    if len(f.unwound_frames) < 2:
+        return None  # the unwind stopped at the crash context (no unwind data for its module): the scan says more
     syms = "without symbols" if t.namer is None else f"with symbols ({t.symbols_line})"
-    out = [f"  *** Unwound stack {syms} (dbgauto native engine); scan-only frames are left out.", KV_HEAD]
+    out = [f"  *** Unwound stack {syms} (dbgauto native engine); scan-only frames are left out."]
+    out.append(KV_HEAD if verbose else K_HEAD)
     for i, fr in enumerate(frames):
         ret = frames[i + 1].value if i + 1 < len(frames) else 0
         sp = fr.address or 0
+        site = fr.symbol or location_text(fr.module, fr.function, fr.offset) or format_addr(fr.value or 0, True)
+        if not verbose:
+            out.append(f"{i:02x} {format_addr(sp, True)} {format_addr(ret or 0, True)}     {site}")
+            continue
         words = [_qword(t, sp + 8 * k) for k in range(1, 5)]
         args = " ".join("????????`????????" if w is None else format_addr(w, True) for w in words)
-        site = fr.symbol or location_text(fr.module, fr.function, fr.offset) or format_addr(fr.value or 0, True)
         if fr.trap_frame_at is not None:
             site += f" (TrapFrame @ {format_addr(fr.trap_frame_at, True)})"
         out.append(f"{i:02x} {format_addr(sp, True)} {format_addr(ret or 0, True)}     : {args} : {site}")
@@ -432,16 +442,15 @@ def _kv(t: Target, limit: int) -> str | None:
 
 
 def stack(t: Target, args: str = "", verb: str = "k") -> str:
-    """``k`` from the stack scan: rows shaped like ``k`` (Child-SP, RetAddr, Call Site) and labelled a scan;
-    ``kv`` of the unwound stack when there is one (:func:`_kv`)."""
+    """``k``/``kv`` of the unwound stack when there is one (:func:`_unwound`), else rows shaped like ``k`` from the
+    stack scan, labelled a scan."""
     limit = 256
     for word in args.split():
         if word.isdigit():
             limit = max(1, int(word))
-    if verb.lower().startswith("kv"):
-        text = _kv(t, limit)
-        if text is not None:
-            return text
+    text = _unwound(t, limit, verbose=verb.lower().startswith("kv"))
+    if text is not None:
+        return text
     rows = _stack_rows(t, limit)
     if not rows:
         return f"{stack_note(t)}\n*** No stack data in this dump.\n"

@@ -176,8 +176,20 @@ def test_kv_line_has_the_windbg_form(run: Run) -> None:
     frames = parse_stack(out)
     assert [fr.trap_frame for fr in frames] == [None, trap, None, None]
     assert frames[1].function == "KiPageFault"
-    # plain k shows no trap frames, as WinDbg's k does not (D01)
-    assert "TrapFrame" not in fmt.stack(_target(run, facts), "", "k")
+    # plain k shows the same unwound frames without args or trap frames, as WinDbg's k does (D01, T07)
+    k = fmt.stack(_target(run, facts), "", "k")
+    assert "TrapFrame" not in k
+    assert "Stack scan" not in k
+    t07 = T01.parent / "T07_kernel_memorydmp_kernel_security_check_failure_139_insighteng.log"
+    if t07.is_file():
+        real_k = t07.read_text(encoding="utf-8").splitlines()
+        head = next(i for i, ln in enumerate(real_k) if re.fullmatch(r" # Child-SP +RetAddr +Call Site", ln))
+        assert k.splitlines()[1] == real_k[head]
+        assert re.sub(r"[0-9a-f]", "h", k.splitlines()[2]).split("     ")[0] == re.sub(
+            r"[0-9a-f]", "h", real_k[head + 1]
+        ).split("     ")[0]
+    k_frames = parse_stack(k)
+    assert [(fr.function, fr.child_sp) for fr in k_frames] == [(fr.function, fr.child_sp) for fr in frames]
 
 
 _DIGITS = str.maketrans("0123456789abcdef", "hhhhhhhhhhhhhhhh")
