@@ -303,7 +303,7 @@ class _Decoder:
                         raise self.fail(f"match offset {off} at output {pos} reaches before the data or window")
                     start = pos - off
                     if off >= length:
-                        out += out[start:end - off]
+                        out += out[start : end - off]
                     elif off == 1:
                         out += out[start:pos] * length
                     else:

@@ -11,6 +11,7 @@ aligned Huffman trees (length-limited, canonical), tree lengths delta-coded thro
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import struct
 from collections.abc import Sequence
@@ -81,7 +82,7 @@ def canonical_codes(lens: Sequence[int]) -> list[int]:
     return codes
 
 
-class _Bits:
+class BitWriter:
     """MSB-first bits packed into 16-bit little-endian words; ``out`` also takes raw bytes when aligned."""
 
     def __init__(self) -> None:
@@ -130,7 +131,7 @@ def _pretree_tokens(prev: Sequence[int], new: Sequence[int]) -> list[tuple[int, 
     return toks
 
 
-def _write_lens(w: _Bits, prev: list[int], new: list[int], first: int, last: int) -> None:
+def write_lens(w: BitWriter, prev: list[int], new: list[int], first: int, last: int) -> None:
     toks = _pretree_tokens(prev[first:last], new[first:last])
     freqs = [0] * 20
     for s, _, _ in toks:
@@ -174,7 +175,7 @@ def compress(
     d = e8_encode(data, e8_filesize) if e8_filesize else data
     n_main = 256 + 8 * SLOTS[window_bits]
     max_off = (1 << window_bits) - 3
-    w = _Bits()
+    w = BitWriter()
     if e8_filesize:
         w.put(1, 1)
         w.put(e8_filesize >> 16, 16)
@@ -224,7 +225,7 @@ def compress(
                 best_len, best_off = 0, 0
                 if most >= 2:
                     for r in reps:
-                        if r <= p and r <= max_off:
+                        if r <= p and r <= max_off and d[p - r] == d[p] and d[p - r + 1] == d[p + 1]:
                             n = _match_len(d, p, p - r, most)
                             if n > best_len:
                                 best_len, best_off = n, r
@@ -250,7 +251,7 @@ def compress(
                     reps[0], reps[2] = reps[2], reps[0]
                 else:
                     f = best_off + 2
-                    slot = max(s for s in range(SLOTS[window_bits]) if BASE[s] <= f)
+                    slot = bisect.bisect_right(BASE, f) - 1
                     reps[2], reps[1], reps[0] = reps[1], reps[0], best_off
                 header = min(best_len - 2, 7)
                 sym = 256 + slot * 8 + header
@@ -274,9 +275,9 @@ def compress(
                 w.put(ln, 3)
         main_lens = huffman_lengths(main_f, 16)
         len_lens = huffman_lengths(len_f, 16)
-        _write_lens(w, prev_main, main_lens, 0, 256)
-        _write_lens(w, prev_main, main_lens, 256, n_main)
-        _write_lens(w, prev_len, len_lens, 0, 249)
+        write_lens(w, prev_main, main_lens, 0, 256)
+        write_lens(w, prev_main, main_lens, 256, n_main)
+        write_lens(w, prev_len, len_lens, 0, 249)
         main_codes, len_codes = canonical_codes(main_lens), canonical_codes(len_lens)
         for sym, lsym, footer, extra in toks:
             w.put(main_codes[sym], main_lens[sym])
