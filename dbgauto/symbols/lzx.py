@@ -22,7 +22,7 @@ libmspack documents and that cabextract, the peer reader of the tests, applies:
   never scanned, and the four bytes after an E8 are skipped.
 
 Speed: Huffman codes are decoded with one flat lookup table per tree (index = the next ``maxlen`` bits),
-bits come from a byte-swapped copy of the input read 32 at a time, and matches are copied with slices.
+bits come from a byte-swapped copy of the input read 64 at a time, and matches are copied with slices.
 Bounds: the output never exceeds ``out_size`` (the caller derives it from the cabinet's declared, capped
 sizes); every symbol consumes at least one bit, reading past the end yields zero bits and is refused at the
 next frame or block edge, so hostile input ends in a :class:`SymbolError` after bounded work.
@@ -50,6 +50,7 @@ _BASE = tuple(sum(1 << _EXTRA[j] for j in range(i)) for i in range(51))
 _E8_FRAMES = 32768  # translation stops after this many frames (1 GiB)
 _I32 = struct.Struct("<i")
 _R = struct.Struct("<III")
+_MASKS = [(1 << n) - 1 for n in range(64)]
 
 
 def position_slots(window_bits: int) -> int:
@@ -69,7 +70,7 @@ class _Bits:
         sw = bytearray(len(data))
         sw[0::2] = data[1::2]
         sw[1::2] = data[0::2]
-        self.sw = bytes(sw) + b"\0" * 4
+        self.sw = bytes(sw) + b"\0" * 8
         self.raw = data
         self.buf = self.nb = self.o = 0
 
@@ -190,6 +191,7 @@ class _Decoder:
         window = self.window
         extra_t, base_t = _EXTRA, _BASE
         frm = int.from_bytes
+        masks = _MASKS
         pos = 0
         while pos < out_size:
             frame_end = min(pos + FRAME_SIZE, out_size)
@@ -243,9 +245,9 @@ class _Decoder:
                 amask = (1 << aw) - 1
                 while pos < stop:
                     if nb < 32:
-                        buf = ((buf & ((1 << nb) - 1)) << 32) | frm(sw[o : o + 4], "big")
-                        o += 4
-                        nb += 32
+                        buf = ((buf & masks[nb]) << 64) | frm(sw[o : o + 8], "big")
+                        o += 8
+                        nb += 64
                     e = mtab[(buf >> (nb - mw)) & mmask]
                     nb -= e & 31
                     s = e >> 5
@@ -276,9 +278,9 @@ class _Decoder:
                         r0 = off
                     else:
                         if nb < 32:
-                            buf = ((buf & ((1 << nb) - 1)) << 32) | frm(sw[o : o + 4], "big")
-                            o += 4
-                            nb += 32
+                            buf = ((buf & masks[nb]) << 64) | frm(sw[o : o + 8], "big")
+                            o += 8
+                            nb += 64
                         extra = extra_t[slot]
                         off = base_t[slot] - 2
                         if aligned and extra >= 3:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import random
 import struct
 from collections.abc import Sequence
 
@@ -314,3 +315,29 @@ def build_lzx_cab(
     """A single-member cabinet whose folder is LZX-compressed (typeCompress = 3 | window_bits << 8)."""
     blocks = compress(data, window_bits, e8_filesize=e8_filesize, block_types=block_types, block_size=block_size)
     return build_cab([(name, data)], compression=3 | (window_bits << 8), blocks=blocks)
+
+
+def pdb_like(size: int, seed: int = 7) -> bytes:
+    """Bytes shaped like a PDB: 4 KiB MSF pages of symbol records (names, RVAs), type records, GUIDs, zeros."""
+    rng = random.Random(seed)
+    stems = ["Nt", "Zw", "Ke", "Ki", "Io", "Ex", "Mm", "Ob", "Ps", "Rtl", "Se", "Cm", "Hal", "Wmi", "Etw", "Po"]
+    words = ["Create", "Open", "Query", "Set", "Information", "Process", "Thread", "Object", "Dispatch", "Exception"]
+    words += ["Allocate", "Pool", "Lock", "Release", "Wait", "Timer", "Section", "File", "Key", "Value", "Table"]
+    out = bytearray()
+    rva = 0x1000
+    while len(out) < size:
+        page = bytearray()
+        kind = rng.random()
+        while len(page) < 4096 - 64:
+            if kind < 0.6:  # S_PUB32-like records
+                name = (rng.choice(stems) + "".join(rng.choice(words) for _ in range(rng.randint(1, 3)))).encode()
+                rva += rng.randint(16, 600)
+                rec = struct.pack("<HHIIH", len(name) + 12, 0x110E, rng.choice((0, 2)), rva, 1) + name + b"\0"
+                page += rec + b"\0" * (-len(rec) % 4)
+            elif kind < 0.85:  # LF_MEMBER-like type records
+                page += struct.pack("<HHHIH", 0x150D, 3, rng.randint(0x1000, 0x1400), rng.randint(0, 0x800), 0x8000)
+                page += ("m_" + rng.choice(words)).encode() + b"\0\xf2\xf1"
+            else:
+                page += rng.randbytes(16) + b"\0" * rng.randint(0, 48)
+        out += page[:4096].ljust(4096, b"\0")
+    return bytes(out[:size])
