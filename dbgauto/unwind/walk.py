@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from dbgauto.pe import ExceptionTable, PeImage
-from dbgauto.unwind import framechain, scan, trapframe, x64
+from dbgauto.unwind import arm64, framechain, scan, trapframe, x64
 from dbgauto.unwind.model import Frame, ImageSource, Memory, Module, ModuleMap, StackWalk, TrapContext, Trust
 
 DEFAULT_STACK_SPAN: Final = 0x100000
@@ -37,7 +37,7 @@ class _State:
     pc: int
     sp: int
     fp: int | None
-    regs: list[int] | None  # x64 integer registers (REGS order)
+    regs: list[int] | None  # x64 integer registers (x64.REGS order); ARM64 x0..x30, sp (arm64.regs_from_mapping)
     trust: Trust
     exact: bool = False  # pc is an interrupted instruction (machine frame), not a return address
     trap: bool = False  # this state came from the previous frame's _KTRAP_FRAME
@@ -142,6 +142,39 @@ class _Walker:
             self.low, self.high = res.regs[4], res.regs[4] + DEFAULT_STACK_SPAN
         return _State(res.rip, res.regs[4], res.regs[5], res.regs, "cfi", exact=res.machine_frame)
 
+    def step_arm64(self, st: _State, innermost: bool) -> _State | None:
+        """One step by the image's .pdata/.xdata (``cfi``); None when the module has no image or no table."""
+        m, img = self.image_of(st.pc)
+        if m is None or img is None or st.regs is None:
+            return None
+        tab = self.table(m, img)
+        if tab is None or not tab.arm64:
+            return None
+        exact = innermost or st.exact or st.trust == "context"
+        # a return address follows its call: look up pc-4 so a call ending a function stays in it
+        fn = tab.lookup((st.pc if exact else st.pc - 4) - m.base)
+        if fn is None:
+            if not exact:
+                return None
+            res = arm64.leaf_step(st.regs)  # no RUNTIME_FUNCTION: a leaf that touched neither sp nor lr
+        else:
+            got, why = arm64.step(img, fn, st.pc, st.regs, self.read, exact=exact)
+            if got is None:
+                self.warnings.append(f"arm64: {m.name}+{st.pc - m.base:#x}: {why}")
+                return None
+            res = got
+        if not res.lr_restored and not self._live_lr_ok(res.pc, exact):
+            return None
+        if res.exact:
+            self.low, self.high = res.regs[arm64.SP], res.regs[arm64.SP] + DEFAULT_STACK_SPAN
+        return _State(res.pc, res.regs[arm64.SP], res.regs[arm64.FP], res.regs, "cfi", exact=res.exact)
+
+    def _live_lr_ok(self, lr: int, exact: bool) -> bool:
+        """A return address taken from the live lr (nothing saved it) must be a plausible call site."""
+        if not exact or lr == 0 or self.mods.find(lr) is None or self.mods.is_code(lr) is False:
+            return False
+        return scan.follows_call(self.mods, lr, "arm64") is not False
+
     def handler(self, pc: int) -> bool | None:
         """Whether the function at ``pc`` is a trap handler by its name; None when nothing names it."""
         if self.function_name is None:
@@ -184,7 +217,11 @@ class _Walker:
         nfp = prev if framechain.next_fp_ok(prev, st.fp, self.ws, self.low, self.high) else None
         if nfp is None and prev:
             self.warnings.append(f"{self.arch}: frame chain ends at {st.fp:#x} (next {prev:#x} is not above it)")
-        return _State(ret, st.fp + 2 * self.ws, nfp, None, "frame-pointer")
+        regs = None
+        if self.arch == "arm64" and st.regs is not None:  # keep a register state for later .pdata steps
+            regs = list(st.regs)
+            regs[arm64.FP], regs[arm64.LR], regs[arm64.SP] = nfp or 0, ret, st.fp + 16
+        return _State(ret, st.fp + 2 * self.ws, nfp, regs, "frame-pointer")
 
     def step_scan(self, st: _State, from_sp: int) -> _State | None:
         if not self.allow_scan or self.scan_budget <= 0:
@@ -197,7 +234,7 @@ class _Walker:
             regs = None
             if st.regs is not None:
                 regs = list(st.regs)
-                regs[4] = slot + 8
+                regs[arm64.SP if self.arch == "arm64" else 4] = slot + 8
             fp = st.fp if st.fp is not None and st.fp > slot else None
             return _State(value, slot + self.ws, fp, regs, "scan")
         return None
@@ -218,7 +255,7 @@ class _Walker:
                 return None  # LR points into the innermost function itself: a stale link register
         if scan.follows_call(self.mods, lr, "arm64") is False:
             return None
-        return _State(lr, st.sp, st.fp, None, "context")
+        return _State(lr, st.sp, st.fp, st.regs, "context")
 
     # ---- the loop ----
     def walk(self, first: _State, lr: int | None) -> list[Frame]:
@@ -239,7 +276,9 @@ class _Walker:
             elif self.arch == "x64":
                 nxt = self.step_x64(st, innermost)
             else:
-                if innermost and self.arch == "arm64":
+                if self.arch == "arm64":
+                    nxt = self.step_arm64(st, innermost)
+                if nxt is None and innermost and self.arch == "arm64":
                     nxt = self.arm64_lr(st, lr)
                 if nxt is None:
                     nxt = self.step_chain(st)
@@ -312,7 +351,7 @@ def _initial(arch: str, regs: Mapping[str, int]) -> _State | None:
         pc, sp = _first(regs, "pc"), _first(regs, "sp")
         if pc is None or sp is None:
             return None
-        return _State(pc, sp, _first(regs, "fp", "x29"), None, "context")
+        return _State(pc, sp, _first(regs, "fp", "x29"), arm64.regs_from_mapping(regs), "context")
     pc, sp = _first(regs, "eip"), _first(regs, "esp")
     if pc is None or sp is None:
         return None
