@@ -47,7 +47,8 @@ _I = struct.Struct("<I")
 class Op:
     """One prolog/epilog instruction's undo. ``saves``: (register, offset from sp) pairs to reload (register
     64+n = d n); ``post``: bytes added to sp after the reloads (pre-indexed stores and allocations);
-    ``special``: 'set_fp' / 'add_fp' (sp = fp - arg), 'trap' / 'machine' / 'context', 'end', 'end_c'."""
+    ``special``: 'set_fp' / 'add_fp' (sp = fp - arg), 'next' (save_next), 'trap' / 'machine' / 'context',
+    'end', 'end_c'. A pair save has ``arg`` = its first register, so preceding save_next ops can extend it."""
 
     saves: tuple[tuple[int, int], ...] = ()
     post: int = 0
@@ -87,48 +88,35 @@ def code_size(b: int) -> int:
 
 
 def decode(codes: bytes | memoryview, start: int = 0) -> list[Op]:
-    """Ops from byte ``start`` up to and including ``end`` (``end_c`` is kept as a marker); save_next codes
-    are folded into the pair save that follows them, as the Windows unwinder accumulates them."""
+    """Ops from byte ``start`` up to and including ``end`` (``end_c`` is kept as a marker). A save_next stays
+    an op of its own (it is one instruction); :func:`run` folds it into the pair save that follows it, as the
+    Windows unwinder accumulates them."""
     out: list[Op] = []
     i = start
-    pending_next = 0
     n = len(codes)
-    while i < n:
+    while i < n and len(out) <= MAX_CODE_BYTES:
         b = codes[i]
         size = code_size(b)
         if i + size > n:
             raise UnwindError(f"unwind code {b:#04x} at byte {i} runs past the code array")
         b1 = codes[i + 1] if size > 1 else 0
+        op = _op(b, b1, codes, i)
         i += size
-        if b == 0xE6:  # save_next
-            pending_next += 1
-            continue
-        op = _op(b, b1, codes, i - size, pending_next)
-        if pending_next and not _is_pair(b):
-            raise UnwindError(f"save_next before unwind code {b:#04x}, which saves no register pair")
-        pending_next = 0
         out.append(op)
         if op.special == "end":
             return out
-        if len(out) > MAX_CODE_BYTES:
-            break
     raise UnwindError("unwind codes have no end")
 
 
-def _is_pair(b: int) -> bool:
-    return 0x20 <= b <= 0x3F or 0xC8 <= b <= 0xCF or 0xD8 <= b <= 0xDB
+def _pair(first: int, off: int) -> tuple[tuple[int, int], ...]:
+    return ((first, off), (first + 1, off + 8))
 
 
-def _pair(first: int, off: int, extra: int, step: int = 1) -> tuple[tuple[int, int], ...]:
-    """Registers ``first``, ``first + 1``, ... (2 + 2*extra of them) at consecutive 8-byte slots from ``off``."""
-    return tuple((first + k * step, off + 8 * k) for k in range(2 + 2 * extra))
-
-
-def _op(b: int, b1: int, codes: bytes | memoryview, at: int, nxt: int) -> Op:
+def _op(b: int, b1: int, codes: bytes | memoryview, at: int) -> Op:
     if b < 0x20:  # alloc_s
         return Op(post=16 * b)
     if b < 0x40:  # save_r19r20_x: [sp - Z*8]!
-        return Op(_pair(19, 0, nxt), post=8 * (b & 0x1F))
+        return Op(_pair(19, 0), post=8 * (b & 0x1F), arg=19)
     if b < 0x80:  # save_fplr: [sp + Z*8]
         return Op(((FP, 8 * (b & 0x3F)), (LR, 8 * (b & 0x3F) + 8)))
     if b < 0xC0:  # save_fplr_x: [sp - (Z+1)*8]!
@@ -138,9 +126,9 @@ def _op(b: int, b1: int, codes: bytes | memoryview, at: int, nxt: int) -> Op:
     x2 = ((b & 3) << 2) | (b1 >> 6)
     z6 = b1 & 0x3F
     if b < 0xCC:  # save_regp
-        return Op(_pair(19 + x2, 8 * z6, nxt))
+        return Op(_pair(19 + x2, 8 * z6), arg=19 + x2)
     if b < 0xD0:  # save_regp_x
-        return Op(_pair(19 + x2, 0, nxt), post=8 * (z6 + 1))
+        return Op(_pair(19 + x2, 0), post=8 * (z6 + 1), arg=19 + x2)
     if b < 0xD4:  # save_reg
         return Op(((19 + x2, 8 * z6),))
     if b < 0xD6:  # save_reg_x: 1101010x'xxxzzzzz
@@ -149,9 +137,9 @@ def _op(b: int, b1: int, codes: bytes | memoryview, at: int, nxt: int) -> Op:
     if b < 0xD8:  # save_lrpair: <x(19+2X), lr> at [sp + Z*8]
         return Op(((19 + 2 * x1, 8 * z6), (LR, 8 * z6 + 8)))
     if b < 0xDA:  # save_fregp: d(8+X) pair
-        return Op(_fpair(8 + x1, 8 * z6, nxt))
+        return Op(_pair(64 + 8 + x1, 8 * z6), arg=64 + 8 + x1)
     if b < 0xDC:  # save_fregp_x
-        return Op(_fpair(8 + x1, 0, nxt), post=8 * (z6 + 1))
+        return Op(_pair(64 + 8 + x1, 0), post=8 * (z6 + 1), arg=64 + 8 + x1)
     if b < 0xDE:  # save_freg
         return Op(((64 + 8 + x1, 8 * z6),))
     if b == 0xDE:  # save_freg_x: 11011110'xxxzzzzz
@@ -168,6 +156,8 @@ def _op(b: int, b1: int, codes: bytes | memoryview, at: int, nxt: int) -> Op:
         return END
     if b == 0xE5:
         return Op(special="end_c")
+    if b == 0xE6:
+        return Op(special="next")
     if b == 0xE8:
         return Op(special="trap")
     if b == 0xE9:
@@ -175,10 +165,6 @@ def _op(b: int, b1: int, codes: bytes | memoryview, at: int, nxt: int) -> Op:
     if b == 0xEA:
         return Op(special="context")
     raise UnwindError(f"unsupported or reserved unwind code {b:#04x}")
-
-
-def _fpair(first_d: int, off: int, extra: int) -> tuple[tuple[int, int], ...]:
-    return tuple((64 + first_d + k, off + 8 * k) for k in range(2 + 2 * extra))
 
 
 def packed_ops(word: int) -> tuple[list[Op], list[Op]]:
@@ -214,10 +200,10 @@ def packed_ops(word: int) -> tuple[list[Op], list[Op]]:
     if cr in (2, 3) and locsz > 512:
         allocs += [Op(((FP, 0), (LR, 8))), Op(special="set_fp")]
     prolog_exec = ([NOP] if cr == 2 else []) + execd + homes + allocs
-    prolog = list(reversed(prolog_exec)) + [END]
+    prolog = [*reversed(prolog_exec), END]
     epi_homes = [Op(post=sum(o.post for o in homes))] if homes else []
     epilog_exec = ([NOP] if cr == 2 else []) + execd + epi_homes + [o for o in allocs if o.special != "set_fp"]
-    epilog = list(reversed(epilog_exec)) + [END]
+    epilog = [*reversed(epilog_exec), END]
     return prolog, epilog
 
 
@@ -337,8 +323,21 @@ def run(ops: list[Op], regs: list[int], read: Memory) -> tuple[StepResult | None
     regs = list(regs)
     dregs: dict[int, int] = {}
     lr_restored = False
+    pending = 0  # save_next ops waiting for the pair save they extend
     for op in ops:
         sp = regs[SP]
+        if op.special == "next":
+            pending += 1
+            continue
+        saves = op.saves
+        if pending:
+            if not op.arg:
+                return None, "save_next is not followed by a register-pair save"
+            last = op.saves[-1]
+            saves = saves + tuple((op.arg + 2 + k, last[1] + 8 + 8 * k) for k in range(2 * pending))
+            if any(r > 28 if op.arg < 64 else r > 64 + 15 for r, _ in saves):
+                return None, "save_next runs past the last callee-saved register"
+            pending = 0
         if op.special in ("end", "end_c"):
             if op.special == "end":
                 break
@@ -351,7 +350,7 @@ def run(ops: list[Op], regs: list[int], read: Memory) -> tuple[StepResult | None
             continue
         if op.special in ("trap", "machine", "context"):
             return _custom(op.special, regs, dregs, read)
-        for reg, off in op.saves:
+        for reg, off in saves:
             v = _q(read, sp + off)
             if v is None:
                 return None, f"saved register at {sp + off:#x} unreadable"

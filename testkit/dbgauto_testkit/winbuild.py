@@ -130,6 +130,75 @@ leaf2:
 """
 TRAP_CHAIN = ["leaf2", "isr", "interrupted", "top2"]
 
+# ARM64 prolog shapes, one function each, called in a line: top_a → three_t (x19-x21) → iregs_g (x19-x25, the
+# odd register paired with lr) → odd_fregs_o (d8-d10) → fregs_f (d8-d15) → big_e (> 4 KiB of locals) → huge_l
+# (> 32 KiB: alloc_l) → mid_h (> 512 bytes) → alloca_d (sp moves below x29) → leaf_c (no stack: no .pdata).
+PROLOGS_C = r"""
+__declspec(dllexport) volatile int sink;
+__declspec(dllexport) volatile double dsink;
+__declspec(dllexport) __declspec(noinline) int leaf_c(int x) { return x * 3 + sink; }
+__declspec(dllexport) __declspec(noinline) int alloca_d(int x) {
+    volatile char *p = __builtin_alloca((x & 63) + 16);
+    p[1] = (char)x;
+    return leaf_c(x + p[1]) + 5;
+}
+__declspec(dllexport) __declspec(noinline) int mid_h(int x) {
+    volatile char mid[700];
+    mid[x & 255] = (char)x;
+    return alloca_d(x + mid[3]) * 3;
+}
+__declspec(dllexport) __declspec(noinline) int huge_l(int x) {
+    volatile char huge[40000];
+    huge[x & 1023] = (char)x;
+    return mid_h(x + huge[9]) + 7;
+}
+__declspec(dllexport) __declspec(noinline) int big_e(int x) {
+    volatile char big[5000];
+    big[x & 255] = (char)x;
+    return huge_l(x + big[7]) + 2;
+}
+__declspec(dllexport) __declspec(noinline) double fregs_f(int x, double a) {
+    double b = a * 2, c = a * 3, d = a * 5, e = a * 7, f = a * 11, g = a * 13, h = a * 17, i = a * 19;
+    int r = big_e(x);
+    dsink = b + c + d + e + f + g + h + i;
+    return r + b * c * d * e * f * g * h * i;
+}
+__declspec(dllexport) __declspec(noinline) int odd_fregs_o(int x, double a) {
+    double b = a * 2, c = a * 3, d = a * 5;
+    int r = (int)fregs_f(x, a);
+    dsink = b * c * d;
+    return r + (int)(b + c + d);
+}
+__declspec(dllexport) __declspec(noinline) int iregs_g(int x, int y, int z) {
+    int a = x * 3, b = y * 5, c = z * 7, d = x * y, e = y * z, f = x * z;
+    int g = x + y + z, h = x - y, i = y - z, j = x ^ z;
+    int r = odd_fregs_o(a, (double)b);
+    return r + a + b + c + d + e + f + g + h + i + j;
+}
+__declspec(dllexport) __declspec(noinline) int three_t(int x, int y) {
+    int a = x * 3, b = y * 5, c = x ^ y;
+    int r = iregs_g(a, b, c);
+    return r + a + b + c;
+}
+__declspec(dllexport) __declspec(noinline) int top_a(int x) {
+    int r = three_t(x, x + 1);
+    sink = r;
+    return r + 1;
+}
+"""
+PROLOGS_CHAIN = [
+    "leaf_c",
+    "alloca_d",
+    "mid_h",
+    "huge_l",
+    "big_e",
+    "fregs_f",
+    "odd_fregs_o",
+    "iregs_g",
+    "three_t",
+    "top_a",
+]
+
 VERSION_RC = r"""
 1 VERSIONINFO
 FILEVERSION 10,0,19041,3803
@@ -310,9 +379,9 @@ class Run:
             return None
 
 
-def run_until_break(path: Path, arch: str, entry: str, arg: int = 3) -> Run:
-    """Lay the image out at its preferred base as the loader would (headers + each section at its RVA, from
-    llvm-readobj's section table), call ``entry(arg)`` on a fresh stack and stop at the first breakpoint."""
+def _load(path: Path, arch: str):
+    """A unicorn CPU with the image laid out at its preferred base as the loader would (headers + each section
+    at its RVA, from llvm-readobj's section table), a fresh stack and a sentinel page; (uc, info, stack top)."""
     unicorn = pytest.importorskip("unicorn", reason="unicorn (dev extra) executes the compiled code")
     info = describe(path)
     data = path.read_bytes()
@@ -330,7 +399,14 @@ def run_until_break(path: Path, arch: str, entry: str, arg: int = 3) -> Run:
         uc.mem_write(info.image_base + s["rva"], raw)
     uc.mem_map(STACK_LOW, STACK_SIZE)
     uc.mem_map(SENTINEL, 0x1000)
-    top = STACK_LOW + STACK_SIZE - 0x100
+    return uc, info, STACK_LOW + STACK_SIZE - 0x100
+
+
+def run_until_break(path: Path, arch: str, entry: str, arg: int = 3) -> Run:
+    """Lay the image out (:func:`_load`), call ``entry(arg)`` on a fresh stack and stop at the first breakpoint."""
+    unicorn = pytest.importorskip("unicorn", reason="unicorn (dev extra) executes the compiled code")
+    uc, info, top = _load(path, arch)
+    size = (info.size_of_image + 0xFFF) & ~0xFFF
     entry_va = info.image_base + info.exports[entry]
     if arch == "x64":
         from unicorn import x86_const as X
@@ -398,3 +474,82 @@ def run_until_break(path: Path, arch: str, entry: str, arg: int = 3) -> Run:
     uc.emu_start(entry_va, SENTINEL, count=100000)
     regs = {n: uc.reg_read(r) for n, r in names.items()}
     return Run(arch, info, regs, entry_sp, uc)
+
+
+# ---- tracing: a callback before every instruction, with the call stack the emulator observed -----------------
+@dataclass
+class Activation:
+    """A function call the emulator saw begin: its name, the stack pointer and return address at entry (ARM64:
+    sp and lr; x86: esp, which points at the return address) and the callee-saved registers at entry."""
+
+    name: str
+    sp: int
+    ret: int
+    saved: dict[str, int]
+
+
+ARM64_SAVED = (*(f"x{i}" for i in range(19, 29)), "fp", *(f"d{i}" for i in range(8, 16)))
+X86_SAVED = ("ebx", "esi", "edi", "ebp")
+
+
+def trace(path: Path, arch: str, entry: str, on_insn, arg: int = 3, max_insns: int = 200000) -> ReadobjImage:
+    """Call ``entry(arg)`` to its return and run ``on_insn(pc, regs, stack, read)`` before every instruction
+    in the image. ``stack`` lists the :class:`Activation` records, outermost first, maintained from the
+    execution alone: pushed when pc reaches an exported function's first instruction, popped when pc reaches
+    the top record's return address with the stack pointer back where the call left it. ARM64 and x86."""
+    uc, info, top = _load(path, arch)
+    size = (info.size_of_image + 0xFFF) & ~0xFFF
+    starts = {info.image_base + rva: name for name, rva in info.exports.items()}
+    if arch == "arm64":
+        from unicorn import arm64_const as A
+
+        regs_ids = {f"x{i}": getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)}
+        regs_ids.update(fp=A.UC_ARM64_REG_X29, lr=A.UC_ARM64_REG_X30, sp=A.UC_ARM64_REG_SP, pc=A.UC_ARM64_REG_PC)
+        regs_ids.update({f"d{i}": getattr(A, f"UC_ARM64_REG_D{i}") for i in range(8, 16)})
+        uc.reg_write(A.UC_ARM64_REG_SP, top)
+        uc.reg_write(A.UC_ARM64_REG_X0, arg)
+        uc.reg_write(A.UC_ARM64_REG_X29, 0)
+        uc.reg_write(A.UC_ARM64_REG_X30, SENTINEL)
+        for i in range(19, 29):  # distinctive callee-saved values, so a wrong restore shows
+            uc.reg_write(regs_ids[f"x{i}"], 0x1900 + i)
+        for i in range(8, 16):
+            uc.reg_write(regs_ids[f"d{i}"], 0x4000_0000_0000_0000 + i)
+        pc_key, sp_key, saved_names, back = "pc", "sp", ARM64_SAVED, 0
+    elif arch == "x86":
+        from unicorn import x86_const as X
+
+        regs_ids = {n: getattr(X, f"UC_X86_REG_{n.upper()}") for n in ("eax", "ecx", "edx", "ebx", "esp", "ebp")}
+        regs_ids.update({n: getattr(X, f"UC_X86_REG_{n.upper()}") for n in ("esi", "edi", "eip")})
+        sp = top - 8
+        uc.mem_write(sp, SENTINEL.to_bytes(4, "little") + arg.to_bytes(4, "little"))
+        uc.reg_write(X.UC_X86_REG_ESP, sp)
+        for n, v in (("ebx", 0x1B1B), ("esi", 0x5151), ("edi", 0xD1D1), ("ebp", 0)):
+            uc.reg_write(regs_ids[n], v)
+        pc_key, sp_key, saved_names, back = "eip", "esp", X86_SAVED, 4
+    else:
+        raise ValueError(f"trace supports arm64 and x86, not {arch}")
+    stack: list[Activation] = []
+
+    def read(va: int, n: int) -> bytes | None:
+        try:
+            return bytes(uc.mem_read(va, n))
+        except Exception:
+            return None
+
+    def on_code(mu, address, _size, _user):
+        regs = {k: mu.reg_read(r) for k, r in regs_ids.items()}
+        while stack and address == stack[-1].ret and regs[sp_key] == stack[-1].sp + back:
+            stack.pop()
+        if address in starts:
+            sp = regs[sp_key]
+            ret = regs["lr"] if arch == "arm64" else int.from_bytes(read(sp, 4), "little")
+            stack.append(Activation(starts[address], sp, ret, {k: regs[k] for k in saved_names}))
+        on_insn(address, regs, list(stack), read)
+
+    import unicorn
+
+    uc.hook_add(unicorn.UC_HOOK_CODE, on_code, begin=info.image_base, end=info.image_base + size - 1)
+    uc.emu_start(info.image_base + info.exports[entry], SENTINEL, count=max_insns)
+    if uc.reg_read(regs_ids[pc_key]) != SENTINEL:
+        raise AssertionError(f"{entry} did not return within {max_insns} instructions")
+    return info
