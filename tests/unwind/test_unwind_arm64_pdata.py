@@ -67,10 +67,13 @@ def dlls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_images_hold_packed_and_unpacked_unwind_data(dlls: dict[str, Path]) -> None:
     listing = "".join(readobj(p, "--unwind") for p in dlls.values())
     packed = re.findall(r"RegF: (\d+)\s+RegI: (\d+)\s+HomedParameters: \w+\s+CR: (\d)", listing)
-    assert packed and "ExceptionData {" in listing
+    assert packed
+    assert "ExceptionData {" in listing
     assert {cr for _, _, cr in packed} >= {"1", "3"}  # lr alone, and the <x29, lr> record
-    assert any(int(f) >= 1 for f, _, _ in packed) and any(int(i) % 2 for _, i, _ in packed)
-    assert "EpiloguePacked: Yes" in listing and "EpilogueScopes: 1" in listing  # the E bit and a scope list
+    assert any(int(f) >= 1 for f, _, _ in packed)
+    assert any(int(i) % 2 for _, i, _ in packed)
+    assert "EpiloguePacked: Yes" in listing
+    assert "EpilogueScopes: 1" in listing
     need = {"alloc_m", "alloc_l", "save_r19r20_x", "save_fplr", "save_fplr_x", "save_reg", "save_reg_x"}
     need |= {"save_fregp", "save_freg", "set_fp", "add_fp", "save_next", "end"}
     assert need <= _classes(listing), need - _classes(listing)
@@ -94,7 +97,7 @@ def _check_every_instruction(dll: Path, *, hide_pdata: bool = False) -> tuple[in
         seen[0] += 1
         where = f"{stack[-1].name}+{pc - base - info.exports[stack[-1].name]:#x}"
         want_pcs = [pc] + [a.ret for a in reversed(stack[1:])]
-        want_sps = [regs["sp"]] + [a.sp for a in reversed(stack)][:-1]
+        want_sps = [regs["sp"], *[a.sp for a in reversed(stack)][:-1]]
         got_pcs = [f.pc for f in walk.frames]
         if got_pcs != want_pcs or [f.sp for f in walk.frames] != want_sps or walk.warnings:
             bad.append(f"{where}: pcs {[hex(p) for p in got_pcs]} want {[hex(p) for p in want_pcs]} {walk.warnings}")
@@ -140,7 +143,8 @@ def test_frame_pointer_chain_alone_fails_without_frame_pointers(dlls: dict[str, 
     """The same walk by x29 records only (the exception directory hidden) loses callers in the build
     without frame pointers: .pdata is what makes those stacks exact."""
     checked, bad = _check_every_instruction(dlls["nofp"], hide_pdata=True)
-    assert checked > 150 and len(bad) > checked // 4
+    assert checked > 150
+    assert len(bad) > checked // 4
 
 
 class _NoPdata:
