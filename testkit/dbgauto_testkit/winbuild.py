@@ -199,6 +199,45 @@ PROLOGS_CHAIN = [
     "top_a",
 ]
 
+# x86 FPO mixed with EBP frames: top_a (EBP) → fpo_b (FPO: ebx, 300 bytes of locals) → ebp_m (EBP: esi, edi)
+# → fpo_n (FPO, uses ebp as a general register: the EBP chain breaks here) → leaf_c (FPO, locals).
+FPO_C = r"""
+__declspec(dllexport) volatile int sink;
+__declspec(dllexport) __declspec(noinline) int leaf_c(int x) {
+    volatile int buf[40];
+    buf[x & 31] = x;
+    return buf[3] + buf[39];
+}
+int ebp_m(int x, int y);
+__declspec(dllexport) __declspec(noinline) int fpo_n(int x, int y) {
+    int a = x * 3, b = y * 5, c = x ^ y, d = x - y, e = x + 7;
+    int r = leaf_c(a + b);
+    return r + a * b + c * d + e;
+}
+__declspec(dllexport) __declspec(noinline) int fpo_b(int x, int y) {
+    volatile char big[300];
+    big[x & 255] = (char)y;
+    int r = ebp_m(x + big[y & 255], y);
+    return r * 3 + y;
+}
+"""
+EBP_C = r"""
+extern volatile int sink;
+int fpo_n(int x, int y);
+int fpo_b(int x, int y);
+__declspec(dllexport) __declspec(noinline) int ebp_m(int x, int y) {
+    int a = x * 3, b = y * 5;
+    int r = fpo_n(a, b);
+    return r + a + b;
+}
+__declspec(dllexport) __declspec(noinline) int top_a(int x) {
+    int r = fpo_b(x, x * 7);
+    sink = r;
+    return r + 1;
+}
+"""
+FPO_CHAIN = ["leaf_c", "fpo_n", "ebp_m", "fpo_b", "top_a"]
+
 VERSION_RC = r"""
 1 VERSIONINFO
 FILEVERSION 10,0,19041,3803
@@ -268,6 +307,30 @@ def build(
     _run(
         ["lld-link", *link, f"/machine:{machine}", "/debug", f"/pdb:{tmp / (name + '.pdb')}", f"/out:{out}", *objs], tmp
     )
+    return out
+
+
+def build_multi(
+    tmp: Path,
+    name: str,
+    arch: str,
+    sources: list[tuple[str, str, tuple[str, ...]]],
+    link: tuple[str, ...] = ("/dll", "/noentry"),
+) -> Path:
+    """Compile several C sources (file stem, text, extra clang flags each) and link them into one image with a
+    PDB next to it (``name.pdb``); return the image path."""
+    require_toolchain()
+    tmp.mkdir(parents=True, exist_ok=True)
+    objs = []
+    for stem, text, flags in sources:
+        (tmp / f"{stem}.c").write_text(text)
+        obj = tmp / f"{stem}.obj"
+        cmd = ["clang", f"--target={TRIPLES[arch]}", "-O1", "-mno-stack-arg-probe", *flags, "-c", f"{stem}.c"]
+        _run([*cmd, "-o", str(obj)], tmp)
+        objs.append(str(obj))
+    out = tmp / f"{name}.dll"
+    pdb = f"/pdb:{tmp / (name + '.pdb')}"
+    _run(["lld-link", *link, f"/machine:{arch}", "/debug", pdb, f"/out:{out}", *objs], tmp)
     return out
 
 
