@@ -20,8 +20,7 @@ from dbgauto_testkit.winbuild import EBP_C, FPO_C, build_multi, describe, trace
 from dbgauto.errors import SymbolError
 from dbgauto.pe import PeImage
 from dbgauto.symbols.fpo import FrameDataTable, frame_data_from_pdb, load_frame_data
-from dbgauto.unwind import Module, unwind
-from dbgauto.unwind import x86fpo
+from dbgauto.unwind import Module, unwind, x86fpo
 
 DEBUG = ("-g", "-gcodeview")
 
