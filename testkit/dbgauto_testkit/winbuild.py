@@ -238,6 +238,232 @@ __declspec(dllexport) __declspec(noinline) int top_a(int x) {
 """
 FPO_CHAIN = ["leaf_c", "fpo_n", "ebp_m", "fpo_b", "top_a"]
 
+# ARM64 unwind codes compilers rarely emit, from assembly with .seh directives: save_r19r20_x + save_next,
+# save_reg(_x) (x29 too), save_fregp_x, save_freg(_x), alloc_s/m, save_lrpair, add_fp, nop, and two epilogs
+# with their own code sequences (x0 != 0 takes the second). rare_top → rare → rare_leaf (no .pdata).
+RARE_S = r"""
+.text
+.p2align 2
+.globl rare_top
+.seh_proc rare_top
+rare_top:
+  stp x29, x30, [sp, #-16]!
+  .seh_save_fplr_x 16
+  mov x29, sp
+  .seh_set_fp
+  .seh_endprologue
+  bl rare
+  add x0, x0, #1
+  .seh_startepilogue
+  ldp x29, x30, [sp], #16
+  .seh_save_fplr_x 16
+  .seh_endepilogue
+  ret
+.seh_endproc
+
+.p2align 2
+.globl rare
+.seh_proc rare
+rare:
+  stp x19, x20, [sp, #-64]!
+  .seh_save_r19r20_x 64
+  stp x21, x22, [sp, #16]
+  .seh_save_next
+  stp x23, x24, [sp, #32]
+  .seh_save_next
+  str x25, [sp, #48]
+  .seh_save_reg x25, 48
+  str x26, [sp, #-16]!
+  .seh_save_reg_x x26, 16
+  stp d8, d9, [sp, #-32]!
+  .seh_save_fregp_x d8, 32
+  str d10, [sp, #16]
+  .seh_save_freg d10, 16
+  str d12, [sp, #-16]!
+  .seh_save_freg_x d12, 16
+  sub sp, sp, #32
+  .seh_stackalloc 32
+  stp x27, x30, [sp]
+  .seh_save_lrpair x27, 0
+  str x29, [sp, #16]
+  .seh_save_reg x29, 16
+  add x29, sp, #16
+  .seh_add_fp 16
+  sub sp, sp, #2048
+  .seh_stackalloc 2048
+  nop
+  .seh_nop
+  .seh_endprologue
+  mov x19, x0
+  mov x20, #20
+  mov x21, #21
+  mov x22, #22
+  mov x23, #23
+  mov x24, #24
+  mov x25, #25
+  mov x26, #26
+  mov x27, #27
+  fmov d8, x20
+  fmov d9, x21
+  fmov d10, x22
+  fmov d12, x23
+  bl rare_leaf
+  cbnz x19, 1f
+  .seh_startepilogue
+  nop
+  .seh_nop
+  add sp, sp, #2048
+  .seh_stackalloc 2048
+  ldr x29, [sp, #16]
+  .seh_save_reg x29, 16
+  ldp x27, x30, [sp]
+  .seh_save_lrpair x27, 0
+  add sp, sp, #32
+  .seh_stackalloc 32
+  ldr d12, [sp], #16
+  .seh_save_freg_x d12, 16
+  ldr d10, [sp, #16]
+  .seh_save_freg d10, 16
+  ldp d8, d9, [sp], #32
+  .seh_save_fregp_x d8, 32
+  ldr x26, [sp], #16
+  .seh_save_reg_x x26, 16
+  ldr x25, [sp, #48]
+  .seh_save_reg x25, 48
+  ldp x23, x24, [sp, #32]
+  .seh_save_next
+  ldp x21, x22, [sp, #16]
+  .seh_save_next
+  ldp x19, x20, [sp], #64
+  .seh_save_r19r20_x 64
+  .seh_endepilogue
+  ret
+1:
+  add x0, x0, #5
+  .seh_startepilogue
+  add sp, sp, #2048
+  .seh_stackalloc 2048
+  ldr x29, [sp, #16]
+  .seh_save_reg x29, 16
+  ldp x27, x30, [sp]
+  .seh_save_lrpair x27, 0
+  add sp, sp, #32
+  .seh_stackalloc 32
+  ldr d12, [sp], #16
+  .seh_save_freg_x d12, 16
+  ldr d10, [sp, #16]
+  .seh_save_freg d10, 16
+  ldp d8, d9, [sp], #32
+  .seh_save_fregp_x d8, 32
+  ldr x26, [sp], #16
+  .seh_save_reg_x x26, 16
+  ldr x25, [sp, #48]
+  .seh_save_reg x25, 48
+  ldp x23, x24, [sp, #32]
+  .seh_save_next
+  ldp x21, x22, [sp, #16]
+  .seh_save_next
+  ldp x19, x20, [sp], #64
+  .seh_save_r19r20_x 64
+  .seh_endepilogue
+  ret
+.seh_endproc
+
+.p2align 2
+.globl rare_leaf
+rare_leaf:
+  add x0, x0, #3
+  ret
+"""
+RARE_EXPORTS = ("/export:rare_top", "/export:rare", "/export:rare_leaf")
+
+# Where each custom ARM64 unwind code finds the interrupted context on the stack, and how the assembly below
+# builds it: (directive, size, [(offset, register)]); offsets from Microsoft's ARM64 CONTEXT and
+# _KTRAP_FRAME (Sp 0x98, Lr 0x138, Fp 0x140, Pc 0x148) and the machine frame {sp, pc}.
+_CUSTOM = {
+    "mf": (".seh_pushframe", 16, [(0, "x10"), (8, "x11")]),
+    "ctx": (".seh_context", 0x390, [(0x100, "x10"), (0x108, "x11"), (0xF0, "x29"), (0xF8, "x30")]),
+    "trap": (".seh_trap_frame", 0x150, [(0x98, "x10"), (0x148, "x11"), (0x140, "x29"), (0x138, "x30")]),
+}
+
+
+def _custom_s(kind: str) -> str:
+    directive, size, stores = _CUSTOM[kind]
+    body = "\n".join(f"  str {reg}, [sp, #{off}]" for off, reg in stores)
+    return f"""
+.p2align 2
+.globl {kind}_top
+.seh_proc {kind}_top
+{kind}_top:
+  stp x29, x30, [sp, #-16]!
+  .seh_save_fplr_x 16
+  mov x29, sp
+  .seh_set_fp
+  .seh_endprologue
+  bl {kind}_int
+  add x0, x0, #1
+  .seh_startepilogue
+  ldp x29, x30, [sp], #16
+  .seh_save_fplr_x 16
+  .seh_endepilogue
+  ret
+.seh_endproc
+
+.p2align 2
+.globl {kind}_int
+.seh_proc {kind}_int
+{kind}_int:
+  stp x29, x30, [sp, #-32]!
+  .seh_save_fplr_x 32
+  str x19, [sp, #16]
+  .seh_save_reg x19, 16
+  mov x29, sp
+  .seh_set_fp
+  .seh_endprologue
+  mov x19, #0x77
+  sub sp, sp, #{size}
+  add x10, sp, #{size}
+  adr x11, {kind}_resumed
+{body}
+  b {kind}_handler
+.globl {kind}_resumed
+{kind}_resumed:
+  add sp, sp, #{size}
+  mov x0, x19
+  .seh_startepilogue
+  ldr x19, [sp, #16]
+  .seh_save_reg x19, 16
+  ldp x29, x30, [sp], #32
+  .seh_save_fplr_x 32
+  .seh_endepilogue
+  ret
+.seh_endproc
+
+.p2align 2
+.globl {kind}_handler
+.seh_proc {kind}_handler
+{kind}_handler:
+  nop
+  {directive}
+  stp x29, x30, [sp, #-16]!
+  .seh_save_fplr_x 16
+  mov x29, sp
+  .seh_set_fp
+  .seh_endprologue
+  bl {kind}_leaf
+  brk #1
+.seh_endproc
+
+.globl {kind}_leaf
+{kind}_leaf:
+  brk #0xf000
+  ret
+"""
+
+
+CUSTOM_S = ".text\n" + "".join(_custom_s(k) for k in _CUSTOM)
+CUSTOM_EXPORTS = tuple(f"/export:{k}_{part}" for k in _CUSTOM for part in ("top", "int", "resumed", "handler", "leaf"))
+
 VERSION_RC = r"""
 1 VERSIONINFO
 FILEVERSION 10,0,19041,3803

@@ -15,7 +15,19 @@ import re
 from pathlib import Path
 
 import pytest
-from dbgauto_testkit.winbuild import PROLOGS_C, build, readobj, trace
+from dbgauto_testkit.winbuild import (
+    CUSTOM_EXPORTS,
+    CUSTOM_S,
+    PROLOGS_C,
+    RARE_EXPORTS,
+    RARE_S,
+    build,
+    describe,
+    function_of,
+    readobj,
+    run_until_break,
+    trace,
+)
 
 from dbgauto.pe import PeImage
 from dbgauto.unwind import Module, unwind
@@ -79,7 +91,9 @@ def test_images_hold_packed_and_unpacked_unwind_data(dlls: dict[str, Path]) -> N
     assert need <= _classes(listing), need - _classes(listing)
 
 
-def _check_every_instruction(dll: Path, *, hide_pdata: bool = False) -> tuple[int, list[str]]:
+def _check_every_instruction(
+    dll: Path, *, hide_pdata: bool = False, entry: str = "top_a", arg: int = 3
+) -> tuple[int, list[str]]:
     """Unwind before every instruction; return (instructions checked, mismatches)."""
     bad: list[str] = []
     seen = [0]
@@ -125,10 +139,8 @@ def _check_every_instruction(dll: Path, *, hide_pdata: bool = False) -> tuple[in
         if res.regs[A.SP] != stack[-1].sp or res.pc != stack[-1].ret:
             bad.append(f"{where} ({res.where}): sp/pc {res.regs[A.SP]:#x}/{res.pc:#x}")
 
-    from dbgauto_testkit.winbuild import describe
-
     state["info"] = describe(dll)
-    trace(dll, "arm64", "top_a", on_insn)
+    trace(dll, "arm64", entry, on_insn, arg=arg)
     return seen[0], bad
 
 
@@ -156,3 +168,47 @@ class _NoPdata:
 
     def exception_table(self):
         return None
+
+
+@pytest.fixture(scope="module")
+def rare_dll(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(
+        tmp_path_factory.mktemp("rare"), "prologs", "arm64", asm=RARE_S, link=("/dll", "/noentry", *RARE_EXPORTS)
+    )
+
+
+def test_rare_codes_and_two_epilogs_at_every_instruction(rare_dll: Path) -> None:
+    listing = readobj(rare_dll, "--unwind")
+    need = {"save_lrpair", "save_fregp_x", "save_freg_x", "save_freg", "save_reg_x", "alloc_s", "alloc_m", "nop"}
+    assert need | {"add_fp", "save_next", "save_r19r20_x"} <= _classes(listing)
+    assert "EpilogueScopes: 2" in listing
+    for arg in (0, 1):  # each epilog in turn
+        checked, bad = _check_every_instruction(rare_dll, entry="rare_top", arg=arg)
+        assert checked > 45
+        assert bad == [], "\n".join(bad[:20])
+
+
+@pytest.fixture(scope="module")
+def custom_dll(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("custom")
+    return build(tmp, "custom", "arm64", asm=CUSTOM_S, link=("/dll", "/noentry", *CUSTOM_EXPORTS))
+
+
+@pytest.mark.parametrize("kind", ["mf", "ctx", "trap"])
+def test_machine_frame_context_and_trap_frame(custom_dll: Path, kind: str) -> None:
+    """MSFT_OP_MACHINE_FRAME / CONTEXT / TRAP_FRAME: the handler's caller is the interrupted code at the pc
+    the frame saved (not a return address), on the stack pointer it saved; the walk continues from there."""
+    listing = readobj(custom_dll, "--unwind")
+    assert {"mf": "machine frame", "ctx": "context", "trap": "trap frame"}[kind] in listing
+    run = run_until_break(custom_dll, "arm64", f"{kind}_top")
+    mods = [Module("custom.dll", run.info.image_base, run.info.size_of_image)]
+    walk = unwind(
+        "arm64", run.regs, run.read, mods, image_for=lambda m: PeImage.from_memory(run.read, m.base), allow_scan=False
+    )
+    names = [function_of(run.info, f.offset) for f in walk.frames]
+    assert names == [f"{kind}_leaf", f"{kind}_handler", f"{kind}_resumed", f"{kind}_top"], (names, walk.warnings)
+    assert walk.warnings == []
+    assert walk.frames[2].pc == run.info.image_base + run.info.exports[f"{kind}_resumed"]  # the saved pc itself
+    assert walk.frames[2].sp == run.entry_sp[f"{kind}_int"] - 32  # its prolog's stp x29, x30, [sp, #-32]!
+    assert walk.frames[3].sp == run.entry_sp[f"{kind}_int"]
+    assert [f.trust for f in walk.frames[1:]] == ["cfi"] * 3
