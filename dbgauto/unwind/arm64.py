@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final
 
-from dbgauto.pe import PeImage, RuntimeFunction
+from dbgauto.pe import ExceptionTable, PeImage, RuntimeFunction
 from dbgauto.unwind.model import Memory
 
 SP: Final = 31
@@ -405,6 +405,25 @@ def step(
         res.where = p.where
         res.pc = strip_pac(res.pc)
     return res, why
+
+
+def lookup(tab: ExceptionTable, rva: int) -> RuntimeFunction | None:
+    """The entry holding ``rva``; also an entry whose .xdata is unreadable (its length unknown) when it is the
+    last one starting at or below ``rva`` — :func:`step` then says why, instead of a silent "leaf"."""
+    fn = tab.lookup(rva)
+    if fn is not None:
+        return fn
+    lo, hi, best = 0, tab.count - 1, None
+    for _ in range(64):
+        if lo > hi:
+            break
+        mid = (lo + hi) // 2
+        e = tab.entry(mid)
+        if e is None or e.begin == 0 or rva < e.begin:
+            hi = mid - 1
+        else:
+            best, lo = e, mid + 1
+    return best if best is not None and best.end is None else None
 
 
 def leaf_step(regs: list[int]) -> StepResult:

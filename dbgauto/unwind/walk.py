@@ -161,7 +161,7 @@ class _Walker:
             return None
         exact = innermost or st.exact or st.trust == "context"
         # a return address follows its call: look up pc-4 so a call ending a function stays in it
-        fn = tab.lookup((st.pc if exact else st.pc - 4) - m.base)
+        fn = arm64.lookup(tab, (st.pc if exact else st.pc - 4) - m.base)
         if fn is None:
             if not exact:
                 return None

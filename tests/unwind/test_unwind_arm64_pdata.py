@@ -21,6 +21,8 @@ from dbgauto_testkit.winbuild import (
     PROLOGS_C,
     RARE_EXPORTS,
     RARE_S,
+    STACK_LOW,
+    STACK_SIZE,
     build,
     describe,
     function_of,
@@ -212,3 +214,122 @@ def test_machine_frame_context_and_trap_frame(custom_dll: Path, kind: str) -> No
     assert walk.frames[2].sp == run.entry_sp[f"{kind}_int"] - 32  # its prolog's stp x29, x30, [sp, #-32]!
     assert walk.frames[3].sp == run.entry_sp[f"{kind}_int"]
     assert [f.trust for f in walk.frames[1:]] == ["cfi"] * 3
+
+
+# ---- bad input: bounded work, warnings, never an exception ------------------------------------------------------
+def _overlay(read, patches: dict[int, bytes]):
+    def rd(va: int, size: int) -> bytes | None:
+        got = read(va, size)
+        if got is None:
+            return None
+        b = bytearray(got)
+        for at, data in patches.items():
+            for i, x in enumerate(data):
+                if va <= at + i < va + size:
+                    b[at + i - va] = x
+        return bytes(b)
+
+    return rd
+
+
+@pytest.fixture(scope="module")
+def deep_run(dlls: dict[str, Path]):
+    """The no-frame-pointer build stopped in leaf_c (every other function on the stack)."""
+    got: dict = {}
+    info = describe(dlls["nofp"])
+
+    def on_insn(pc, regs, stack, read) -> None:
+        if not got and stack[-1].name == "leaf_c":
+            got["regs"] = dict(regs)
+            got["stack"] = bytes(read(regs["sp"], STACK_LOW + STACK_SIZE - regs["sp"]))
+            got["image"] = bytes(read(info.image_base, info.size_of_image))
+
+    trace(dlls["nofp"], "arm64", "top_a", on_insn)
+    base, sp = info.image_base, got["regs"]["sp"]
+
+    def read(va: int, size: int) -> bytes | None:
+        for start, blob in ((base, got["image"]), (sp, got["stack"])):
+            if start <= va and va + size <= start + len(blob):
+                return blob[va - start : va - start + size]
+        return None
+
+    return info, got["regs"], read
+
+
+def _walk(info, regs, read, **kw):
+    mods = [Module("prologs.dll", info.image_base, info.size_of_image)]
+    return unwind("arm64", regs, read, mods, image_for=lambda m: PeImage.from_memory(read, m.base), **kw)
+
+
+def _pdata(info, read) -> tuple[int, int]:
+    img = PeImage.from_memory(read, info.image_base)
+    d = img.directory(3)
+    return d.rva, d.size
+
+
+def test_xdata_outside_the_image(deep_run) -> None:
+    info, regs, read = deep_run
+    rva, size = _pdata(info, read)
+    patches = {}
+    for k in range(size // 8):
+        word = int.from_bytes(read(info.image_base + rva + 8 * k + 4, 4), "little")
+        if word & 3 == 0:  # an .xdata RVA: send it far outside the image
+            patches[info.image_base + rva + 8 * k + 4] = (0x7FFFFFF0).to_bytes(4, "little")
+    assert patches
+    bad = _overlay(read, patches)
+    walk = _walk(info, regs, bad, allow_scan=False)
+    assert len(walk.frames) < 10
+    assert any("outside the image" in w or "unreadable" in w for w in walk.warnings), walk.warnings
+    walk = _walk(info, regs, bad)  # the scan carries on, labelled as such
+    assert len(walk.frames) > 2
+    assert "scan" in {f.trust for f in walk.frames}
+
+
+@pytest.mark.parametrize("garbage", [b"\xff" * 8, b"\xe6\xe6\xe1\xe4", b"\xe7\x00\x00", b"\xdf\x00\xe4\x00"])
+def test_garbage_unwind_codes(deep_run, garbage: bytes) -> None:
+    """Reserved codes, save_next before a non-pair, save_any_reg and SVE alloc_z (not supported)."""
+    info, regs, read = deep_run
+    rva, size = _pdata(info, read)
+    patches = {}
+    for k in range(size // 8):
+        word = int.from_bytes(read(info.image_base + rva + 8 * k + 4, 4), "little")
+        if word & 3 == 0:
+            hdr = int.from_bytes(read(info.image_base + word, 4), "little")
+            scopes = 0 if hdr & (1 << 21) else (hdr >> 22) & 0x1F
+            patches[info.image_base + word + 4 + 4 * scopes] = garbage
+    walk = _walk(info, regs, _overlay(read, patches), allow_scan=False)
+    assert len(walk.frames) < 10
+    assert any("arm64:" in w for w in walk.warnings), walk.warnings
+
+
+def test_huge_claimed_exception_directory(deep_run) -> None:
+    info, regs, read = deep_run
+    raw = read(info.image_base, 0x400)
+    lfanew = int.from_bytes(raw[0x3C:0x40], "little")
+    reads: list[int] = []
+    bad = _overlay(read, {info.image_base + lfanew + 24 + 0x70 + 3 * 8 + 4: (0x4000_0000).to_bytes(4, "little")})
+
+    def counting(va: int, size: int):
+        reads.append(size)
+        return bad(va, size)
+
+    walk = _walk(info, regs, counting, allow_scan=False)
+    assert sum(reads) < 4 << 20
+    assert any("past the image end" in w for w in walk.warnings), walk.warnings
+    assert len(walk.frames) == 10  # the real entries still unwind every frame
+    assert {f.trust for f in walk.frames[1:]} == {"cfi"}
+
+
+def test_machine_frame_that_loops(custom_dll: Path) -> None:
+    """A machine frame whose saved {sp, pc} lead back to a state already walked ends the walk with a warning."""
+    run = run_until_break(custom_dll, "arm64", "mf_top")
+    mods = [Module("custom.dll", run.info.image_base, run.info.size_of_image)]
+    src = lambda m: PeImage.from_memory(run.read, m.base)  # noqa: E731
+    good = unwind("arm64", run.regs, run.read, mods, image_for=src, allow_scan=False)
+    handler = good.frames[1]
+    machine_frame = handler.sp + 16  # above the handler's own stp x29, x30, [sp, #-16]!
+    patch = handler.sp.to_bytes(8, "little") + handler.pc.to_bytes(8, "little")
+    read = _overlay(run.read, {machine_frame: patch})
+    walk = unwind("arm64", run.regs, read, mods, image_for=src, allow_scan=False)
+    assert len(walk.frames) <= 3
+    assert any("loops" in w for w in walk.warnings), walk.warnings
