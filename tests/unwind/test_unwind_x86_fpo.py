@@ -196,3 +196,45 @@ def test_frame_data_source_that_raises_is_a_warning(dll: Path) -> None:
     regs = {"eip": info.image_base + info.exports["leaf_c"], "esp": 0x300000, "ebp": 0}
     walk = unwind("x86", regs, lambda va, n: None, [Module("mixed.dll", info.image_base, 0x10000)], frame_data=boom)
     assert any("symbol store offline" in w for w in walk.warnings)
+
+
+def test_corrupt_saved_ebp_ends_the_walk_with_a_warning(dll: Path) -> None:
+    """ebp_m's saved ebp overwritten to point back down the stack (at leaf_c's return address, as a looping
+    chain would): top_a's EBP-based program would move esp down — the walk stops with a warning."""
+    info = describe(dll)
+    base = info.image_base
+    table = load_frame_data(dll.with_suffix(".pdb"))
+    got: dict = {}
+
+    def on_insn(pc, regs, stack, read) -> None:
+        if got or stack[-1].name != "leaf_c" or pc - base - info.exports["leaf_c"] < 8:
+            return
+        ebp_m = next(a for a in stack if a.name == "ebp_m")
+        slot = ebp_m.sp - 4  # push ebp, the first instruction of ebp_m
+        bad = (stack[-1].sp - 4).to_bytes(4, "little")
+
+        def patched(va: int, n: int):
+            b = read(va, n)
+            if b is None:
+                return None
+            b = bytearray(b)
+            for i in range(4):
+                if va <= slot + i < va + n:
+                    b[slot + i - va] = bad[i]
+            return bytes(b)
+
+        img = PeImage.from_memory(read, base)
+        got["walk"] = unwind(
+            "x86",
+            regs,
+            patched,
+            [Module("mixed.dll", base, info.size_of_image)],
+            image_for=lambda m: img,
+            frame_data=lambda m: table,
+            allow_scan=False,
+        )
+
+    trace(dll, "x86", "top_a", on_insn)
+    walk = got["walk"]
+    assert len(walk.frames) == 5  # leaf_c, fpo_n, ebp_m, fpo_b, top_a: top_a's caller is refused
+    assert any("went down" in w or "loops" in w for w in walk.warnings), walk.warnings
