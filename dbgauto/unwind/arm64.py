@@ -278,11 +278,15 @@ def _xdata_plan(img: PeImage, fn: RuntimeFunction, off: int, exact: bool) -> _Pl
             if start <= off < flen:
                 return _Plan(_skip(epi, off - start), "epilog")
         else:
+            lengths: dict[int, tuple[list[Op], int]] = {}  # at most one decode per start index (≤ 1020)
             for start, index in scopes:
                 if off < start:
                     break
-                epi = decode(codes, _index(index, codes))
-                if off < start + _scope_len(epi) + 1:
+                if index not in lengths:
+                    epi = decode(codes, _index(index, codes))
+                    lengths[index] = (epi, _scope_len(epi) + 1)
+                epi, n = lengths[index]
+                if off < start + n:
                     return _Plan(_skip(epi, off - start), "epilog")
     return _Plan(prolog, "body")
 
