@@ -198,19 +198,25 @@ class _Walker:
         if tab is None:
             return None
         exact = innermost or st.exact or st.trust == "context"
+        fd = tab.lookup((st.pc if exact else st.pc - 1) - m.base)
         if exact:
             img = self.mods.image(m)
             code = img.read_rva(st.pc - m.base, 32) if img is not None else None
             code = code if code is not None else self.read(st.pc, 32)
             epi = x86fpo.epilog_step(bytes(code), st.regs, self.read) if code is not None else None
             if epi is not None:
-                return _State(epi[1], epi[0][4], epi[0][5], epi[0], "cfi")
-        fd = tab.lookup((st.pc if exact else st.pc - 1) - m.base)
+                params = fd.params_size if fd is not None else 0
+                return _State(epi[1], epi[0][4], epi[0][5], epi[0], "cfi", callee_params=params)
         if fd is None:
             return None
         try:
             regs, eip = x86fpo.step(
-                fd, st.regs, self.read, callee_params=st.callee_params, plausible=self._plausible_return
+                fd,
+                st.regs,
+                self.read,
+                callee_params=st.callee_params,
+                plausible=self._plausible_return,
+                interrupted=exact,
             )
         except x86fpo.FpoError as e:
             self.warnings.append(f"x86: {m.name}+{st.pc - m.base:#x}: frame data: {e}")

@@ -3,9 +3,10 @@
 A FrameData record's program is postfix: ``$T0 .raSearch = $eip $T0 ^ = $esp $T0 4 + = $ebx $T0 4 - ^ =``
 assigns ``$T0`` the address of the return address, then the caller's eip (``^`` reads a 32-bit word), esp and
 the saved registers. Operands are registers (``$eip $esp $ebp $ebx $esi $edi $eax $ecx $edx``), temporaries
-(``$T0``..), numbers and the search variables ``.raSearch``/``.raSearchStart`` (= esp + the callee's
-parameter bytes + locals + saved registers, moved up at most :data:`RA_SEARCH_WORDS` words to the first value
-that is a plausible return address — the args a caller pushed for a call it has not made yet shift esp),
+(``$T0``..), numbers and the search variables ``.raSearch``/``.raSearchStart``: esp + the callee's parameter
+bytes + locals + saved registers, moved up at most :data:`RA_SEARCH_WORDS` words to the first plausible return
+address (in code, after a call: args pushed for a call not yet made shift esp), else searched from below the
+callee's parameters,
 ``.cbLocals``, ``.cbSavedRegs``, ``.cbParams``, ``.cbCalleeParams``; operators ``+ - * / % @`` (``@``: align
 down), ``^`` and ``=``. The evaluator is bounded (tokens, stack depth, reads) and raises :class:`FpoError` on
 anything else, which the walker turns into a warning.
@@ -29,6 +30,7 @@ MAX_TOKENS: Final = 256
 MAX_STACK: Final = 64
 MAX_READS: Final = 64
 RA_SEARCH_WORDS: Final = 4
+MAX_SEARCH_WORDS: Final = 64
 MAX_EPILOG_INSNS: Final = 12
 _MASK: Final = 0xFFFFFFFF
 _U32 = struct.Struct("<I")
@@ -124,17 +126,26 @@ def step(
     *,
     callee_params: int,
     plausible: Callable[[int], bool],
+    interrupted: bool = False,
 ) -> tuple[list[int], int]:
-    """The caller's registers (REGS order) and eip for a frame described by ``fd``; raises FpoError."""
+    """The caller's registers (REGS order) and eip for a frame described by ``fd``; raises FpoError.
+    ``interrupted``: eip is where execution stopped (not a return address), so arguments pushed for a call
+    not yet made may lie below the frame — the search goes up to :data:`MAX_SEARCH_WORDS` words."""
     if fd.program is None:
         raise FpoError("FrameData without a program string (old FPO records are not used)")
     esp = regs[4]
-    start = (esp + callee_params + fd.locals_size + fd.saved_regs_size) & _MASK
+    # The unwound esp of the callee is just above its return address, below the arguments its caller pushed
+    # (cdecl or stdcall alike): the search starts past them, as Breakpad's; then, in case the callee's
+    # parameter size was unknown or wrong, from below them.
+    low = (esp + fd.locals_size + fd.saved_regs_size) & _MASK
+    start = (low + callee_params) & _MASK
+    below = min(callee_params // 4, MAX_SEARCH_WORDS)
     ra = start
-    for k in range(RA_SEARCH_WORDS):
-        v = _u32(read, start + 4 * k)
+    up = MAX_SEARCH_WORDS if interrupted else RA_SEARCH_WORDS
+    for at in [start + 4 * k for k in range(up)] + [low + 4 * k for k in range(below)]:
+        v = _u32(read, at)
         if v is not None and plausible(v):
-            ra = start + 4 * k
+            ra = at & _MASK
             break
     variables = {f"${r}": regs[i] for i, r in enumerate(REGS)}
     variables.update(
@@ -193,8 +204,9 @@ def epilog_step(code: bytes, regs: list[int], read: Memory) -> tuple[list[int], 
             eip = _u32(read, regs[4])
             if eip is None:
                 return None
-            extra = struct.unpack_from("<H", code, i + 1)[0] if b == 0xC2 and i + 3 <= len(code) else 0
-            regs[4] = (regs[4] + 4 + extra) & _MASK
+            # esp just above the return address, as the FrameData programs give it: a ``ret n`` also pops
+            # n bytes of arguments, which the caller's step accounts for as the callee's parameters
+            regs[4] = (regs[4] + 4) & _MASK
             return regs, eip
         else:
             return None

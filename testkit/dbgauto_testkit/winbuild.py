@@ -200,7 +200,8 @@ PROLOGS_CHAIN = [
 ]
 
 # x86 FPO mixed with EBP frames: top_a (EBP) → fpo_b (FPO: ebx, 300 bytes of locals) → ebp_m (EBP: esi, edi)
-# → fpo_n (FPO, uses ebp as a general register: the EBP chain breaks here) → leaf_c (FPO, locals).
+# → fpo_n (FPO, uses ebp as a general register: the EBP chain breaks here) → wide_w (cdecl, 24 bytes of
+# arguments) → std_s (stdcall: pops its 20 bytes) → leaf_c (FPO, locals).
 FPO_C = r"""
 __declspec(dllexport) volatile int sink;
 __declspec(dllexport) __declspec(noinline) int leaf_c(int x) {
@@ -209,9 +210,17 @@ __declspec(dllexport) __declspec(noinline) int leaf_c(int x) {
     return buf[3] + buf[39];
 }
 int ebp_m(int x, int y);
+__declspec(dllexport) __declspec(noinline) int __stdcall std_s(int a, int b, int c, int d, int e) {
+    int r = leaf_c(a + b + c);
+    return r + d * e;
+}
+__declspec(dllexport) __declspec(noinline) int wide_w(int a, int b, int c, int d, int e, int f) {
+    int r = std_s(a, b, c, d, e + f);
+    return r + a * f;
+}
 __declspec(dllexport) __declspec(noinline) int fpo_n(int x, int y) {
     int a = x * 3, b = y * 5, c = x ^ y, d = x - y, e = x + 7;
-    int r = leaf_c(a + b);
+    int r = wide_w(a + b, a, b, c, d, e);
     return r + a * b + c * d + e;
 }
 __declspec(dllexport) __declspec(noinline) int fpo_b(int x, int y) {
@@ -236,7 +245,7 @@ __declspec(dllexport) __declspec(noinline) int top_a(int x) {
     return r + 1;
 }
 """
-FPO_CHAIN = ["leaf_c", "fpo_n", "ebp_m", "fpo_b", "top_a"]
+FPO_CHAIN = ["leaf_c", "std_s", "wide_w", "fpo_n", "ebp_m", "fpo_b", "top_a"]
 
 # ARM64 unwind codes compilers rarely emit, from assembly with .seh directives: save_r19r20_x + save_next,
 # save_reg(_x) (x29 too), save_fregp_x, save_freg(_x), alloc_s/m, save_lrpair, add_fp, nop, and two epilogs
@@ -827,7 +836,8 @@ def trace(path: Path, arch: str, entry: str, on_insn, arg: int = 3, max_insns: i
 
     def on_code(mu, address, _size, _user):
         regs = {k: mu.reg_read(r) for k, r in regs_ids.items()}
-        while stack and address == stack[-1].ret and regs[sp_key] == stack[-1].sp + back:
+        # back at the return address with the stack released (a stdcall callee also pops its arguments)
+        while stack and address == stack[-1].ret and 0 <= regs[sp_key] - stack[-1].sp - back <= 0x100:
             stack.pop()
         if address in starts:
             sp = regs[sp_key]
