@@ -130,9 +130,10 @@ leaf2:
 """
 TRAP_CHAIN = ["leaf2", "isr", "interrupted", "top2"]
 
-# ARM64 prolog shapes, one function each, called in a line: top_a → three_t (x19-x21) → iregs_g (x19-x25, the
-# odd register paired with lr) → odd_fregs_o (d8-d10) → fregs_f (d8-d15) → big_e (> 4 KiB of locals) → huge_l
-# (> 32 KiB: alloc_l) → mid_h (> 512 bytes) → alloca_d (sp moves below x29) → leaf_c (no stack: no .pdata).
+# ARM64 prolog shapes, one function each, called in a line: top_a → vlr_v → vsum_v (variadic: lr saved alone,
+# save_reg(_x) of x30) → three_t (x19-x21) → iregs_g (x19-x25, the odd register paired with lr) → odd_fregs_o
+# (d8-d10) → fregs_f (d8-d15) → big_e (> 4 KiB of locals) → huge_l (> 32 KiB: alloc_l) → mid_h (> 512 bytes)
+# → alloca_d (sp moves below x29) → leaf_c (no stack: no .pdata).
 PROLOGS_C = r"""
 __declspec(dllexport) volatile int sink;
 __declspec(dllexport) volatile double dsink;
@@ -180,8 +181,24 @@ __declspec(dllexport) __declspec(noinline) int three_t(int x, int y) {
     int r = iregs_g(a, b, c);
     return r + a + b + c;
 }
+typedef __builtin_va_list va_list;
+__declspec(dllexport) __declspec(noinline) int vsum_v(int n, ...) {
+    va_list ap;
+    __builtin_va_start(ap, n);
+    int s = 0;
+    for (int i = 0; i < n; i++) s += __builtin_va_arg(ap, int);
+    __builtin_va_end(ap);
+    return three_t(s, n) + s;
+}
+__declspec(dllexport) __declspec(noinline) int vlr_v(int n, ...) {
+    va_list ap;
+    __builtin_va_start(ap, n);
+    int s = __builtin_va_arg(ap, int);
+    __builtin_va_end(ap);
+    return vsum_v(2, s, n) + 1;
+}
 __declspec(dllexport) __declspec(noinline) int top_a(int x) {
-    int r = three_t(x, x + 1);
+    int r = vlr_v(1, x + 1);
     sink = r;
     return r + 1;
 }
@@ -196,6 +213,8 @@ PROLOGS_CHAIN = [
     "odd_fregs_o",
     "iregs_g",
     "three_t",
+    "vsum_v",
+    "vlr_v",
     "top_a",
 ]
 
