@@ -42,7 +42,7 @@ class _State:
     pc: int
     sp: int
     fp: int | None
-    regs: list[int] | None  # x64 integer registers (x64.REGS order); ARM64 x0..x30, sp (arm64.regs_from_mapping)
+    regs: list[int] | None  # x64.REGS order; ARM64: x0..x30, sp; x86: x86fpo.REGS order (eax..edi)
     trust: Trust
     exact: bool = False  # pc is an interrupted instruction (machine frame), not a return address
     trap: bool = False  # this state came from the previous frame's _KTRAP_FRAME
@@ -296,7 +296,7 @@ class _Walker:
             regs = None
             if st.regs is not None:
                 regs = list(st.regs)
-                regs[arm64.SP if self.arch == "arm64" else 4] = slot + 8
+                regs[arm64.SP if self.arch == "arm64" else 4] = slot + self.ws
             fp = st.fp if st.fp is not None and st.fp > slot else None
             return _State(value, slot + self.ws, fp, regs, "scan")
         return None
