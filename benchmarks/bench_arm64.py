@@ -8,7 +8,8 @@
    present in the bitmap (sparse file), written as DumpType 6, for ARM64 and, in the same run, x64. Each
    conversion runs in a fresh interpreter (imports not measured): "cold" is the first ``convert_dump`` after the
    file's pages were dropped from the page cache (``posix_fadvise DONTNEED``; tmpfs ignores it), "warm" the
-   second; peak RSS is ``ru_maxrss``.
+   second; peak RSS is the child's own ``VmHWM`` (``benchmarks/peakmem.py``: ``ru_maxrss``
+   survives exec and would report the parent's world).
 
 Run: python benchmarks/bench_arm64.py [--gib 256] [--present 0.05] [--dir DIR] [--skip-translate]
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,6 +28,7 @@ from pathlib import Path
 from dbgauto_testkit import dumpinflate
 from dbgauto_testkit.dumpsynth import AddressSpace, clustered_present_runs, write_dump
 from dbgauto_testkit.dumpsynth.paging_arm64 import Arm64AddressSpace, write_arm64_dump
+from peakmem import peak_rss_bytes
 
 from dbgauto.kdump.reader import KernelDump
 
@@ -81,7 +82,7 @@ def child(src: str, out: str) -> None:
     t1 = time.perf_counter()
     convert_dump(src, out, overwrite=True)
     warm = time.perf_counter() - t1
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss = peak_rss_bytes()
     print(json.dumps({"cold": cold, "warm": warm, "rss": rss, "out_size": res.size, "warnings": res.warnings}))
 
 

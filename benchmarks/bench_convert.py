@@ -2,12 +2,12 @@
 """Benchmark: convert the real small dump, re-inflated into a 64-bit Kernel bitmap dump (DumpType 6) of a machine
 with 16, 64 and 256 GiB of RAM (sparse files), back into a small memory dump.
 
-Each conversion runs in a fresh child process so that the figures are its own: wall time of ``convert_dump``
-with the dump's pages dropped from the page cache first ("cold") and again right after ("warm"),
-peak RSS (``ru_maxrss``), and bytes read from ``/proc/self/io`` (``read_bytes``: what the kernel fetched from
-storage, including mmap page faults and read-ahead; ``rchar``: bytes through read() calls, which mmap reads do not
-go through). Before each run the dump's pages are dropped from the page cache (``posix_fadvise DONTNEED``) so
-``read_bytes`` is not hidden by the cache; on file systems that ignore the advice (tmpfs) it reads 0.
+Each conversion runs in a fresh child process so that the figures are its own: wall time of ``convert_dump`` with
+the dump's pages dropped from the page cache first ("cold") and again right after ("warm"), peak RSS (the child's
+own ``VmHWM``, see ``benchmarks/peakmem.py``), and bytes read from ``/proc/self/io`` (``read_bytes``: what the
+kernel fetched from storage, including mmap page faults and read-ahead; ``rchar``: bytes through read() calls, which
+mmap reads do not go through). Before each run the dump's pages are dropped from the page cache (``posix_fadvise
+DONTNEED``) so ``read_bytes`` is not hidden by the cache; on file systems that ignore the advice (tmpfs) it reads 0.
 
 Targets (issue 4): at 256 GiB ≤ 0.3 s, ≤ 60 MB peak RSS, bytes read ≤ bitmap size + 4 MB.
 
@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peakmem import peak_rss_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DBGAUTO_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
@@ -60,7 +61,7 @@ def child(src: str, out: str) -> None:
     t1 = time.perf_counter()
     convert_dump(src, out, overwrite=True)  # again, with the pages it reads now in the page cache
     warm = time.perf_counter() - t1
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss = peak_rss_bytes()
     print(
         json.dumps(
             {

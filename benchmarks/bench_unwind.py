@@ -5,8 +5,12 @@ Measures, best and median of several rounds (the machine is shared):
   2. compiled code: a clang/lld x64 image run in unicorn to a breakpoint, unwound by .pdata (images read
      from memory through a read(va, size) callable, warm caches = one ModuleMap reused) and cold (new images);
   3. PeImage.from_memory + CodeView + exception-table lookup on that image;
-  4. a 1 GiB claimed exception directory: one lookup.
-Usage: ``python benchmarks/bench_unwind.py [--shared DIR]`` (clang, lld-link, llvm-readobj and unicorn needed for 2-4).
+  4. a 1 GiB claimed exception directory: one lookup;
+  5. ARM64 .pdata/.xdata: clang-built code without frame pointers (10 frames, packed and unpacked unwind data),
+     whole walk and per frame, warm;
+  6. x86 FPO: clang-built FPO code mixed with EBP frames (5 frames) unwound with the PDB's FrameData, whole walk
+     and per frame, warm; and reading the FrameData from the PDB.
+Usage: ``python benchmarks/bench_unwind.py [--shared DIR]`` (clang, lld-link, llvm-readobj and unicorn needed for 2-6).
 """
 
 from __future__ import annotations
@@ -120,12 +124,89 @@ def compiled() -> None:
     )
 
 
+def _snapshot(dll: Path, arch: str, stop_in: str):
+    """Registers and a memory snapshot (image + stack) when execution first reaches ``stop_in``."""
+    from dbgauto_testkit.winbuild import STACK_LOW, STACK_SIZE, describe, trace
+
+    info = describe(dll)
+    got: dict = {}
+
+    def on_insn(pc, regs, stack, read) -> None:
+        if not got and stack[-1].name == stop_in:
+            sp = regs["sp" if arch == "arm64" else "esp"]
+            got.update(regs=dict(regs), sp=sp, stack=read(sp, STACK_LOW + STACK_SIZE - sp))
+            got["image"] = read(info.image_base, info.size_of_image)
+
+    trace(dll, arch, "top_a", on_insn)
+    base, sp = info.image_base, got["sp"]
+
+    def read(va: int, n: int) -> bytes | None:
+        for start, blob in ((base, got["image"]), (sp, got["stack"])):
+            if start <= va and va + n <= start + len(blob):
+                return blob[va - start : va - start + n]
+        return None
+
+    return info, got["regs"], read
+
+
+def arm64_pdata() -> None:
+    try:
+        from dbgauto_testkit.winbuild import PROLOGS_C, build
+    except Exception as e:
+        print(f"(skipped ARM64 figures: {e})")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        dll = build(Path(tmp), "prologs", "arm64", c_source=PROLOGS_C, cflags=("-fomit-frame-pointer",))
+        info, regs, read = _snapshot(dll, "arm64", "leaf_c")
+    warm = ModuleMap(
+        [Module("prologs.dll", info.image_base, info.size_of_image)], lambda m: PeImage.from_memory(read, m.base)
+    )
+    walk = unwind("arm64", regs, read, warm, allow_scan=False)
+    n = len(walk.frames)
+    times = rounds(lambda: unwind("arm64", regs, read, warm, allow_scan=False), number=300)
+    show(f"ARM64 .pdata/.xdata walk, warm ({n} frames, {[f.trust for f in walk.frames[1:]].count('cfi')} cfi)", times)
+    show("ARM64 .pdata/.xdata per frame", [t / max(n - 1, 1) for t in times])
+
+
+def x86_fpo() -> None:
+    try:
+        from dbgauto_testkit.winbuild import EBP_C, FPO_C, build_multi
+    except Exception as e:
+        print(f"(skipped x86 FPO figures: {e})")
+        return
+    from dbgauto.symbols.fpo import load_frame_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dbg = ("-g", "-gcodeview")
+        dll = build_multi(
+            Path(tmp),
+            "mixed",
+            "x86",
+            [("fpo", FPO_C, ("-fomit-frame-pointer", *dbg)), ("ebp", EBP_C, ("-fno-omit-frame-pointer", *dbg))],
+        )
+        info, regs, read = _snapshot(dll, "x86", "leaf_c")
+        pdb = dll.with_suffix(".pdb")
+        show("FrameData from the PDB (load_frame_data)", rounds(lambda: load_frame_data(pdb), number=200))
+        table = load_frame_data(pdb)
+    warm = ModuleMap(
+        [Module("mixed.dll", info.image_base, info.size_of_image)], lambda m: PeImage.from_memory(read, m.base)
+    )
+    kw = {"allow_scan": False, "frame_data": lambda m: table}
+    walk = unwind("x86", regs, read, warm, **kw)
+    n = len(walk.frames)
+    times = rounds(lambda: unwind("x86", regs, read, warm, **kw), number=300)
+    show(f"x86 FPO + EBP walk, warm ({n} frames)", times)
+    show("x86 FPO per frame", [t / max(n - 1, 1) for t in times])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     args = ap.parse_args()
     real_dump(args.shared)
     compiled()
+    arm64_pdata()
+    x86_fpo()
 
 
 if __name__ == "__main__":

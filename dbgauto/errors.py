@@ -342,6 +342,6 @@ class SymbolError(DbgautoError):
 
 
 class UnsupportedCompressionError(SymbolError):
-    """A compressed symbol file (CAB) uses a method we do not decode (Quantum, LZX)."""
+    """A compressed symbol file (CAB) uses a method we do not decode (Quantum)."""
 
     code = "unsupported_compression"

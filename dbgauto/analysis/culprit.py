@@ -54,10 +54,16 @@ from dbgauto.vocab.inbox import is_inbox
 __all__ = [
     "ATTRIBUTION",
     "CODE_ADDRESS_PARAMETER",
+    "IRP_CHAIN_FIELDS",
+    "IRP_CHAIN_X64",
+    "IRP_CHAIN_X86",
     "PLUMBING",
     "PLUMBING_FRAMES_BY_POSITION",
     "Attribution",
+    "IrpOwner",
     "find_culprit",
+    "irp_chain_offsets",
+    "irp_owner",
     "is_core_module",
     "module_basename",
     "rule_for",
@@ -262,26 +268,107 @@ def _candidates(frames: Sequence[FrameFact], by_position: int) -> list[FrameFact
     return out
 
 
-def _irp_owner(read: Read | None, irp: int, ptr: int) -> int | None:
-    """DriverObject.DriverStart of the device in the IRP's current stack location (public x64 / x86 layouts:
-    IRP.Tail.Overlay.CurrentStackLocation 0xB8 / 0x60, IO_STACK_LOCATION.DeviceObject 0x28 / 0x14,
-    DEVICE_OBJECT.DriverObject 0x8 / 0x8, DRIVER_OBJECT.DriverStart 0x18 / 0xC)."""
+# IRP owner chain (0x9F P1 = 3): IRP → current stack location → device → driver. Each step is one structure field;
+# a symbol table's types give the offsets (:func:`irp_chain_offsets`), else these rows. x64: the offsets of
+# _IRP.Tail.Overlay.CurrentStackLocation, _IO_STACK_LOCATION.DeviceObject, _DEVICE_OBJECT.DriverObject and
+# _DRIVER_OBJECT.DriverStart / DriverName in all six ntkrnlmp ISF tables of ../shared/symbols (7601 to 22000; they
+# agree, checked by tests/analysis/test_irp_owner.py). x86: the same fields laid out by the 32-bit C rules from the
+# WDK's wdm.h definitions (IRP.Tail at 0x40 + Overlay.CurrentStackLocation 0x20; IO_STACK_LOCATION's 4 header
+# bytes + a 16-byte Parameters union; DRIVER_OBJECT Type/Size/DeviceObject/Flags then DriverStart, DriverSize,
+# DriverSection, DriverExtension, DriverName); no 32-bit table is in ../shared to check them against.
+IRP_CHAIN_FIELDS: Final = (
+    ("_IRP", "Tail.Overlay.CurrentStackLocation"),
+    ("_IO_STACK_LOCATION", "DeviceObject"),
+    ("_DEVICE_OBJECT", "DriverObject"),
+    ("_DRIVER_OBJECT", "DriverStart"),
+    ("_DRIVER_OBJECT", "DriverName"),
+)
+IRP_CHAIN_X64: Final = (0xB8, 0x28, 0x8, 0x18, 0x38)
+IRP_CHAIN_X86: Final = (0x60, 0x14, 0x8, 0xC, 0x1C)
+MAX_DRIVER_NAME_BYTES: Final = 512
+
+
+def irp_chain_offsets(symbolizer: object | None, pointer_size: int) -> tuple[tuple[int, ...], str]:
+    """The five offsets of :data:`IRP_CHAIN_FIELDS` and where they came from: the symbolizer's types (a
+    SymbolContext's ``type(name)``, nested fields followed by their type names) when all resolve, else the row."""
+    fallback = IRP_CHAIN_X64 if pointer_size == 8 else IRP_CHAIN_X86
+    type_of = getattr(symbolizer, "type", None)
+    if not callable(type_of):
+        return fallback, "built-in offsets"
+    out = []
+    try:
+        for type_name, path in IRP_CHAIN_FIELDS:
+            off, current = 0, type_name
+            for part in path.split("."):
+                info = type_of(current)
+                field = info.fields.get(part) if info is not None else None
+                if field is None:
+                    return fallback, "built-in offsets"
+                off += field.offset
+                current = str(field.type).rstrip("*")
+            out.append(off)
+    except Exception:  # a symbol source is outside our control: the built-in rows serve
+        return fallback, "built-in offsets"
+    return tuple(out), "symbol-table offsets"
+
+
+def _pointer(read: Read, va: int, ptr: int) -> int | None:
+    try:
+        raw = read(va, ptr)
+    except Exception:  # unreadable memory: no value
+        return None
+    if raw is None or len(raw) < ptr:
+        return None
+    return struct.unpack_from("<Q" if ptr == 8 else "<I", raw)[0] or None
+
+
+def _driver_name(read: Read, va: int, ptr: int) -> str | None:
+    """A UNICODE_STRING's text (Length, MaximumLength, Buffer at the pointer-aligned offset), bounded."""
+    try:
+        head = read(va, 2)
+    except Exception:  # unreadable memory: no name
+        return None
+    buf = _pointer(read, va + ptr, ptr)
+    if head is None or len(head) < 2 or buf is None:
+        return None
+    length = struct.unpack_from("<H", head)[0]
+    if not 0 < length <= MAX_DRIVER_NAME_BYTES or length % 2:
+        return None
+    try:
+        raw = read(buf, length)
+    except Exception:  # unreadable memory: no name
+        return None
+    if raw is None or len(raw) < length:
+        return None
+    text = bytes(raw).decode("utf-16-le", "replace")
+    return text if text.isprintable() else None
+
+
+@dataclass(frozen=True, slots=True)
+class IrpOwner:
+    """What the blocked IRP's chain gave: the driver object, its code start and its name (``\\Driver\\x``)."""
+
+    driver_object: int
+    driver_start: int | None
+    driver_name: str | None
+    offsets_from: str
+
+
+def irp_owner(read: Read | None, irp: int, ptr: int, symbolizer: object | None = None) -> IrpOwner | None:
+    """Follow IRP → CurrentStackLocation → DeviceObject → DriverObject and read DriverStart and DriverName."""
     if read is None or not irp:
         return None
-    offs = (0xB8, 0x28, 0x8, 0x18) if ptr == 8 else (0x60, 0x14, 0x8, 0xC)
-    code = "<Q" if ptr == 8 else "<I"
-    va = irp
-    for off in offs:
-        try:
-            raw = read(va + off, ptr)
-        except Exception:  # unreadable memory: no owner
-            return None
-        if raw is None or len(raw) < ptr:
-            return None
-        va = struct.unpack_from(code, raw)[0]
-        if not va:
-            return None
-    return va
+    offs, source = irp_chain_offsets(symbolizer, ptr)
+    va: int | None = irp
+    for off in offs[:3]:
+        va = _pointer(read, va + off, ptr) if va else None
+    if not va:
+        return None
+    start = _pointer(read, va + offs[3], ptr)
+    name = _driver_name(read, va + offs[4], ptr)
+    if start is None and name is None:
+        return None
+    return IrpOwner(va, start, name, source)
 
 
 def find_culprit(
@@ -331,11 +418,15 @@ def find_culprit(
                 evidence=row.evidence.format(process=process_name),
             )
         elif row.kind == "irp" and params and params[0] == 3:
-            owner = _irp_owner(read, param(4) or 0, pointer_size)
-            drv = mods.at(owner)
+            owner = irp_owner(read, param(4) or 0, pointer_size, symbolizer)
+            drv = mods.at(owner.driver_start) if owner is not None else None
+            if owner is not None and drv is None and owner.driver_name:
+                drv = mods.named(owner.driver_name.rsplit("\\", 1)[-1] + ".sys")
             if owner is not None and drv is not None:
                 ev = row.evidence.format(p=4, module=module_basename(drv.name))
-                return _fact(drv, owner, row.rule, ev, symbolizer, None)
+                if owner.driver_name:
+                    ev += f" (driver object {owner.driver_object:#x}, {owner.driver_name})"
+                return _fact(drv, owner.driver_start or drv.base or 0, row.rule, ev, symbolizer, None)
         elif row.kind == "stack":
             for f in cands:
                 drv = mods.at(f.value)

@@ -163,6 +163,7 @@ class FrameFact:
     trust: str | None = None
     function: str | None = None
     trap_frame: bool = False  # the next frame is the context this frame's _KTRAP_FRAME saved ("TrapFrame @")
+    trap_frame_at: Hex | None = None  # that _KTRAP_FRAME's address, when located (WinDbg's "TrapFrame @ ADDR")
 
     @property
     def location(self) -> str:

@@ -27,6 +27,7 @@ from dbgauto.analysis.stack import function_start, unwound_stack
 from dbgauto.analysis.summary import header_facts as summary_header_facts
 from dbgauto.analysis.summary import summarize
 from dbgauto.kernel.identity import identity_of
+from dbgauto.kernel.irql import debugger_saved_irql
 from dbgauto.kernel.stackscan import ModuleIndex, scan_stack
 from dbgauto.vocab.bugchecks import base_code
 from dbgauto.vocab.inbox import is_inbox
@@ -133,6 +134,8 @@ def _facts_from_parts(
     if walked.frames:
         stack = StackFact(kind=walked.kind, frames=walked.frames)
         experimental["stack_context"] = walked.started_from
+        if walked.trap_frame is not None:
+            experimental["trap_frame"] = f"{walked.trap_frame:#x}"
         notes.extend(f"stack: {w}" for w in walked.warnings[:8])
     else:  # no context to start from: the plain scan
         hits = scan_stack(parts.stack, parts.top_of_stack, ModuleIndex(parts.drivers), parts.pointer_size)
@@ -144,7 +147,7 @@ def _facts_from_parts(
         experimental["stack_scan_hits"] = len(hits)
     pc = parts.context.pc if parts.context is not None else base.get("pc")
     who = identity_of(parts)
-    from_exception = walked.started_from is not None and walked.started_from.startswith("exception")
+    from_exception = walked.from_fault
     culprit = find_culprit(
         bugcheck_code=code,
         bugcheck_parameters=params,
@@ -162,6 +165,12 @@ def _facts_from_parts(
         start = function_start(parts, culprit.base, culprit.address)
     if who.method:
         experimental["identity_method"] = who.method
+    saved = debugger_saved_irql(parts.prcb, parts.machine, parts.build, _table_offset(symbolizer))
+    if saved is not None:
+        irql = saved
+        experimental["irql_source"] = "KPRCB.DebuggerSavedIRQL"
+    elif irql is not None:
+        experimental["irql_source"] = f"parameter {IRQL_PARAMETER[base_code(code or 0)]}"
     cpu = parts.processor
     n = base.get("processors")
     return CrashFacts(
@@ -179,6 +188,20 @@ def _facts_from_parts(
         unloaded_drivers=unloaded,
         warnings=tuple(dict.fromkeys([*notes, *parts.warnings])),
     )
+
+
+def _table_offset(symbolizer: Symbolizer | None) -> int | None:
+    """``_KPRCB.DebuggerSavedIRQL``'s offset from the symbolizer's table (a SymbolContext), else None."""
+    type_of = getattr(symbolizer, "type", None)
+    if not callable(type_of):
+        return None
+    try:
+        info = type_of("_KPRCB")
+    except Exception:  # a symbol source is outside our control: the per-build offsets serve
+        return None
+    field = getattr(info, "fields", {}).get("DebuggerSavedIRQL") if info is not None else None
+    off = getattr(field, "offset", None)
+    return off if isinstance(off, int) and off >= 0 else None
 
 
 def _irql(code: int | None, params: list[int]) -> int | None:

@@ -13,7 +13,13 @@ only the module-range-filtered scan can run. Values equal to a bug check paramet
 x64 trap frames: the walk continues through a kernel trap handler's _KTRAP_FRAME into the interrupted context
 (user mode included); offsets from the symbol table's ``_KTRAP_FRAME`` when the symbolizer is a symbol context
 that has one, else the Windows 8+ constants (:mod:`dbgauto.unwind.trapframe`). Handlers are spotted by name when
-the symbolizer names functions, else by the machine frame in their unwind data. Such frames say ``trap_frame``.
+the symbolizer names functions, else by the machine frame in their unwind data. Such frames say ``trap_frame``
+and ``trap_frame_at`` (the _KTRAP_FRAME's address, WinDbg's "TrapFrame @"; :mod:`dbgauto.analysis.trapframes`).
+
+Trap frames as the start: 0x8E gives its trap frame (P3); 0x1E gives none, so when the walk from the dump's context
+does not reach the exception address (P2) — always so in a small dump, which holds no unwind data — the stack copy
+is searched for the _KTRAP_FRAME that saved P2 (WinDbg reaches it through the exception dispatch), and the stack
+is the interrupted context from that trap frame onward.
 """
 
 from __future__ import annotations
@@ -22,13 +28,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from dbgauto.analysis import trapframes
 from dbgauto.analysis.facts import FrameFact
 from dbgauto.analysis.naming import Symbolizer
 from dbgauto.kdump.constants import DumpType, Machine
 from dbgauto.kdump.structs.context import context_layout, parse_context
 from dbgauto.pe import PeImage
 from dbgauto.unwind import Module, unwind
-from dbgauto.unwind.trapframe import layout_from_type
+from dbgauto.unwind.trapframe import layout_from_type, read_ktrap_frame
 from dbgauto.vocab.bugchecks import base_code
 
 if TYPE_CHECKING:
@@ -38,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ARCH_OF_MACHINE",
     "CONTEXT_RECORD_PARAMETER",
+    "TRAP_FRAME_PARAMETER",
     "StackResult",
     "exception_context",
     "function_start",
@@ -47,6 +55,10 @@ __all__ = [
 ARCH_OF_MACHINE: Final = {Machine.AMD64: "x64", Machine.ARM64: "arm64", Machine.I386: "x86"}
 # bug check base code → 1-based parameter holding a CONTEXT record address (bug check code reference)
 CONTEXT_RECORD_PARAMETER: Final[dict[int, int]] = {0x7E: 4, 0x3B: 3}
+# bug check base code → 1-based parameter holding a _KTRAP_FRAME address (0x8E P3, bug check code reference)
+TRAP_FRAME_PARAMETER: Final[dict[int, int]] = {0x8E: 3}
+# bug check base codes whose exception address (P2) locates the trap frame on the stack (module docstring)
+TRAP_FRAME_BY_EXCEPTION_ADDRESS: Final = frozenset({0x1E})
 MAX_FACT_FRAMES: Final = 64
 _SP: Final = {"x64": "rsp", "arm64": "sp", "x86": "esp"}
 
@@ -57,8 +69,14 @@ class StackResult:
 
     frames: tuple[FrameFact, ...] = ()
     kind: str = "scan"
-    started_from: str | None = None  # "exception context (P4)", "dump context"
+    started_from: str | None = None  # "exception context (P4)", "trap frame (P3)", "dump context"
     warnings: list[str] = field(default_factory=list)
+    trap_frame: int | None = None  # the faulting _KTRAP_FRAME: the walk's start, or the innermost one it crossed
+
+    @property
+    def from_fault(self) -> bool:
+        """True when the walk starts at the faulting context (an exception context or a trap frame)."""
+        return self.started_from is not None and self.started_from.startswith(("exception", "trap"))
 
 
 def _reader(parts: KernelParts):  # -> Memory
@@ -143,29 +161,47 @@ def unwound_stack(
         out.warnings.append(f"no unwinder for machine {parts.machine:#x}")
         return out
     read = _reader(parts)
+    layout = _ktrap_layout(symbolizer) if arch == "x64" else None
     found = exception_context(parts, bugcheck_code, parameters)
+    trap = trap_context(parts, bugcheck_code, parameters, layout) if found is None and layout is not None else None
     if found is not None:
         regs, index = found
         out.started_from = f"exception context (P{index})"
+    elif trap is not None and trap[2] is not None:
+        regs, out.trap_frame = trap[0], trap[1]
+        out.started_from = f"trap frame (P{trap[2]})"
     elif parts.context is not None:
         regs = dict(parts.context.registers)
         out.started_from = "dump context"
     else:
         return out
-    sp = regs.get(_SP[arch], 0)
     mods = [Module(d.base_name, d.base, d.size) for d in parts.drivers if d.size]
-    walk: StackWalk = unwind(
-        arch,
-        regs,
-        read,
-        mods,
-        image_for=_image_source(parts, read),
-        stack_limits=_limits(parts, int(sp or 0)),
-        exclude=[p for p in parameters if p],
-        ktrap_frame=_ktrap_layout(symbolizer) if arch == "x64" else None,
-        function_name=_function_namer(symbolizer),
-    )
+
+    def walk_from(start: dict[str, int]) -> StackWalk:
+        return unwind(
+            arch,
+            start,
+            read,
+            mods,
+            image_for=_image_source(parts, read),
+            stack_limits=_limits(parts, int(start.get(_SP[arch], 0) or 0)),
+            exclude=[p for p in parameters if p],
+            ktrap_frame=layout,
+            function_name=_function_namer(symbolizer),
+        )
+
+    walk = walk_from(regs)
+    if trap is not None and trap[2] is None and out.started_from == "dump context":
+        address = parameters[1] if len(parameters) > 1 else None
+        reached = any(f.pc == address and f.trust != "scan" for f in walk.frames)
+        if not reached:  # the walk did not unwind to the exception address: start at its trap frame
+            walk = walk_from({**regs, **trap[0]})
+            out.trap_frame = trap[1]
+            out.started_from = "trap frame (found by the exception address, P2)"
     out.warnings.extend(walk.warnings)
+    at = _trap_frame_addresses(walk, read, layout)
+    if out.trap_frame is None and at:
+        out.trap_frame = min(at.items())[1]
     frames = []
     for f in walk.frames[:MAX_FACT_FRAMES]:
         module, function, offset = f.module, None, f.offset
@@ -183,10 +219,49 @@ def unwound_stack(
                 trust=f.trust,
                 function=function,
                 trap_frame=f.trap_frame,
+                trap_frame_at=at.get(f.index),
             )
         )
     out.frames = tuple(frames)
     out.kind = "unwound" if any(f.trust != "scan" for f in frames) else "scan"
+    return out
+
+
+def trap_context(
+    parts: KernelParts, code: int | None, params: Sequence[int], layout: dict[str, int]
+) -> tuple[dict[str, int], int, int | None] | None:
+    """(registers, trap frame address, parameter index or None when found by the exception address) of the
+    faulting _KTRAP_FRAME of 0x8E (P3) or 0x1E (searched; module docstring); None for other bug checks or when
+    the trap frame is missing or implausible (its saved pc must be the exception address, P2)."""
+    if code is None or parts.machine != Machine.AMD64:
+        return None
+    base = base_code(code)
+    address = params[1] if len(params) > 1 else 0
+    index = TRAP_FRAME_PARAMETER.get(base)
+    read = _reader(parts)
+    if index is not None and index <= len(params) and params[index - 1]:
+        va = params[index - 1]
+        regs = read_ktrap_frame(read, va, layout)
+        in_module = regs is not None and any(d.base <= regs["rip"] < d.base + d.size for d in parts.drivers)
+        if regs is not None and (regs["rip"] == address or in_module):
+            return regs, va, index
+        return None
+    if base not in TRAP_FRAME_BY_EXCEPTION_ADDRESS or not address:
+        return None
+    got = trapframes.find_by_rip(parts.stack, parts.top_of_stack, read, layout, address)
+    return (got[1], got[0], None) if got is not None else None
+
+
+def _trap_frame_addresses(walk: StackWalk, read, layout: dict[str, int] | None) -> dict[int, int]:
+    """Frame index → the address of the _KTRAP_FRAME that frame holds (frames marked ``trap_frame``)."""
+    out: dict[int, int] = {}
+    if layout is None:
+        return out
+    for f, nxt in zip(walk.frames, walk.frames[1:], strict=False):
+        if f.trap_frame:
+            va = trapframes.trap_frame_of(read, layout, f.sp, nxt.pc, nxt.sp)
+            if va is not None:
+                out[f.index] = va
     return out
 
 

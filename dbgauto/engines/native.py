@@ -263,6 +263,7 @@ class NativeSession(Session):
 
         t.scan = scan
         t.verdict = self.facts
+        t.read = parts.memory.read if parts.memory is not None else None
 
     @property  # type: ignore[override]
     def banner(self) -> Banner:
@@ -321,7 +322,7 @@ class NativeSession(Session):
                 raise DebuggerCommandError(ENGINE_NAME, command, f"bad register {exc.args[0]!r}") from None
         if verb_l in _STACK_VERBS:
             self._attach_symbols()
-            return fmt.stack(t, rest)
+            return fmt.stack(t, rest, verb_l)
         if verb_l == "!analyze":
             self._attach_symbols()
             return fmt.analyze(t) if "-v" in rest.split() else fmt.analyze_summary(t)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 from dbgauto.analysis.naming import location_text
 from dbgauto.kdump.constants import Machine
+from dbgauto.unwind.trapframe import KTRAP_FRAME_X64, read_ktrap_frame
 from dbgauto.vocab.bugchecks import lookup as bugcheck_info
 from dbgauto.vocab.dumptypes import dump_kind_line
 from dbgauto.vocab.fmt import addr_text as format_addr
@@ -123,6 +124,7 @@ class Target:
     namer: Callable[[int], str | None] | None = None  # symbol names (``nt!Function+0xoff``) once a table is known
     symbols_line: str | None = None  # which table and how, shown where the output says "no symbols"
     symbol_search_path: str | None = None  # as the banner shows it
+    read: Callable[[int, int], bytes | None] | None = None  # target virtual memory (kv's arguments, .trap's registers)
 
     def module_at(self, address: int) -> Module | None:
         for m in self.modules:
@@ -389,12 +391,66 @@ def stack_note(t: Target) -> str:
     )
 
 
-def stack(t: Target, args: str = "") -> str:
-    """``k`` from the stack scan: rows shaped like ``k`` (Child-SP, RetAddr, Call Site) and labelled a scan."""
+KV_HEAD: Final = (
+    " # Child-SP          RetAddr               : Args to Child"
+    "                                                           : Call Site"
+)
+
+
+def _qword(t: Target, va: int) -> int | None:
+    if t.read is None:
+        return None
+    try:
+        raw = t.read(va, 8)
+    except Exception:  # unreadable memory is shown as the debugger shows it
+        return None
+    return int.from_bytes(raw[:8], "little") if raw is not None and len(raw) >= 8 else None
+
+
+K_HEAD: Final = " # Child-SP          RetAddr               Call Site"
+
+
+def _unwound(t: Target, limit: int, *, verbose: bool) -> str | None:
+    """The unwound stack laid out as WinDbg's: ``k`` (index, Child-SP, RetAddr, call site) or, ``verbose``, ``kv``
+    (transcript T01: the four home slots above Child-SP as "Args to Child", and ``(TrapFrame @ ADDR)`` on a trap
+    handler's frame, which plain ``k`` never shows — transcript D01). None when the session has no unwound stack, or
+    one that ends at the crash context (the scan is shown instead)."""
+    if t.verdict is None or not t.is_64bit:
+        return None
+    f = t.verdict()
+    if f.stack is None or f.stack.kind != "unwound":
+        return None
+    frames = f.unwound_frames[:limit]
+    if len(f.unwound_frames) < 2:
+        return None  # the unwind stopped at the crash context (no unwind data for its module): the scan says more
+    syms = "without symbols" if t.namer is None else f"with symbols ({t.symbols_line})"
+    out = [f"  *** Unwound stack {syms} (dbgauto native engine); scan-only frames are left out."]
+    out.append(KV_HEAD if verbose else K_HEAD)
+    for i, fr in enumerate(frames):
+        ret = frames[i + 1].value if i + 1 < len(frames) else 0
+        sp = fr.address or 0
+        site = fr.symbol or location_text(fr.module, fr.function, fr.offset) or format_addr(fr.value or 0, True)
+        if not verbose:
+            out.append(f"{i:02x} {format_addr(sp, True)} {format_addr(ret or 0, True)}     {site}")
+            continue
+        words = [_qword(t, sp + 8 * k) for k in range(1, 5)]
+        args = " ".join("????????`????????" if w is None else format_addr(w, True) for w in words)
+        if fr.trap_frame_at is not None:
+            site += f" (TrapFrame @ {format_addr(fr.trap_frame_at, True)})"
+        out.append(f"{i:02x} {format_addr(sp, True)} {format_addr(ret or 0, True)}     : {args} : {site}")
+    return "\n".join(out) + "\n"
+
+
+def stack(t: Target, args: str = "", verb: str = "k") -> str:
+    """``k``/``kv`` of the unwound stack when there is one (:func:`_unwound`), else rows shaped like ``k`` from the
+    stack scan, labelled a scan."""
     limit = 256
     for word in args.split():
         if word.isdigit():
             limit = max(1, int(word))
+    text = _unwound(t, limit, verbose=verb.lower().startswith("kv"))
+    if text is not None:
+        return text
     rows = _stack_rows(t, limit)
     if not rows:
         return f"{stack_note(t)}\n*** No stack data in this dump.\n"
@@ -451,6 +507,29 @@ def _unwound_rows(t: Target, show_scan: bool = False) -> list[tuple[int, int, st
         site = fr.symbol or location_text(fr.module, fr.function, fr.offset) or format_addr(fr.value or 0, t.is_64bit)
         rows.append((fr.address or 0, nxt or 0, site, fr.trust or ""))
     return rows
+
+
+def _trap_frame_field(t: Target, facts: CrashFacts | None) -> list[str]:
+    """``TRAP_FRAME:  ADDR -- (.trap 0xADDR)`` and the registers it saved, as ``!analyze -v`` prints the faulting
+    trap frame (transcripts T01, T07, T08); registers a _KTRAP_FRAME does not hold show as zero, as there."""
+    raw = facts.experimental.get("trap_frame") if facts is not None else None
+    if not raw or t.machine != Machine.AMD64:
+        return []
+    va = int(str(raw), 16)
+    plain = f"{va:016x}"
+    head = f"TRAP_FRAME:  {plain} -- (.trap 0x{plain})"
+    regs = read_ktrap_frame(t.read, va, KTRAP_FRAME_X64) if t.read is not None else None
+    if regs is None:
+        return [head, f"Unable to read trap frame at {format_addr(va, True)}", "Resetting default scope", ""]
+    lines = [
+        head,
+        "NOTE: The trap frame does not contain all registers.",
+        "Some register values may be zeroed or incorrect.",
+    ]
+    lines += [" ".join(f"{n:>3}={regs.get(n, 0):016x}" for n in row) for row in _AMD64_ROWS]
+    lines.append(_flags(regs.get("eflags", 0)))
+    lines += [f"{t.symbolize(regs['rip'])}:", f"{format_addr(regs['rip'], True)} ??              (no disassembly)"]
+    return [*lines, "Resetting default scope", ""]
 
 
 def _culprit_names(c: CulpritFact) -> tuple[str, str, str]:
@@ -513,6 +592,7 @@ def analyze(t: Target) -> str:
         out += [f"THREAD_ID:  {t.tid:x}", ""]
     if t.pc is not None:
         out += ["FAULTING_IP: ", f"{t.symbolize(t.pc)}", f"{format_addr(t.pc, t.is_64bit)} ??", ""]
+    out += _trap_frame_field(t, facts)
     unwound = _unwound_rows(t)
     if unwound:
         out.append("STACK_TEXT:  ")

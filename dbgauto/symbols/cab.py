@@ -1,11 +1,12 @@
 """Microsoft cabinet (CAB) reader for the compressed files of a symbol store (``name.pd_``, ``name.sy_``).
 
-symstore and Microsoft's server compress with MSZIP: each CFDATA block is ``CK`` + raw deflate whose window
-is the previous block's output. That, and stored blocks, are decoded here with ``zlib``; Quantum and LZX
-raise :class:`UnsupportedCompressionError`. Structures (all little-endian) per the Microsoft Cabinet
-Format: CFHEADER, CFFOLDER[cFolders], CFFILE[cFiles] at coffFiles, CFDATA blocks at each folder's
-coffCabStart. Every count and size is checked against the file and the output limit before use; member
-names that could escape a directory (absolute, drive, ``..``) are refused.
+symstore compresses with MSZIP: each CFDATA block is ``CK`` + raw deflate whose window is the previous
+block's output; that and stored blocks are decoded here with ``zlib``. Microsoft's server mostly serves LZX
+(window 2^15..2^21 in the compression type's high byte): the folder's CFDATA payloads are joined and decoded
+by :mod:`dbgauto.symbols.lzx`, one 32 KiB frame per block. Quantum raises :class:`UnsupportedCompressionError`.
+Structures (all little-endian) per the Microsoft Cabinet Format: CFHEADER, CFFOLDER[cFolders], CFFILE[cFiles]
+at coffFiles, CFDATA blocks at each folder's coffCabStart. Every count and size is checked against the file and
+the output limit before use; member names that could escape a directory (absolute, drive, ``..``) are refused.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import PureWindowsPath
 
 from dbgauto.errors import SymbolError, UnsupportedCompressionError
+from dbgauto.symbols import lzx
 from dbgauto.util.layout import Buffer
 
 __all__ = ["CabMember", "extract_single", "is_cab", "read_cab"]
@@ -29,6 +31,7 @@ FLAG_PREV, FLAG_NEXT, FLAG_RESERVE = 1, 2, 4
 COMP_NONE, COMP_MSZIP, COMP_QUANTUM, COMP_LZX = 0, 1, 2, 3
 MAX_OUTPUT = 4 << 30  # a member larger than this is refused before any work
 _MAX_BLOCK = 0x8000 + 12  # MSZIP: at most 32 KiB uncompressed per block
+_LZX_MAX_INPUT = 0x8000 + 6144  # an LZX block holds one frame; libmspack's CAB_INPUTMAX bounds its payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +116,10 @@ def _folder_data(mv: memoryview, folder: tuple[int, int, int], cb_data_res: int,
 
     start, n_blocks, comp = folder
     kind = comp & 0x0F
-    if kind in (COMP_QUANTUM, COMP_LZX):
-        method = "LZX" if kind == COMP_LZX else "Quantum"
-        raise UnsupportedCompressionError(source, f"cabinet: {method} compression is not supported")
+    if kind == COMP_QUANTUM:
+        raise UnsupportedCompressionError(source, "cabinet: Quantum compression is not supported")
+    if kind == COMP_LZX:
+        return _lzx_folder(mv, folder, cb_data_res, need, source)
     if kind not in (COMP_NONE, COMP_MSZIP):
         raise bad(f"unknown compression type {comp:#x}")
     size = len(mv)
@@ -152,6 +156,41 @@ def _folder_data(mv: memoryview, folder: tuple[int, int, int], cb_data_res: int,
         if len(out) >= need:
             break
     return out
+
+
+def _lzx_folder(mv: memoryview, folder: tuple[int, int, int], cb_data_res: int, need: int, source: str) -> bytearray:
+    """Join the folder's CFDATA payloads (every block one 32 KiB frame, only the last shorter) and decode them."""
+
+    def bad(reason: str, offset: int | None = None) -> SymbolError:
+        return SymbolError(source, f"cabinet: {reason}", offset=offset)
+
+    start, n_blocks, comp = folder
+    window_bits = (comp >> 8) & 0x1F
+    if not lzx.MIN_WINDOW_BITS <= window_bits <= lzx.MAX_WINDOW_BITS:
+        raise bad(f"LZX window of 2^{window_bits} bytes (compression type {comp:#x}; allowed 2^15..2^21)")
+    size = len(mv)
+    if n_blocks * (_DATA.size + cb_data_res) > size:
+        raise bad(f"{n_blocks} data blocks do not fit in the file")
+    payloads: list[memoryview] = []
+    out_size = 0
+    pos = start
+    for i in range(n_blocks):
+        if pos + _DATA.size + cb_data_res > size:
+            raise bad(f"data block {i} truncated", pos)
+        _csum, cb_data, cb_uncomp = _DATA.unpack_from(mv, pos)
+        pos += _DATA.size + cb_data_res
+        if pos + cb_data > size:
+            raise bad(f"data block {i} needs {cb_data} bytes past the end", pos)
+        if cb_data > _LZX_MAX_INPUT:
+            raise bad(f"LZX data block {i} holds {cb_data} compressed bytes (limit {_LZX_MAX_INPUT})", pos)
+        if cb_uncomp > lzx.FRAME_SIZE or (cb_uncomp < lzx.FRAME_SIZE and i != n_blocks - 1):
+            raise bad(f"LZX data block {i} claims {cb_uncomp} bytes; each but the last holds {lzx.FRAME_SIZE}", pos)
+        payloads.append(mv[pos : pos + cb_data])
+        pos += cb_data
+        out_size += cb_uncomp
+        if out_size >= need:
+            break
+    return lzx.decompress(b"".join(payloads), out_size, window_bits, source=source)
 
 
 def extract_single(data: Buffer, source: str = "<cab>", *, max_output: int = MAX_OUTPUT) -> CabMember:

@@ -17,10 +17,13 @@ from dbgauto.symbols.table import SymbolTable
 __all__ = ["cache_entry", "cached_convert"]
 
 
+CONVERTED_DIR = "tables"  # under a cache dir: dbgauto's own converted tables and KDBG fingerprints, never a library
+
+
 def cache_entry(source: Path, cache_dir: Path) -> Path:
     st = source.stat()
     key = hashlib.sha256(f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
-    return cache_dir / "tables" / f"{source.name.split('.')[0]}-{key}.dbgsym"
+    return cache_dir / CONVERTED_DIR / f"{source.name.split('.')[0]}-{key}.dbgsym"
 
 
 def cached_convert(source: Path, cache_dir: Path | str | None, convert: Callable[[], SymbolTable]) -> SymbolTable:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from dbgauto.errors import DbgautoError, SymbolError
-from dbgauto.symbols.cache import cache_entry
+from dbgauto.symbols.cache import CONVERTED_DIR, cache_entry
 from dbgauto.symbols.identify import KDBG_GLOBALS, Identification, by_kdbg, by_rsds, kdbg_addresses
 from dbgauto.symbols.isf import find_isf_files, load_isf
 from dbgauto.symbols.naming import format_hit
@@ -123,7 +123,7 @@ def _candidate_files(resolved: ResolvedSymbolPath) -> Iterator[Path]:
     for root in dict.fromkeys(roots):
         if not root.exists():
             continue
-        for p in find_isf_files(root):
+        for p in find_isf_files(root, skip=resolved.cache_dir / CONVERTED_DIR):
             parent = p.parent.name.lower()
             if parent.endswith(".pdb") and parent not in KERNEL_PDBS:
                 continue  # another module's table in a store layout

@@ -125,13 +125,15 @@ def load_isf(path: Path | str, cache_dir: Path | str | None = None) -> SymbolTab
     return cached_convert(path, cache_dir, lambda: isf_to_table(parse_isf(path), str(path)))
 
 
-def find_isf_files(root: Path | str) -> Iterator[Path]:
-    """ISF files under ``root`` (either layout), in a stable order; bounded walk."""
+def find_isf_files(root: Path | str, *, skip: Path | None = None) -> Iterator[Path]:
+    """ISF files under ``root`` (either layout), in a stable order; bounded walk. Nothing under ``skip`` (dbgauto's
+    converted-table folder inside a cache: its files are ours, and older versions named some ``*.json``)."""
     root = Path(root)
     if root.is_file():
         yield root
         return
-    for seen, p in enumerate(sorted(root.rglob("*.json*"))):
+    found = (p for p in root.rglob("*.json*") if skip is None or not p.is_relative_to(skip))
+    for seen, p in enumerate(sorted(found)):
         if seen >= _MAX_WALK_FILES:
             return
         if p.is_file() and p.name.lower().endswith(ISF_SUFFIXES):

@@ -1,9 +1,10 @@
 """Walking a stack: the per-architecture method first, the filtered scan when it fails, all bounded.
 
 Each step tries, in order: a trap context the caller supplies for this frame (``context``); the architecture's
-method (x64 unwind data → ``cfi``; ARM64/x86 frame-pointer chain → ``frame-pointer``); a filtered scan
-(``scan``). A step must move the stack pointer up (unless it crosses a machine/trap frame onto another
-stack), never revisit a (pc, sp) pair, and stay under ``max_frames``; bad data ends the walk with a warning.
+method (x64 unwind data, ARM64 .pdata/.xdata, x86 FPO frame data → ``cfi``; else the ARM64/x86 frame-pointer
+chain → ``frame-pointer``); a filtered scan (``scan``). A step must move the stack pointer up (unless it
+crosses a machine/trap frame onto another stack), never revisit a (pc, sp) pair, and stay under
+``max_frames``; bad data ends the walk with a warning.
 Nothing here raises on bad input: errors from images or readers become warnings.
 
 x64 trap frames (``ktrap_frame`` = the _KTRAP_FRAME offsets, see :mod:`dbgauto.unwind.trapframe`): a frame whose
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from dbgauto.pe import ExceptionTable, PeImage
-from dbgauto.unwind import framechain, scan, trapframe, x64
+from dbgauto.symbols.fpo import FrameDataTable
+from dbgauto.unwind import arm64, framechain, scan, trapframe, x64, x86fpo
 from dbgauto.unwind.model import Frame, ImageSource, Memory, Module, ModuleMap, StackWalk, TrapContext, Trust
 
 DEFAULT_STACK_SPAN: Final = 0x100000
@@ -31,16 +33,20 @@ SCAN_BUDGET_WORDS: Final = 16384
 ARCHES: Final = ("x64", "arm64", "x86")
 MAX_TRAP_FRAMES: Final = 16
 
+FrameDataSource = Callable[[Module], FrameDataTable | None]
+"""Gives a module's x86 FPO FrameData records (from its PDB, :mod:`dbgauto.symbols.fpo`), or None."""
+
 
 @dataclass(slots=True)
 class _State:
     pc: int
     sp: int
     fp: int | None
-    regs: list[int] | None  # x64 integer registers (REGS order)
+    regs: list[int] | None  # x64.REGS order; ARM64: x0..x30, sp; x86: x86fpo.REGS order (eax..edi)
     trust: Trust
     exact: bool = False  # pc is an interrupted instruction (machine frame), not a return address
     trap: bool = False  # this state came from the previous frame's _KTRAP_FRAME
+    callee_params: int = 0  # x86 FPO: parameter bytes of the frame just unwound (still on the stack)
 
 
 def _first(regs: Mapping[str, int], *names: str) -> int | None:
@@ -65,8 +71,11 @@ class _Walker:
         max_frames: int,
         ktrap_frame: Mapping[str, int] | None = None,
         function_name: Callable[[int], str | None] | None = None,
+        frame_data: FrameDataSource | None = None,
     ) -> None:
         self.arch = arch
+        self.frame_data = frame_data
+        self.fpo: dict[int, FrameDataTable | None] = {}
         self.ws = 4 if arch == "x86" else 8
         self.read = _safe(read)
         self.mods = mods
@@ -142,6 +151,89 @@ class _Walker:
             self.low, self.high = res.regs[4], res.regs[4] + DEFAULT_STACK_SPAN
         return _State(res.rip, res.regs[4], res.regs[5], res.regs, "cfi", exact=res.machine_frame)
 
+    def step_arm64(self, st: _State, innermost: bool) -> _State | None:
+        """One step by the image's .pdata/.xdata (``cfi``); None when the module has no image or no table."""
+        m, img = self.image_of(st.pc)
+        if m is None or img is None or st.regs is None:
+            return None
+        tab = self.table(m, img)
+        if tab is None or not tab.arm64:
+            return None
+        exact = innermost or st.exact or st.trust == "context"
+        # a return address follows its call: look up pc-4 so a call ending a function stays in it
+        fn = arm64.lookup(tab, (st.pc if exact else st.pc - 4) - m.base)
+        if fn is None:
+            if not exact:
+                return None
+            res = arm64.leaf_step(st.regs)  # no RUNTIME_FUNCTION: a leaf that touched neither sp nor lr
+        else:
+            got, why = arm64.step(img, fn, st.pc, st.regs, self.read, exact=exact)
+            if got is None:
+                self.warnings.append(f"arm64: {m.name}+{st.pc - m.base:#x}: {why}")
+                return None
+            res = got
+        if not res.lr_restored and not self._live_lr_ok(res.pc, exact):
+            return None
+        if res.exact:
+            self.low, self.high = res.regs[arm64.SP], res.regs[arm64.SP] + DEFAULT_STACK_SPAN
+        return _State(res.pc, res.regs[arm64.SP], res.regs[arm64.FP], res.regs, "cfi", exact=res.exact)
+
+    def fpo_table(self, m: Module) -> FrameDataTable | None:
+        if self.frame_data is None:
+            return None
+        if m.base not in self.fpo:
+            try:
+                self.fpo[m.base] = self.frame_data(m)
+            except Exception as e:  # a damaged PDB is a warning: the EBP chain and the scan remain
+                self.warnings.append(f"{m.name}: frame data unusable ({e})")
+                self.fpo[m.base] = None
+        return self.fpo[m.base]
+
+    def step_x86(self, st: _State, innermost: bool) -> _State | None:
+        """One step by FPO frame data (``cfi``), or by emulating the epilog at an interrupted eip."""
+        m = self.mods.find(st.pc)
+        if m is None or st.regs is None:
+            return None
+        tab = self.fpo_table(m)
+        if tab is None:
+            return None
+        exact = innermost or st.exact or st.trust == "context"
+        fd = tab.lookup((st.pc if exact else st.pc - 1) - m.base)
+        if exact:
+            img = self.mods.image(m)
+            code = img.read_rva(st.pc - m.base, 32) if img is not None else None
+            code = code if code is not None else self.read(st.pc, 32)
+            epi = x86fpo.epilog_step(bytes(code), st.regs, self.read) if code is not None else None
+            if epi is not None:
+                params = fd.params_size if fd is not None else 0
+                return _State(epi[1], epi[0][4], epi[0][5], epi[0], "cfi", callee_params=params)
+        if fd is None:
+            return None
+        try:
+            regs, eip = x86fpo.step(
+                fd,
+                st.regs,
+                self.read,
+                callee_params=st.callee_params,
+                plausible=self._plausible_return,
+                interrupted=exact,
+            )
+        except x86fpo.FpoError as e:
+            self.warnings.append(f"x86: {m.name}+{st.pc - m.base:#x}: frame data: {e}")
+            return None
+        return _State(eip, regs[4], regs[5], regs, "cfi", callee_params=fd.params_size)
+
+    def _plausible_return(self, va: int) -> bool:
+        if self.mods.find(va) is None or self.mods.is_code(va) is False:
+            return False
+        return scan.follows_call(self.mods, va, "x86") is not False
+
+    def _live_lr_ok(self, lr: int, exact: bool) -> bool:
+        """A return address taken from the live lr (nothing saved it) must be a plausible call site."""
+        if not exact or lr == 0 or self.mods.find(lr) is None or self.mods.is_code(lr) is False:
+            return False
+        return scan.follows_call(self.mods, lr, "arm64") is not False
+
     def handler(self, pc: int) -> bool | None:
         """Whether the function at ``pc`` is a trap handler by its name; None when nothing names it."""
         if self.function_name is None:
@@ -184,7 +276,14 @@ class _Walker:
         nfp = prev if framechain.next_fp_ok(prev, st.fp, self.ws, self.low, self.high) else None
         if nfp is None and prev:
             self.warnings.append(f"{self.arch}: frame chain ends at {st.fp:#x} (next {prev:#x} is not above it)")
-        return _State(ret, st.fp + 2 * self.ws, nfp, None, "frame-pointer")
+        regs = None
+        if self.arch == "arm64" and st.regs is not None:  # keep a register state for later .pdata steps
+            regs = list(st.regs)
+            regs[arm64.FP], regs[arm64.LR], regs[arm64.SP] = nfp or 0, ret, st.fp + 16
+        elif self.arch == "x86" and st.regs is not None:  # ... and for later FPO steps
+            regs = list(st.regs)
+            regs[4], regs[5] = st.fp + 8, nfp or 0
+        return _State(ret, st.fp + 2 * self.ws, nfp, regs, "frame-pointer")
 
     def step_scan(self, st: _State, from_sp: int) -> _State | None:
         if not self.allow_scan or self.scan_budget <= 0:
@@ -197,7 +296,7 @@ class _Walker:
             regs = None
             if st.regs is not None:
                 regs = list(st.regs)
-                regs[4] = slot + 8
+                regs[arm64.SP if self.arch == "arm64" else 4] = slot + self.ws
             fp = st.fp if st.fp is not None and st.fp > slot else None
             return _State(value, slot + self.ws, fp, regs, "scan")
         return None
@@ -218,7 +317,7 @@ class _Walker:
                 return None  # LR points into the innermost function itself: a stale link register
         if scan.follows_call(self.mods, lr, "arm64") is False:
             return None
-        return _State(lr, st.sp, st.fp, None, "context")
+        return _State(lr, st.sp, st.fp, st.regs, "context")
 
     # ---- the loop ----
     def walk(self, first: _State, lr: int | None) -> list[Frame]:
@@ -239,7 +338,11 @@ class _Walker:
             elif self.arch == "x64":
                 nxt = self.step_x64(st, innermost)
             else:
-                if innermost and self.arch == "arm64":
+                if self.arch == "arm64":
+                    nxt = self.step_arm64(st, innermost)
+                elif self.arch == "x86":
+                    nxt = self.step_x86(st, innermost)
+                if nxt is None and innermost and self.arch == "arm64":
                     nxt = self.arm64_lr(st, lr)
                 if nxt is None:
                     nxt = self.step_chain(st)
@@ -312,11 +415,11 @@ def _initial(arch: str, regs: Mapping[str, int]) -> _State | None:
         pc, sp = _first(regs, "pc"), _first(regs, "sp")
         if pc is None or sp is None:
             return None
-        return _State(pc, sp, _first(regs, "fp", "x29"), None, "context")
+        return _State(pc, sp, _first(regs, "fp", "x29"), arm64.regs_from_mapping(regs), "context")
     pc, sp = _first(regs, "eip"), _first(regs, "esp")
     if pc is None or sp is None:
         return None
-    return _State(pc, sp, _first(regs, "ebp"), None, "context")
+    return _State(pc, sp, _first(regs, "ebp"), x86fpo.regs_from_mapping(regs), "context")
 
 
 def unwind(
@@ -333,6 +436,7 @@ def unwind(
     max_frames: int = MAX_FRAMES,
     ktrap_frame: Mapping[str, int] | None = None,
     function_name: Callable[[int], str | None] | None = None,
+    frame_data: FrameDataSource | None = None,
 ) -> StackWalk:
     """Unwind the stack whose innermost registers are ``regs``.
 
@@ -344,7 +448,9 @@ def unwind(
     saved for that frame; the walk then continues there. ``exclude``: values a scan must never report.
     ``ktrap_frame`` (x64): _KTRAP_FRAME field offsets (:data:`~dbgauto.unwind.trapframe.KTRAP_FRAME_X64` or a
     symbol table's) to continue through kernel trap frames; ``function_name(pc)`` names functions for spotting
-    trap handlers (see the module docstring).
+    trap handlers (see the module docstring). ``frame_data(module)`` (x86) gives the module's FPO FrameData
+    (:func:`dbgauto.symbols.fpo.load_frame_data` on its PDB): frames without EBP frames then unwind by it.
+    ARM64 prefers the image's .pdata/.xdata (``cfi``) and falls back to the x29 chain.
     """
     out = StackWalk(arch)
     if arch not in ARCHES:
@@ -368,6 +474,7 @@ def unwind(
         max(1, max_frames),
         ktrap_frame if arch == "x64" else None,
         function_name,
+        frame_data if arch == "x86" else None,
     )
     out.frames = w.walk(st, _first(regs, "lr", "x30") if arch == "arm64" else None)
     out.warnings.extend(w.warnings)

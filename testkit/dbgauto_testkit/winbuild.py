@@ -130,6 +130,368 @@ leaf2:
 """
 TRAP_CHAIN = ["leaf2", "isr", "interrupted", "top2"]
 
+# ARM64 prolog shapes, one function each, called in a line: top_a → vlr_v → vsum_v (variadic: lr saved alone,
+# save_reg(_x) of x30) → three_t (x19-x21) → iregs_g (x19-x25, the odd register paired with lr) → odd_fregs_o
+# (d8-d10) → fregs_f (d8-d15) → big_e (> 4 KiB of locals) → huge_l (> 32 KiB: alloc_l) → mid_h (> 512 bytes)
+# → alloca_d (sp moves below x29) → leaf_c (no stack: no .pdata).
+PROLOGS_C = r"""
+__declspec(dllexport) volatile int sink;
+__declspec(dllexport) volatile double dsink;
+__declspec(dllexport) __declspec(noinline) int leaf_c(int x) { return x * 3 + sink; }
+__declspec(dllexport) __declspec(noinline) int alloca_d(int x) {
+    volatile char *p = __builtin_alloca((x & 63) + 16);
+    p[1] = (char)x;
+    return leaf_c(x + p[1]) + 5;
+}
+__declspec(dllexport) __declspec(noinline) int mid_h(int x) {
+    volatile char mid[700];
+    mid[x & 255] = (char)x;
+    return alloca_d(x + mid[3]) * 3;
+}
+__declspec(dllexport) __declspec(noinline) int huge_l(int x) {
+    volatile char huge[40000];
+    huge[x & 1023] = (char)x;
+    return mid_h(x + huge[9]) + 7;
+}
+__declspec(dllexport) __declspec(noinline) int big_e(int x) {
+    volatile char big[5000];
+    big[x & 255] = (char)x;
+    return huge_l(x + big[7]) + 2;
+}
+__declspec(dllexport) __declspec(noinline) double fregs_f(int x, double a) {
+    double b = a * 2, c = a * 3, d = a * 5, e = a * 7, f = a * 11, g = a * 13, h = a * 17, i = a * 19;
+    int r = big_e(x);
+    dsink = b + c + d + e + f + g + h + i;
+    return r + b * c * d * e * f * g * h * i;
+}
+__declspec(dllexport) __declspec(noinline) int odd_fregs_o(int x, double a) {
+    double b = a * 2, c = a * 3, d = a * 5;
+    int r = (int)fregs_f(x, a);
+    dsink = b * c * d;
+    return r + (int)(b + c + d);
+}
+__declspec(dllexport) __declspec(noinline) int iregs_g(int x, int y, int z) {
+    int a = x * 3, b = y * 5, c = z * 7, d = x * y, e = y * z, f = x * z;
+    int g = x + y + z, h = x - y, i = y - z, j = x ^ z;
+    int r = odd_fregs_o(a, (double)b);
+    return r + a + b + c + d + e + f + g + h + i + j;
+}
+__declspec(dllexport) __declspec(noinline) int three_t(int x, int y) {
+    int a = x * 3, b = y * 5, c = x ^ y;
+    int r = iregs_g(a, b, c);
+    return r + a + b + c;
+}
+typedef __builtin_va_list va_list;
+__declspec(dllexport) __declspec(noinline) int vsum_v(int n, ...) {
+    va_list ap;
+    __builtin_va_start(ap, n);
+    int s = 0;
+    for (int i = 0; i < n; i++) s += __builtin_va_arg(ap, int);
+    __builtin_va_end(ap);
+    return three_t(s, n) + s;
+}
+__declspec(dllexport) __declspec(noinline) int vlr_v(int n, ...) {
+    va_list ap;
+    __builtin_va_start(ap, n);
+    int s = __builtin_va_arg(ap, int);
+    __builtin_va_end(ap);
+    return vsum_v(2, s, n) + 1;
+}
+__declspec(dllexport) __declspec(noinline) int top_a(int x) {
+    int r = vlr_v(1, x + 1);
+    sink = r;
+    return r + 1;
+}
+"""
+PROLOGS_CHAIN = [
+    "leaf_c",
+    "alloca_d",
+    "mid_h",
+    "huge_l",
+    "big_e",
+    "fregs_f",
+    "odd_fregs_o",
+    "iregs_g",
+    "three_t",
+    "vsum_v",
+    "vlr_v",
+    "top_a",
+]
+
+# x86 FPO mixed with EBP frames: top_a (EBP) → fpo_b (FPO: ebx, 300 bytes of locals) → ebp_m (EBP: esi, edi)
+# → fpo_n (FPO, uses ebp as a general register: the EBP chain breaks here) → wide_w (cdecl, 24 bytes of
+# arguments) → std_s (stdcall: pops its 20 bytes) → leaf_c (FPO, locals).
+FPO_C = r"""
+__declspec(dllexport) volatile int sink;
+__declspec(dllexport) __declspec(noinline) int leaf_c(int x) {
+    volatile int buf[40];
+    buf[x & 31] = x;
+    return buf[3] + buf[39];
+}
+int ebp_m(int x, int y);
+__declspec(dllexport) __declspec(noinline) int __stdcall std_s(int a, int b, int c, int d, int e) {
+    int r = leaf_c(a + b + c);
+    return r + d * e;
+}
+__declspec(dllexport) __declspec(noinline) int wide_w(int a, int b, int c, int d, int e, int f) {
+    int r = std_s(a, b, c, d, e + f);
+    return r + a * f;
+}
+__declspec(dllexport) __declspec(noinline) int fpo_n(int x, int y) {
+    int a = x * 3, b = y * 5, c = x ^ y, d = x - y, e = x + 7;
+    int r = wide_w(a + b, a, b, c, d, e);
+    return r + a * b + c * d + e;
+}
+__declspec(dllexport) __declspec(noinline) int fpo_b(int x, int y) {
+    volatile char big[300];
+    big[x & 255] = (char)y;
+    int r = ebp_m(x + big[y & 255], y);
+    return r * 3 + y;
+}
+"""
+EBP_C = r"""
+extern volatile int sink;
+int fpo_n(int x, int y);
+int fpo_b(int x, int y);
+__declspec(dllexport) __declspec(noinline) int ebp_m(int x, int y) {
+    int a = x * 3, b = y * 5;
+    int r = fpo_n(a, b);
+    return r + a + b;
+}
+__declspec(dllexport) __declspec(noinline) int top_a(int x) {
+    int r = fpo_b(x, x * 7);
+    sink = r;
+    return r + 1;
+}
+"""
+FPO_CHAIN = ["leaf_c", "std_s", "wide_w", "fpo_n", "ebp_m", "fpo_b", "top_a"]
+
+# ARM64 unwind codes compilers rarely emit, from assembly with .seh directives: save_r19r20_x + save_next,
+# save_reg(_x) (x29 too), save_fregp_x, save_freg(_x), alloc_s/m, save_lrpair, add_fp, nop, and two epilogs
+# with their own code sequences (x0 != 0 takes the second). rare_top → rare → rare_leaf (no .pdata).
+RARE_S = r"""
+.text
+.p2align 2
+.globl rare_top
+.seh_proc rare_top
+rare_top:
+  stp x29, x30, [sp, #-16]!
+  .seh_save_fplr_x 16
+  mov x29, sp
+  .seh_set_fp
+  .seh_endprologue
+  bl rare
+  add x0, x0, #1
+  .seh_startepilogue
+  ldp x29, x30, [sp], #16
+  .seh_save_fplr_x 16
+  .seh_endepilogue
+  ret
+.seh_endproc
+
+.p2align 2
+.globl rare
+.seh_proc rare
+rare:
+  stp x19, x20, [sp, #-64]!
+  .seh_save_r19r20_x 64
+  stp x21, x22, [sp, #16]
+  .seh_save_next
+  stp x23, x24, [sp, #32]
+  .seh_save_next
+  str x25, [sp, #48]
+  .seh_save_reg x25, 48
+  str x26, [sp, #-16]!
+  .seh_save_reg_x x26, 16
+  stp d8, d9, [sp, #-32]!
+  .seh_save_fregp_x d8, 32
+  str d10, [sp, #16]
+  .seh_save_freg d10, 16
+  str d12, [sp, #-16]!
+  .seh_save_freg_x d12, 16
+  sub sp, sp, #32
+  .seh_stackalloc 32
+  stp x27, x30, [sp]
+  .seh_save_lrpair x27, 0
+  str x29, [sp, #16]
+  .seh_save_reg x29, 16
+  add x29, sp, #16
+  .seh_add_fp 16
+  sub sp, sp, #2048
+  .seh_stackalloc 2048
+  nop
+  .seh_nop
+  .seh_endprologue
+  mov x19, x0
+  mov x20, #20
+  mov x21, #21
+  mov x22, #22
+  mov x23, #23
+  mov x24, #24
+  mov x25, #25
+  mov x26, #26
+  mov x27, #27
+  fmov d8, x20
+  fmov d9, x21
+  fmov d10, x22
+  fmov d12, x23
+  bl rare_leaf
+  cbnz x19, 1f
+  .seh_startepilogue
+  nop
+  .seh_nop
+  add sp, sp, #2048
+  .seh_stackalloc 2048
+  ldr x29, [sp, #16]
+  .seh_save_reg x29, 16
+  ldp x27, x30, [sp]
+  .seh_save_lrpair x27, 0
+  add sp, sp, #32
+  .seh_stackalloc 32
+  ldr d12, [sp], #16
+  .seh_save_freg_x d12, 16
+  ldr d10, [sp, #16]
+  .seh_save_freg d10, 16
+  ldp d8, d9, [sp], #32
+  .seh_save_fregp_x d8, 32
+  ldr x26, [sp], #16
+  .seh_save_reg_x x26, 16
+  ldr x25, [sp, #48]
+  .seh_save_reg x25, 48
+  ldp x23, x24, [sp, #32]
+  .seh_save_next
+  ldp x21, x22, [sp, #16]
+  .seh_save_next
+  ldp x19, x20, [sp], #64
+  .seh_save_r19r20_x 64
+  .seh_endepilogue
+  ret
+1:
+  add x0, x0, #5
+  .seh_startepilogue
+  add sp, sp, #2048
+  .seh_stackalloc 2048
+  ldr x29, [sp, #16]
+  .seh_save_reg x29, 16
+  ldp x27, x30, [sp]
+  .seh_save_lrpair x27, 0
+  add sp, sp, #32
+  .seh_stackalloc 32
+  ldr d12, [sp], #16
+  .seh_save_freg_x d12, 16
+  ldr d10, [sp, #16]
+  .seh_save_freg d10, 16
+  ldp d8, d9, [sp], #32
+  .seh_save_fregp_x d8, 32
+  ldr x26, [sp], #16
+  .seh_save_reg_x x26, 16
+  ldr x25, [sp, #48]
+  .seh_save_reg x25, 48
+  ldp x23, x24, [sp, #32]
+  .seh_save_next
+  ldp x21, x22, [sp, #16]
+  .seh_save_next
+  ldp x19, x20, [sp], #64
+  .seh_save_r19r20_x 64
+  .seh_endepilogue
+  ret
+.seh_endproc
+
+.p2align 2
+.globl rare_leaf
+rare_leaf:
+  add x0, x0, #3
+  ret
+"""
+RARE_EXPORTS = ("/export:rare_top", "/export:rare", "/export:rare_leaf")
+
+# Where each custom ARM64 unwind code finds the interrupted context on the stack, and how the assembly below
+# builds it: (directive, size, [(offset, register)]); offsets from Microsoft's ARM64 CONTEXT and
+# _KTRAP_FRAME (Sp 0x98, Lr 0x138, Fp 0x140, Pc 0x148) and the machine frame {sp, pc}.
+_CUSTOM = {
+    "mf": (".seh_pushframe", 16, [(0, "x10"), (8, "x11")]),
+    "ctx": (".seh_context", 0x390, [(0x100, "x10"), (0x108, "x11"), (0xF0, "x29"), (0xF8, "x30")]),
+    "trap": (".seh_trap_frame", 0x150, [(0x98, "x10"), (0x148, "x11"), (0x140, "x29"), (0x138, "x30")]),
+}
+
+
+def _custom_s(kind: str) -> str:
+    directive, size, stores = _CUSTOM[kind]
+    body = "\n".join(f"  str {reg}, [sp, #{off}]" for off, reg in stores)
+    return f"""
+.p2align 2
+.globl {kind}_top
+.seh_proc {kind}_top
+{kind}_top:
+  stp x29, x30, [sp, #-16]!
+  .seh_save_fplr_x 16
+  mov x29, sp
+  .seh_set_fp
+  .seh_endprologue
+  bl {kind}_int
+  add x0, x0, #1
+  .seh_startepilogue
+  ldp x29, x30, [sp], #16
+  .seh_save_fplr_x 16
+  .seh_endepilogue
+  ret
+.seh_endproc
+
+.p2align 2
+.globl {kind}_int
+.seh_proc {kind}_int
+{kind}_int:
+  stp x29, x30, [sp, #-32]!
+  .seh_save_fplr_x 32
+  str x19, [sp, #16]
+  .seh_save_reg x19, 16
+  mov x29, sp
+  .seh_set_fp
+  .seh_endprologue
+  mov x19, #0x77
+  sub sp, sp, #{size}
+  add x10, sp, #{size}
+  adr x11, {kind}_resumed
+{body}
+  b {kind}_handler
+.globl {kind}_resumed
+{kind}_resumed:
+  add sp, sp, #{size}
+  mov x0, x19
+  .seh_startepilogue
+  ldr x19, [sp, #16]
+  .seh_save_reg x19, 16
+  ldp x29, x30, [sp], #32
+  .seh_save_fplr_x 32
+  .seh_endepilogue
+  ret
+.seh_endproc
+
+.p2align 2
+.globl {kind}_handler
+.seh_proc {kind}_handler
+{kind}_handler:
+  nop
+  {directive}
+  stp x29, x30, [sp, #-16]!
+  .seh_save_fplr_x 16
+  mov x29, sp
+  .seh_set_fp
+  .seh_endprologue
+  bl {kind}_leaf
+  brk #1
+.seh_endproc
+
+.globl {kind}_leaf
+{kind}_leaf:
+  brk #0xf000
+  ret
+"""
+
+
+CUSTOM_S = ".text\n" + "".join(_custom_s(k) for k in _CUSTOM)
+CUSTOM_EXPORTS = tuple(f"/export:{k}_{part}" for k in _CUSTOM for part in ("top", "int", "resumed", "handler", "leaf"))
+
 VERSION_RC = r"""
 1 VERSIONINFO
 FILEVERSION 10,0,19041,3803
@@ -199,6 +561,30 @@ def build(
     _run(
         ["lld-link", *link, f"/machine:{machine}", "/debug", f"/pdb:{tmp / (name + '.pdb')}", f"/out:{out}", *objs], tmp
     )
+    return out
+
+
+def build_multi(
+    tmp: Path,
+    name: str,
+    arch: str,
+    sources: list[tuple[str, str, tuple[str, ...]]],
+    link: tuple[str, ...] = ("/dll", "/noentry"),
+) -> Path:
+    """Compile several C sources (file stem, text, extra clang flags each) and link them into one image with a
+    PDB next to it (``name.pdb``); return the image path."""
+    require_toolchain()
+    tmp.mkdir(parents=True, exist_ok=True)
+    objs = []
+    for stem, text, flags in sources:
+        (tmp / f"{stem}.c").write_text(text)
+        obj = tmp / f"{stem}.obj"
+        cmd = ["clang", f"--target={TRIPLES[arch]}", "-O1", "-mno-stack-arg-probe", *flags, "-c", f"{stem}.c"]
+        _run([*cmd, "-o", str(obj)], tmp)
+        objs.append(str(obj))
+    out = tmp / f"{name}.dll"
+    pdb = f"/pdb:{tmp / (name + '.pdb')}"
+    _run(["lld-link", *link, f"/machine:{arch}", "/debug", pdb, f"/out:{out}", *objs], tmp)
     return out
 
 
@@ -310,9 +696,9 @@ class Run:
             return None
 
 
-def run_until_break(path: Path, arch: str, entry: str, arg: int = 3) -> Run:
-    """Lay the image out at its preferred base as the loader would (headers + each section at its RVA, from
-    llvm-readobj's section table), call ``entry(arg)`` on a fresh stack and stop at the first breakpoint."""
+def _load(path: Path, arch: str):
+    """A unicorn CPU with the image laid out at its preferred base as the loader would (headers + each section
+    at its RVA, from llvm-readobj's section table), a fresh stack and a sentinel page; (uc, info, stack top)."""
     unicorn = pytest.importorskip("unicorn", reason="unicorn (dev extra) executes the compiled code")
     info = describe(path)
     data = path.read_bytes()
@@ -330,7 +716,14 @@ def run_until_break(path: Path, arch: str, entry: str, arg: int = 3) -> Run:
         uc.mem_write(info.image_base + s["rva"], raw)
     uc.mem_map(STACK_LOW, STACK_SIZE)
     uc.mem_map(SENTINEL, 0x1000)
-    top = STACK_LOW + STACK_SIZE - 0x100
+    return uc, info, STACK_LOW + STACK_SIZE - 0x100
+
+
+def run_until_break(path: Path, arch: str, entry: str, arg: int = 3) -> Run:
+    """Lay the image out (:func:`_load`), call ``entry(arg)`` on a fresh stack and stop at the first breakpoint."""
+    unicorn = pytest.importorskip("unicorn", reason="unicorn (dev extra) executes the compiled code")
+    uc, info, top = _load(path, arch)
+    size = (info.size_of_image + 0xFFF) & ~0xFFF
     entry_va = info.image_base + info.exports[entry]
     if arch == "x64":
         from unicorn import x86_const as X
@@ -398,6 +791,86 @@ def run_until_break(path: Path, arch: str, entry: str, arg: int = 3) -> Run:
     uc.emu_start(entry_va, SENTINEL, count=100000)
     regs = {n: uc.reg_read(r) for n, r in names.items()}
     return Run(arch, info, regs, entry_sp, uc)
+
+
+# ---- tracing: a callback before every instruction, with the call stack the emulator observed -----------------
+@dataclass
+class Activation:
+    """A function call the emulator saw begin: its name, the stack pointer and return address at entry (ARM64:
+    sp and lr; x86: esp, which points at the return address) and the callee-saved registers at entry."""
+
+    name: str
+    sp: int
+    ret: int
+    saved: dict[str, int]
+
+
+ARM64_SAVED = (*(f"x{i}" for i in range(19, 29)), "fp", *(f"d{i}" for i in range(8, 16)))
+X86_SAVED = ("ebx", "esi", "edi", "ebp")
+
+
+def trace(path: Path, arch: str, entry: str, on_insn, arg: int = 3, max_insns: int = 200000) -> ReadobjImage:
+    """Call ``entry(arg)`` to its return and run ``on_insn(pc, regs, stack, read)`` before every instruction
+    in the image. ``stack`` lists the :class:`Activation` records, outermost first, maintained from the
+    execution alone: pushed when pc reaches an exported function's first instruction, popped when pc reaches
+    the top record's return address with the stack pointer back where the call left it. ARM64 and x86."""
+    uc, info, top = _load(path, arch)
+    size = (info.size_of_image + 0xFFF) & ~0xFFF
+    starts = {info.image_base + rva: name for name, rva in info.exports.items()}
+    if arch == "arm64":
+        from unicorn import arm64_const as A
+
+        regs_ids = {f"x{i}": getattr(A, f"UC_ARM64_REG_X{i}") for i in range(29)}
+        regs_ids.update(fp=A.UC_ARM64_REG_X29, lr=A.UC_ARM64_REG_X30, sp=A.UC_ARM64_REG_SP, pc=A.UC_ARM64_REG_PC)
+        regs_ids.update({f"d{i}": getattr(A, f"UC_ARM64_REG_D{i}") for i in range(8, 16)})
+        uc.reg_write(A.UC_ARM64_REG_SP, top)
+        uc.reg_write(A.UC_ARM64_REG_X0, arg)
+        uc.reg_write(A.UC_ARM64_REG_X29, 0)
+        uc.reg_write(A.UC_ARM64_REG_X30, SENTINEL)
+        for i in range(19, 29):  # distinctive callee-saved values, so a wrong restore shows
+            uc.reg_write(regs_ids[f"x{i}"], 0x1900 + i)
+        for i in range(8, 16):
+            uc.reg_write(regs_ids[f"d{i}"], 0x4000_0000_0000_0000 + i)
+        pc_key, sp_key, saved_names, back = "pc", "sp", ARM64_SAVED, 0
+    elif arch == "x86":
+        from unicorn import x86_const as X
+
+        regs_ids = {n: getattr(X, f"UC_X86_REG_{n.upper()}") for n in ("eax", "ecx", "edx", "ebx", "esp", "ebp")}
+        regs_ids.update({n: getattr(X, f"UC_X86_REG_{n.upper()}") for n in ("esi", "edi", "eip")})
+        sp = top - 8
+        uc.mem_write(sp, SENTINEL.to_bytes(4, "little") + arg.to_bytes(4, "little"))
+        uc.reg_write(X.UC_X86_REG_ESP, sp)
+        for n, v in (("ebx", 0x1B1B), ("esi", 0x5151), ("edi", 0xD1D1), ("ebp", 0)):
+            uc.reg_write(regs_ids[n], v)
+        pc_key, sp_key, saved_names, back = "eip", "esp", X86_SAVED, 4
+    else:
+        raise ValueError(f"trace supports arm64 and x86, not {arch}")
+    stack: list[Activation] = []
+
+    def read(va: int, n: int) -> bytes | None:
+        try:
+            return bytes(uc.mem_read(va, n))
+        except Exception:
+            return None
+
+    def on_code(mu, address, _size, _user):
+        regs = {k: mu.reg_read(r) for k, r in regs_ids.items()}
+        # back at the return address with the stack released (a stdcall callee also pops its arguments)
+        while stack and address == stack[-1].ret and 0 <= regs[sp_key] - stack[-1].sp - back <= 0x100:
+            stack.pop()
+        if address in starts:
+            sp = regs[sp_key]
+            ret = regs["lr"] if arch == "arm64" else int.from_bytes(read(sp, 4), "little")
+            stack.append(Activation(starts[address], sp, ret, {k: regs[k] for k in saved_names}))
+        on_insn(address, regs, list(stack), read)
+
+    import unicorn
+
+    uc.hook_add(unicorn.UC_HOOK_CODE, on_code, begin=info.image_base, end=info.image_base + size - 1)
+    uc.emu_start(info.image_base + info.exports[entry], SENTINEL, count=max_insns)
+    if uc.reg_read(regs_ids[pc_key]) != SENTINEL:
+        raise AssertionError(f"{entry} did not return within {max_insns} instructions")
+    return info
 
 
 def image_layout(path: Path) -> tuple[ReadobjImage, list[tuple[int, bytes]]]:

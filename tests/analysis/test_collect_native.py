@@ -111,7 +111,7 @@ def test_identity_bucket_and_cpu(facts: CrashFacts, groundtruth_x64: dict[str, A
     assert facts.experimental["identity_method"] == "search+offset-table"
     assert facts.bucket_id == "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M_amdppm"
     assert facts.failure_class == "windows-component"
-    assert facts.current_irql is None  # 0x7E records no IRQL
+    assert facts.current_irql == 0  # no IRQL parameter: the KPRCB's saved IRQL (tests/analysis/test_irql.py)
     assert facts.faulting_cpu is not None
 
 

@@ -1,5 +1,5 @@
-"""Logs are untrusted input: every parser stays linear. Each adversarial text (about 1 MB) must parse in well
-under a second; the quadratic regexes fuzzing found took 7.9 s for 8,000 lines and 73 s for 16,000.
+"""Logs are untrusted input: every parser stays linear. Each adversarial text (about 1 MB) must parse in seconds
+(under a second on an idle machine); the quadratic regexes fuzzing found took 7.9 s for 8,000 lines and 73 s for 16,000.
 
 A generous time bound in a test is deliberate here: it guards complexity (quadratic vs linear), not speed.
 """
@@ -15,8 +15,8 @@ from dbgauto_testkit.hostile_logs import hostile_text as _text
 from dbgauto.analysis.from_log import facts_from_log
 from dbgauto.debugtext import parse_analyze, parse_bugcheck, parse_log, parse_stack
 
-BOUND_S = 1.0  # one parser over 1 MB of hostile text (linear parsers take 0.01-0.8 s)
-WHOLE_LOG_BOUND_S = 5.0  # parse_log / facts_from_log run every parser; 116k one-line prompts per MB is the worst
+BOUND_S = 6.0  # one parser over 1 MB of hostile text (linear parsers take 0.01-0.8 s idle, 1.3 s seen under load)
+WHOLE_LOG_BOUND_S = 20.0  # parse_log / facts_from_log run every parser; 116k one-line prompts per MB is the worst
 
 
 PARSERS = {

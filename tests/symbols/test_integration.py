@@ -290,3 +290,18 @@ def test_report_with_symbols_records_how_the_table_was_identified(tmp_path: Path
     assert facts["x_symbols"]["method"] == "kdbg-match"
     assert facts["x_symbols"]["table"] == f"{MATCH}1"
     assert facts["stack"]["frames"][0]["module"] == "amdppm"  # the verdict's stack: from the exception context
+
+
+@needs_shared
+def test_the_caches_own_converted_files_are_not_taken_for_isf_tables(tmp_path: Path) -> None:
+    """An older dbgauto left ``tables/*.kdbg.json`` fingerprints in the cache; they are ours, not a library: no
+    warning about them, and the imported library still identifies the kernel."""
+    cache = tmp_path / "cache"
+    env = {"DBGAUTO_SYMBOL_CACHE": str(cache)}
+    assert _cli("symbols", "import", str(SYMBOLS), env=env).returncode == 0
+    (cache / "tables").mkdir(parents=True, exist_ok=True)
+    (cache / "tables" / f"{MATCH}-1-0123456789abcdef0123.kdbg.json").write_text('{"rvas": {}}')
+    p = _cli("run", str(DUMP), "--engine", "native", "--no-banner", "-c", "k", env=env)  # the default path: the cache
+    assert p.returncode == 0, p.stderr
+    assert "not an ISF table" not in p.stderr
+    assert "identified by kdbg-match" in p.stdout

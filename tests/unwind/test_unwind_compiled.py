@@ -54,12 +54,11 @@ def test_exact_call_chain(chain_runs: dict[str, Run], arch: str) -> None:
         assert [f.trust for f in walk.frames[1:]] == ["cfi"] * 3
     elif arch == "x86":
         assert [f.trust for f in walk.frames[1:]] == ["frame-pointer"] * 3
-    else:  # leaf_c saves no frame record: its caller comes from the context's LR, the rest from x29
-        assert [f.trust for f in walk.frames[1:]] == ["context", "frame-pointer", "frame-pointer"]
-    if arch != "arm64":
-        # the caller's stack pointer after the return = the callee's entry stack pointer + the return address
-        for f, callee in zip(walk.frames[1:], CHAIN, strict=False):
-            assert f.sp == run.entry_sp[callee] + WS[arch], (f, callee)
+    else:  # the image's .pdata/.xdata (tests/unwind/test_unwind_arm64_pdata.py covers the forms)
+        assert [f.trust for f in walk.frames[1:]] == ["cfi"] * 3
+    # the caller's stack pointer after the return = the callee's entry stack pointer (+ the return address)
+    for f, callee in zip(walk.frames[1:], CHAIN, strict=False):
+        assert f.sp == run.entry_sp[callee] + (WS[arch] if arch != "arm64" else 0), (f, callee)
 
 
 @pytest.mark.parametrize("arch", ["x64", "arm64", "x86"])

@@ -19,7 +19,7 @@ the values for decoders that take them explicitly). ``present_fraction`` marks e
 bitmap dump (sparse holes), so a padded machine (16/64/256 GiB ``ram_bytes``) looks like a real kernel dump.
 
 Without the real small dump, :mod:`.kworld` builds plausible kernel worlds from scratch (x64 19041, x86 PAE,
-x86 non-PAE, ARM64 22621-shaped on AArch64 tables; deterministic from a seed)::
+x86 non-PAE, ARM64 26100 (real public-symbol offsets) on AArch64 tables; deterministic from a seed)::
 
     build_kworld(arch="x64" | "x86pae" | "x86" | "arm64", *, seed=0, bugcheck=0xD1, culprit=None, build=None,
                  processors=2, encoded=False, modules=None, system_time=None, uptime_seconds=None,

@@ -1,5 +1,6 @@
 """Plausible synthetic kernel worlds from scratch (no shared material): x64 (build 19041), x86 PAE, x86 non-PAE,
-ARM64 (build 22621 shaped, AArch64 tables: :class:`dbgauto_testkit.dumpsynth.paging_arm64.Arm64AddressSpace`).
+ARM64 (build 26100, the public symbols' real offsets where they exist; AArch64 tables:
+:class:`dbgauto_testkit.dumpsynth.paging_arm64.Arm64AddressSpace`).
 
 A world is what a converter needs from a Complete / Kernel / Active dump, laid out as the kernel keeps it and
 deterministic from a seed: KDDEBUGGER_DATA64 (optionally encoded on x64, with the KdCopyDataBlock-like pattern

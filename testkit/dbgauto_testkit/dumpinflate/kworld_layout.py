@@ -17,13 +17,18 @@ Windows-written sample carries, never imported from dbgauto (style.md §E):
 * x86 (Windows 7 SP1 build 7601 shaped): SizePrcb 0x3628, SizeEThread 0x2B8, SizeEProcess 0x2C0, CurrentThread
   0x4, ApcProcess 0x50, Context 0x3300, Number 0x3CC, StackLimit 0x2C, StackBase 0x190, InitialStack 0x28,
   KernelStack 0x30; EPROCESS UniqueProcessId 0xB4, ImageFileName 0x16C, ETHREAD Cid 0x22C (public layouts).
-* ARM64 (Windows 11 22621 shaped; MachineImageType 0xAA64, PE machine 0xAA64): no real ARM64 kernel is at hand,
-  so its structure sizes and KPRCB/KTHREAD offsets are plausible values of our own (SizePrcb 0x6C80,
-  SizeEThread 0x8F0, SizeEProcess 0xB40, CurrentThread 0x8, Number 0x0, Context 0x6B00, ApcProcess 0xB8,
-  StackLimit 0x30, StackBase 0x38, InitialStack 0x28, KernelStack 0x58); a converter reads every one of them
-  from the KDBG, so they need only be consistent. The _KLDR_DATA_TABLE_ENTRY is x64's live layout: it holds only
-  LIST_ENTRYs, pointers, UNICODE_STRINGs, ULONGs and USHORTs, aligned alike under the ARM64 and x64 LLP64 ABIs.
-  Addresses are kernel-half AArch64 VAs (bit 47 set, canonical like x64's).
+* ARM64 (MachineImageType 0xAA64, PE machine 0xAA64): Windows 11 24H2 build 26100's real ARM64 offsets where the
+  public symbols give them, from the ARM64 ntoskrnl public-symbol headers in the ntdiff/headers repository
+  (``Win11_2409_24H2/ARM64/System32/ntoskrnl.exe/Standalone/_KPRCB.h``, ``_ETHREAD.h``, ``_EPROCESS.h``):
+  KPRCB CurrentThread 0x8, Number 0x24 (ULONG; LegacyNumber is the byte at 0); KTHREAD InitialStack 0x28,
+  StackLimit 0x30, StackBase 0x38, KernelStack 0x58, ApcState 0x90 so ApcState.Process 0xB0; ETHREAD Cid 0x4E8,
+  sizeof(ETHREAD) 0x768; EPROCESS UniqueProcessId 0x1C0, ImageFileName 0x328, sizeof(EPROCESS) 0x900;
+  KPROCESS.DirectoryTableBase 0x28. The public ARM64 KPRCB stops at 0x800 (ProcessorState 0x40, its ContextFrame
+  at +0x340, so ProcessorState.ContextFrame is KPRCB+0x380) and lacks the ``Context`` pointer, so SizePrcb 0x6C80
+  and OffsetPrcbContext 0x6B00 stay plausible values of our own; a converter reads both from the KDBG. The
+  _KLDR_DATA_TABLE_ENTRY is x64's live layout: it holds only LIST_ENTRYs, pointers, UNICODE_STRINGs, ULONGs and
+  USHORTs, aligned alike under the ARM64 and x64 LLP64 ABIs. Addresses are kernel-half AArch64 VAs (bit 47 set,
+  canonical like x64's).
 * Loaded modules: the live Windows 10 x64 ``_KLDR_DATA_TABLE_ENTRY`` (DllBase 0x30, SizeOfImage 0x40, FullDllName
   0x48, BaseDllName 0x58, CheckSum 0x78, TimeDateStamp 0x9C) and the 32-bit one (DllBase 0x18, SizeOfImage 0x20,
   FullDllName 0x24, BaseDllName 0x2C, CheckSum 0x40, TimeDateStamp 0x44). UNLOADED_DRIVERS: 0x28 (x64) / 0x18.
@@ -182,25 +187,25 @@ X86 = KernelLayout(
         "KdCopyDataBlock": 0x0C3000,
     },
 )
-ARM64 = KernelLayout(
+ARM64 = KernelLayout(  # Windows 11 24H2 26100 ARM64 (module docstring: sources, and which values are our own)
     ptr=8,
-    build=22621,
+    build=26100,
     kdbg_size=0x380,
-    size_prcb=0x6C80,
-    size_ethread=0x8F0,
-    size_eprocess=0xB40,
+    size_prcb=0x6C80,  # own value (the public ARM64 KPRCB is truncated at 0x800)
+    size_ethread=0x768,
+    size_eprocess=0x900,
     prcb_current_thread=0x8,
-    prcb_number=0x0,
-    prcb_context=0x6B00,
-    thread_apc_process=0xB8,
+    prcb_number=0x24,
+    prcb_context=0x6B00,  # own value (KPRCB.Context is not in the public ARM64 KPRCB)
+    thread_apc_process=0xB0,
     thread_stack_limit=0x30,
     thread_stack_base=0x38,
     thread_initial_stack=0x28,
     thread_kernel_stack=0x58,
-    thread_cid=0x4C8,
+    thread_cid=0x4E8,
     process_dtb=0x28,
-    process_pid=0x440,
-    process_name=0x5A8,
+    process_pid=0x1C0,
+    process_name=0x328,
     kldr_size=0xA0,
     kldr={"base": 0x30, "size": 0x40, "full": 0x48, "name": 0x58, "checksum": 0x78, "timestamp": 0x9C},
     unloaded_size=0x28,
