@@ -214,8 +214,8 @@ def read_stage(stage_dir: str, source: str) -> str | None:
 def _stage(spec: TaskSpec, name: str) -> None:
     if _STAGE_DIR is None:
         return
-    if name != "hash" and _CHUNK is not None and _CHUNK.size > 1:
-        return  # a chunk of small dumps: only which dump is current (the runner's timeout and death handling)
+    if _CHUNK is not None and _CHUNK.size > 1:
+        return  # a chunk of small dumps: run_tasks marks only which one is current (milliseconds each)
     with contextlib.suppress(OSError):
         stage_path(_STAGE_DIR, spec.source).write_text(name, encoding="ascii")
 
@@ -283,8 +283,13 @@ def run_tasks(specs: Sequence[TaskSpec], fn: Callable[[TaskSpec], ResultRecord] 
     if _CHUNK is not None:  # nested: the outer chunk publishes
         return [(fn or run_task)(spec) for spec in specs]
     chunk = _CHUNK = _ChunkOutputs(len(specs))
+    recs = []
     try:
-        recs = [(fn or run_task)(spec) for spec in specs]
+        for spec in specs:
+            if chunk.size > 1 and _STAGE_DIR is not None:  # the runner's timeout and death handling read this
+                with contextlib.suppress(OSError):
+                    stage_path(_STAGE_DIR, spec.source).write_text("started", encoding="ascii")
+            recs.append((fn or run_task)(spec))
     except BaseException:
         _CHUNK = None
         chunk.abort()
