@@ -1,7 +1,7 @@
 """Benchmark the batch: large sparse dumps and many small dumps, --jobs 1 vs --jobs 2, and the catalog's cost.
 
     python benchmarks/bench_batch.py [--large 20] [--small 1000] [--small-kind distinct|links]
-        [--formats html,json --formats none] [--baseline REF] [--ram-gib 16] [--work DIR] [--keep]
+        [--formats html,json --formats none] [--baseline REF] [--ours REF] [--ram-gib 16] [--work DIR] [--keep]
 
 - large: N Kernel bitmap dumps (DumpType 6, encoded KDBG) of a machine with RAM-GIB GiB, rebuilt by
   dbgauto_testkit.dumpinflate from the real small dump (../shared), sparse (5 % of RAM marked present as holes);
@@ -289,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--small-kind", choices=("distinct", "links"), default="distinct")
     p.add_argument("--formats", action="append", help="a --formats set for the small runs (repeatable)")
     p.add_argument("--baseline", metavar="REF", help="also run the small sets on this git ref (e.g. main)")
+    p.add_argument("--ours", metavar="REF", help="measure this git ref instead of the working tree")
     p.add_argument("--ram-gib", type=int, default=16)
     p.add_argument("--work", type=Path)
     p.add_argument("--keep", action="store_true")
@@ -303,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     print(f"work folder: {work}  (cores: {os.cpu_count()}, {load()}: shared machine)")
     print(f"committed figure before this comparison: {COMMITTED_BASELINE}")
-    trees = [Tree("ours", REPO, work / "cache-ours")]
+    ours = extract(args.ours, work / "ours") if args.ours else REPO  # a ref: edits meanwhile do not leak in
+    trees = [Tree("ours", ours, work / "cache-ours")]
     if args.baseline:
         trees.append(
             Tree(args.baseline.replace("/", "_"), extract(args.baseline, work / "baseline"), work / "cache-base")
