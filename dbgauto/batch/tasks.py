@@ -262,6 +262,7 @@ class _ChunkOutputs:
                     if where == folder and rec.status == "ok":
                         rec.status, rec.error_code = "failed", code
                         rec.error_message = f"{rec.source.path}: reports not published: {exc}"
+                        rec.report_paths.clear()
         self.sets.clear()
         self.owners.clear()
 

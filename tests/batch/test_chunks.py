@@ -138,3 +138,21 @@ def test_formats_none_records_facts_without_report_files(small_tree: Path, tmp_p
     bad = run_cli("batch", small_tree, "--out", out, "--formats", "none,html")
     assert bad.returncode == 2
     assert "cannot be combined" in bad.stderr
+
+
+def test_a_chunk_whose_reports_cannot_be_published_fails_its_records(tmp_path: Path, triage_x64_path: Path) -> None:
+    """The chunk's durability point fails (a folder stands where a report goes): the records of that folder are
+    failed (a transient os_error, retried by the next run), none names a report, no temp file is left."""
+    reports = tmp_path / "reports"
+    (reports / "b.html").mkdir(parents=True)  # os.replace of a file over a folder fails on every OS
+    specs = []
+    for name in ("a", "b"):
+        src = tmp_path / f"{name}.dmp"
+        os.link(triage_x64_path, src)
+        specs.append(TaskSpec(str(src), src.stat().st_size, 0, report_dir=str(reports), extra={"report_name": name}))
+    recs = tasks_module.run_tasks(specs)
+    assert [r.status for r in recs] == ["failed", "failed"]
+    assert {r.error_code for r in recs} == {"os_error"}
+    assert all("reports not published" in (r.error_message or "") for r in recs)
+    assert all(r.report_paths == {} for r in recs)
+    assert not [p for p in reports.iterdir() if p.name.endswith(".partial")]
