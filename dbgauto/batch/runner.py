@@ -340,6 +340,7 @@ class TaskRunner:
         timeout = self.options.task_timeout
         engine = self.options.engine
         chunked = not self.is_dask and self.options.chunk_max > 1
+        submitted_before: set[str] = set()  # a first submission has no stage file to forget
 
         def take() -> list[TaskSpec]:
             """The next task's sources: one, or (local pool) a run of small ones."""
@@ -363,7 +364,10 @@ class TaskRunner:
                 return False
             inflight[fut] = _Slot(tuple(batch), time.monotonic(), suspect)
             for spec in batch:
-                self._forget_stage(spec)  # a re-run after a dead worker starts from no stage
+                if spec.source in submitted_before:
+                    self._forget_stage(spec)  # a re-run after a dead worker starts from no stage
+                else:
+                    submitted_before.add(spec.source)
                 if on_start is not None:
                     on_start(spec)
             return True
