@@ -149,20 +149,23 @@ def _candidate_roots(resolved: ResolvedSymbolPath) -> list[Path]:
     return list(dict.fromkeys(roots))
 
 
-def _folders_signature(roots: Sequence[Path]) -> tuple[tuple[str, int], ...]:
-    """Every folder under the candidate roots with its modification time (bounded walk, folders only): a file
-    added, removed or renamed (atomic writes rename) changes its folder's time, so a per-process candidate list
-    stays valid while the signature is unchanged."""
-    out: list[tuple[str, int]] = []
+def _folders_signature(roots: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
+    """Every folder under the candidate roots with its modification time and entry count (bounded walk, folders
+    only): a file added, removed or renamed (atomic writes rename) changes its folder's time, and on file systems
+    with coarse times the count still changes on an add or a removal, so a per-process candidate list stays
+    valid while the signature is unchanged."""
+    out: list[tuple[str, int, int]] = []
     todo = list(roots)
     while todo and len(out) < _MAX_SIGNATURE_DIRS:
         d = todo.pop()
         try:
-            out.append((str(d), d.stat().st_mtime_ns))
+            mtime = d.stat().st_mtime_ns
             with os.scandir(d) as it:
-                todo.extend(Path(e.path) for e in it if e.is_dir(follow_symlinks=True))
+                entries = list(it)
+            todo.extend(Path(e.path) for e in entries if e.is_dir(follow_symlinks=True))
+            out.append((str(d), mtime, len(entries)))
         except OSError:
-            out.append((str(d), -1))
+            out.append((str(d), -1, -1))
     return tuple(sorted(out))
 
 
