@@ -17,6 +17,8 @@
   baseline refuses is reported as unsupported). Ratios ours/baseline are printed side by side;
 - the symbol path is ../shared/symbols (six ISF tables, one of them the real dump's kernel), with a symbol
   cache of the work folder's own (warmed once per tree before timing), so the host's ~/.cache is not measured;
+- phases: the worker path's CPU per dump, phase by phase (hash, open, symbols, facts, to_dict, HTML, JSON,
+  summary + packed facts), in one process of each tree over the first --phases small dumps;
 - catalog: the per-dump cost of recording one result (one transaction with a realistic facts JSON),
   measured in-process on a real SQLite file.
 
@@ -203,6 +205,43 @@ def index_seconds(out: Path) -> float:
     return (datetime.fromisoformat(ended) - datetime.fromisoformat(last)).total_seconds()
 
 
+# CPU per phase of the worker path, in one process of a tree (only APIs both trees have), after 20 warm-up dumps
+PHASES = """
+import json, sys, time
+from collections import defaultdict
+from pathlib import Path
+from dbgauto.analysis.facts import fingerprint
+from dbgauto.catalog.summary import pack_facts, summary_of
+from dbgauto.engines.jobs import open_session, session_facts
+from dbgauto.report.render import ReportRenderer
+files = sorted(Path(sys.argv[1]).rglob("*.dmp"))[: int(sys.argv[2])]
+renderer, clock = ReportRenderer(), time.process_time
+def run(f, acc):
+    t0 = clock(); digest = fingerprint(f); t1 = clock(); acc["hash"] += t1 - t0
+    s = open_session(f, "native", digest=digest, symbol_path=sys.argv[3]); t2 = clock(); acc["open"] += t2 - t1
+    s.symbols; t3 = clock(); acc["symbols"] += t3 - t2
+    facts = session_facts(s); t4 = clock(); acc["facts"] += t4 - t3
+    d = facts.to_dict(); t5 = clock(); acc["to_dict"] += t5 - t4
+    renderer.render_dump(facts, "html"); t6 = clock(); acc["html"] += t6 - t5
+    json.dumps(d, ensure_ascii=True, separators=(",", ":")); t7 = clock(); acc["json"] += t7 - t6
+    summary_of(d); pack_facts(d); t8 = clock(); acc["summary+pack"] += t8 - t7
+    s.close(); acc["close"] += clock() - t8
+for f in files[:20]:
+    run(f, defaultdict(float))
+acc = defaultdict(float)
+for f in files:
+    run(f, acc)
+n = len(files)
+print(" ".join(f"{k} {v / n * 1e3:.2f}" for k, v in acc.items()), f"total {sum(acc.values()) / n * 1e3:.2f}")
+"""
+
+
+def phases(tree: Tree, src: Path, count: int) -> str:
+    cmd = [sys.executable, "-c", PHASES, str(src), str(count), str(SHARED / "symbols")]
+    res = subprocess.run(cmd, cwd=tree.root, env=tree.env(), capture_output=True, text=True, check=False)
+    return res.stdout.strip() or f"failed: {res.stderr[-500:]}"
+
+
 def load() -> str:
     return f"load {os.getloadavg()[0]:.2f}"
 
@@ -290,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--formats", action="append", help="a --formats set for the small runs (repeatable)")
     p.add_argument("--baseline", metavar="REF", help="also run the small sets on this git ref (e.g. main)")
     p.add_argument("--ours", metavar="REF", help="measure this git ref instead of the working tree")
+    p.add_argument("--phases", type=int, default=300, help="CPU per worker phase over this many dumps (0: skip)")
     p.add_argument("--ram-gib", type=int, default=16)
     p.add_argument("--work", type=Path)
     p.add_argument("--keep", action="store_true")
@@ -330,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
             make = make_small_distinct if args.small_kind == "distinct" else make_small_links
             make(work / "small", args.small, triage)
             print(f"generated {args.small} small dumps ({args.small_kind})")
+            if args.phases:
+                for tree in trees:
+                    print(f"phases, ms CPU per dump ({tree.name}, {args.phases} dumps, one process, {load()}):")
+                    print("  " + phases(tree, work / "small", args.phases), flush=True)
             bench_small(trees, work / "small", work, args.small, formats, args.repeat)
         from dbgauto.engines.jobs import facts_from_dump
 

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -214,7 +215,8 @@ def read_stage(stage_dir: str, source: str) -> str | None:
 def _stage(spec: TaskSpec, name: str) -> None:
     if _STAGE_DIR is None:
         return
-    if _CHUNK is not None and _CHUNK.size > 1:
+    chunk = current_chunk()
+    if chunk is not None and chunk.size > 1:
         return  # a chunk of small dumps: run_tasks marks only which one is current (milliseconds each)
     with contextlib.suppress(OSError):
         stage_path(_STAGE_DIR, spec.source).write_text(name, encoding="ascii")
@@ -273,17 +275,24 @@ class _ChunkOutputs:
         self.owners.clear()
 
 
-_CHUNK: _ChunkOutputs | None = None
+# The chunk the current thread runs in: thread-local, since a Dask worker (or an in-process cluster) runs tasks
+# in threads of one process, each its own chunk of one.
+_THREAD = threading.local()
+
+
+def current_chunk() -> _ChunkOutputs | None:
+    """The chunk this thread's task runs in (None outside :func:`run_tasks`)."""
+    chunk: _ChunkOutputs | None = getattr(_THREAD, "chunk", None)
+    return chunk
 
 
 def run_tasks(specs: Sequence[TaskSpec], fn: Callable[[TaskSpec], ResultRecord] | None = None) -> list[ResultRecord]:
     """Run ``fn`` (default :func:`run_task`) over a chunk of sources in this process: one record per spec, in
     order; their report files are published together at the end (one durability point per chunk), before the
     records are returned, so a record never names a report that is not durable."""
-    global _CHUNK
-    if _CHUNK is not None:  # nested: the outer chunk publishes
+    if current_chunk() is not None:  # nested: the outer chunk publishes
         return [(fn or run_task)(spec) for spec in specs]
-    chunk = _CHUNK = _ChunkOutputs(len(specs))
+    chunk = _THREAD.chunk = _ChunkOutputs(len(specs))
     recs = []
     try:
         for spec in specs:
@@ -292,10 +301,10 @@ def run_tasks(specs: Sequence[TaskSpec], fn: Callable[[TaskSpec], ResultRecord] 
                     stage_path(_STAGE_DIR, spec.source).write_text("started", encoding="ascii")
             recs.append((fn or run_task)(spec))
     except BaseException:
-        _CHUNK = None
+        _THREAD.chunk = None
         chunk.abort()
         raise
-    _CHUNK = None
+    _THREAD.chunk = None
     chunk.publish()
     return recs
 
@@ -303,7 +312,8 @@ def run_tasks(specs: Sequence[TaskSpec], fn: Callable[[TaskSpec], ResultRecord] 
 def run_task(spec: TaskSpec) -> ResultRecord:
     """Process one source; always returns a record (``failed`` with a code when anything goes wrong). Outside a
     chunk (:func:`run_tasks`) its reports are published before it returns."""
-    if _CHUNK is None:
+    chunk = current_chunk()
+    if chunk is None:
         return run_tasks((spec,))[0]
     t0 = time.perf_counter()
     state = SourceState(spec.source, spec.size, spec.mtime_ns)
@@ -326,8 +336,8 @@ def run_task(spec: TaskSpec) -> ResultRecord:
     except Exception as exc:  # a bug in a lower layer must fail one dump, not the batch
         log.exception("internal error on %s", spec.source)
         rec.error_code, rec.error_message = "internal", f"{spec.source}: {type(exc).__name__}: {exc}"
-    if rec.status != "ok" and _CHUNK is not None:
-        _CHUNK.drop(rec)
+    if rec.status != "ok":
+        chunk.drop(rec)
         rec.report_paths.clear()
     rec.total_seconds = time.perf_counter() - t0
     return rec
@@ -390,8 +400,9 @@ def _reports_and_verify(spec: TaskSpec, rec: ResultRecord, facts: Any) -> None:
         renderer = _renderer(spec.template_dirs)
         name = spec.extra.get("report_name")
         files = [renderer.dump_report_file(facts, fmt, name=name, facts_dict=rec.facts) for fmt in spec.formats]
-        if files and _CHUNK is not None:  # run_task always runs inside a chunk
-            paths = _CHUNK.add(rec, spec.report_dir, files)
+        chunk = current_chunk()
+        if files and chunk is not None:  # run_task always runs inside a chunk
+            paths = chunk.add(rec, spec.report_dir, files)
             rec.report_paths.update(zip(spec.formats, (str(p) for p in paths), strict=True))
         rec.report_seconds = time.perf_counter() - t
     # a small record back to the coordinator: summary columns and the facts already packed for the catalog

@@ -26,7 +26,7 @@ COUNT = 16  # with one worker: chunks of 16 // 4 = 4 sources
 def chunk_reporting(spec: TaskSpec) -> ResultRecord:
     """run_task, noting the size of the chunk it ran in."""
     rec = run_task(spec)
-    chunk = tasks_module._CHUNK
+    chunk = tasks_module.current_chunk()
     rec.warnings.append(f"chunk {chunk.size if chunk is not None else 0}")
     return rec
 
@@ -156,3 +156,21 @@ def test_a_chunk_whose_reports_cannot_be_published_fails_its_records(tmp_path: P
     assert all("reports not published" in (r.error_message or "") for r in recs)
     assert all(r.report_paths == {} for r in recs)
     assert not [p for p in reports.iterdir() if p.name.endswith(".partial")]
+
+
+def test_tasks_in_threads_each_publish_their_own_reports(tmp_path: Path, triage_x64_path: Path) -> None:
+    """A Dask worker runs tasks in threads of one process: each task is its own chunk (thread-local), so none
+    is taken into another's chunk and every one's reports exist when it returns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    specs = []
+    for i in range(4):
+        src = tmp_path / f"t{i}.dmp"
+        os.link(triage_x64_path, src)
+        specs.append(TaskSpec(str(src), src.stat().st_size, 0, report_dir=str(tmp_path / "reports")))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        recs = list(pool.map(run_task, specs))
+    assert [r.status for r in recs] == ["ok"] * 4
+    for rec in recs:
+        assert set(rec.report_paths) == {"html", "json"}
+        assert all(Path(p).is_file() for p in rec.report_paths.values())
