@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final
 
-from dbgauto.util.codec import KEEP, Extras, Hex, from_json, hex_or_none, to_json
+from dbgauto.util.codec import KEEP, Extras, Hex, from_json, hex_or_none, memoize_encoding, to_json
 from dbgauto.vocab.bugchecks import is_m_variant, lookup
 from dbgauto.vocab.products import product_type_name
 
@@ -190,6 +190,7 @@ class StackFact:
         object.__setattr__(self, "frames", tuple(self.frames))
 
 
+@memoize_encoding
 @dataclass(frozen=True, slots=True)
 class DriverFact:
     """A loaded module. ``third_party``: not an inbox Windows module (``dbgauto.vocab.inbox.is_inbox``)."""

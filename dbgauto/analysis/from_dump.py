@@ -70,16 +70,29 @@ def _version() -> str:
     return f"dbgauto {__version__}"
 
 
+_DRIVER_MEMO_LIMIT: Final = 20_000
+_driver_memo: dict[tuple[str | None, int, int, int | None, int | None], DriverFact] = {}
+
+
 def _driver_fact(d: LoadedDriver) -> DriverFact:
-    return DriverFact(
-        name=module_basename(d.name) if d.name else f"<unnamed@{d.base:x}>",
-        path=d.name or None,
-        base=d.base,
-        size=d.size,
-        timestamp=d.timestamp,
-        checksum=d.checksum,
-        third_party=not is_inbox(d.name) if d.name else True,
-    )
+    """One driver entry as a fact; memoized per process by the entry's values (a fleet's dumps list the same
+    drivers again and again: name parsing and the inbox lookup run once per distinct entry)."""
+    key = (d.name, d.base, d.size, d.timestamp, d.checksum)
+    fact = _driver_memo.get(key)
+    if fact is None:
+        fact = DriverFact(
+            name=module_basename(d.name) if d.name else f"<unnamed@{d.base:x}>",
+            path=d.name or None,
+            base=d.base,
+            size=d.size,
+            timestamp=d.timestamp,
+            checksum=d.checksum,
+            third_party=not is_inbox(d.name) if d.name else True,
+        )
+        if len(_driver_memo) >= _DRIVER_MEMO_LIMIT:
+            _driver_memo.clear()
+        _driver_memo[key] = fact
+    return fact
 
 
 def facts_from_parts(

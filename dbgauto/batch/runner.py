@@ -13,6 +13,12 @@ Why this shape:
 - **Dask**: ``Client(address).get_executor(resources=...)``: the same ``submit``/``wait`` code. Tasks for
   engines that need a Windows debugger carry the worker resource ``{"DBGENG": 1}`` so they only land on
   workers started with ``--resources DBGENG=1``.
+- **Chunks** (local pool): small sources (<= :data:`CHUNK_MAX_BYTES`) travel in chunks of up to
+  :data:`CHUNK_MAX` per task (at most a quarter of a worker's share of what is pending, so a short run keeps one
+  source per task): one pickle round trip and one durability point per chunk instead of per dump
+  (:func:`dbgauto.batch.tasks.run_tasks`), and ``max_tasks_per_child`` counts chunks. A chunk's worker marks
+  which source it is on (its stage file), so a per-task timeout still applies to that source alone, and when
+  a worker dies that source is the suspect re-run alone; the chunk's other sources are re-queued.
 - At most as many tasks in flight as there are worker slots, so a task's submit time is its start time and
   the per-task timeout (``task_timeout``) is measured honestly.
 - A worker that dies breaks a local pool for every task in flight. Those tasks become *suspects* and are
@@ -45,7 +51,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbgauto.batch.tasks import TaskSpec, read_stage, set_stage_dir, stage_path
+from dbgauto.batch.tasks import TaskSpec, read_stage, run_tasks, set_stage_dir, stage_path
 from dbgauto.catalog.records import ResultRecord, SourceState
 from dbgauto.errors import DbgautoError
 from dbgauto.util.proc import pid_alive
@@ -70,6 +76,18 @@ WORKER_PRELOAD = (
     "dbgauto.report.render",
 )
 TaskFn = Callable[[TaskSpec], ResultRecord]
+CHUNK_MAX = 32  # small sources per local task (one pickle round trip, one durability point for all of them)
+CHUNK_MAX_BYTES = 16 << 20  # sources up to this size share tasks: small dumps (milliseconds each), never large ones
+CHUNKS_PER_SLOT = 4  # a chunk is at most 1/4 of a worker's share of what is pending, so the tail stays balanced
+
+
+def _run_chunk(fn: TaskFn, specs: tuple[TaskSpec, ...]) -> list[ResultRecord]:
+    """A local worker's task: ``fn`` over a chunk of sources, reports published together at the end."""
+    return run_tasks(specs, fn)
+
+
+def _as_records(got: Any) -> list[ResultRecord]:
+    return got if isinstance(got, list) else [got]
 
 
 def resources_for(engine: str) -> dict[str, int] | None:
@@ -86,6 +104,7 @@ class RunnerOptions:
     max_tasks_per_child: int | None = 50
     connect_timeout: float = 30.0
     shutdown_timeout: float = 10.0
+    chunk_max: int = CHUNK_MAX  # 1: every source its own task
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -144,10 +163,14 @@ def _failed(spec: TaskSpec, code: str, message: str, engine: str) -> ResultRecor
 
 @dataclass(slots=True)
 class _Slot:
-    spec: TaskSpec
-    started: float
+    specs: tuple[TaskSpec, ...]  # one source, or a chunk of small ones (local pool)
+    started: float  # when the task (for a chunk: its current source) started
     suspect: bool
     stage: str | None = None
+
+    @property
+    def spec(self) -> TaskSpec:
+        return self.specs[0]
 
 
 class TaskRunner:
@@ -312,22 +335,41 @@ class TaskRunner:
         running task (local pool only) reports a new stage (hash, convert, facts, report)."""
         pending: collections.deque[TaskSpec] = collections.deque(specs)
         suspects: collections.deque[TaskSpec] = collections.deque()
-        inflight: dict[Future[ResultRecord], _Slot] = {}
+        inflight: dict[Future[Any], _Slot] = {}
         slots = self.slots()
         timeout = self.options.task_timeout
         engine = self.options.engine
+        chunked = not self.is_dask and self.options.chunk_max > 1
+        submitted_before: set[str] = set()  # a first submission has no stage file to forget
 
-        def submit(spec: TaskSpec, suspect: bool) -> bool:
+        def take() -> list[TaskSpec]:
+            """The next task's sources: one, or (local pool) a run of small ones."""
+            batch = [pending.popleft()]
+            if not chunked or batch[0].size > CHUNK_MAX_BYTES:
+                return batch
+            size = min(self.options.chunk_max, max(1, (len(pending) + 1) // (slots * CHUNKS_PER_SLOT)))
+            while pending and len(batch) < size and pending[0].size <= CHUNK_MAX_BYTES:
+                batch.append(pending.popleft())
+            return batch
+
+        def submit(batch: list[TaskSpec], suspect: bool) -> bool:
             try:
-                fut = self.executor.submit(fn, spec)
+                if self.is_dask:
+                    fut = self.executor.submit(fn, batch[0])
+                else:
+                    fut = self.executor.submit(_run_chunk, fn, tuple(batch))
             except (BrokenProcessPool, OSError):  # a worker died since the last wait: recover, then go on
                 # (3.11 may also raise EBADF here when the pool's manager thread closed its wake-up pipe first)
-                (suspects if suspect else pending).appendleft(spec)
+                (suspects if suspect else pending).extendleft(reversed(batch))
                 return False
-            inflight[fut] = _Slot(spec, time.monotonic(), suspect)
-            self._forget_stage(spec)  # a re-run after a dead worker starts from no stage
-            if on_start is not None:
-                on_start(spec)
+            inflight[fut] = _Slot(tuple(batch), time.monotonic(), suspect)
+            for spec in batch:
+                if spec.source in submitted_before:
+                    self._forget_stage(spec)  # a re-run after a dead worker starts from no stage
+                else:
+                    submitted_before.add(spec.source)
+                if on_start is not None:
+                    on_start(spec)
             return True
 
         submit_failures = 0
@@ -335,15 +377,15 @@ class TaskRunner:
             submitted = True
             if suspects:
                 if not inflight:  # isolate: one suspect alone on a fresh pool
-                    submitted = submit(suspects.popleft(), True)
+                    submitted = submit([suspects.popleft()], True)
             else:
                 while submitted and pending and len(inflight) < slots:
-                    submitted = submit(pending.popleft(), False)
+                    submitted = submit(take(), False)
             if not submitted:
                 submit_failures += 1
                 if submit_failures > 3:  # a fresh pool cannot take work either: not a dying task, give up
                     raise DbgautoError("the local process pool cannot start workers (see the log for the cause)")
-                self._recover_broken(inflight, suspects, on_done, engine)
+                self._recover_broken(inflight, pending, suspects, on_done, engine)
                 continue
             submit_failures = 0
             wait_for = 0.5
@@ -355,7 +397,7 @@ class TaskRunner:
                 on_tick()
             if on_stage is not None and self._stage_dir is not None:
                 for fut, slot in inflight.items():
-                    if fut in done:
+                    if fut in done or len(slot.specs) > 1:  # a chunk's small dumps take milliseconds each
                         continue
                     now = read_stage(self._stage_dir, slot.spec.source)
                     if now is not None and now != slot.stage:
@@ -365,71 +407,104 @@ class TaskRunner:
             for fut in done:
                 slot = inflight[fut]
                 try:
-                    rec = fut.result()
+                    recs = _as_records(fut.result())
                 except BrokenProcessPool:
                     broken = True
                     continue
                 except Exception as exc:  # Dask KilledWorker, CancelledError, unpicklable result ...
                     code = "worker_died" if type(exc).__name__ == "KilledWorker" else "worker_error"
-                    rec = _failed(slot.spec, code, f"{slot.spec.source}: {type(exc).__name__}: {exc}", engine)
+                    recs = [_failed(sp, code, f"{sp.source}: {type(exc).__name__}: {exc}", engine) for sp in slot.specs]
                 del inflight[fut]
-                self._forget_stage(slot.spec)
-                on_done(slot.spec, rec)
+                for spec, rec in zip(slot.specs, recs, strict=True):
+                    self._forget_stage(spec)
+                    on_done(spec, rec)
             if broken:
-                self._recover_broken(inflight, suspects, on_done, engine)
+                self._recover_broken(inflight, pending, suspects, on_done, engine)
                 continue
             if timeout is not None:
                 self._expire(inflight, pending, timeout, on_done, engine)
 
+    def _current(self, slot: _Slot) -> tuple[int, float | None]:
+        """Which source of a chunk its worker is on (the last one that wrote a stage; 0 when none did) and how
+        long ago it started (from its stage file; None when unknown)."""
+        if self._stage_dir is None or len(slot.specs) == 1:
+            return 0, None
+        for i in range(len(slot.specs) - 1, -1, -1):
+            try:
+                mtime = stage_path(self._stage_dir, slot.specs[i].source).stat().st_mtime
+            except OSError:
+                continue
+            return i, max(0.0, time.time() - mtime)
+        return 0, None
+
     def _recover_broken(
         self,
-        inflight: dict[Future[ResultRecord], _Slot],
+        inflight: dict[Future[Any], _Slot],
+        pending: collections.deque[TaskSpec],
         suspects: collections.deque[TaskSpec],
         on_done: Callable[[TaskSpec, ResultRecord], None],
         engine: str,
     ) -> None:
-        """A worker died: the pool is gone. Fail the culprit if known, else isolate every task in flight."""
+        """A worker died: the pool is gone. Fail the culprit if known, else isolate every task in flight (of a
+        chunk, the source its worker was on; the chunk's others run again as usual)."""
+        currents = {fut: self._current(slot)[0] for fut, slot in inflight.items()}  # read before the pool goes
         self._kill_local()
+        requeue: list[TaskSpec] = []
         for fut, slot in list(inflight.items()):
-            rec = None
             if fut.done() and not fut.cancelled() and fut.exception() is None:
-                rec = fut.result()
+                for spec, rec in zip(slot.specs, _as_records(fut.result()), strict=True):
+                    on_done(spec, rec)
             elif slot.suspect:
-                rec = _failed(
+                on_done(
                     slot.spec,
-                    "worker_died",
-                    f"{slot.spec.source}: the worker process died while processing this dump "
-                    "(crash or out of memory); the rest of the batch continued",
-                    engine,
+                    _failed(
+                        slot.spec,
+                        "worker_died",
+                        f"{slot.spec.source}: the worker process died while processing this dump "
+                        "(crash or out of memory); the rest of the batch continued",
+                        engine,
+                    ),
                 )
-            if rec is not None:
-                on_done(slot.spec, rec)
             else:
-                suspects.append(slot.spec)
+                i = currents[fut]
+                suspects.append(slot.specs[i])
+                requeue.extend(sp for j, sp in enumerate(slot.specs) if j != i)
+        pending.extendleft(reversed(requeue))
         inflight.clear()
         log.warning("a worker process died; %d task(s) re-run one at a time to find which", len(suspects))
 
     def _expire(
         self,
-        inflight: dict[Future[ResultRecord], _Slot],
+        inflight: dict[Future[Any], _Slot],
         pending: collections.deque[TaskSpec],
         timeout: float,
         on_done: Callable[[TaskSpec, ResultRecord], None],
         engine: str,
     ) -> None:
         now = time.monotonic()
-        expired = [f for f, s in inflight.items() if now - s.started >= timeout and not f.done()]
+        expired: dict[Future[Any], int] = {}  # future -> the index of its source that is over time
+        for fut, slot in inflight.items():
+            if now - slot.started < timeout or fut.done():
+                continue
+            i, age = self._current(slot)
+            if age is not None and age < timeout:  # a chunk: its current source has not used its time yet
+                slot.started = now - age
+                continue
+            expired[fut] = i
         if not expired:
             return
-        for fut in expired:
+        requeue: list[TaskSpec] = []
+        for fut, i in expired.items():
             slot = inflight.pop(fut)
             fut.cancel()
+            spec = slot.specs[i]
+            requeue.extend(sp for j, sp in enumerate(slot.specs) if j != i)  # outputs are atomic: safe to re-run
             on_done(
-                slot.spec,
+                spec,
                 _failed(
-                    slot.spec,
+                    spec,
                     "task_timeout",
-                    f"{slot.spec.source}: no result after {timeout:g}s; the task was stopped and the batch moved on",
+                    f"{spec.source}: no result after {timeout:g}s; the task was stopped and the batch moved on",
                     engine,
                 ),
             )
@@ -438,8 +513,10 @@ class TaskRunner:
             # innocent tasks that were in flight with it (outputs are atomic, re-running is safe).
             for fut, slot in list(inflight.items()):
                 if fut.done() and not fut.cancelled() and fut.exception() is None:
-                    on_done(slot.spec, fut.result())
+                    for spec, rec in zip(slot.specs, _as_records(fut.result()), strict=True):
+                        on_done(spec, rec)
                 else:
-                    pending.appendleft(slot.spec)
+                    requeue.extend(slot.specs)
             inflight.clear()
             self._kill_local()
+        pending.extendleft(reversed(requeue))

@@ -20,7 +20,9 @@ import contextlib
 import hashlib
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ __all__ = [
     "content_hash",
     "read_stage",
     "run_task",
+    "run_tasks",
     "set_stage_dir",
     "stage_path",
 ]
@@ -212,12 +215,106 @@ def read_stage(stage_dir: str, source: str) -> str | None:
 def _stage(spec: TaskSpec, name: str) -> None:
     if _STAGE_DIR is None:
         return
+    chunk = current_chunk()
+    if chunk is not None and chunk.size > 1:
+        return  # a chunk of small dumps: run_tasks marks only which one is current (milliseconds each)
     with contextlib.suppress(OSError):
         stage_path(_STAGE_DIR, spec.source).write_text(name, encoding="ascii")
 
 
+class _ChunkOutputs:
+    """The report files of the tasks of one chunk: written as temp files as each task goes, published together
+    when the chunk ends (one fsync pass, the renames, one folder fsync: :class:`OutputSet`), before any of
+    their records leaves the worker. A kill mid-chunk leaves only temp files, removed by the next run."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.sets: dict[str, Any] = {}  # folder -> OutputSet
+        self.owners: list[tuple[ResultRecord, str, int]] = []  # (task, folder, mark before its files)
+
+    def add(self, rec: ResultRecord, folder: str, files: list[tuple[str, bytes]]) -> list[Path]:
+        from dbgauto.report.outputs import OutputSet
+
+        out = self.sets.get(folder)
+        if out is None:
+            out = self.sets[folder] = OutputSet(folder, sync_early=self.size > 1).__enter__()
+        mark = out.mark()
+        try:
+            paths = [out.add(name, data) for name, data in files]
+        except BaseException:
+            out.rollback(mark)
+            raise
+        self.owners.append((rec, folder, mark))
+        return paths
+
+    def drop(self, rec: ResultRecord) -> None:
+        """A task failed after adding its reports: they are not published (added last, so rolled back)."""
+        while self.owners and self.owners[-1][0] is rec:
+            _, folder, mark = self.owners.pop()
+            self.sets[folder].rollback(mark)
+
+    def publish(self) -> None:
+        """Publish every folder's files; a folder that fails fails the tasks whose reports were in it."""
+        for folder, out in self.sets.items():
+            try:
+                out.commit()
+            except (OSError, DbgautoError) as exc:
+                code = exc.code if isinstance(exc, DbgautoError) else "os_error"
+                for rec, where, _ in self.owners:
+                    if where == folder and rec.status == "ok":
+                        rec.status, rec.error_code = "failed", code
+                        rec.error_message = f"{rec.source.path}: reports not published: {exc}"
+                        rec.report_paths.clear()
+        self.sets.clear()
+        self.owners.clear()
+
+    def abort(self) -> None:
+        for out in self.sets.values():
+            out.abort()
+        self.sets.clear()
+        self.owners.clear()
+
+
+# The chunk the current thread runs in: thread-local, since a Dask worker (or an in-process cluster) runs tasks
+# in threads of one process, each its own chunk of one.
+_THREAD = threading.local()
+
+
+def current_chunk() -> _ChunkOutputs | None:
+    """The chunk this thread's task runs in (None outside :func:`run_tasks`)."""
+    chunk: _ChunkOutputs | None = getattr(_THREAD, "chunk", None)
+    return chunk
+
+
+def run_tasks(specs: Sequence[TaskSpec], fn: Callable[[TaskSpec], ResultRecord] | None = None) -> list[ResultRecord]:
+    """Run ``fn`` (default :func:`run_task`) over a chunk of sources in this process: one record per spec, in
+    order; their report files are published together at the end (one durability point per chunk), before the
+    records are returned, so a record never names a report that is not durable."""
+    if current_chunk() is not None:  # nested: the outer chunk publishes
+        return [(fn or run_task)(spec) for spec in specs]
+    chunk = _THREAD.chunk = _ChunkOutputs(len(specs))
+    recs = []
+    try:
+        for spec in specs:
+            if chunk.size > 1 and _STAGE_DIR is not None:  # the runner's timeout and death handling read this
+                with contextlib.suppress(OSError):
+                    stage_path(_STAGE_DIR, spec.source).write_text("started", encoding="ascii")
+            recs.append((fn or run_task)(spec))
+    except BaseException:
+        _THREAD.chunk = None
+        chunk.abort()
+        raise
+    _THREAD.chunk = None
+    chunk.publish()
+    return recs
+
+
 def run_task(spec: TaskSpec) -> ResultRecord:
-    """Process one source; always returns a record (``failed`` with a code when anything goes wrong)."""
+    """Process one source; always returns a record (``failed`` with a code when anything goes wrong). Outside a
+    chunk (:func:`run_tasks`) its reports are published before it returns."""
+    chunk = current_chunk()
+    if chunk is None:
+        return run_tasks((spec,))[0]
     t0 = time.perf_counter()
     state = SourceState(spec.source, spec.size, spec.mtime_ns)
     rec = ResultRecord(source=state, status="failed", engine=spec.engine)
@@ -239,6 +336,9 @@ def run_task(spec: TaskSpec) -> ResultRecord:
     except Exception as exc:  # a bug in a lower layer must fail one dump, not the batch
         log.exception("internal error on %s", spec.source)
         rec.error_code, rec.error_message = "internal", f"{spec.source}: {type(exc).__name__}: {exc}"
+    if rec.status != "ok":
+        chunk.drop(rec)
+        rec.report_paths.clear()
     rec.total_seconds = time.perf_counter() - t0
     return rec
 
@@ -284,7 +384,7 @@ def _process(spec: TaskSpec, rec: ResultRecord, digest: str) -> None:
 
 
 def _reports_and_verify(spec: TaskSpec, rec: ResultRecord, facts: Any) -> None:
-    rec.facts = facts.to_dict()
+    rec.facts = facts.to_dict()  # once: the JSON report, the summary and the catalog's packed facts share it
     rec.engine = getattr(facts, "engine", None) or rec.engine
     rec.debugger_version = rec.debugger_version or getattr(facts, "engine_version", None)
     if spec.verify and rec.small_path is not None:
@@ -298,10 +398,12 @@ def _reports_and_verify(spec: TaskSpec, rec: ResultRecord, facts: Any) -> None:
         t = time.perf_counter()
         _stage(spec, "report")
         renderer = _renderer(spec.template_dirs)
-        out_dir = Path(spec.report_dir)
-        for fmt in spec.formats:
-            path = renderer.write_dump_report(facts, out_dir, fmt, name=spec.extra.get("report_name"))
-            rec.report_paths[fmt] = str(path)
+        name = spec.extra.get("report_name")
+        files = [renderer.dump_report_file(facts, fmt, name=name, facts_dict=rec.facts) for fmt in spec.formats]
+        chunk = current_chunk()
+        if files and chunk is not None:  # run_task always runs inside a chunk
+            paths = chunk.add(rec, spec.report_dir, files)
+            rec.report_paths.update(zip(spec.formats, (str(p) for p in paths), strict=True))
         rec.report_seconds = time.perf_counter() - t
     # a small record back to the coordinator: summary columns and the facts already packed for the catalog
     rec.summary, rec.packed, rec.facts = summary_of(rec.facts), pack_facts(rec.facts), None

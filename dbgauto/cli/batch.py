@@ -38,6 +38,10 @@ def _parse_formats(ctx: click.Context, param: click.Parameter, value: str | tupl
     """``-f html,json`` or ``-f html -f json`` (the same spelling as ``report``)."""
     items = (value,) if isinstance(value, str) else value
     formats = tuple(dict.fromkeys(f.strip().lower() for v in items for f in v.split(",") if f.strip()))
+    if "none" in formats:  # catalog-only: facts into the catalog and the index, no per-dump report files
+        if len(formats) > 1:
+            raise click.BadParameter("'none' cannot be combined with other formats")
+        return ()
     bad = [f for f in formats if f not in REPORT_FORMATS]
     if bad or not formats:
         raise click.BadParameter(
@@ -135,7 +139,8 @@ def print_summary(s: BatchSummary, *, out: Path) -> None:
     default=("html,json",),
     show_default=True,
     callback=_parse_formats,
-    help=f"Per-dump report formats ({','.join(REPORT_FORMATS)}).",
+    help=f"Per-dump report formats ({','.join(REPORT_FORMATS)}), or none: facts into the catalog and the index"
+    " only, no per-dump report files.",
 )
 @click.option("--wait", is_flag=True, help="If another batch holds the output folder, wait for it instead of exiting.")
 @click.option("--wait-timeout", type=float, metavar="SECONDS", help="With --wait: give up after SECONDS.")

@@ -129,14 +129,25 @@ class NativeSession(Session):
         self.parts: KernelParts | None = None
         self.parts_missing: str | None = None  # why the parts could not be read
         self._facts: CrashFacts | None = None
+        self._target: fmt.Target | None = None
         try:
             self._read_parts()
-            self.target = self._build_target()
         except BaseException:
             self.close()
             raise
         self._banner: Banner | None = None
-        self.prompt = f"{self.crash_cpu}: kd> "
+
+    @property
+    def target(self) -> fmt.Target:
+        """What the commands print from, built on first use (facts and conversion never need it: a batch of small
+        dumps skips it)."""
+        if self._target is None:
+            self._target = self._build_target()
+        return self._target
+
+    @property  # type: ignore[override]
+    def prompt(self) -> str:
+        return f"{self.crash_cpu}: kd> "
 
     # -- facts -----------------------------------------------------------------------------------------------
 

@@ -134,10 +134,11 @@ def _duration(seconds: float | None) -> str:
     return uptime_text(round(seconds * 1000) * 10_000, zero_days=False)  # rounded to the ms (…19.860, not .859)
 
 
-def json_text(facts: CrashFacts) -> str:
+def json_text(facts: CrashFacts | Mapping[str, Any]) -> str:
     """The JSON document for one dump: compact (the C encoder; ``indent`` is 4x slower), ASCII-only so that
-    lone surrogates from bad UTF-16 survive as escapes."""
-    return json.dumps(facts.to_dict(), ensure_ascii=True, separators=(",", ":")) + "\n"
+    lone surrogates from bad UTF-16 survive as escapes. ``facts`` may be the dict ``to_dict()`` already gave."""
+    doc = facts.to_dict() if isinstance(facts, CrashFacts) else facts
+    return json.dumps(doc, ensure_ascii=True, separators=(",", ":")) + "\n"
 
 
 def write_json(facts: CrashFacts, path: os.PathLike[str] | str) -> Path:
@@ -231,15 +232,23 @@ class ReportRenderer:
             nav=links,
         )
 
+    def dump_report_file(
+        self, facts: CrashFacts, fmt: str, *, name: str | None = None, facts_dict: Mapping[str, Any] | None = None
+    ) -> tuple[str, bytes]:
+        """(file name, content) of one dump's report, as :meth:`write_dump_report` writes it; ``facts_dict``:
+        ``facts.to_dict()`` when the caller has it already (the JSON report is then not encoded twice)."""
+        text = json_text(facts_dict) if fmt == "json" and facts_dict is not None else self.render_dump(facts, fmt)
+        return f"{name or report_stem(facts)}.{fmt}", text.encode("utf-8", "backslashreplace")
+
     def write_dump_report(
         self, facts: CrashFacts, out_dir: os.PathLike[str] | str, fmt: str, *, name: str | None = None
     ) -> Path:
         """Write ``<safe name>-<id>.<fmt>`` inside ``out_dir`` (atomically) and return its path."""
         folder = Path(out_dir)
-        text = self.render_dump(facts, fmt)
-        target = inside(folder, f"{name or report_stem(facts)}.{fmt}")
+        file_name, data = self.dump_report_file(facts, fmt, name=name)
+        target = inside(folder, file_name)
         folder.mkdir(parents=True, exist_ok=True)
-        return atomic_write_bytes(target, text.encode("utf-8", "backslashreplace"), overwrite=True)
+        return atomic_write_bytes(target, data, overwrite=True)
 
     def render_index(
         self,

@@ -46,18 +46,35 @@ def _stamp_cell(value: int | None) -> str:
     return f'<td title="TimeDateStamp {raw}">{when}</td>'
 
 
-def driver_rows(drivers: Sequence[DriverFact], culprit: DriverFact | None, is_64bit: bool | None) -> Markup:
-    """``<tr>`` rows: name, base, end, size, timestamp, checksum, third-party, path; the culprit's row marked."""
-    out = []
-    for d in drivers:
-        mark = ' class="culprit" title="probable culprit"' if d is culprit else ""
-        out.append(
-            f"<tr{mark}><td>{_text(d.name)}</td>"
+_ROW_MEMO_LIMIT = 20_000
+_row_memo: dict[tuple[DriverFact, bool | None], str] = {}
+
+
+def _cells(d: DriverFact, is_64bit: bool | None) -> str:
+    """A driver's cells, memoized per process by value (a fleet's reports list the same entries again and again)."""
+    key = (d, is_64bit)
+    got = _row_memo.get(key)
+    if got is None:
+        got = (
+            f"<td>{_text(d.name)}</td>"
             f"<td>{addr_text(d.base, is_64bit)}</td><td>{addr_text(d.end, is_64bit)}</td>"
             f"<td>{hex_text(d.size)}</td>{_stamp_cell(d.timestamp)}<td>{hex_text(d.checksum)}</td>"
             f"<td>{'yes' if d.third_party else ''}</td><td>{_text(d.path)}</td></tr>\n"
         )
-    return Markup("".join(out))
+        if len(_row_memo) >= _ROW_MEMO_LIMIT:
+            _row_memo.clear()
+        _row_memo[key] = got
+    return got
+
+
+def driver_rows(drivers: Sequence[DriverFact], culprit: DriverFact | None, is_64bit: bool | None) -> Markup:
+    """``<tr>`` rows: name, base, end, size, timestamp, checksum, third-party, path; the culprit's row marked."""
+    return Markup(
+        "".join(
+            ('<tr class="culprit" title="probable culprit">' if d is culprit else "<tr>") + _cells(d, is_64bit)
+            for d in drivers
+        )
+    )
 
 
 def when_cell(value: datetime | None) -> Markup:

@@ -16,9 +16,12 @@ is analysed without it. Nothing here touches the network unless the path names a
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
 import json
 import ntpath
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +58,9 @@ MAX_CANDIDATES: Final = 512  # ISF files considered for the KDBG match (a librar
 MAX_NAMES: Final = 2000  # rows ``x`` prints
 _MEMO_LIMIT: Final = 64
 _memo: dict[tuple[str, int, int], SymbolTable] = {}  # loaded tables, per process (a batch worker sees many dumps)
+_MAX_SIGNATURE_DIRS: Final = 4096
+# per process: (candidate roots, cache) -> (folders signature, fingerprints, files set aside with their error)
+_candidates_memo: dict[tuple[tuple[str, ...], str], tuple[Any, list[SymbolTable], list[tuple[Path, Exception]]]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,16 +117,9 @@ class KernelInputs:
 
 def _candidate_files(resolved: ResolvedSymbolPath) -> Iterator[Path]:
     """ISF files in the path's local stores, plain directories and caches, then dbgauto's cache (no network)."""
-    roots: list[Path] = []
-    for e in resolved.path.elements:
-        stores = [e.cache, *e.stores] if e.cache is not None else list(e.stores)
-        for s in stores:
-            d = resolved.cache_dir if s == "" else local_dir(s) if s is not None else None
-            if d is not None:
-                roots.append(d)
-    roots.append(resolved.cache_dir / "isf")
+    roots = _candidate_roots(resolved)
     seen: set[Path] = set()
-    for root in dict.fromkeys(roots):
+    for root in roots:
         if not root.exists():
             continue
         for p in find_isf_files(root, skip=resolved.cache_dir / CONVERTED_DIR):
@@ -134,6 +133,37 @@ def _candidate_files(resolved: ResolvedSymbolPath) -> Iterator[Path]:
             yield p
             if len(seen) >= MAX_CANDIDATES:
                 return
+
+
+def _candidate_roots(resolved: ResolvedSymbolPath) -> list[Path]:
+    roots: list[Path] = []
+    for e in resolved.path.elements:
+        for st in [e.cache, *e.stores] if e.cache is not None else list(e.stores):
+            d = resolved.cache_dir if st == "" else local_dir(st) if st is not None else None
+            if d is not None:
+                roots.append(d)
+    roots.append(resolved.cache_dir / "isf")
+    return list(dict.fromkeys(roots))
+
+
+def _folders_signature(roots: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
+    """Every folder under the candidate roots with its modification time and entry count (bounded walk, folders
+    only): a file added, removed or renamed (atomic writes rename) changes its folder's time, and on file systems
+    with coarse times the count still changes on an add or a removal, so a per-process candidate list stays
+    valid while the signature is unchanged."""
+    out: list[tuple[str, int, int]] = []
+    todo = list(roots)
+    while todo and len(out) < _MAX_SIGNATURE_DIRS:
+        d = todo.pop()
+        try:
+            mtime = d.stat().st_mtime_ns
+            with os.scandir(d) as it:
+                entries = list(it)
+            todo.extend(Path(e.path) for e in entries if e.is_dir(follow_symlinks=True))
+            out.append((str(d), mtime, len(entries)))
+        except OSError:
+            out.append((str(d), -1, -1))
+    return tuple(sorted(out))
 
 
 def _load(path: Path, cache_dir: Path, loader: Callable[[Path, Path], SymbolTable]) -> SymbolTable:
@@ -195,6 +225,8 @@ class SymbolContext:
         self.warnings = list(warnings)
         self.code_ranges = code_ranges
         self.finder = finder
+        self._spans: tuple[list[int], list[DumpModule]] | None = None  # module_at's index, built on first use
+        self._kernel: DumpModule | bool | None = False  # inputs.kernel, looked up once (False: not yet)
 
     # --- building -------------------------------------------------------------------------------------------
 
@@ -270,13 +302,23 @@ class SymbolContext:
     # --- names ----------------------------------------------------------------------------------------------
 
     def module_at(self, address: int) -> DumpModule | None:
-        for d in self.inputs.drivers:
-            if d.base <= address < d.base + d.size:
-                return d
+        """The first listed module holding ``address`` (a binary search over the bases when no two overlap)."""
+        if self._spans is None:
+            mods = sorted(self.inputs.drivers, key=lambda d: d.base)
+            disjoint = all(a.base + a.size <= b.base for a, b in itertools.pairwise(mods))
+            self._spans = ([d.base for d in mods], mods) if disjoint else ([], [])
+        bases, mods = self._spans
+        if not mods:  # overlapping entries (a damaged list): the list's own order decides, as a debugger's would
+            return next((d for d in self.inputs.drivers if d.base <= address < d.base + d.size), None)
+        i = bisect.bisect_right(bases, address) - 1
+        if i >= 0 and address < mods[i].base + mods[i].size:
+            return mods[i]
         return None
 
     def _is_kernel(self, m: DumpModule) -> bool:
-        k = self.inputs.kernel
+        if self._kernel is False:
+            self._kernel = self.inputs.kernel
+        k = self._kernel
         return k is not None and m.base == k.base
 
     def name(self, address: int) -> tuple[str, str | None, int] | None:
@@ -377,15 +419,30 @@ class _Builder:
         self.warnings.append(f"symbols: {text}; the dump is analysed without it")
 
     def candidates(self) -> list[SymbolTable]:
-        """Every candidate ISF table as a fingerprint (identity + KDBG-global RVAs; ``source`` is its file)."""
+        """Every candidate ISF table as a fingerprint (identity + KDBG-global RVAs; ``source`` is its file).
+
+        Listed once per process while the candidate folders are unchanged (a batch worker sees many dumps:
+        walking the stores and reading every fingerprint again per dump cost more than the rest of the
+        identification); the files set aside are reported again for every dump."""
         if self._candidates is None:
-            out: list[SymbolTable] = []
-            for p in _candidate_files(self.resolved):
-                try:
-                    out.append(_fingerprint(p, self.resolved.cache_dir))
-                except (SymbolError, OSError) as e:
-                    self._set_aside(p, e)
-            self._candidates = out
+            roots = _candidate_roots(self.resolved)
+            key = (tuple(str(r) for r in roots), str(self.resolved.cache_dir))
+            signature = _folders_signature(roots)
+            memo = _candidates_memo.get(key)
+            if memo is None or memo[0] != signature:
+                out: list[SymbolTable] = []
+                aside: list[tuple[Path, Exception]] = []
+                for p in _candidate_files(self.resolved):
+                    try:
+                        out.append(_fingerprint(p, self.resolved.cache_dir))
+                    except (SymbolError, OSError) as e:
+                        aside.append((p, e))
+                if len(_candidates_memo) >= _MEMO_LIMIT:
+                    _candidates_memo.pop(next(iter(_candidates_memo)))
+                memo = _candidates_memo[key] = (signature, out, aside)
+            for p, e in memo[2]:
+                self._set_aside(p, e)
+            self._candidates = list(memo[1])
         return self._candidates
 
     def full(self, ident: Identification) -> Identification | None:

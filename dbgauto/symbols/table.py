@@ -31,6 +31,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from dbgauto.errors import SymbolError
@@ -206,11 +207,19 @@ class SymbolTable:
         return self._types
 
     def type(self, name: str) -> TypeInfo | None:
+        """A structure's layout (built once per table and name: a batch worker asks for _EPROCESS per dump)."""
+        memo: dict[str, TypeInfo | None] | None = getattr(self, "_type_memo", None)
+        if memo is None:
+            memo = self._type_memo = {}
+        if name in memo:
+            return memo[name]
         raw = self._type_map().get(name)
-        if raw is None:
-            return None
-        size, kind, fields = raw
-        return TypeInfo(name, size, {k: FieldInfo(v[0], v[1]) for k, v in fields.items()}, kind)
+        info = None
+        if raw is not None:
+            size, kind, fields = raw
+            info = TypeInfo(name, size, MappingProxyType({k: FieldInfo(v[0], v[1]) for k, v in fields.items()}), kind)
+        memo[name] = info
+        return info
 
     def type_names(self) -> list[str]:
         return sorted(self._type_map())

@@ -42,6 +42,7 @@ __all__ = [
     "from_json",
     "hex_or_none",
     "iso_z",
+    "memoize_encoding",
     "parse_int",
     "parse_time",
     "to_json",
@@ -121,6 +122,22 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# --------------------------------------------------------------------------- memoized classes
+
+MEMO_LIMIT: Final = 20_000
+_MEMOIZED: dict[type, dict[tuple[Any, bool], dict[str, Any]]] = {}
+
+
+def memoize_encoding(cls: type[T]) -> type[T]:
+    """Class decorator: instances of this frozen, hashable dataclass whose fields are scalars are encoded once
+    per process and value (a fleet's dumps repeat the same driver entries: a batch worker encodes each once).
+    Apply it where the class is defined (before any plan that nests it is built)."""
+    if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        raise TypeError(f"memoize_encoding needs a frozen dataclass, not {cls!r}")
+    _MEMOIZED[cls] = {}
+    return cls
+
+
 # --------------------------------------------------------------------------- field plans
 
 Encoder = Callable[[Any, bool], Any]
@@ -189,9 +206,20 @@ def _coders(tp: Any) -> tuple[Encoder, Decoder, tuple[Any, ...]]:
         return _enc_hex, parse_int, markers
     if dataclasses.is_dataclass(tp):
         cls = tp
+        memo = _MEMOIZED.get(cls)
 
         def enc_obj(v: Any, omit: bool) -> Any:
-            return None if v is None else _encode(v, omit)
+            if v is None:
+                return None
+            if memo is None:
+                return _encode(v, omit)
+            key = (v, omit)
+            got = memo.get(key)
+            if got is None:
+                if len(memo) >= MEMO_LIMIT:
+                    memo.clear()
+                got = memo[key] = _encode(v, omit)
+            return dict(got)  # a copy: callers may change what they were given
 
         def dec_obj(v: Any) -> Any:
             if not v:

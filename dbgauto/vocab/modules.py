@@ -5,6 +5,7 @@ One home for the rule the native engine's output, the symbol layer and the verdi
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -14,11 +15,13 @@ KERNEL_IMAGES: Final = frozenset({"ntoskrnl.exe", "ntkrnlmp.exe", "ntkrnlpa.exe"
 """The kernel image's file names (uniprocessor/multiprocessor, PAE, 5-level paging builds)."""
 
 
+@functools.lru_cache(maxsize=8192)  # a pure function of the name; a batch sees the same few hundred names
 def module_file_name(name_or_path: str) -> str:
     """The last component of a Windows or POSIX path."""
     return re.split(r"[\\/]", name_or_path.strip())[-1]
 
 
+@functools.lru_cache(maxsize=8192)
 def module_short_name(name_or_path: str) -> str:
     """``nt`` for the kernel image, otherwise the file name without its extension (``amdppm.sys`` → ``amdppm``)."""
     image = module_file_name(name_or_path)

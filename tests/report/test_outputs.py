@@ -85,3 +85,20 @@ def test_published_files_get_the_umask_mode_like_atomic_write(tmp_path: Path) ->
         os.umask(old)
     assert stat.S_IMODE(published.stat().st_mode) == 0o644  # not mkstemp's 0600
     assert stat.S_IMODE(published.stat().st_mode) == stat.S_IMODE((tmp_path / "single.html").stat().st_mode)
+
+
+def test_early_sync_and_rollback_publish_only_what_stays(tmp_path: Path) -> None:
+    """A batch worker's chunk: files fsynced by the helper thread as they come, one dump's files rolled back;
+    nothing is visible before commit, and only the kept files are published (no temp left)."""
+    out = tmp_path / "out"
+    with OutputSet(out, sync_early=True) as batch:
+        batch.add("a.html", b"A")
+        mark = batch.mark()
+        batch.add("b.html", b"B")
+        batch.add("b.json", b"{}")
+        batch.rollback(mark)
+        batch.add("c.json", b"[]")
+        assert len(batch) == 2
+        assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == []
+    assert sorted(p.name for p in out.iterdir()) == ["a.html", "c.json"]
+    assert (out / "c.json").read_bytes() == b"[]"
