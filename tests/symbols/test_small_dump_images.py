@@ -132,6 +132,22 @@ def small(driver: Driver, crash: Crash, tmp_path_factory: pytest.TempPathFactory
     return out
 
 
+@pytest.fixture(scope="module")
+def paged_out(driver: Driver, crash: Crash, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Complete dump of the same crash whose driver image is not resident (its header page zeroed, no section
+    laid): the loader entry alone gives the TimeDateStamp and SizeOfImage (the real image's)."""
+    world = build_kworld("x64", seed=SEED, header_registers=crash.registers)
+    m = _victim(world)
+    world.space.write_virtual(crash.base, bytes(0x400))
+    k = world.layout.kldr
+    world.space.write_virtual(m.entry_va + k["size"], struct.pack("<I", driver.size_of_image))
+    world.space.write_virtual(m.entry_va + k["timestamp"], struct.pack("<I", driver.timestamp))
+    world.space.write_virtual(crash.stack_va, crash.stack)
+    path = tmp_path_factory.mktemp("paged") / "complete.dmp"
+    write_kworld(path, world=world, dump_type=1, overwrite=True)
+    return path
+
+
 @pytest.fixture
 def server() -> Iterator[tuple[str, ServedTree]]:
     with serve() as s:
@@ -146,9 +162,7 @@ def _frames(small: Path, symbol_path: str | None) -> list[dict]:
     return facts_from_dump(small, symbol_path=symbol_path).to_dict()["stack"]["frames"]
 
 
-def test_the_small_dump_names_the_driver_by_the_images_own_identity(
-    small: Path, driver: Driver, crash: Crash
-) -> None:
+def test_the_small_dump_names_the_driver_by_the_images_own_identity(small: Path, driver: Driver, crash: Crash) -> None:
     with KernelDump.open(small) as d:
         assert d.dump_type == 4
         parts = read_parts(d)
@@ -231,3 +245,16 @@ def test_context_image_is_memoised_and_offline_without_a_server(
     off = SymbolContext.build(inputs, resolve_symbol_path(f"srv*{tmp_path / 'store2'}*{url}", {}), network=False)
     assert off.image(crash.base) is None
     assert tree.log == []
+
+
+def test_large_dump_without_the_resident_header_takes_the_served_image(
+    paged_out: Path, driver: Driver, crash: Crash, server: tuple[str, ServedTree], tmp_path: Path
+) -> None:
+    assert [f["trust"] for f in _frames(paged_out, str(tmp_path / "empty"))[: len(CHAIN)]] != [
+        "context", "cfi", "cfi", "cfi"
+    ]  # fmt: skip
+    url, tree = server
+    tree.files[f"symbols/{_key(crash.name, driver)}"] = driver.image.read_bytes()
+    got = _frames(paged_out, f"srv*{tmp_path / 'store'}*{url}")[: len(CHAIN)]
+    assert [int(f["value"], 16) for f in got] == [pc for _, pc in crash.frames]
+    assert [f["trust"] for f in got] == ["context", "cfi", "cfi", "cfi"]
