@@ -26,7 +26,7 @@ from dbgauto_testkit.dumpinflate.kworld import KWorld, build_kworld, write_kworl
 from dbgauto_testkit.winbuild import CHAIN, CHAIN_C, build, image_layout, readobj, run_until_break
 from symserver import ServedTree, serve
 
-from dbgauto.engines.jobs import convert_dump, facts_from_dump
+from dbgauto.engines.jobs import convert_dump, facts_from_dump, open_session
 from dbgauto.kdump.reader import KernelDump
 from dbgauto.kernel.open import read_parts
 from dbgauto.symbols.context import KernelInputs, SymbolContext
@@ -190,6 +190,12 @@ def test_served_image_unwinds_the_small_dumps_stack(
     assert [int(f["value"], 16) for f in got] == [pc for _, pc in crash.frames], (got, crash.frames)
     assert [f["trust"] for f in got] == ["context", "cfi", "cfi", "cfi"]
     assert all(f["module"].lower() in (crash.name.lower(), crash.name.lower().rsplit(".", 1)[0]) for f in got)
+    sites = [f"{crash.name.rsplit('.', 1)[0]}+{pc - crash.base:#x}" for _, pc in crash.frames]
+    with open_session(small, "native", symbol_path=f"srv*{tmp_path / 'store'}*{url}") as session:
+        k_text = session.run("k").output
+    positions = [k_text.find(site) for site in sites]
+    assert -1 not in positions, k_text
+    assert positions == sorted(positions), k_text
     # the downloaded image was stored downstream under its key: a second run needs no server
     assert (tmp_path / "store" / key).is_file()
     frames = _frames(small, str(tmp_path / "store"))
@@ -258,3 +264,15 @@ def test_large_dump_without_the_resident_header_takes_the_served_image(
     got = _frames(paged_out, f"srv*{tmp_path / 'store'}*{url}")[: len(CHAIN)]
     assert [int(f["value"], 16) for f in got] == [pc for _, pc in crash.frames]
     assert [f["trust"] for f in got] == ["context", "cfi", "cfi", "cfi"]
+
+
+def test_a_served_file_that_is_no_image_is_set_aside_with_a_warning(
+    small: Path, driver: Driver, crash: Crash, server: tuple[str, ServedTree], tmp_path: Path
+) -> None:
+    url, tree = server
+    key = _key(crash.name, driver)
+    tree.files[f"symbols/{key}"] = b"MZ" + bytes(0x3E)  # e_lfanew 0: no NT headers
+    facts = facts_from_dump(small, symbol_path=f"srv*{tmp_path / 'store'}*{url}").to_dict()
+    assert f"symbols/{key}" in tree.log
+    assert all(f["trust"] == "scan" for f in facts["stack"]["frames"][1:])
+    assert any(key.split("/")[-1] in w and "is not used" in w for w in facts["warnings"]), facts["warnings"]
