@@ -111,7 +111,9 @@ def facts_from_parts(
     from the table's types and ``x_symbols`` (:func:`dbgauto.analysis.symbolized.apply_symbols`)."""
     if symbols is not None and symbols.table is not None and symbolizer is None:
         symbolizer = symbols
-    facts = _facts_from_parts(dump, parts, source=source, missing=missing, warnings=warnings, symbolizer=symbolizer)
+    facts = _facts_from_parts(
+        dump, parts, source=source, missing=missing, warnings=warnings, symbolizer=symbolizer, images=symbols
+    )
     if symbols is None:
         return facts
     from dbgauto.analysis.symbolized import apply_symbols
@@ -127,6 +129,7 @@ def _facts_from_parts(
     missing: str | None,
     warnings: Iterable[str],
     symbolizer: Symbolizer | None,
+    images: SymbolContext | None = None,
 ) -> CrashFacts:
     base = header_facts(dump, source)
     notes = [*dump.warnings, *warnings]
@@ -142,7 +145,7 @@ def _facts_from_parts(
         base["experimental"] = {**base["experimental"], "collection": "small-dump parts gathered from the large dump"}
     drivers = tuple(_driver_fact(d) for d in parts.drivers)
     unloaded = tuple(UnloadedDriverFact(name=u.name, start=u.start, end=u.end) for u in parts.unloaded_drivers or ())
-    walked = unwound_stack(parts, bugcheck_code=code, parameters=params, symbolizer=symbolizer)
+    walked = unwound_stack(parts, bugcheck_code=code, parameters=params, symbolizer=symbolizer, images=images)
     experimental = dict(base["experimental"])
     if walked.frames:
         stack = StackFact(kind=walked.kind, frames=walked.frames)
@@ -175,7 +178,7 @@ def _facts_from_parts(
     )
     start = None
     if culprit is not None and culprit.function is None and culprit.address is not None and culprit.base is not None:
-        start = function_start(parts, culprit.base, culprit.address)
+        start = function_start(parts, culprit.base, culprit.address, images=images)
     if who.method:
         experimental["identity_method"] = who.method
     saved = debugger_saved_irql(parts.prcb, parts.machine, parts.build, _table_offset(symbolizer))

@@ -7,8 +7,11 @@ context (a small dump's triage CONTEXT, a large dump's crashing-processor contex
 address (its parameters are the exception code, address and two parameters), so it starts from the dump's.
 
 Images: in large dumps the kernel modules are resident, so each module's PE header, section table and unwind
-data are read from memory (:meth:`PeImage.from_memory`); small dumps hold no images, so after the context frame
-only the module-range-filtered scan can run. Values equal to a bug check parameter are never scan frames.
+data are read from memory (:meth:`PeImage.from_memory`); small dumps hold no images, so they (and modules whose
+header is not resident) take the image the symbol path supplies by TimeDateStamp + SizeOfImage, as WinDbg does
+(:meth:`dbgauto.symbols.context.SymbolContext.image`: unwind data and code bytes from the file, the stack from the
+dump). Without one, after the context frame only the module-range-filtered scan can run. Values equal to a bug
+check parameter are never scan frames.
 
 x64 trap frames: the walk continues through a kernel trap handler's _KTRAP_FRAME into the interrupted context
 (user mode included); offsets from the symbol table's ``_KTRAP_FRAME`` when the symbolizer is a symbol context
@@ -17,7 +20,7 @@ the symbolizer names functions, else by the machine frame in their unwind data. 
 and ``trap_frame_at`` (the _KTRAP_FRAME's address, WinDbg's "TrapFrame @"; :mod:`dbgauto.analysis.trapframes`).
 
 Trap frames as the start: 0x8E gives its trap frame (P3); 0x1E gives none, so when the walk from the dump's context
-does not reach the exception address (P2) — always so in a small dump, which holds no unwind data — the stack copy
+does not reach the exception address (P2) — so in a small dump without images from the symbol path — the stack copy
 is searched for the _KTRAP_FRAME that saved P2 (WinDbg reaches it through the exception dispatch), and the stack
 is the interrupted context from that trap frame onward.
 """
@@ -123,15 +126,25 @@ def exception_context(parts: KernelParts, code: int | None, params: Sequence[int
     return dict(ctx.registers), index
 
 
-def _image_source(parts: KernelParts, read):  # -> ImageSource | None
-    if parts.header.dump_type == DumpType.TRIAGE or parts.memory is None:
-        return None  # a small dump holds no images
+def _image_source(parts: KernelParts, read, images: object | None = None):  # -> ImageSource | None
+    """Each module's image: resident in a large dump's memory, else (small dumps, headers paged out) from
+    ``images.image(base)`` when given (a SymbolContext: the symbol path's stores and servers), else none."""
+    fetch = getattr(images, "image", None)
+    fetch = fetch if callable(fetch) else None
+    resident = parts.header.dump_type != DumpType.TRIAGE and parts.memory is not None
+    if not resident and fetch is None:
+        return None  # a small dump holds no images, and nothing can supply them
 
     def image_for(m: Module) -> PeImage | None:
-        head = read(m.base, 2)
-        if head != b"MZ":
+        if resident and read(m.base, 2) == b"MZ":
+            return PeImage.from_memory(read, m.base, name=m.name)
+        if fetch is None:
             return None  # header not resident
-        return PeImage.from_memory(read, m.base, name=m.name)
+        try:
+            got = fetch(m.base)
+        except Exception:  # a symbol source is outside our control: no image, the walk goes on without
+            return None
+        return got if isinstance(got, PeImage) else None
 
     return image_for
 
@@ -153,8 +166,10 @@ def unwound_stack(
     bugcheck_code: int | None,
     parameters: Sequence[int],
     symbolizer: Symbolizer | None = None,
+    images: object | None = None,
 ) -> StackResult:
-    """Unwind the crashing thread (see the module docstring); never raises on bad input."""
+    """Unwind the crashing thread (see the module docstring); never raises on bad input. ``images``: what
+    supplies images the dump lacks (a SymbolContext's ``image``); default the symbolizer when it offers one."""
     out = StackResult()
     arch = ARCH_OF_MACHINE.get(parts.machine)
     if arch is None:
@@ -183,7 +198,7 @@ def unwound_stack(
             start,
             read,
             mods,
-            image_for=_image_source(parts, read),
+            image_for=_image_source(parts, read, symbolizer if images is None else images),
             stack_limits=_limits(parts, int(start.get(_SP[arch], 0) or 0)),
             exclude=[p for p in parameters if p],
             ktrap_frame=layout,
@@ -295,10 +310,11 @@ def _safe_name(symbolizer: Symbolizer, address: int) -> tuple[str, str | None, i
         return None
 
 
-def function_start(parts: KernelParts, base: int, address: int) -> int | None:
-    """The RVA of the function holding ``address`` from the module's resident unwind data (large dumps), or None."""
+def function_start(parts: KernelParts, base: int, address: int, *, images: object | None = None) -> int | None:
+    """The RVA of the function holding ``address`` from the module's unwind data (resident in large dumps, else
+    from ``images.image``, as :func:`unwound_stack`), or None."""
     read = _reader(parts)
-    source = _image_source(parts, read)
+    source = _image_source(parts, read, images)
     if source is None:
         return None
     try:

@@ -43,6 +43,7 @@ from dbgauto.vocab.modules import KERNEL_IMAGES, module_short_name
 
 if TYPE_CHECKING:
     from dbgauto.kernel.parts import KernelParts, VirtualReader
+    from dbgauto.pe.image import PeImage
 
 __all__ = [
     "KERNEL_IMAGES",
@@ -394,6 +395,64 @@ class SymbolContext:
     def read(self, address: int, size: int) -> bytes | None:
         mem = self.inputs.memory
         return mem.read(address, size) if mem is not None else None
+
+    # --- images of loaded modules ------------------------------------------------------------------------
+
+    def image(self, module: DumpModule | int) -> PeImage | None:
+        """A loaded module's image from the symbol path's stores and servers, laid at the module's base.
+
+        Small dumps hold no images; WinDbg fetches ``name.sys/<TIMESTAMP><SIZEOFIMAGE>/name.sys`` by what the
+        driver list gives, and so does this (their .pdata/.xdata and code then serve the unwinder). ``module``:
+        a driver-list entry, or any address inside one. Memoised per module; None when the entry has no
+        TimeDateStamp, the path has no such file, or the file found is not that image (not a PE, or another
+        TimeDateStamp/SizeOfImage: set aside with a warning). Never raises; no network unless the path names a
+        server (the finder built with the context decides)."""
+        m = self.module_at(module) if isinstance(module, int) else module
+        if m is None:
+            return None
+        memo: dict[tuple[int, str], PeImage | None] = self.__dict__.setdefault("_image_memo", {})
+        key = (m.base, m.image_name.lower())
+        if key not in memo:
+            memo[key] = None  # a re-entrant ask while fetching gets "none", never a second fetch
+            try:
+                memo[key] = self._image_from_path(m)
+            except (DbgautoError, OSError) as e:  # a symbol source is outside our control: no image
+                self.warnings.append(f"symbols: {m.image_name}: image unavailable ({e})")
+        return memo[key]
+
+    def _image_from_path(self, m: DumpModule) -> PeImage | None:
+        from dbgauto.pe.image import PeImage
+
+        if not m.timestamp or not m.size:
+            return None
+        try:
+            key = image_key(m.image_name, m.timestamp, m.size)
+        except SymbolError:
+            return None  # a name or id no store could file: nothing to ask for
+        if self.finder is None:
+            path = self.resolved.path
+            self.finder = SymbolFinder(path, cache_dir=self.resolved.cache_dir, allow_network=path.uses_network)
+        seen = len(self.finder.stats.errors)
+        try:
+            found = self.finder.find(key)
+        finally:
+            self.warnings.extend(f"symbols: {e}" for e in self.finder.stats.errors[seen:])
+        if found is None:
+            return None
+        aside = f"; {found} is not used (the dump is analysed without it)"
+        try:
+            img = PeImage.from_bytes(found.read_bytes(), name=str(found), base=m.base)
+        except (DbgautoError, OSError) as e:
+            text = str(e) if isinstance(e, DbgautoError) else f"{found}: {e}"
+            self.warnings.append(f"symbols: {text}{aside}")
+            return None
+        if (img.timestamp, img.size_of_image) != (m.timestamp, m.size):
+            self.warnings.append(
+                f"symbols: {found}: TimeDateStamp/SizeOfImage {img.timestamp:#010x}/{img.size_of_image:#x} are not "
+                f"the loaded {m.image_name}'s {m.timestamp:#010x}/{m.size:#x}{aside}"
+            )
+            return None
+        return img
 
     def identity(self, process_bytes: bytes | None, thread_bytes: bytes | None, pointer_size: int) -> Identity | None:
         """(image name, pid, tid) from the table's ``_EPROCESS``/``_ETHREAD`` offsets; None without a table."""
