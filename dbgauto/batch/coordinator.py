@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dbgauto.batch.discover import Found, discover, is_temp_name
+from dbgauto.batch.discover import Found, Skipped, dump_signature_problem, is_temp_name, scan
 from dbgauto.batch.hosts import DEFAULT_HOST_PATTERN, HostPattern
 from dbgauto.batch.lock import batch_lock
 from dbgauto.batch.notify import NotifyOptions, notify
@@ -39,7 +39,7 @@ from dbgauto.batch.runner import RunnerOptions, TaskRunner
 from dbgauto.batch.tasks import TaskSpec, content_hash, run_task
 from dbgauto.catalog.changes import changes_since
 from dbgauto.catalog.db import CATALOG_NAME, Catalog
-from dbgauto.catalog.records import ResultRecord, SourceState
+from dbgauto.catalog.records import ResultRecord, SkipRecord, SourceState
 from dbgauto.errors import DbgautoError
 from dbgauto.report.names import output_stem
 from dbgauto.util import fs
@@ -54,7 +54,7 @@ REPORTS_DIR = "reports"
 INDEX_HTML = "index.html"
 INDEX_CSV = "index.csv"
 RUN_SUMMARY = "run_summary.json"
-INDEX_META = "index_result_id"  # the newest result id the index was built from
+INDEX_META = "index_stamp"  # Catalog.index_stamp() of what the index was built from
 REPORT_FORMATS = ("html", "md", "txt", "json")
 
 
@@ -110,6 +110,7 @@ class BatchSummary:
     changes: dict[str, Any] = field(default_factory=dict)
     notify_problems: list[str] = field(default_factory=list)
     pruned: int = 0
+    skipped_files: dict[str, int] = field(default_factory=dict)  # seen, not processed: count per reason
 
     @property
     def processed(self) -> int:
@@ -164,7 +165,7 @@ def _select(cat: Catalog, found: list[Found], retry_failed: bool, force: bool = 
     """Split discovered files into (to process, skipped, skipped-that-had-failed)."""
     if force:
         return list(found), 0, 0
-    states = cat.all_dump_states()
+    states = cat.dump_states(str(f.path) for f in found)
     todo, skipped, skipped_failed = [], 0, 0
     for f in found:
         st = states.get(str(f.path))
@@ -187,6 +188,30 @@ def _select(cat: Catalog, found: list[Found], retry_failed: bool, force: bool = 
             continue
         todo.append(f)
     return todo, skipped, skipped_failed
+
+
+def _skip_records(cat: Catalog, seen: list[Skipped], host_of: Any, roots: list[Path]) -> list[SkipRecord]:
+    """The skipped files to record (one row per path; docs/scheduling.md): a path that has a result keeps
+    showing it; a file older than ``--since`` that the catalog does not know yet has its signature read once
+    (not a dump is the better reason), later runs reuse the stored reason while its size and mtime hold."""
+    paths = [str(k.path) for k in seen]
+    catalogued = cat.dump_states(paths)
+    stored = cat.skip_states(paths)
+    out = []
+    for k in seen:
+        key = str(k.path)
+        if key in catalogued:
+            continue
+        reason, message = k.reason, k.message
+        if reason == "older_than_since":
+            old = stored.get(key)
+            if old is not None and (old.size, old.mtime_ns) == (k.size, k.mtime_ns):
+                if old.reason != "older_than_since":
+                    reason, message = old.reason, old.message
+            else:
+                reason, message = dump_signature_problem(k.path) or (reason, message)
+        out.append(SkipRecord(key, k.size, k.mtime_ns, reason, message, host_of(k.path, roots)))
+    return out
 
 
 def _spec(f: Found, out: Path, opts: BatchOptions) -> TaskSpec:
@@ -245,7 +270,7 @@ def write_index(
     from dbgauto.report.fleet import write_fleet_index
     from dbgauto.report.render import ReportRenderer
 
-    newest = cat.max_result_id()
+    newest = cat.index_stamp()
     html, csv = write_fleet_index(
         ReportRenderer(template_dirs=list(template_dirs)),
         cat.summaries,
@@ -254,7 +279,7 @@ def write_index(
         bucket_days=cat.bucket_days(),
         changes=changes,
     )
-    cat.set_meta(INDEX_META, str(newest))
+    cat.set_meta(INDEX_META, newest)
     return Path(html), Path(csv)
 
 
@@ -262,7 +287,7 @@ def index_is_stale(cat: Catalog, out: Path) -> bool:
     """Is index.html/index.csv missing, or built before the catalog's newest result?"""
     if not (out / INDEX_HTML).exists() or not (out / INDEX_CSV).exists():
         return True
-    return cat.get_meta(INDEX_META) != str(cat.max_result_id())
+    return cat.get_meta(INDEX_META) != cat.index_stamp()
 
 
 def _summary_doc(summary: BatchSummary, started: str) -> dict[str, Any]:
@@ -272,6 +297,7 @@ def _summary_doc(summary: BatchSummary, started: str) -> dict[str, Any]:
         "started": started,
         "found": summary.found,
         "skipped": summary.skipped,
+        "skipped_files": summary.skipped_files,
         "succeeded": summary.succeeded,
         "failed": [
             {"source": r.source.path, "host": r.host, "error_code": r.error_code, "error_message": r.error_message}
@@ -304,7 +330,8 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
     progress = progress or LogProgress()
     out = Path(opts.out_dir).resolve()
     _require(opts.convert, opts.report)
-    found = discover(opts.sources, exclude=[out], since=opts.since)
+    seen = scan(opts.sources, exclude=[out], since=opts.since)
+    found = seen.found
     hosts = HostPattern(opts.host_from)
     roots = [Path(src).resolve() for src in opts.sources]
     runner_opts = RunnerOptions(
@@ -328,6 +355,13 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
         run_id = cat.start_run(opts.to_json(), version=__version__)
         cat.set_run_counts(run_id, found=len(found), skipped=skipped)
         summary = BatchSummary(run_id, out, cat.path, len(found), skipped, skipped_failed)
+        skips = _skip_records(cat, seen.skipped, hosts.host_of, roots)
+        cat.record_skips(run_id, skips)
+        summary.skipped_files = {}
+        for k in skips:
+            summary.skipped_files[k.reason] = summary.skipped_files.get(k.reason, 0) + 1
+        if skips:
+            log.info("run %d: %d file(s) seen and not processed: %s", run_id, len(skips), summary.skipped_files)
         log.info("run %d: %d dump(s) found, %d unchanged, %d to process", run_id, len(found), skipped, len(todo))
 
         started = cat.runs(1)[0]["started"]

@@ -8,6 +8,13 @@ are recognised by their file attribute), and any folder already walked (same dev
 through a mount point, a junction seen as a plain folder, a bind mount). At most :data:`MAX_FOLDERS`
 folders are listed per source. A file named explicitly on the command line is always returned, dump or
 not, so its failure is reported.
+
+Seen but not processed (:class:`Skipped`, from :func:`scan`): a file older than ``--since``
+(``older_than_since``; its signature is not read here: on a share of 100,000 old dumps that is 100,000 round
+trips, and the coordinator reads it only for paths the catalog does not know yet), a ``*.dmp`` file without
+a kernel-dump signature (``not_a_dump``: a user-mode minidump, an empty or half-written ``MEMORY.DMP``), and
+a ``*.dmp`` file that cannot be read (``unreadable``). Other files without the signature are not dumps and
+are not listed (a crash folder holds WER reports, logs, ...).
 """
 
 from __future__ import annotations
@@ -16,17 +23,37 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dbgauto.kdump.constants import SIGNATURE, VALID_DUMP32, VALID_DUMP64
 from dbgauto.util.paths import canonical
 
-__all__ = ["DUMP_SIGNATURES", "Found", "discover", "has_dump_signature", "is_temp_name"]
+__all__ = [
+    "DUMP_NAME_SUFFIXES",
+    "DUMP_SIGNATURES",
+    "Discovery",
+    "Found",
+    "Skipped",
+    "discover",
+    "dump_signature_problem",
+    "has_dump_signature",
+    "is_temp_name",
+    "scan",
+]
 
 log = logging.getLogger(__name__)
 
 DUMP_SIGNATURES = (SIGNATURE + VALID_DUMP32, SIGNATURE + VALID_DUMP64)  # the format layer's own
+DUMP_NAME_SUFFIXES = (".dmp",)  # a file named like a dump is reported when it is not one (case-insensitive)
+
+# What a file named like a dump holds instead (first bytes), said in words for the skipped row.
+_OTHER_SIGNATURES = (
+    (b"MDMP", "a user-mode minidump (MDMP), not a kernel dump"),
+    (b"PAGE", "a kernel dump header with an unknown variant"),
+    (b"MSCF", "a cabinet (.cab): extract the dump first"),
+    (b"PK\x03\x04", "a zip archive: extract the dump first"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +71,55 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(".partial")
 
 
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file seen and not processed: ``reason`` is a code (module doc), ``message`` says it in words."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    reason: str
+    message: str
+
+
+@dataclass(slots=True)
+class Discovery:
+    """What :func:`scan` saw: dumps to consider, and files seen but not processed."""
+
+    found: list[Found]
+    skipped: list[Skipped]
+
+
 def has_dump_signature(path: os.PathLike[str] | str) -> bool:
     try:
         with open(path, "rb") as fh:
             return fh.read(8) in DUMP_SIGNATURES
     except OSError:
         return False
+
+
+def dump_signature_problem(path: os.PathLike[str] | str) -> tuple[str, str] | None:
+    """None for a kernel dump; else (reason code, message): ``not_a_dump`` (what it holds instead) or
+    ``unreadable`` (the OS error)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        return "unreadable", f"cannot read: {exc.strerror or exc}"
+    if head in DUMP_SIGNATURES:
+        return None
+    if not head:
+        return "not_a_dump", "empty file (a dump still being written, or one that was never finished)"
+    for magic, what in _OTHER_SIGNATURES:
+        if head.startswith(magic):
+            return "not_a_dump", what
+    if not head.strip(b"\x00"):
+        return "not_a_dump", "starts with zero bytes (a dump the crash did not finish writing?)"
+    return "not_a_dump", f"no kernel dump signature (starts with {head!r})"
+
+
+def _named_like_dump(name: str) -> bool:
+    return name.lower().endswith(DUMP_NAME_SUFFIXES)
 
 
 MAX_FOLDERS = 1_000_000
@@ -119,20 +189,33 @@ def _key_path(path: Path) -> Path:
     return Path(canonical(path.resolve()))
 
 
-def discover(
+def scan(
     sources: Iterable[os.PathLike[str] | str],
     *,
     exclude: Iterable[os.PathLike[str] | str] = (),
     since: datetime | None = None,
-) -> list[Found]:
-    """Every dump under ``sources`` (files and folders, recursively), sorted by path, without duplicates.
+) -> Discovery:
+    """Every dump under ``sources`` (files and folders, recursively), sorted by path, without duplicates, and
+    the files seen but not processed (module doc), sorted by path.
 
-    ``since``: only files modified at or after that time. Raises ``FileNotFoundError`` for a source
-    that does not exist (a usage error for the CLI).
+    ``since``: only files modified at or after that time are dumps to consider; older ones are skipped.
+    Raises ``FileNotFoundError`` for a source that does not exist (a usage error for the CLI).
     """
     excluded = tuple(Path(p).resolve() for p in exclude)
     since_ns = int(since.timestamp() * 1e9) if since is not None else None
+    since_text = since.isoformat() if since is not None else ""
     seen: dict[Path, Found] = {}
+    skipped: dict[Path, Skipped] = {}
+
+    def too_old(path: Path, size: int, mtime_ns: int) -> bool:
+        if since_ns is None or mtime_ns >= since_ns:
+            return False
+        when = datetime.fromtimestamp(mtime_ns / 1e9, UTC).isoformat(timespec="seconds")
+        skipped.setdefault(
+            path, Skipped(path, size, mtime_ns, "older_than_since", f"modified {when}, before --since {since_text}")
+        )
+        return True
+
     for src in sources:
         root = Path(src)
         if not root.exists():
@@ -140,15 +223,38 @@ def discover(
         if root.is_file():
             st = root.stat()
             path = _key_path(root)
-            if since_ns is None or st.st_mtime_ns >= since_ns:
+            if not too_old(path, st.st_size, st.st_mtime_ns):
                 seen.setdefault(path, Found(path, st.st_size, st.st_mtime_ns, explicit=True))
             continue
         for entry in _walk(root, excluded):
             st = entry.stat(follow_symlinks=True)
-            if since_ns is not None and st.st_mtime_ns < since_ns:
-                continue
             path = _key_path(Path(entry.path))
-            if path in seen or not has_dump_signature(path):
+            if path in seen or path in skipped:
+                continue
+            if too_old(path, st.st_size, st.st_mtime_ns):
+                if not _named_like_dump(entry.name):
+                    skipped.pop(path)  # not named like a dump: the coordinator would read its signature for nothing
+                continue
+            if _named_like_dump(entry.name):
+                problem = dump_signature_problem(path)
+                if problem is not None:
+                    skipped[path] = Skipped(path, st.st_size, st.st_mtime_ns, *problem)
+                    continue
+            elif not has_dump_signature(path):
                 continue
             seen[path] = Found(path, st.st_size, st.st_mtime_ns)
-    return sorted(seen.values(), key=lambda f: str(f.path))
+    for path in seen:
+        skipped.pop(path, None)  # named explicitly too: processed
+    return Discovery(
+        sorted(seen.values(), key=lambda f: str(f.path)), sorted(skipped.values(), key=lambda f: str(f.path))
+    )
+
+
+def discover(
+    sources: Iterable[os.PathLike[str] | str],
+    *,
+    exclude: Iterable[os.PathLike[str] | str] = (),
+    since: datetime | None = None,
+) -> list[Found]:
+    """The dumps of :func:`scan` only."""
+    return scan(sources, exclude=exclude, since=since).found
