@@ -19,6 +19,7 @@ means touched or copied back, not changed. Unchanged dumps are skipped whatever 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dbgauto.batch.discover import Found, Skipped, dump_signature_problem, is_temp_name, scan
+from dbgauto.batch.discover import Found, Skipped, dump_signature_problem, is_temp_name, iter_scan
 from dbgauto.batch.hosts import DEFAULT_HOST_PATTERN, HostPattern
 from dbgauto.batch.lock import batch_lock
 from dbgauto.batch.notify import NotifyOptions, notify
@@ -38,7 +39,7 @@ from dbgauto.batch.retention import prune_outputs
 from dbgauto.batch.runner import RunnerOptions, TaskRunner
 from dbgauto.batch.tasks import TaskSpec, content_hash, run_task
 from dbgauto.catalog.changes import changes_since
-from dbgauto.catalog.db import CATALOG_NAME, Catalog
+from dbgauto.catalog.db import CATALOG_NAME, Catalog, utc_now
 from dbgauto.catalog.records import ResultRecord, SkipRecord, SourceState
 from dbgauto.errors import DbgautoError
 from dbgauto.report.names import output_stem
@@ -214,6 +215,41 @@ def _skip_records(cat: Catalog, seen: list[Skipped], host_of: Any, roots: list[P
     return out
 
 
+@dataclass(slots=True)
+class _Walk:
+    """What the walk decided: the dumps to process (sorted), counts, skipped files recorded per reason."""
+
+    todo: list[Found] = field(default_factory=list)
+    found: int = 0
+    unchanged: int = 0
+    unchanged_failed: int = 0
+    skipped_files: dict[str, int] = field(default_factory=dict)
+
+
+SCAN_CHUNK = 500  # files looked up in the catalog (and skip rows written) per step of the walk
+
+
+def _walk_and_select(cat: Catalog, opts: BatchOptions, out: Path, hosts: HostPattern, roots: list[Path]) -> _Walk:
+    """Walk the sources chunk by chunk: each chunk's dumps are compared with the catalog (what is new), its
+    skipped files recorded (one row per path, no run yet: :meth:`Catalog.claim_skips` gives them the run).
+    Memory follows the chunk and the dumps to process, not the number of files on the share."""
+    walk = _Walk()
+    items = iter_scan(opts.sources, exclude=[out], since=opts.since)
+    while chunk := list(itertools.islice(items, SCAN_CHUNK)):
+        found = [x for x in chunk if isinstance(x, Found)]
+        todo, unchanged, unchanged_failed = _select(cat, found, opts.retry_failed, opts.force)
+        walk.todo += todo
+        walk.found += len(found)
+        walk.unchanged += unchanged
+        walk.unchanged_failed += unchanged_failed
+        skips = _skip_records(cat, [x for x in chunk if isinstance(x, Skipped)], hosts.host_of, roots)
+        cat.record_skips(None, skips)
+        for k in skips:
+            walk.skipped_files[k.reason] = walk.skipped_files.get(k.reason, 0) + 1
+    walk.todo.sort(key=lambda f: str(f.path))
+    return walk
+
+
 def _spec(f: Found, out: Path, opts: BatchOptions) -> TaskSpec:
     key = output_key(f.path)
     return TaskSpec(
@@ -330,8 +366,9 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
     progress = progress or LogProgress()
     out = Path(opts.out_dir).resolve()
     _require(opts.convert, opts.report)
-    seen = scan(opts.sources, exclude=[out], since=opts.since)
-    found = seen.found
+    for src in opts.sources:  # a usage error, before the lock and the catalog
+        if not Path(src).exists():
+            raise FileNotFoundError(f"{src}: no such file or folder")
     hosts = HostPattern(opts.host_from)
     roots = [Path(src).resolve() for src in opts.sources]
     runner_opts = RunnerOptions(
@@ -349,20 +386,24 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
         if cat.mark_interrupted_runs():
             log.info("an earlier run was interrupted; finishing what it left")
         clean_partials(out)
-        todo, skipped, skipped_failed = _select(cat, found, opts.retry_failed, opts.force)
+        walk_started = utc_now()
+        walk = _walk_and_select(cat, opts, out, hosts, roots)
+        todo, skipped = walk.todo, walk.unchanged
         if todo and runner.is_dask:
             runner.slots()  # connect now: an unreachable scheduler fails before a run is recorded
         run_id = cat.start_run(opts.to_json(), version=__version__)
-        cat.set_run_counts(run_id, found=len(found), skipped=skipped)
-        summary = BatchSummary(run_id, out, cat.path, len(found), skipped, skipped_failed)
-        skips = _skip_records(cat, seen.skipped, hosts.host_of, roots)
-        cat.record_skips(run_id, skips)
-        summary.skipped_files = {}
-        for k in skips:
-            summary.skipped_files[k.reason] = summary.skipped_files.get(k.reason, 0) + 1
-        if skips:
-            log.info("run %d: %d file(s) seen and not processed: %s", run_id, len(skips), summary.skipped_files)
-        log.info("run %d: %d dump(s) found, %d unchanged, %d to process", run_id, len(found), skipped, len(todo))
+        cat.claim_skips(run_id, walk_started)
+        cat.set_run_counts(run_id, found=walk.found, skipped=skipped)
+        summary = BatchSummary(run_id, out, cat.path, walk.found, skipped, walk.unchanged_failed)
+        summary.skipped_files = dict(sorted(walk.skipped_files.items()))
+        if walk.skipped_files:
+            log.info(
+                "run %d: %d file(s) seen and not processed: %s",
+                run_id,
+                sum(walk.skipped_files.values()),
+                summary.skipped_files,
+            )
+        log.info("run %d: %d dump(s) found, %d unchanged, %d to process", run_id, walk.found, skipped, len(todo))
 
         started = cat.runs(1)[0]["started"]
         host_of = {str(f.path): hosts.host_of(f.path, roots) for f in todo}
@@ -429,6 +470,6 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
         if opts.notify.any:
             summary.notify_problems = notify(opts.notify, doc, _result_events(cat, run_id))
         if opts.keep_days is not None:
-            known = {r["path"] for r in cat.conn.execute("SELECT path FROM dumps")}
+            known = cat.paths_under(out)  # sources inside the output folder are never pruned
             summary.pruned = len(prune_outputs(out, (SMALL_DIR, REPORTS_DIR), opts.keep_days, sources=known))
     return summary

@@ -39,6 +39,7 @@ __all__ = [
     "dump_signature_problem",
     "has_dump_signature",
     "is_temp_name",
+    "iter_scan",
     "scan",
 ]
 
@@ -189,14 +190,15 @@ def _key_path(path: Path) -> Path:
     return Path(canonical(path.resolve()))
 
 
-def scan(
+def iter_scan(
     sources: Iterable[os.PathLike[str] | str],
     *,
     exclude: Iterable[os.PathLike[str] | str] = (),
     since: datetime | None = None,
-) -> Discovery:
-    """Every dump under ``sources`` (files and folders, recursively), sorted by path, without duplicates, and
-    the files seen but not processed (module doc), sorted by path.
+) -> Iterator[Found | Skipped]:
+    """Each dump (:class:`Found`) and each file seen but not processed (:class:`Skipped`) under ``sources``,
+    in walk order (sorted per folder), each path once: what a batch consumes chunk by chunk, so its memory
+    follows the chunk, not the 100,000 files of a share (only the set of path texts seen is kept).
 
     ``since``: only files modified at or after that time are dumps to consider; older ones are skipped.
     Raises ``FileNotFoundError`` for a source that does not exist (a usage error for the CLI).
@@ -204,17 +206,14 @@ def scan(
     excluded = tuple(Path(p).resolve() for p in exclude)
     since_ns = int(since.timestamp() * 1e9) if since is not None else None
     since_text = since.isoformat() if since is not None else ""
-    seen: dict[Path, Found] = {}
-    skipped: dict[Path, Skipped] = {}
+    seen: set[str] = set()
+    folder_key: tuple[str, str] = ("", "")  # (folder as listed, its key path): files of a folder come together
 
-    def too_old(path: Path, size: int, mtime_ns: int) -> bool:
+    def too_old(path: Path, size: int, mtime_ns: int) -> Skipped | None:
         if since_ns is None or mtime_ns >= since_ns:
-            return False
+            return None
         when = datetime.fromtimestamp(mtime_ns / 1e9, UTC).isoformat(timespec="seconds")
-        skipped.setdefault(
-            path, Skipped(path, size, mtime_ns, "older_than_since", f"modified {when}, before --since {since_text}")
-        )
-        return True
+        return Skipped(path, size, mtime_ns, "older_than_since", f"modified {when}, before --since {since_text}")
 
     for src in sources:
         root = Path(src)
@@ -223,31 +222,53 @@ def scan(
         if root.is_file():
             st = root.stat()
             path = _key_path(root)
-            if not too_old(path, st.st_size, st.st_mtime_ns):
-                seen.setdefault(path, Found(path, st.st_size, st.st_mtime_ns, explicit=True))
+            if str(path) in seen:
+                continue
+            seen.add(str(path))
+            yield too_old(path, st.st_size, st.st_mtime_ns) or Found(path, st.st_size, st.st_mtime_ns, explicit=True)
             continue
         for entry in _walk(root, excluded):
             st = entry.stat(follow_symlinks=True)
-            path = _key_path(Path(entry.path))
-            if path in seen or path in skipped:
+            if entry.is_symlink():
+                path = _key_path(Path(entry.path))
+            else:  # resolve the folder once, not every file of it (a realpath is one lstat per component)
+                folder = entry.path[: len(entry.path) - len(entry.name)]
+                if folder_key[0] != folder:
+                    folder_key = (folder, str(_key_path(Path(folder))))
+                path = Path(folder_key[1], entry.name)
+            key = str(path)
+            if key in seen:
                 continue
-            if too_old(path, st.st_size, st.st_mtime_ns):
-                if not _named_like_dump(entry.name):
-                    skipped.pop(path)  # not named like a dump: the coordinator would read its signature for nothing
+            old = too_old(path, st.st_size, st.st_mtime_ns)
+            if old is not None:
+                if _named_like_dump(entry.name):  # else: the coordinator would read its signature for nothing
+                    seen.add(key)
+                    yield old
                 continue
             if _named_like_dump(entry.name):
                 problem = dump_signature_problem(path)
                 if problem is not None:
-                    skipped[path] = Skipped(path, st.st_size, st.st_mtime_ns, *problem)
+                    seen.add(key)
+                    yield Skipped(path, st.st_size, st.st_mtime_ns, *problem)
                     continue
             elif not has_dump_signature(path):
                 continue
-            seen[path] = Found(path, st.st_size, st.st_mtime_ns)
-    for path in seen:
-        skipped.pop(path, None)  # named explicitly too: processed
-    return Discovery(
-        sorted(seen.values(), key=lambda f: str(f.path)), sorted(skipped.values(), key=lambda f: str(f.path))
-    )
+            seen.add(key)
+            yield Found(path, st.st_size, st.st_mtime_ns)
+
+
+def scan(
+    sources: Iterable[os.PathLike[str] | str],
+    *,
+    exclude: Iterable[os.PathLike[str] | str] = (),
+    since: datetime | None = None,
+) -> Discovery:
+    """:func:`iter_scan` collected: the dumps sorted by path, the files seen but not processed sorted by path."""
+    found: list[Found] = []
+    skipped: list[Skipped] = []
+    for item in iter_scan(sources, exclude=exclude, since=since):
+        (found if isinstance(item, Found) else skipped).append(item)
+    return Discovery(sorted(found, key=lambda f: str(f.path)), sorted(skipped, key=lambda f: str(f.path)))
 
 
 def discover(

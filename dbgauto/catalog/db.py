@@ -339,6 +339,25 @@ class Catalog:
         return out
 
     # ---------------------------------------------------------------- skipped files
+    def claim_skips(self, run_id: int, since: str) -> None:
+        """Give the skip rows seen at or after ``since`` (this run's walk) the run's id."""
+        with self.transaction() as c:
+            c.execute("UPDATE skips SET run_id = ? WHERE last_seen >= ?", (run_id, since))
+
+    def paths_under(self, folder: os.PathLike[str] | str) -> set[str]:
+        """Source paths (dumps and skipped files) inside ``folder`` as given or resolved: few, whatever the
+        catalog's size (retention must never delete a source that lives in the output folder)."""
+        out: set[str] = set()
+        for prefix in {str(Path(folder)), str(Path(folder).resolve())}:
+            for table in ("dumps", "skips"):
+                out.update(
+                    r[0]
+                    for r in self.conn.execute(
+                        f"SELECT path FROM {table} WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+                    )
+                )
+        return out
+
     def skip_states(self, paths: Iterable[str]) -> dict[str, SkipRecord]:
         """The skip rows of these paths (as recorded; ``host`` included)."""
         out: dict[str, SkipRecord] = {}
@@ -350,9 +369,10 @@ class Catalog:
                 out[row["path"]] = SkipRecord(*row)
         return out
 
-    def record_skips(self, run_id: int, skips: Sequence[SkipRecord]) -> None:
+    def record_skips(self, run_id: int | None, skips: Sequence[SkipRecord]) -> None:
         """Upsert one row per skipped path (one transaction): a path skipped every night keeps one row, its
-        ``last_seen`` and ``run_id`` moved on. Paths that have a result are not touched (they show it)."""
+        ``last_seen`` and ``run_id`` moved on. Paths that have a result are not touched (they show it).
+        ``run_id`` None: the walk runs before its run exists; :meth:`claim_skips` sets it then."""
         if not skips:
             return
         now = utc_now()
