@@ -140,3 +140,41 @@ def test_main_schema2_catalog_upgraded_by_a_batch(tmp_path: Path, triage_x64_pat
         "c.dmp": ("PC7", "ok"),
         "app.dmp": ("PC7", "skipped"),
     }
+
+
+def test_scan_reasons_from_real_files(tmp_path: Path, triage_x64_path: Path) -> None:
+    """What discovery says of each kind of file, checked against how the files were made (a zip written by
+    zipfile, a minidump header per MINIDUMP_HEADER, zero fill, a vanished file)."""
+    import zipfile
+    from datetime import UTC, datetime
+
+    from dbgauto.batch.discover import Found, Skipped, dump_signature_problem, scan
+
+    root = tmp_path / "PC1"
+    root.mkdir()
+    shutil.copyfile(triage_x64_path, root / "good.dmp")
+    shutil.copyfile(triage_x64_path, root / "renamed.bin")  # a dump by its signature, whatever its name
+    with zipfile.ZipFile(root / "zipped.dmp", "w") as zf:
+        zf.write(triage_x64_path, "MEMORY.DMP")
+    (root / "zeros.dmp").write_bytes(bytes(4096))
+    _user_minidump(root / "user.DMP")  # the suffix is compared case-insensitively
+    (root / "readme.txt").write_text("x")
+    past = time.time() - 10 * DAY
+    old_bin = root / "old.bin"
+    shutil.copyfile(triage_x64_path, old_bin)
+    os.utime(old_bin, (past, past))
+    since = datetime.fromtimestamp(time.time() - DAY, UTC)
+    seen = scan([root, root / "good.dmp"], since=since)  # named twice: listed once
+    assert [f.path.name for f in seen.found] == ["good.dmp", "renamed.bin"]
+    assert all(isinstance(f, Found) for f in seen.found)
+    reasons = {k.path.name: (k.reason, k.message) for k in seen.skipped}
+    assert all(isinstance(k, Skipped) for k in seen.skipped)
+    assert reasons == {
+        "user.DMP": ("not_a_dump", "a user-mode minidump (MDMP), not a kernel dump"),
+        "zeros.dmp": ("not_a_dump", "starts with zero bytes (a dump the crash did not finish writing?)"),
+        "zipped.dmp": ("not_a_dump", "a zip archive: extract the dump first"),
+    }  # old.bin: older than --since and not named like a dump, so not listed (its signature is not read)
+    gone = root / "gone.dmp"
+    reason, message = dump_signature_problem(gone) or ("", "")
+    assert (reason, message.startswith("cannot read: ")) == ("unreadable", True)  # the OS's words follow
+    assert dump_signature_problem(root / "good.dmp") is None
