@@ -53,6 +53,7 @@ def varied(base: dict[str, Any], i: int) -> dict[str, Any]:
     code, name = BUGCHECKS[i % len(BUGCHECKS)]
     f["bugcheck"] = dict(base["bugcheck"], code=hex(code), name=name)
     f["culprit"] = dict(base["culprit"], name=f"vendor{(i * 7) % 60:02d}.sys", timestamp=hex(0x60000000 + i % 3))
+    f["bucket_id"] = None  # the bucket from the varied bug check and culprit (24 x 60 = 1,440 buckets)
     day = 1 + (i * 13) % 60
     f["crash_time"] = f"2026-{9 + day // 31:02d}-{1 + day % 30:02d}T{i % 24:02d}:00:00Z"
     drivers = [dict(d) for d in base["drivers"]]
