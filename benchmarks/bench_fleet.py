@@ -215,7 +215,10 @@ MEASURE = """(function () {
   var filt2 = performance.now() - t0, shown2 = document.getElementById("shown").textContent;
   f.value = ""; f.dispatchEvent(new Event("input"));
   t0 = performance.now(); t.tHead.rows[0].cells[3].click(); var sort = performance.now() - t0;
+  t0 = performance.now(); t.tHead.rows[0].cells[3].click(); var sortBack = performance.now() - t0;
+  var latest = t.tBodies[0].rows[0].cells[3].textContent;
   t0 = performance.now(); t.tHead.rows[0].cells[0].click(); var sortName = performance.now() - t0;
+  var firstName = t.tBodies[0].rows[0].cells[0].textContent;
   var s = document.getElementById("status"), fail = null, failShown = null;
   if (s) {
     t0 = performance.now(); s.value = "failed"; s.dispatchEvent(new Event("change"));
@@ -223,7 +226,8 @@ MEASURE = """(function () {
   }
   var out = document.createElement("pre"); out.id = "bench";
   out.textContent = JSON.stringify({ready_ms: ready, filter_ms: filt, filter_shown: shown, filter2_ms: filt2,
-    filter2_shown: shown2, sort_time_ms: sort, sort_name_ms: sortName, status_failed_ms: fail,
+    filter2_shown: shown2, sort_time_ms: sort, sort_time_again_ms: sortBack, latest_first: latest,
+    sort_name_ms: sortName, first_name: firstName, status_failed_ms: fail,
     status_failed_shown: failShown});
   document.body.appendChild(out);
   new PerformanceObserver(function (list) {
@@ -262,8 +266,27 @@ def chromium(index: Path, binary: str) -> dict[str, Any]:
     out = json.loads(m.group(2).replace("&quot;", '"'))
     out = {k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()}
     out["fcp_ms"] = float(m.group(1)) if m.group(1) else None
+    out["check"] = _check(index.with_name("index.csv"), out)
     out["chromium_wall_s"] = round(wall, 2)
     return out
+
+
+def _check(csv_path: Path, got: dict[str, Any]) -> str:
+    """The page's answers against index.csv read here (same rows): the first name after sorting by name,
+    the newest crash time first after sorting by time twice (descending), the failed count."""
+    import csv
+
+    if not csv_path.exists():
+        return "no index.csv"
+    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    want = {
+        "first_name": min(r["Dump File"] for r in rows),
+        "latest_first": max(r["Crash Time"] for r in rows),
+        "status_failed_shown": str(sum(r["Status"].startswith("failed") for r in rows)),
+    }
+    bad = {k: (got.get(k), v) for k, v in want.items() if got.get(k) is not None and got.get(k) != v}
+    return "ok" if not bad else f"MISMATCH {bad}"
 
 
 def _fresh(path: Path) -> None:

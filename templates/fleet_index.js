@@ -112,38 +112,47 @@
     page = 0;
     render();
   }
-  // Sort keys: a coded column sorts by the rank of its distinct values; a plain column by its values.
-  var keys = {};
+  // Sort keys: every column becomes one rank per row (equal values, equal ranks), computed once per column:
+  // a coded column ranks its distinct values; a plain one sorts its distinct values with the engine's own
+  // sort. A sort is then a native numeric sort of rank * 2^26 + row (ties keep row order): no script call
+  // per comparison, which is what kept a 100,000-row string sort over 300 ms.
+  var keys = {}, SHIFT = 67108864;
+  function ranks(values, num) {  // distinct values -> Map(value -> rank)
+    var order = values.slice();
+    if (num) { order.sort(function (a, b) { return a - b; }); } else { order.sort(); }
+    var m = new Map();
+    for (var k = 0; k < order.length; k++) { if (!m.has(order[k])) { m.set(order[k], m.size); } }
+    return m;
+  }
   function keyOf(col) {
     if (keys[col]) { return keys[col]; }
-    var d = dicts[col], num = numeric[doc.columns[col]], key;
+    var d = dicts[col], num = numeric[doc.columns[col]], key = new Int32Array(n), i, m;
     if (d) {
-      var order = d.map(function (_, k) { return k; });
-      order.sort(function (a, b) {
-        var x = d[a], y = d[b];
-        if (num) { return (Number(x) || 0) - (Number(y) || 0); }
-        return x < y ? -1 : (x > y ? 1 : 0);
-      });
+      m = ranks(d.map(function (x) { return num ? (Number(x) || 0) : x; }), num);
       var rank = new Int32Array(d.length);
-      order.forEach(function (k, pos) { rank[k] = pos; });
-      key = new Int32Array(n);
-      for (var i = 0; i < n; i++) { key[i] = rank[rows[i][col]]; }
-    } else if (num) {
-      key = new Float64Array(n);
-      for (i = 0; i < n; i++) { key[i] = Number(rows[i][col]) || 0; }
+      for (i = 0; i < d.length; i++) { rank[i] = m.get(num ? (Number(d[i]) || 0) : d[i]); }
+      for (i = 0; i < n; i++) { key[i] = rank[rows[i][col]]; }
     } else {
-      key = new Array(n);
-      for (i = 0; i < n; i++) { key[i] = rows[i][col]; }
+      var seen = new Map();
+      for (i = 0; i < n; i++) {
+        var v = num ? (Number(rows[i][col]) || 0) : String(rows[i][col]);
+        if (!seen.has(v)) { seen.set(v, 0); }
+      }
+      m = ranks(Array.from(seen.keys()), num);
+      for (i = 0; i < n; i++) { key[i] = m.get(num ? (Number(rows[i][col]) || 0) : String(rows[i][col])); }
     }
     keys[col] = key;
     return key;
   }
   function sortView() {
-    var key = keyOf(sortCol), dir = sortDir;
-    view.sort(function (a, b) {
-      var x = key[a], y = key[b];
-      return x < y ? -dir : (x > y ? dir : a - b);
-    });
+    var key = keyOf(sortCol), top = 0, len = view.length, comp = new Float64Array(len), i;
+    if (sortDir < 0) { for (i = 0; i < n; i++) { if (key[i] > top) { top = key[i]; } } }
+    for (i = 0; i < len; i++) {
+      var r = view[i];
+      comp[i] = (sortDir < 0 ? top - key[r] : key[r]) * SHIFT + r;
+    }
+    comp.sort();
+    for (i = 0; i < len; i++) { view[i] = comp[i] % SHIFT; }
   }
   var heads = table.tHead.rows[0].cells;
   Array.prototype.forEach.call(heads, function (th) {
