@@ -14,9 +14,10 @@ runs with main's code (``PYTHONPATH=DIR``) in the same run, on a copy of the sam
   ``--nightly``: each catalogued dump is also a real file (4 KiB, ``PAGEDU64`` + zeros) with the size and
   mtime the catalog recorded, so the batch below walks all N files and finds them unchanged, as a nightly
   run over a fleet share does.
-- batch (child process): ``run_batch`` on that catalog with ``--new`` new real small dumps (copies of the
-  real small dump) plus, with ``--nightly``, the N unchanged files; ``--jobs 1``, html+json reports, the
-  index rebuilt. Peak RSS of the coordinator process (targets: <= 150 MB at 100k), wall time.
+- batch (child process, on a fresh copy of the catalog each): ``run_batch`` with ``--new`` new real small
+  dumps (copies of the real small dump) as its source ("new only"); with ``--nightly`` also over the new
+  dumps plus the N unchanged files ("nightly"); ``--jobs 1``, html+json reports, the index rebuilt. Peak RSS
+  of the coordinator process (target: <= 150 MB at 100k), wall time.
 - index (child process): index.html + index.csv + what changed, from the catalog (target <= 100 MB).
 - page: index.html size; headless Chromium: the time the page script is done rendering its first page
   (performance.now() at its end, plus first-contentful-paint), a filter and a sort (targets <= 2 s and
@@ -344,20 +345,21 @@ def main(argv: list[str] | None = None) -> int:
             p = new / f"NEW{i % 50:02d}" / "Minidump" / f"new{i:04d}.dmp"
             p.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(SHARED / "dumps" / "triage_x64.dmp", p)
-    sources = [str(new)] + ([str(files)] if files else [])
+    scenarios = [("new only", [str(new)])] + ([("nightly", [str(new), str(files)])] if files else [])
     versions = ([("main", args.baseline)] if args.baseline else []) + [("this", None)]
     pages: dict[str, Path] = {}
     for label, code in versions:
-        out = work / f"out-{label}"
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir()
-        shutil.copyfile(seed, out / "dbgauto.sqlite")
-        b = run_child(code, "batch", str(out), *sources)
-        print(
-            f"batch [{label}]: coordinator peak RSS {b['peak_kib'] / 1024:.0f} MB (target <= 150),"
-            f" {b['seconds']:.1f} s;"
-            f" found {b['found']}, unchanged {b['unchanged']}, processed {b['processed']} ({b['failed']} failed)"
-        )
+        for k, (scenario, sources) in enumerate(scenarios):
+            out = work / f"out-{label}-{k}"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            shutil.copyfile(seed, out / "dbgauto.sqlite")
+            b = run_child(code, "batch", str(out), *sources)
+            print(
+                f"batch [{label}, {scenario}]: coordinator peak RSS {b['peak_kib'] / 1024:.0f} MB (target <= 150),"
+                f" {b['seconds']:.1f} s; found {b['found']}, unchanged {b['unchanged']}, processed"
+                f" {b['processed']} ({b['failed']} failed)"
+            )
         x = run_child(code, "index", str(out / "dbgauto.sqlite"), str(out))
         html = out / "index.html"
         print(
