@@ -1,14 +1,19 @@
 """The batch coordinator: lock, discover, decide what is new, run tasks, write the catalog, build the index.
 
 Why the coordinator alone writes: the catalog is one SQLite file; workers (local or on other hosts) return
-:class:`ResultRecord`s and this process records each one in its own short transaction the moment it
-arrives, so a run killed at any point keeps every finished dump and a rerun picks up the rest.
+:class:`ResultRecord`s and this process records them in short transactions as they arrive, so a run
+killed at any point keeps every committed dump and a rerun picks up the rest.
 
 Results are committed in chunks (``commit_every`` records or ``commit_seconds`` after the first one waiting,
 whichever comes first): one transaction and one durability point per chunk, so a kill loses at most the
 chunk in flight, whose outputs are rewritten by the next run. The index is rebuilt whenever the catalog
-holds a result the index was not built from (a kill between the last commit and the index is repaired by the
-next run).
+holds a result or a skip row the index was not built from (``Catalog.index_stamp``; a kill between the last
+commit and the index is repaired by the next run).
+
+The walk is consumed in chunks (:data:`SCAN_CHUNK` files): each chunk's dumps are looked up in the catalog
+and its skipped files (older than ``--since``, ``*.dmp`` files that are not kernel dumps, unreadable ones)
+written as one row per path, so the coordinator's memory follows the chunk and the dumps to process, not
+the 100,000 files of a fleet share.
 
 Incremental rule (documented in docs/scheduling.md): a path whose size and mtime match the catalog is
 unchanged; when they differ, the content hash (sha256 of the first MiB, then the size) decides — same hash
