@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -196,7 +196,9 @@ def _select(cat: Catalog, found: list[Found], retry_failed: bool, force: bool = 
     return todo, skipped, skipped_failed
 
 
-def _skip_records(cat: Catalog, seen: list[Skipped], host_of: Any, roots: list[Path]) -> list[SkipRecord]:
+def _skip_records(
+    cat: Catalog, seen: list[Skipped], host_of: Callable[[Path, Sequence[Path]], str | None], roots: list[Path]
+) -> list[SkipRecord]:
     """The skipped files to record (one row per path; docs/scheduling.md): a path that has a result keeps
     showing it; a file older than ``--since`` that the catalog does not know yet has its signature read once
     (not a dump is the better reason), later runs reuse the stored reason while its size and mtime hold."""
