@@ -1,16 +1,30 @@
-"""Benchmark the fleet catalog and index at scale (issue 13): record, size, index, and the page in Chromium.
+"""Benchmark the fleet catalog, the coordinator and the index at scale (issue 13), side by side with main.
 
-    python benchmarks/bench_fleet.py [--rows 100000] [--work DIR] [--browser chromium]
+    python benchmarks/bench_fleet.py [--rows 100000] [--new 200] [--nightly] [--work DIR]
+                                     [--baseline DIR] [--browser chromium]
 
-- record: N results built from the real small dump's facts (../shared), varied (hosts, crash days over 60
-  days, 24 bug checks x 60 culprits, 8 driver-list variants), recorded in chunks of 64 (one transaction
-  each, as the batch does) vs one transaction per result (the pre-change mode) on the first 2,000;
-- size: catalog bytes per dump after a WAL checkpoint (target <= 8 KB);
-- index: index.html + index.csv from summary columns in a child process (time, peak RSS; target <= 100 MB
-  at 100k) vs loading every row's facts (the pre-change path) for the first 5,000 rows;
+``--baseline DIR``: a checkout of main (``git archive main | tar -x -C DIR``); every step below then also
+runs with main's code (``PYTHONPATH=DIR``) in the same run, on a copy of the same catalog.
+
+- populate (child process; main's code when ``--baseline``, so the catalog is main's schema and this
+  code's copy is migrated in place when it is opened): N results built from the real small dump's facts
+  (../shared), varied (5,000 hosts, crash days over 60 days, 24 bug checks x 60 culprits, 8 driver-list
+  variants), recorded in chunks of 64 (one transaction each, as the batch does); the first 2,000 also one
+  transaction per result, for comparison. Catalog bytes per dump after a WAL checkpoint (target <= 8 KB).
+  ``--nightly``: each catalogued dump is also a real file (4 KiB, ``PAGEDU64`` + zeros) with the size and
+  mtime the catalog recorded, so the batch below walks all N files and finds them unchanged, as a nightly
+  run over a fleet share does.
+- batch (child process, on a fresh copy of the catalog each): ``run_batch`` with ``--new`` new real small
+  dumps (copies of the real small dump) as its source ("new only"); with ``--nightly`` also over the new
+  dumps plus the N unchanged files ("nightly"); ``--jobs 1``, html+json reports, the index rebuilt. Peak RSS
+  of the coordinator process (target: <= 150 MB at 100k), wall time.
+- index (child process): index.html + index.csv + what changed, from the catalog (target <= 100 MB).
 - page: index.html size; headless Chromium: the time the page script is done rendering its first page
-  (performance.now() at the end of the page script, plus first-contentful-paint), a filter and a sort
-  (targets <= 2 s and <= 300 ms). The measured copy carries one extra script allowed by its own hash.
+  (performance.now() at its end, plus first-contentful-paint), a filter and a sort (targets <= 2 s and
+  <= 300 ms). The measured copy carries one extra script allowed by its own hash.
+
+Peak RSS is the process's own high-water mark: VmHWM on Linux, peak working set (psutil) on Windows,
+ru_maxrss elsewhere, read by the measured process itself at its end.
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ def varied(base: dict[str, Any], i: int) -> dict[str, Any]:
     code, name = BUGCHECKS[i % len(BUGCHECKS)]
     f["bugcheck"] = dict(base["bugcheck"], code=hex(code), name=name)
     f["culprit"] = dict(base["culprit"], name=f"vendor{(i * 7) % 60:02d}.sys", timestamp=hex(0x60000000 + i % 3))
+    f["bucket_id"] = None  # the bucket from the varied bug check and culprit (24 x 60 = 1,440 buckets)
     day = 1 + (i * 13) % 60
     f["crash_time"] = f"2026-{9 + day // 31:02d}-{1 + day % 30:02d}T{i % 24:02d}:00:00Z"
     drivers = [dict(d) for d in base["drivers"]]
@@ -49,16 +64,21 @@ def varied(base: dict[str, Any], i: int) -> dict[str, Any]:
     return f
 
 
-def records(base: dict[str, Any], start: int, n: int) -> list[Any]:
+def records(base: dict[str, Any], start: int, n: int, files: Path | None = None) -> list[Any]:
     from dbgauto.catalog.records import HeaderFacts, ResultRecord, SourceState
 
     out = []
     for i in range(start, start + n):
-        path = f"/fleet/PC{i % 5000:04d}/Minidump/{i:06d}.dmp"
+        if files is None:
+            path, size, mtime_ns = f"/fleet/PC{i % 5000:04d}/Minidump/{i:06d}.dmp", 1444532, i
+        else:
+            p = fleet_file(files, i)
+            st = p.stat()
+            path, size, mtime_ns = str(p), st.st_size, st.st_mtime_ns
         failed = i % 50 == 0
         out.append(
             ResultRecord(
-                SourceState(path, 1444532, i, f"sha256-1m:{i:064x}"),
+                SourceState(path, size, mtime_ns, f"sha256-1m:{i:064x}"),
                 "failed" if failed else "ok",
                 error_code="truncated" if failed else None,
                 error_message=f"{path}: truncated" if failed else None,
@@ -71,7 +91,21 @@ def records(base: dict[str, Any], start: int, n: int) -> list[Any]:
     return out
 
 
-def record(path: Path, base: dict[str, Any], n: int, chunk: int) -> tuple[float, float]:
+def fleet_file(root: Path, i: int) -> Path:
+    return root / f"PC{i % 5000:04d}" / "Minidump" / f"{i:06d}.dmp"
+
+
+def make_fleet_files(root: Path, n: int) -> None:
+    """N small files with a kernel dump signature: what discovery walks and reads 8 bytes of."""
+    data = b"PAGEDU64" + bytes(4088)
+    for i in range(n):
+        p = fleet_file(root, i)
+        if i < 5000:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+
+def record(path: Path, base: dict[str, Any], n: int, chunk: int, files: Path | None) -> tuple[float, float]:
     """(coordinator seconds recording, worker seconds packing): records arrive packed, as from workers."""
     from dbgauto.catalog.db import Catalog
     from dbgauto.catalog.summary import pack_facts, summary_of
@@ -80,7 +114,7 @@ def record(path: Path, base: dict[str, Any], n: int, chunk: int) -> tuple[float,
     with Catalog.open(path) as cat:
         run = cat.start_run({})
         for start in range(0, n, 2000):
-            recs = records(base, start, min(2000, n - start))
+            recs = records(base, start, min(2000, n - start), files)
             t0 = time.perf_counter()
             for r in recs:
                 if r.facts is not None:
@@ -93,65 +127,115 @@ def record(path: Path, base: dict[str, Any], n: int, chunk: int) -> tuple[float,
         t1 = time.perf_counter()
         cat.refresh_buckets()  # once per run
         recording += time.perf_counter() - t1
+        cat.finish_run(run)
         cat.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return recording, packing
 
 
-# Peak memory of this process: VmHWM (Linux; ru_maxrss survives exec, so a child would report its parent's)
-PEAK = """
-def peak_kib():
+def peak_kib() -> int:
+    """This process's peak resident memory in KiB (module doc)."""
     try:
-        with open("/proc/self/status") as fh:
+        with open("/proc/self/status", encoding="ascii") as fh:
             return int(next(x for x in fh if x.startswith("VmHWM")).split()[1])
     except (OSError, StopIteration):
-        import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-"""
+        pass
+    try:
+        import psutil
 
-CHILD_INDEX = (
-    PEAK
-    + """
-import sys, time, resource
-from pathlib import Path
-from dbgauto.batch.coordinator import write_index
-from dbgauto.catalog.changes import changes_since
-from dbgauto.catalog.db import Catalog
-t0 = time.perf_counter()
-with Catalog.open(sys.argv[1]) as cat:
-    write_index(cat, Path(sys.argv[2]), (), changes_since(cat.conn, "2026-01-01"))
-print(time.perf_counter() - t0, peak_kib())
-"""
-)
+        info = psutil.Process().memory_info()
+        if hasattr(info, "peak_wset"):
+            return int(info.peak_wset) // 1024
+    except ImportError:
+        pass
+    import resource
 
-CHILD_OLD = (
-    PEAK
-    + """
-import sys, time, json, resource
-from dbgauto.analysis.facts import CrashFacts
-from dbgauto.catalog.db import Catalog
-n = int(sys.argv[2])
-t0 = time.perf_counter()
-with Catalog.open(sys.argv[1]) as cat:  # the first n dumps' newest results, facts unpacked, as main loads them
-    rows = cat._with_facts([dict(r) for r in cat.conn.execute("SELECT * FROM latest ORDER BY path LIMIT ?", (n,))])
-    facts = [CrashFacts.from_dict(json.loads(r["facts"])) for r in rows if r.get("facts")]
-print(time.perf_counter() - t0, peak_kib(), len(facts))
-"""
-)
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+# ---------------------------------------------------------------- child processes (which dbgauto: PYTHONPATH)
+def child_populate(catalog: Path, n: int, files: Path | None) -> dict[str, Any]:
+    from dbgauto.engines.jobs import facts_from_dump
+
+    base = facts_from_dump(SHARED / "dumps" / "triage_x64.dmp").to_dict()
+    one = catalog.with_name("per_result.sqlite")
+    m = min(2000, n)
+    s1, _ = record(one, base, m, 1, None)
+    s64, pack = record(catalog, base, n, 64, files)
+    return {"one_ms": s1 / m * 1e3, "m": m, "chunk_ms": s64 / n * 1e3, "pack_ms": pack / n * 1e3}
+
+
+def child_batch(out: Path, sources: list[str]) -> dict[str, Any]:
+    from dbgauto.batch.coordinator import BatchOptions, run_batch
+
+    t0 = time.perf_counter()
+    s = run_batch(BatchOptions(sources=sources, out_dir=str(out), jobs=1, formats=("html", "json")))
+    return {
+        "seconds": time.perf_counter() - t0,
+        "peak_kib": peak_kib(),
+        "found": s.found,
+        "unchanged": s.skipped,
+        "processed": s.processed,
+        "failed": len(s.failures),
+    }
+
+
+def child_index(catalog: Path, out: Path) -> dict[str, Any]:
+    from dbgauto.batch.coordinator import write_index
+    from dbgauto.catalog.changes import changes_since
+    from dbgauto.catalog.db import Catalog
+
+    t0 = time.perf_counter()
+    with Catalog.open(catalog) as cat:
+        write_index(cat, out, (), changes_since(cat.conn, "2026-01-01"))
+    return {"seconds": time.perf_counter() - t0, "peak_kib": peak_kib()}
+
+
+def run_child(baseline: Path | None, *args: str) -> dict[str, Any]:
+    env = dict(os.environ)
+    if baseline is not None:
+        env["PYTHONPATH"] = str(baseline)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave the baseline checkout as it is
+    res = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if res.returncode != 0:
+        raise SystemExit(f"child {args[0]} failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    return dict(json.loads(res.stdout.strip().splitlines()[-1]))
+
 
 MEASURE = """(function () {
   var ready = performance.now();
   var f = document.getElementById("filter"), t = document.getElementById("dumps");
   var t0 = performance.now(); f.value = "vendor07"; f.dispatchEvent(new Event("input"));
   var filt = performance.now() - t0, shown = document.getElementById("shown").textContent;
+  t0 = performance.now(); f.value = "vendor07 pc00"; f.dispatchEvent(new Event("input"));
+  var filt2 = performance.now() - t0, shown2 = document.getElementById("shown").textContent;
   f.value = ""; f.dispatchEvent(new Event("input"));
   t0 = performance.now(); t.tHead.rows[0].cells[3].click(); var sort = performance.now() - t0;
+  t0 = performance.now(); t.tHead.rows[0].cells[3].click(); var sortBack = performance.now() - t0;
+  var latest = t.tBodies[0].rows[0].cells[3].textContent;
+  t0 = performance.now(); t.tHead.rows[0].cells[0].click(); var sortName = performance.now() - t0;
+  var firstName = t.tBodies[0].rows[0].cells[0].textContent;
+  var s = document.getElementById("status"), fail = null, failShown = null;
+  if (s) {
+    t0 = performance.now(); s.value = "failed"; s.dispatchEvent(new Event("change"));
+    fail = performance.now() - t0; failShown = document.getElementById("shown").textContent;
+  }
   var out = document.createElement("pre"); out.id = "bench";
-  out.textContent = JSON.stringify({ready_ms: ready, filter_ms: filt, filter_shown: shown, sort_ms: sort});
+  out.textContent = JSON.stringify({ready_ms: ready, filter_ms: filt, filter_shown: shown, filter2_ms: filt2,
+    filter2_shown: shown2, sort_time_ms: sort, sort_time_again_ms: sortBack, latest_first: latest,
+    sort_name_ms: sortName, first_name: firstName, status_failed_ms: fail,
+    status_failed_shown: failShown});
   document.body.appendChild(out);
-  setTimeout(function () {
-    var p = performance.getEntriesByName("first-contentful-paint")[0];
-    out.setAttribute("data-fcp", p ? String(p.startTime) : "");
-  }, 50);
+  new PerformanceObserver(function (list) {
+    list.getEntries().forEach(function (p) {
+      if (p.name === "first-contentful-paint") { out.setAttribute("data-fcp", String(p.startTime)); }
+    });
+  }).observe({type: "paint", buffered: true});
 })();"""
 
 
@@ -181,61 +265,114 @@ def chromium(index: Path, binary: str) -> dict[str, Any]:
     if not m:
         return {"error": "no measurement in the DOM (script blocked?)", "stderr": res.stderr[-500:]}
     out = json.loads(m.group(2).replace("&quot;", '"'))
+    out = {k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()}
     out["fcp_ms"] = float(m.group(1)) if m.group(1) else None
+    out["check"] = _check(index.with_name("index.csv"), out)
     out["chromium_wall_s"] = round(wall, 2)
     return out
+
+
+def _check(csv_path: Path, got: dict[str, Any]) -> str:
+    """The page's answers against index.csv read here (same rows): the first name after sorting by name,
+    the newest crash time first after sorting by time twice (descending), the failed count."""
+    import csv
+
+    if not csv_path.exists():
+        return "no index.csv"
+    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    want = {
+        "first_name": min(r["Dump File"] for r in rows),
+        "latest_first": max(r["Crash Time"] for r in rows),
+        "status_failed_shown": str(sum(r["Status"].startswith("failed") for r in rows)),
+    }
+    bad = {k: (got.get(k), v) for k, v in want.items() if got.get(k) is not None and got.get(k) != v}
+    return "ok" if not bad else f"MISMATCH {bad}"
+
+
+def _fresh(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--new", type=int, default=200, help="new small dumps in the measured batch")
+    ap.add_argument("--nightly", action="store_true", help="the catalogued dumps are real files the batch walks")
     ap.add_argument("--work", type=Path)
+    ap.add_argument("--baseline", type=Path, help="a checkout of main, measured side by side")
     ap.add_argument("--browser", default=shutil.which("chromium") or shutil.which("chromium-browser"))
     ap.add_argument("--page-only", action="store_true", help="only measure WORK/index.html in the browser")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    from dbgauto.engines.jobs import facts_from_dump
-
+    if args.child:
+        what, *rest = args.child
+        if what == "populate":
+            files = Path(rest[2]) if len(rest) > 2 else None
+            print(json.dumps(child_populate(Path(rest[0]), int(rest[1]), files)))
+        elif what == "batch":
+            print(json.dumps(child_batch(Path(rest[0]), rest[1:])))
+        else:
+            print(json.dumps(child_index(Path(rest[0]), Path(rest[1]))))
+        return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="dbgauto-bench-fleet-"))
     if args.page_only:
         print("chromium:", json.dumps(chromium(work / "index.html", args.browser)))
         return 0
-    base = facts_from_dump(SHARED / "dumps" / "triage_x64.dmp").to_dict()
     work.mkdir(parents=True, exist_ok=True)
     n = args.rows
-    one = work / "per_result.sqlite"
-    chunked = work / "dbgauto.sqlite"
-    for p in (one, chunked):
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{p}{suffix}").unlink(missing_ok=True)
-    m = min(2000, n)
-    s1, _ = record(one, base, m, 1)
-    s64, pack = record(chunked, base, n, 64)
-    print(f"record: {m} results one transaction each: {s1 / m * 1e3:.3f} ms/result ({m / s1:.0f}/s)")
-    print(f"record: {n} results in chunks of 64:      {s64 / n * 1e3:.3f} ms/result ({n / s64:.0f}/s)")
-    print(f"worker-side packing (summary + zlib + driver digest): {pack / n * 1e3:.3f} ms/result")
-    size = chunked.stat().st_size
+    load = f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"
+    print(f"{n} catalogued dumps, {args.new} new; load average at start {load} on {os.cpu_count()} cores")
+    files = (work / "fleet").resolve() if args.nightly else None
+    if files is not None and not fleet_file(files, n - 1).exists():
+        t0 = time.perf_counter()
+        make_fleet_files(files, n)
+        print(f"made {n} fleet files in {time.perf_counter() - t0:.1f} s")
+    seed = work / "populated.sqlite"
+    _fresh(seed)
+    pop = run_child(args.baseline, "populate", str(seed), str(n), *([str(files)] if files else []))
+    print(
+        f"populate ({'main' if args.baseline else 'this'} code): one transaction per result {pop['one_ms']:.3f}"
+        f" ms/result ({pop['m']}); chunks of 64 {pop['chunk_ms']:.3f} ms/result; worker-side packing"
+        f" {pop['pack_ms']:.3f} ms/result"
+    )
+    size = seed.stat().st_size
     print(f"size: {size / 1e6:.1f} MB for {n} dumps = {size / n:.0f} bytes/dump (target <= 8192)")
-    res = subprocess.run(
-        [sys.executable, "-c", CHILD_INDEX, str(chunked), str(work)], capture_output=True, text=True, check=True
-    )
-    secs, rss = res.stdout.split()
-    html = work / "index.html"
-    print(
-        f"index from summaries: {float(secs):.2f} s, peak RSS {int(rss) / 1024:.0f} MB;"
-        f" index.html {html.stat().st_size / 1e6:.1f} MB, index.csv {(work / 'index.csv').stat().st_size / 1e6:.1f} MB"
-    )
-    k = min(5000, n)
-    res = subprocess.run(
-        [sys.executable, "-c", CHILD_OLD, str(chunked), str(k)], capture_output=True, text=True, check=True
-    )
-    secs, rss, _got = res.stdout.split()
-    print(
-        f"pre-change path (facts loaded per row) for {k} rows: {float(secs):.2f} s, peak RSS {int(rss) / 1024:.0f} MB"
-    )
-    if args.browser:
-        print("chromium:", json.dumps(chromium(html, args.browser)))
-    else:
-        print("chromium: not installed (apt-get install -y chromium); page not measured")
+    new = work / "new"
+    if not new.is_dir():
+        for i in range(args.new):
+            p = new / f"NEW{i % 50:02d}" / "Minidump" / f"new{i:04d}.dmp"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(SHARED / "dumps" / "triage_x64.dmp", p)
+    scenarios = [("new only", [str(new)])] + ([("nightly", [str(new), str(files)])] if files else [])
+    versions = ([("main", args.baseline)] if args.baseline else []) + [("this", None)]
+    pages: dict[str, Path] = {}
+    for label, code in versions:
+        for k, (scenario, sources) in enumerate(scenarios):
+            out = work / f"out-{label}-{k}"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            shutil.copyfile(seed, out / "dbgauto.sqlite")
+            b = run_child(code, "batch", str(out), *sources)
+            print(
+                f"batch [{label}, {scenario}]: coordinator peak RSS {b['peak_kib'] / 1024:.0f} MB (target <= 150),"
+                f" {b['seconds']:.1f} s; found {b['found']}, unchanged {b['unchanged']}, processed"
+                f" {b['processed']} ({b['failed']} failed)"
+            )
+        x = run_child(code, "index", str(out / "dbgauto.sqlite"), str(out))
+        html = out / "index.html"
+        print(
+            f"index [{label}]: {x['seconds']:.2f} s, peak RSS {x['peak_kib'] / 1024:.0f} MB (target <= 100);"
+            f" index.html {html.stat().st_size / 1e6:.1f} MB,"
+            f" index.csv {(out / 'index.csv').stat().st_size / 1e6:.1f} MB"
+        )
+        pages[label] = html
+    for label, html in pages.items():
+        if args.browser:
+            print(f"chromium [{label}]:", json.dumps(chromium(html, args.browser)))
+        else:
+            print("chromium: not installed (apt-get install -y chromium); page not measured")
     print(f"work folder: {work}")
     return 0
 

@@ -1,14 +1,19 @@
 """The batch coordinator: lock, discover, decide what is new, run tasks, write the catalog, build the index.
 
 Why the coordinator alone writes: the catalog is one SQLite file; workers (local or on other hosts) return
-:class:`ResultRecord`s and this process records each one in its own short transaction the moment it
-arrives, so a run killed at any point keeps every finished dump and a rerun picks up the rest.
+:class:`ResultRecord`s and this process records them in short transactions as they arrive, so a run
+killed at any point keeps every committed dump and a rerun picks up the rest.
 
 Results are committed in chunks (``commit_every`` records or ``commit_seconds`` after the first one waiting,
 whichever comes first): one transaction and one durability point per chunk, so a kill loses at most the
 chunk in flight, whose outputs are rewritten by the next run. The index is rebuilt whenever the catalog
-holds a result the index was not built from (a kill between the last commit and the index is repaired by the
-next run).
+holds a result or a skip row the index was not built from (``Catalog.index_stamp``; a kill between the last
+commit and the index is repaired by the next run).
+
+The walk is consumed in chunks (:data:`SCAN_CHUNK` files): each chunk's dumps are looked up in the catalog
+and its skipped files (older than ``--since``, ``*.dmp`` files that are not kernel dumps, unreadable ones)
+written as one row per path, so the coordinator's memory follows the chunk and the dumps to process, not
+the 100,000 files of a fleet share.
 
 Incremental rule (documented in docs/scheduling.md): a path whose size and mtime match the catalog is
 unchanged; when they differ, the content hash (sha256 of the first MiB, then the size) decides — same hash
@@ -19,17 +24,18 @@ means touched or copied back, not changed. Unchanged dumps are skipped whatever 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dbgauto.batch.discover import Found, discover, is_temp_name
+from dbgauto.batch.discover import Found, Skipped, dump_signature_problem, is_temp_name, iter_scan
 from dbgauto.batch.hosts import DEFAULT_HOST_PATTERN, HostPattern
 from dbgauto.batch.lock import batch_lock
 from dbgauto.batch.notify import NotifyOptions, notify
@@ -38,8 +44,8 @@ from dbgauto.batch.retention import prune_outputs
 from dbgauto.batch.runner import RunnerOptions, TaskRunner
 from dbgauto.batch.tasks import TaskSpec, content_hash, run_task
 from dbgauto.catalog.changes import changes_since
-from dbgauto.catalog.db import CATALOG_NAME, Catalog
-from dbgauto.catalog.records import ResultRecord, SourceState
+from dbgauto.catalog.db import CATALOG_NAME, Catalog, utc_now
+from dbgauto.catalog.records import ResultRecord, SkipRecord, SourceState
 from dbgauto.errors import DbgautoError
 from dbgauto.report.names import output_stem
 from dbgauto.util import fs
@@ -54,7 +60,7 @@ REPORTS_DIR = "reports"
 INDEX_HTML = "index.html"
 INDEX_CSV = "index.csv"
 RUN_SUMMARY = "run_summary.json"
-INDEX_META = "index_result_id"  # the newest result id the index was built from
+INDEX_META = "index_stamp"  # Catalog.index_stamp() of what the index was built from
 REPORT_FORMATS = ("html", "md", "txt", "json")
 
 
@@ -110,6 +116,7 @@ class BatchSummary:
     changes: dict[str, Any] = field(default_factory=dict)
     notify_problems: list[str] = field(default_factory=list)
     pruned: int = 0
+    skipped_files: dict[str, int] = field(default_factory=dict)  # seen, not processed: count per reason
 
     @property
     def processed(self) -> int:
@@ -164,7 +171,7 @@ def _select(cat: Catalog, found: list[Found], retry_failed: bool, force: bool = 
     """Split discovered files into (to process, skipped, skipped-that-had-failed)."""
     if force:
         return list(found), 0, 0
-    states = cat.all_dump_states()
+    states = cat.dump_states(str(f.path) for f in found)
     todo, skipped, skipped_failed = [], 0, 0
     for f in found:
         st = states.get(str(f.path))
@@ -187,6 +194,67 @@ def _select(cat: Catalog, found: list[Found], retry_failed: bool, force: bool = 
             continue
         todo.append(f)
     return todo, skipped, skipped_failed
+
+
+def _skip_records(
+    cat: Catalog, seen: list[Skipped], host_of: Callable[[Path, Sequence[Path]], str | None], roots: list[Path]
+) -> list[SkipRecord]:
+    """The skipped files to record (one row per path; docs/scheduling.md): a path that has a result keeps
+    showing it; a file older than ``--since`` that the catalog does not know yet has its signature read once
+    (not a dump is the better reason), later runs reuse the stored reason while its size and mtime hold."""
+    paths = [str(k.path) for k in seen]
+    catalogued = cat.dump_states(paths)
+    stored = cat.skip_states(paths)
+    out = []
+    for k in seen:
+        key = str(k.path)
+        if key in catalogued:
+            continue
+        reason, message = k.reason, k.message
+        if reason == "older_than_since":
+            old = stored.get(key)
+            if old is not None and (old.size, old.mtime_ns) == (k.size, k.mtime_ns):
+                if old.reason != "older_than_since":
+                    reason, message = old.reason, old.message
+            else:
+                reason, message = dump_signature_problem(k.path) or (reason, message)
+        out.append(SkipRecord(key, k.size, k.mtime_ns, reason, message, host_of(k.path, roots)))
+    return out
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What the walk decided: the dumps to process (sorted), counts, skipped files recorded per reason."""
+
+    todo: list[Found] = field(default_factory=list)
+    found: int = 0
+    unchanged: int = 0
+    unchanged_failed: int = 0
+    skipped_files: dict[str, int] = field(default_factory=dict)
+
+
+SCAN_CHUNK = 500  # files looked up in the catalog (and skip rows written) per step of the walk
+
+
+def _walk_and_select(cat: Catalog, opts: BatchOptions, out: Path, hosts: HostPattern, roots: list[Path]) -> _Walk:
+    """Walk the sources chunk by chunk: each chunk's dumps are compared with the catalog (what is new), its
+    skipped files recorded (one row per path, no run yet: :meth:`Catalog.claim_skips` gives them the run).
+    Memory follows the chunk and the dumps to process, not the number of files on the share."""
+    walk = _Walk()
+    items = iter_scan(opts.sources, exclude=[out], since=opts.since)
+    while chunk := list(itertools.islice(items, SCAN_CHUNK)):
+        found = [x for x in chunk if isinstance(x, Found)]
+        todo, unchanged, unchanged_failed = _select(cat, found, opts.retry_failed, opts.force)
+        walk.todo += todo
+        walk.found += len(found)
+        walk.unchanged += unchanged
+        walk.unchanged_failed += unchanged_failed
+        skips = _skip_records(cat, [x for x in chunk if isinstance(x, Skipped)], hosts.host_of, roots)
+        cat.record_skips(None, skips)
+        for k in skips:
+            walk.skipped_files[k.reason] = walk.skipped_files.get(k.reason, 0) + 1
+    walk.todo.sort(key=lambda f: str(f.path))
+    return walk
 
 
 def _spec(f: Found, out: Path, opts: BatchOptions) -> TaskSpec:
@@ -245,7 +313,7 @@ def write_index(
     from dbgauto.report.fleet import write_fleet_index
     from dbgauto.report.render import ReportRenderer
 
-    newest = cat.max_result_id()
+    newest = cat.index_stamp()
     html, csv = write_fleet_index(
         ReportRenderer(template_dirs=list(template_dirs)),
         cat.summaries,
@@ -254,7 +322,7 @@ def write_index(
         bucket_days=cat.bucket_days(),
         changes=changes,
     )
-    cat.set_meta(INDEX_META, str(newest))
+    cat.set_meta(INDEX_META, newest)
     return Path(html), Path(csv)
 
 
@@ -262,7 +330,7 @@ def index_is_stale(cat: Catalog, out: Path) -> bool:
     """Is index.html/index.csv missing, or built before the catalog's newest result?"""
     if not (out / INDEX_HTML).exists() or not (out / INDEX_CSV).exists():
         return True
-    return cat.get_meta(INDEX_META) != str(cat.max_result_id())
+    return cat.get_meta(INDEX_META) != cat.index_stamp()
 
 
 def _summary_doc(summary: BatchSummary, started: str) -> dict[str, Any]:
@@ -272,6 +340,7 @@ def _summary_doc(summary: BatchSummary, started: str) -> dict[str, Any]:
         "started": started,
         "found": summary.found,
         "skipped": summary.skipped,
+        "skipped_files": summary.skipped_files,
         "succeeded": summary.succeeded,
         "failed": [
             {"source": r.source.path, "host": r.host, "error_code": r.error_code, "error_message": r.error_message}
@@ -304,7 +373,9 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
     progress = progress or LogProgress()
     out = Path(opts.out_dir).resolve()
     _require(opts.convert, opts.report)
-    found = discover(opts.sources, exclude=[out], since=opts.since)
+    for src in opts.sources:  # a usage error, before the lock and the catalog
+        if not Path(src).exists():
+            raise FileNotFoundError(f"{src}: no such file or folder")
     hosts = HostPattern(opts.host_from)
     roots = [Path(src).resolve() for src in opts.sources]
     runner_opts = RunnerOptions(
@@ -322,13 +393,24 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
         if cat.mark_interrupted_runs():
             log.info("an earlier run was interrupted; finishing what it left")
         clean_partials(out)
-        todo, skipped, skipped_failed = _select(cat, found, opts.retry_failed, opts.force)
+        walk_started = utc_now()
+        walk = _walk_and_select(cat, opts, out, hosts, roots)
+        todo, skipped = walk.todo, walk.unchanged
         if todo and runner.is_dask:
             runner.slots()  # connect now: an unreachable scheduler fails before a run is recorded
         run_id = cat.start_run(opts.to_json(), version=__version__)
-        cat.set_run_counts(run_id, found=len(found), skipped=skipped)
-        summary = BatchSummary(run_id, out, cat.path, len(found), skipped, skipped_failed)
-        log.info("run %d: %d dump(s) found, %d unchanged, %d to process", run_id, len(found), skipped, len(todo))
+        cat.claim_skips(run_id, walk_started)
+        cat.set_run_counts(run_id, found=walk.found, skipped=skipped)
+        summary = BatchSummary(run_id, out, cat.path, walk.found, skipped, walk.unchanged_failed)
+        summary.skipped_files = dict(sorted(walk.skipped_files.items()))
+        if walk.skipped_files:
+            log.info(
+                "run %d: %d file(s) seen and not processed: %s",
+                run_id,
+                sum(walk.skipped_files.values()),
+                summary.skipped_files,
+            )
+        log.info("run %d: %d dump(s) found, %d unchanged, %d to process", run_id, walk.found, skipped, len(todo))
 
         started = cat.runs(1)[0]["started"]
         host_of = {str(f.path): hosts.host_of(f.path, roots) for f in todo}
@@ -395,6 +477,6 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
         if opts.notify.any:
             summary.notify_problems = notify(opts.notify, doc, _result_events(cat, run_id))
         if opts.keep_days is not None:
-            known = {r["path"] for r in cat.conn.execute("SELECT path FROM dumps")}
+            known = cat.paths_under(out)  # sources inside the output folder are never pruned
             summary.pruned = len(prune_outputs(out, (SMALL_DIR, REPORTS_DIR), opts.keep_days, sources=known))
     return summary

@@ -38,13 +38,17 @@ def _when(text: str | None) -> datetime | None:
         return None
 
 
+_LATEST_OK: Final = (
+    " FROM dumps AS d JOIN results AS r ON r.id = d.latest_result_id WHERE r.status = 'ok' AND r.bucket IS NOT NULL"
+)
+
+
 def changes_since(conn: sqlite3.Connection, since: str, *, limit: int = 50) -> dict[str, Any]:
-    """The changes (see the module doc) for results recorded at or after ``since`` (ISO 8601 UTC)."""
-    rows = conn.execute(
-        "SELECT r.bucket, r.crash_time, r.culprit, r.culprit_timestamp, r.host, r.finished FROM dumps AS d"
-        " JOIN results AS r ON r.id = d.latest_result_id WHERE r.status = 'ok' AND r.bucket IS NOT NULL"
-    ).fetchall()
-    recorded_new = [r for r in rows if r["finished"] >= since]
+    """The changes (see the module doc) for results recorded at or after ``since`` (ISO 8601 UTC).
+
+    Memory follows the number of buckets and hosts, not of dumps: the rows are streamed from cursors into
+    per-bucket and per-host counters (at 100,000 dumps a list of the rows cost ~75 MB)."""
+    recorded = conn.execute(f"SELECT count(*) {_LATEST_OK} AND r.finished >= ?", (since,)).fetchone()[0]
     failed = conn.execute(
         "SELECT count(*) FROM dumps AS d JOIN results AS r ON r.id = d.latest_result_id"
         " WHERE r.status = 'failed' AND r.finished >= ?",
@@ -52,7 +56,7 @@ def changes_since(conn: sqlite3.Connection, since: str, *, limit: int = 50) -> d
     ).fetchone()[0]
     out: dict[str, Any] = {
         "since": since,
-        "recorded": len(recorded_new),
+        "recorded": int(recorded),
         "failed": int(failed),
         "window": None,
         "new_buckets": [],
@@ -66,66 +70,76 @@ def changes_since(conn: sqlite3.Connection, since: str, *, limit: int = 50) -> d
             "repeat_min": REPEAT_MIN,
         },
     }
-    old_buckets = {r["bucket"] for r in rows if r["finished"] < since}
-    new_counts: dict[str, list[Any]] = defaultdict(list)
-    for r in recorded_new:
-        if r["bucket"] not in old_buckets:
-            new_counts[r["bucket"]].append(r)
+    # new: no dump of the bucket was recorded before `since`
+    new_rows = conn.execute(
+        "SELECT r.bucket, count(*) AS n, count(DISTINCT nullif(r.host, '')) AS hosts,"
+        f" min(nullif(r.crash_time, '')) AS first_seen {_LATEST_OK}"
+        " GROUP BY r.bucket HAVING min(r.finished) >= ? ORDER BY n DESC, r.bucket",
+        (since,),
+    ).fetchall()
+    new_buckets = {r["bucket"] for r in new_rows}
     out["new_buckets"] = [
-        {
-            "bucket": b,
-            "count": len(items),
-            "hosts": len({i["host"] for i in items if i["host"]}),
-            "first_seen": min((i["crash_time"] or "" for i in items), default="") or None,
-        }
-        for b, items in sorted(new_counts.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]
+        {"bucket": r["bucket"], "count": r["n"], "hosts": r["hosts"], "first_seen": r["first_seen"]}
+        for r in new_rows[:limit]
     ]
-    times = [t for t in (_when(r["crash_time"]) for r in recorded_new) if t is not None]
-    if not times:
+    end = None
+    for (text,) in conn.execute(f"SELECT r.crash_time {_LATEST_OK} AND r.finished >= ?", (since,)):
+        t = _when(text)
+        if t is not None and (end is None or t > end):
+            end = t
+    if end is None:
         return out
-    end = max(times)
     start = end - _WINDOW
     base_start = start - timedelta(days=BASELINE_DAYS)
     out["window"] = {"start": start.isoformat(), "end": end.isoformat()}
-    window: dict[str, list[Any]] = defaultdict(list)
-    before: dict[str, list[Any]] = defaultdict(list)
+    window: dict[str, int] = defaultdict(int)
+    culprit: dict[str, str | None] = {}
+    stamp_window: dict[str, int] = {}
+    stamp_before: dict[str, int] = {}
     baseline: dict[str, int] = defaultdict(int)
-    hosts: dict[str, list[Any]] = defaultdict(list)
-    for r in rows:
-        t = _when(r["crash_time"])
+    hosts: dict[str, int] = defaultdict(int)
+    host_buckets: dict[str, set[str]] = defaultdict(set)
+    for bucket, crash_time, name, stamp, host in conn.execute(
+        f"SELECT r.bucket, r.crash_time, r.culprit, r.culprit_timestamp, r.host {_LATEST_OK}"
+    ):
+        t = _when(crash_time)
         if t is None:
             continue
         if start < t <= end:
-            window[r["bucket"]].append(r)
-            if r["host"]:
-                hosts[r["host"]].append(r)
+            window[bucket] += 1
+            culprit.setdefault(bucket, name)
+            if stamp is not None and stamp > stamp_window.get(bucket, -1):
+                stamp_window[bucket] = stamp
+                culprit[bucket] = name  # the driver of the newest timestamp: the one that regressed
+            if host:
+                hosts[host] += 1
+                host_buckets[host].add(bucket)
         elif t <= start:
-            before[r["bucket"]].append(r)
+            if stamp is not None and stamp > stamp_before.get(bucket, -1):
+                stamp_before[bucket] = stamp
             if t > base_start:
-                baseline[r["bucket"]] += 1
-    for b, items in sorted(window.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        if b in new_counts:
+                baseline[bucket] += 1
+    for b, n in sorted(window.items(), key=lambda kv: (-kv[1], kv[0])):
+        if b in new_buckets:
             continue
         daily = baseline[b] / BASELINE_DAYS
-        if len(items) >= RISE_MIN and len(items) >= RISE_FACTOR * daily:
-            out["rising"].append({"bucket": b, "window": len(items), "baseline_daily": round(daily, 3)})
-        stamps = [i["culprit_timestamp"] for i in items if i["culprit_timestamp"] is not None]
-        old = [i["culprit_timestamp"] for i in before[b] if i["culprit_timestamp"] is not None]
-        if stamps and old and max(stamps) > max(old):
+        if n >= RISE_MIN and n >= RISE_FACTOR * daily:
+            out["rising"].append({"bucket": b, "window": n, "baseline_daily": round(daily, 3)})
+        if b in stamp_window and b in stamp_before and stamp_window[b] > stamp_before[b]:
             out["regressions"].append(
                 {
                     "bucket": b,
-                    "culprit": items[0]["culprit"],
-                    "timestamp": f"{max(stamps):#x}",
-                    "previous_timestamp": f"{max(old):#x}",
-                    "crashes": len(items),
+                    "culprit": culprit[b],
+                    "timestamp": f"{stamp_window[b]:#x}",
+                    "previous_timestamp": f"{stamp_before[b]:#x}",
+                    "crashes": n,
                 }
             )
     out["rising"] = out["rising"][:limit]
     out["regressions"] = out["regressions"][:limit]
     out["repeat_hosts"] = [
-        {"host": h, "crashes": len(items), "buckets": sorted({i["bucket"] for i in items})}
-        for h, items in sorted(hosts.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-        if len(items) >= REPEAT_MIN
+        {"host": h, "crashes": n, "buckets": sorted(host_buckets[h])}
+        for h, n in sorted(hosts.items(), key=lambda kv: (-kv[1], kv[0]))
+        if n >= REPEAT_MIN
     ][:limit]
     return out

@@ -23,18 +23,20 @@ an authority SQLite refuses).
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
 import logging
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from dbgauto.catalog.records import DumpState, ResultRecord, SourceState, is_transient
+from dbgauto.catalog.records import DumpState, ResultRecord, SkipRecord, SourceState, is_transient
 from dbgauto.catalog.summary import StoredFacts, Summary, pack_facts, summary_of, unpack_facts
 from dbgauto.errors import CatalogError, CatalogWriteError
 from dbgauto.util.paths import is_network_path, sqlite_uri
@@ -55,8 +57,12 @@ def _schema_v2() -> str:
     return resources.files("dbgauto.catalog").joinpath("schema_v2.sql").read_text(encoding="utf-8")
 
 
+def _schema_v3() -> str:
+    return resources.files("dbgauto.catalog").joinpath("schema_v3.sql").read_text(encoding="utf-8")
+
+
 # Migration n (1-based) brings user_version from n-1 to n. Append; never edit a released one.
-MIGRATIONS: tuple[Any, ...] = (_schema_v1, _schema_v2)
+MIGRATIONS: tuple[Any, ...] = (_schema_v1, _schema_v2, _schema_v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -91,6 +97,25 @@ def _dump_state(row: sqlite3.Row) -> DumpState:
         source_deleted=row["source_deleted"],
         last_transient=bool(row["transient"]),
     )
+
+
+LOOKUP_CHUNK: Final = 500  # paths per IN (...) lookup (SQLite's default limit is 32,766 variables)
+
+# The index's columns, straight from the tables (the `latest` view also joins the facts, which the index
+# never reads); ``path`` is the second column (the merge with the skips keys on it).
+_SUMMARY_COLUMNS: Final = (
+    "d.id AS dump_id, d.path, d.size AS dump_size, r.status, r.error_code, r.error_message, r.transient, r.host,"
+    " r.crash_time, coalesce(r.bugcheck_code, d.bugcheck_code) AS bugcheck_code, r.bugcheck_name, r.parameters,"
+    " r.culprit, r.bucket, coalesce(r.build, d.build) AS build, r.machine_name, r.process, r.engine,"
+    " r.warnings_count, r.report_paths, r.small_path, r.finished, r.run_id"
+)
+_SUMMARY_FROM: Final = "FROM dumps AS d JOIN results AS r ON r.id = d.latest_result_id"
+
+
+def _chunks(items: Iterable[str]) -> Iterator[tuple[str, ...]]:
+    it = iter(items)
+    while part := tuple(itertools.islice(it, LOOKUP_CHUNK)):
+        yield part
 
 
 class Catalog:
@@ -300,8 +325,71 @@ class Catalog:
         return None if row is None else _dump_state(row)
 
     def all_dump_states(self) -> dict[str, DumpState]:
-        """Every known path's state in one query (discovery compares thousands of files against it)."""
+        """Every known path's state in one query (tests and tools; a batch asks for its paths only)."""
         return {row["path"]: _dump_state(row) for row in self.conn.execute(_STATE_QUERY)}
+
+    def dump_states(self, paths: Iterable[str]) -> dict[str, DumpState]:
+        """The states of these paths that the catalog knows, looked up :data:`LOOKUP_CHUNK` at a time: memory
+        follows the files a run found, not the size of the catalog."""
+        out: dict[str, DumpState] = {}
+        for part in _chunks(paths):
+            marks = ",".join("?" * len(part))
+            for row in self.conn.execute(f"{_STATE_QUERY} WHERE d.path IN ({marks})", part):
+                out[row["path"]] = _dump_state(row)
+        return out
+
+    # ---------------------------------------------------------------- skipped files
+    def claim_skips(self, run_id: int, since: str) -> None:
+        """Give the skip rows seen at or after ``since`` (this run's walk) the run's id."""
+        with self.transaction() as c:
+            c.execute("UPDATE skips SET run_id = ? WHERE last_seen >= ?", (run_id, since))
+
+    def paths_under(self, folder: os.PathLike[str] | str) -> set[str]:
+        """Source paths (dumps and skipped files) inside ``folder`` as given or resolved: few, whatever the
+        catalog's size (retention must never delete a source that lives in the output folder)."""
+        out: set[str] = set()
+        for prefix in {str(Path(folder)), str(Path(folder).resolve())}:
+            for table in ("dumps", "skips"):
+                out.update(
+                    r[0]
+                    for r in self.conn.execute(
+                        f"SELECT path FROM {table} WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+                    )
+                )
+        return out
+
+    def skip_states(self, paths: Iterable[str]) -> dict[str, SkipRecord]:
+        """The skip rows of these paths (as recorded; ``host`` included)."""
+        out: dict[str, SkipRecord] = {}
+        for part in _chunks(paths):
+            marks = ",".join("?" * len(part))
+            for row in self.conn.execute(
+                f"SELECT path, size, mtime_ns, reason, message, host FROM skips WHERE path IN ({marks})", part
+            ):
+                out[row["path"]] = SkipRecord(*row)
+        return out
+
+    def record_skips(self, run_id: int | None, skips: Sequence[SkipRecord]) -> None:
+        """Upsert one row per skipped path (one transaction): a path skipped every night keeps one row, its
+        ``last_seen`` and ``run_id`` moved on. Paths that have a result are not touched (they show it).
+        ``run_id`` None: the walk runs before its run exists; :meth:`claim_skips` sets it then."""
+        if not skips:
+            return
+        now = utc_now()
+        with self.transaction() as c:
+            generation = int(c.execute("SELECT coalesce(max(changed), 0) + 1 FROM skips").fetchone()[0])
+            c.executemany(
+                "INSERT INTO skips (path, reason, message, size, mtime_ns, host, first_seen, last_seen, changed,"
+                " run_id) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?9, ?8 WHERE NOT EXISTS"
+                " (SELECT 1 FROM dumps WHERE path = ?1 AND latest_result_id IS NOT NULL)"
+                " ON CONFLICT(path) DO UPDATE SET changed = CASE WHEN (reason, message, size, mtime_ns, host)"
+                " IS NOT (excluded.reason, excluded.message, excluded.size, excluded.mtime_ns, excluded.host)"
+                " THEN excluded.changed ELSE changed END,"
+                " reason = excluded.reason, message = excluded.message, size = excluded.size,"
+                " mtime_ns = excluded.mtime_ns, host = excluded.host, last_seen = excluded.last_seen,"
+                " run_id = excluded.run_id",
+                [(k.path, k.reason, k.message, k.size, k.mtime_ns, k.host, now, run_id, generation) for k in skips],
+            )
 
     def touch_dump(self, source: SourceState) -> None:
         """Same content seen with a new mtime (hash matched): remember the new size/mtime, keep the results."""
@@ -420,6 +508,7 @@ class Catalog:
         elif rec.facts is not None:
             self._store_facts(c, result_id, rec.facts, len(rec.warnings))
         c.execute("UPDATE dumps SET latest_result_id = ? WHERE id = ?", (result_id, dump_id))
+        c.execute("DELETE FROM skips WHERE path = ?", (rec.source.path,))  # it has a result now
         return result_id
 
     def _store_facts(self, c: sqlite3.Connection, result_id: int, facts: dict[str, Any], warnings: int) -> None:
@@ -525,12 +614,19 @@ class Catalog:
         return rows
 
     def summaries(self) -> Iterator[sqlite3.Row]:
-        """Every dump's newest result as summary columns only, streamed (the index's input at 100k dumps)."""
-        yield from self.conn.execute(
-            "SELECT dump_id, path, dump_size, status, error_code, error_message, transient, host, crash_time,"
-            " bugcheck_code, bugcheck_name, parameters, culprit, bucket, build, machine_name, process, engine,"
-            " warnings_count, report_paths, small_path, finished, run_id FROM latest ORDER BY path"
+        """Every dump's newest result as summary columns only, merged by path with the skipped files
+        (status ``skipped``, ``error_code`` the reason), streamed from two cursors (the index's input at
+        100k dumps: no list of rows is built)."""
+        results = self.conn.execute(f"SELECT {_SUMMARY_COLUMNS} {_SUMMARY_FROM} ORDER BY d.path")
+        skips = self.conn.execute(
+            "SELECT NULL AS dump_id, path, size AS dump_size, 'skipped' AS status, reason AS error_code,"
+            " message AS error_message, 0 AS transient, host, NULL AS crash_time, NULL AS bugcheck_code,"
+            " NULL AS bugcheck_name, NULL AS parameters, NULL AS culprit, NULL AS bucket, NULL AS build,"
+            " NULL AS machine_name, NULL AS process, NULL AS engine, 0 AS warnings_count, NULL AS report_paths,"
+            " NULL AS small_path, last_seen AS finished, run_id FROM skips AS s WHERE NOT EXISTS"
+            " (SELECT 1 FROM dumps AS d WHERE d.path = s.path AND d.latest_result_id IS NOT NULL) ORDER BY path"
         )
+        yield from heapq.merge(results, skips, key=lambda r: r[1])
 
     def results_for_run(self, run_id: int) -> list[dict[str, Any]]:
         rows = [
@@ -558,6 +654,12 @@ class Catalog:
 
     def max_result_id(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM results").fetchone()[0])
+
+    def index_stamp(self) -> str:
+        """What the index shows, in one short text: the newest result, and the skip rows (how many, last
+        changed). An index built from an older stamp is stale."""
+        n, changed = self.conn.execute("SELECT count(*), max(changed) FROM skips").fetchone()
+        return f"{self.max_result_id()}:{n}:{changed or ''}"
 
     def get_meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -599,7 +701,7 @@ class Catalog:
         return self._with_facts(rows)
 
     def count(self, table: str) -> int:
-        if table not in {"dumps", "runs", "results", "buckets", "driver_sets", "result_facts"}:
+        if table not in {"dumps", "runs", "results", "buckets", "driver_sets", "result_facts", "skips"}:
             raise ValueError(table)
         return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 

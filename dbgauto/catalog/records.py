@@ -11,7 +11,15 @@ from typing import Any
 
 from dbgauto.catalog.summary import StoredFacts, Summary
 
-__all__ = ["TRANSIENT_CODES", "DumpState", "HeaderFacts", "ResultRecord", "SourceState", "is_transient"]
+__all__ = [
+    "TRANSIENT_CODES",
+    "DumpState",
+    "HeaderFacts",
+    "ResultRecord",
+    "SkipRecord",
+    "SourceState",
+    "is_transient",
+]
 
 # Failures that say nothing about the dump itself (an I/O error, a file that vanished while it was read):
 # the next run retries them. Every other failure code marks a broken dump, retried only with --retry-failed.
@@ -98,3 +106,17 @@ class DumpState:
     last_result_hash: str | None
     source_deleted: str | None
     last_transient: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SkipRecord:
+    """A file a run saw and did not process (one catalog row per path, updated by each run that skips it).
+
+    ``reason``: ``older_than_since`` | ``not_a_dump`` | ``unreadable`` (dbgauto.batch.discover)."""
+
+    path: str
+    size: int | None
+    mtime_ns: int | None
+    reason: str
+    message: str
+    host: str | None = None

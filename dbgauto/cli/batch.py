@@ -64,6 +64,9 @@ def print_summary(s: BatchSummary, *, out: Path) -> None:
             f"run {s.run_id}: {s.found} dump(s) found, {s.skipped} unchanged, {s.processed} processed: "
             f"{s.succeeded} succeeded, {len(s.failures)} failed"
         )
+    if s.skipped_files:
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(s.skipped_files.items()))
+        echo(f"seen, not processed: {sum(s.skipped_files.values())} file(s) ({why}; status skipped in the index)")
     if (out / "small").is_dir():
         echo(f"small dumps: {out / 'small'}")
     if (out / "reports").is_dir():
@@ -315,6 +318,7 @@ def summary_dict(s: BatchSummary) -> dict[str, object]:
         "index_csv": str(s.index_csv) if s.index_csv else None,
         "found": s.found,
         "skipped": s.skipped,
+        "skipped_files": s.skipped_files,
         "succeeded": s.succeeded,
         "failed": [
             {"source": r.source.path, "error_code": r.error_code, "error_message": r.error_message} for r in s.failures

@@ -27,16 +27,29 @@ from dbgauto.report import charts
 from dbgauto.report.outputs import OutputSet
 from dbgauto.vocab.fmt import hex_text
 
-__all__ = ["FLEET_COLUMNS", "INDEX_CSV_COLUMNS", "fleet_csv_rows", "index_row", "sparkline", "write_fleet_index"]
+__all__ = [
+    "FLEET_COLUMNS",
+    "INDEX_CSV_COLUMNS",
+    "decode_rows",
+    "embedded_rows",
+    "fleet_csv_rows",
+    "index_row",
+    "sparkline",
+    "write_fleet_index",
+]
 
 FLEET_SCRIPT: Final = "fleet_index.js"
 FLEET_TEMPLATE: Final = "fleet_index.html"
 PAGE_ROWS: Final = 100
 MAX_BUCKETS_SHOWN: Final = 100
 
-# The order of each row's array in the embedded JSON (the page script reads the same names from it).
+# The order of each row's array in the embedded JSON (the page script reads the same names from it). Compact
+# encoding (index.html at 100,000 dumps): a path travels as its folder (coded) and its file name; a coded
+# column holds an index into that column's list of distinct values (``dicts``, after the rows: values are
+# collected while the rows stream), so a host, a bug check or a bucket is written once, not once per dump.
 FLEET_COLUMNS: Final = (
-    "name",
+    "dir",
+    "file",
     "host",
     "status",
     "reason",
@@ -50,9 +63,26 @@ FLEET_COLUMNS: Final = (
     "process",
     "engine",
     "warnings",
-    "href",
-    "path",
+    "report_dir",
+    "report_file",
 )
+CODED_COLUMNS: Final = frozenset(
+    {
+        "dir",
+        "host",
+        "status",
+        "bugcheck",
+        "code",
+        "culprit",
+        "bucket",
+        "build",
+        "machine",
+        "process",
+        "engine",
+        "report_dir",
+    }
+)
+_CODED: Final = tuple(i for i, name in enumerate(FLEET_COLUMNS) if name in CODED_COLUMNS)
 
 INDEX_CSV_COLUMNS: Final = (
     "Dump File",
@@ -84,20 +114,31 @@ def _safe_href(href: str | None) -> str | None:
     return None if scheme and scheme not in ("http", "https", "file") else href
 
 
+def _split(path: str) -> tuple[str, str]:
+    """(folder with its trailing separator, file name): ``/`` or ``\\``, whichever comes last."""
+    cut = max(path.rfind("/"), path.rfind("\\")) + 1
+    return path[:cut], path[cut:]
+
+
 def _status(row: Mapping[str, Any]) -> tuple[str, str]:
+    """(status shown, reason): ``ok``; ``failed`` / ``failed (will retry)`` with ``[code] message``;
+    ``skipped`` with ``[reason] message`` (a file seen and not processed)."""
     if row["status"] == "ok":
         return "ok", ""
+    if row["status"] == "skipped":
+        return "skipped", f"[{row['error_code']}] {row['error_message'] or ''}".strip()
     label = "failed (will retry)" if row["transient"] else "failed"
     return label, f"[{row['error_code']}] {row['error_message'] or ''}".strip()
 
 
 def index_row(row: Mapping[str, Any]) -> list[Any]:
-    """One dump's array for the page (in :data:`FLEET_COLUMNS` order) from a catalog summary row."""
+    """One dump's values for the page (in :data:`FLEET_COLUMNS` order, not yet coded) from a summary row."""
     status, reason = _status(row)
     reports = json.loads(row["report_paths"] or "{}") if row["report_paths"] else {}
-    path = str(row["path"])
-    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    folder, name = _split(str(row["path"]))
+    report_dir, report_file = _split(_safe_href(reports.get("html")) or "")
     return [
+        folder,
         name,
         row["host"] or "",
         status,
@@ -107,13 +148,31 @@ def index_row(row: Mapping[str, Any]) -> list[Any]:
         hex_text(row["bugcheck_code"], 8) if row["bugcheck_code"] is not None else "",
         row["culprit"] or "",
         row["bucket"] or "",
-        row["build"] if row["build"] is not None else "",
+        str(row["build"]) if row["build"] is not None else "",
         row["machine_name"] or "",
         row["process"] or "",
         row["engine"] or "",
         row["warnings_count"] or 0,
-        _safe_href(reports.get("html")) or "",
-        path,
+        report_dir,
+        report_file,
+    ]
+
+
+def embedded_rows(html: str) -> list[dict[str, Any]]:
+    """The rows an ``index.html`` carries, decoded (:func:`decode_rows`); [] when it has none."""
+    start = html.find('<script type="application/json" id="rows">')
+    if start < 0:
+        return []
+    start = html.index(">", start) + 1
+    return decode_rows(json.loads(html[start : html.index("</script>", start)]))
+
+
+def decode_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The page's embedded rows back as dicts of plain values (what the page script shows; for tests/tools)."""
+    cols, dicts = doc["columns"], doc["dicts"]
+    return [
+        {c: (dicts[i][v] if dicts[i] is not None else v) for i, (c, v) in enumerate(zip(cols, r, strict=True))}
+        for r in doc["rows"]
     ]
 
 
@@ -199,7 +258,9 @@ def _csv_chunks(rows: Iterable[Mapping[str, Any]], agg: dict[str, Any]) -> Itera
     for n, row in enumerate(rows, start=1):
         writer.writerows([[_cell(v) for v in cells] for cells in fleet_csv_rows([row])])
         agg["total"] += 1
-        if row["status"] != "ok":
+        if row["status"] == "skipped":
+            agg["skipped"] += 1
+        elif row["status"] != "ok":
             agg["failed"] += 1
         else:
             if row["crash_time"]:
@@ -220,20 +281,28 @@ def _csv_chunks(rows: Iterable[Mapping[str, Any]], agg: dict[str, Any]) -> Itera
 
 
 def _html_chunks(page: str, rows: Iterable[Mapping[str, Any]]) -> Iterable[bytes]:
-    """The rendered page with the rows' JSON streamed in at :data:`ROWS_MARK`, 2,000 rows per chunk."""
+    """The rendered page with the rows' JSON streamed in at :data:`ROWS_MARK`, 2,000 rows per chunk; the
+    coded columns' distinct values follow the rows (collected on the way)."""
     head, tail = page.split(ROWS_MARK, 1)
     yield head.encode("utf-8", "backslashreplace")
     yield _json_safe('{"columns":' + json.dumps(FLEET_COLUMNS) + f',"page":{PAGE_ROWS},"rows":[').encode("ascii")
+    codes: list[dict[str, int]] = [{} for _ in FLEET_COLUMNS]
+    dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
     part: list[str] = []
-    first = True
+    sep = ""
     for row in rows:
-        text = json.dumps(index_row(row), separators=(",", ":"), ensure_ascii=True)
-        part.append(text if first else "," + text)
-        first = False
+        cells = index_row(row)
+        for i in _CODED:
+            known = codes[i]
+            cells[i] = known.setdefault(cells[i], len(known))
+        part.append(sep + dumps(cells))
+        sep = ","
         if len(part) >= 2000:
             yield _json_safe("".join(part)).encode("ascii")
             part.clear()
-    yield _json_safe("".join(part) + "]}").encode("ascii")
+    yield _json_safe("".join(part)).encode("ascii")
+    dicts = [list(codes[i]) if i in _CODED else None for i in range(len(FLEET_COLUMNS))]
+    yield _json_safe('],"dicts":' + dumps(dicts) + "}").encode("ascii")
     yield tail.encode("utf-8", "backslashreplace")
 
 
@@ -265,6 +334,7 @@ def write_fleet_index(
     agg: dict[str, Any] = {
         "total": 0,
         "failed": 0,
+        "skipped": 0,
         "per_day": Counter(),
         "bugchecks": Counter(),
         "culprits": Counter(),
@@ -294,6 +364,7 @@ def write_fleet_index(
             title=title,
             total=agg["total"],
             failed=agg["failed"],
+            skipped=agg["skipped"],
             buckets=bucket_rows,
             buckets_total=len(buckets),
             changes=changes or {},

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from batchkit import run_cli
 
+from dbgauto.report.fleet import decode_rows
+
 
 def _copy(root: Path, triage: Path, names: list[str]) -> list[Path]:
     out = []
@@ -43,9 +45,9 @@ def test_hosts_index_and_catalog_commands(tmp_path: Path, triage_x64_path: Path)
     assert html.rstrip().endswith("</html>")
     data = re.search(r'<script type="application/json" id="rows">(.*?)</script>', html, re.S)
     assert data is not None
-    doc = json.loads(data.group(1))
-    assert len(doc["rows"]) == 4
-    names = [r[doc["columns"].index("name")] for r in doc["rows"]]
+    rows_shown = decode_rows(json.loads(data.group(1)))
+    assert len(rows_shown) == 4
+    names = [r["file"] for r in rows_shown]
     assert sorted(names) == ["a.dmp", "b.dmp", "bad.dmp", "c.dmp"]
     assert 'id="bucketview"' in html
     assert '<svg class="spark"' in html

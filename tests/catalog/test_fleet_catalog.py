@@ -56,7 +56,7 @@ def test_v1_catalog_migrates_in_place(tmp_path: Path, real_facts: dict[str, Any]
     path = tmp_path / CATALOG_NAME
     _v1_catalog(path, real_facts)
     with Catalog.open(path) as cat:
-        assert cat.user_version == SCHEMA_VERSION == 2
+        assert cat.user_version == SCHEMA_VERSION == 3
         rows = {r["path"]: r for r in cat.latest()}
         assert len(rows) == 3
         pc1 = rows["/share/PC1/MEMORY.DMP"]
