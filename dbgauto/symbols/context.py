@@ -544,6 +544,7 @@ class _Builder:
             return None
         from dbgauto.pe.image import PeImage
 
+        mem.read(base, 2)  # a closed dump raises here (DumpClosedError) rather than pass for one without the image
         try:
             return PeImage.from_memory(mem.read, base, name="nt (in the dump)")
         except DbgautoError:
