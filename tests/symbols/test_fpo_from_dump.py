@@ -277,3 +277,32 @@ def test_damaged_driver_pdb_is_a_warning(
     facts = facts_from_dump(drv_dump, symbol_path=f"srv*{tmp_path / 'store'}*{url}").to_dict()
     assert not any(f["trust"] == "cfi" for f in facts["stack"]["frames"])
     assert any("refused: unreadable" in w and "fpodrv.pdb" in w for w in facts["warnings"]), facts["warnings"]
+
+
+def test_frame_data_api_memoised_and_only_for_resident_images(
+    drv_image: Image, drv_crash: Crash, drv_dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+) -> None:
+    from dbgauto.kdump.reader import KernelDump
+    from dbgauto.kernel.open import read_parts
+    from dbgauto.symbols.context import KernelInputs, SymbolContext
+    from dbgauto.symbols.sympath import resolve_symbol_path
+    from dbgauto.unwind import Module
+
+    url, tree = server
+    key = drv_image.key_path("fpodrv")
+    tree.files[f"symbols/{key}"] = drv_image.pdb.read_bytes()
+    with KernelDump.open(drv_dump) as d:
+        parts = read_parts(d)
+        ctx = SymbolContext.build(KernelInputs.from_parts(parts), resolve_symbol_path(f"srv*{tmp_path}*{url}", {}))
+        mod = Module("fpodrv", drv_crash.base, drv_image.info.size_of_image)
+        table = ctx.frame_data(mod)
+        assert table is not None
+        leaf = drv_image.info.exports["leaf_c"]
+        record = table.lookup(leaf)
+        assert record is not None
+        assert record.rva == leaf  # a record begins at leaf_c's start
+        assert ctx.frame_data(mod) is table
+        assert tree.log.count(f"symbols/{key}") == 1  # fetched once
+        other = next(m for m in parts.drivers if m.base != drv_crash.base and m.size)
+        assert ctx.frame_data(Module(other.base_name, other.base, other.size)) is None  # no image resident there
+        assert ctx.frame_data(Module("nowhere", 0x1000, 0x1000)) is None  # outside every module
