@@ -79,6 +79,15 @@ class DumpFormatError(DbgautoError):
         super().__init__(f"{_where(path, offset)}{reason}")
 
 
+class DumpClosedError(DumpFormatError):
+    """A read of a dump after it was closed: a caller's bug, never an absent page (which reads as None)."""
+
+    code = "dump_closed"
+
+    def __init__(self, path: os.PathLike[str] | str | None) -> None:
+        super().__init__(path, "the dump is closed (read it before closing it)")
+
+
 class BadSignatureError(DumpFormatError):
     """The first bytes are not PAGEDUMP / PAGEDU64 (or a sub-header signature is wrong)."""
 

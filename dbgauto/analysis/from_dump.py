@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from dbgauto.kdump.records import LoadedDriver
     from dbgauto.kernel.parts import KernelParts
     from dbgauto.symbols.context import SymbolContext
+    from dbgauto.unwind.walk import FrameDataSource
 
 __all__ = ["IRQL_PARAMETER", "MAX_SCAN_FRAMES", "facts_from_parts", "header_facts"]
 
@@ -112,7 +113,14 @@ def facts_from_parts(
     if symbols is not None and symbols.table is not None and symbolizer is None:
         symbolizer = symbols
     facts = _facts_from_parts(
-        dump, parts, source=source, missing=missing, warnings=warnings, symbolizer=symbolizer, images=symbols
+        dump,
+        parts,
+        source=source,
+        missing=missing,
+        warnings=warnings,
+        symbolizer=symbolizer,
+        images=symbols,
+        frame_data=symbols.frame_data if symbols is not None else None,
     )
     if symbols is None:
         return facts
@@ -130,6 +138,7 @@ def _facts_from_parts(
     warnings: Iterable[str],
     symbolizer: Symbolizer | None,
     images: SymbolContext | None = None,
+    frame_data: FrameDataSource | None = None,
 ) -> CrashFacts:
     base = header_facts(dump, source)
     notes = [*dump.warnings, *warnings]
@@ -145,7 +154,9 @@ def _facts_from_parts(
         base["experimental"] = {**base["experimental"], "collection": "small-dump parts gathered from the large dump"}
     drivers = tuple(_driver_fact(d) for d in parts.drivers)
     unloaded = tuple(UnloadedDriverFact(name=u.name, start=u.start, end=u.end) for u in parts.unloaded_drivers or ())
-    walked = unwound_stack(parts, bugcheck_code=code, parameters=params, symbolizer=symbolizer, images=images)
+    walked = unwound_stack(
+        parts, bugcheck_code=code, parameters=params, symbolizer=symbolizer, images=images, frame_data=frame_data
+    )
     experimental = dict(base["experimental"])
     if walked.frames:
         stack = StackFact(kind=walked.kind, frames=walked.frames)

@@ -44,6 +44,7 @@ from dbgauto.vocab.bugchecks import base_code
 if TYPE_CHECKING:
     from dbgauto.kernel.parts import KernelParts
     from dbgauto.unwind import StackWalk
+    from dbgauto.unwind.walk import FrameDataSource
 
 __all__ = [
     "ARCH_OF_MACHINE",
@@ -167,9 +168,11 @@ def unwound_stack(
     parameters: Sequence[int],
     symbolizer: Symbolizer | None = None,
     images: object | None = None,
+    frame_data: FrameDataSource | None = None,
 ) -> StackResult:
     """Unwind the crashing thread (see the module docstring); never raises on bad input. ``images``: what
-    supplies images the dump lacks (a SymbolContext's ``image``); default the symbolizer when it offers one."""
+    supplies images the dump lacks (a SymbolContext's ``image``); default the symbolizer when it offers one.
+    ``frame_data(module)`` (x86) gives a module's FPO FrameData; default: the symbolizer's when it offers one."""
     out = StackResult()
     arch = ARCH_OF_MACHINE.get(parts.machine)
     if arch is None:
@@ -191,6 +194,7 @@ def unwound_stack(
     else:
         return out
     mods = [Module(d.base_name, d.base, d.size) for d in parts.drivers if d.size]
+    fpo = _frame_data_source(symbolizer, frame_data) if arch == "x86" else None
 
     def walk_from(start: dict[str, int]) -> StackWalk:
         return unwind(
@@ -203,6 +207,7 @@ def unwound_stack(
             exclude=[p for p in parameters if p],
             ktrap_frame=layout,
             function_name=_function_namer(symbolizer),
+            frame_data=fpo,
         )
 
     walk = walk_from(regs)
@@ -290,6 +295,14 @@ def _ktrap_layout(symbolizer: Symbolizer | None) -> dict[str, int]:
         except Exception:  # a symbol source is outside our control: the constants serve
             info = None
     return layout_from_type(getattr(info, "fields", None))
+
+
+def _frame_data_source(symbolizer: Symbolizer | None, given: FrameDataSource | None) -> FrameDataSource | None:
+    """x86 FrameData per module: ``given``, else the symbolizer's ``frame_data`` (a SymbolContext's)."""
+    if given is not None:
+        return given
+    offered = getattr(symbolizer, "frame_data", None)
+    return offered if callable(offered) else None
 
 
 def _function_namer(symbolizer: Symbolizer | None):  # -> Callable[[int], str | None] | None

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from dbgauto.errors import (
+    DumpClosedError,
     DumpFormatError,
     DumpNotFoundError,
     PageNotPresentError,
@@ -80,6 +81,7 @@ class KernelDump:
         self._paging_mode: str | None = None
         self._paging_error: UnsupportedMachineError | None = None
         self._file: PositionalFile | None = None  # positional reads beside the mmap (see read_file)
+        self._closed = False  # set by close(): every later read raises DumpClosedError
 
         found = sniff(self.buffer, file_size, path)
         self.is_64bit = found.is_64bit
@@ -159,6 +161,7 @@ class KernelDump:
         holds keeps the file mapped: that is logged as a warning naming the file, :attr:`mapped` stays true,
         and a later ``close()`` (after the view is dropped) unmaps it.
         """
+        self._closed = True
         if self._mmap is None:
             return
         self._physmap = None
@@ -185,6 +188,11 @@ class KernelDump:
                 )
                 return
         self._mmap = None
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (reads then raise :class:`DumpClosedError`)."""
+        return self._closed
 
     @property
     def mapped(self) -> bool:
@@ -248,7 +256,9 @@ class KernelDump:
         return None
 
     def page_offset(self, pfn: int) -> int | None:
-        """File offset of page frame ``pfn``, or None when it is not in the dump."""
+        """File offset of page frame ``pfn``, or None when it is not in the dump; DumpClosedError once closed."""
+        if self._closed:
+            raise DumpClosedError(self.path)
         if self._physmap is None or pfn < 0:
             return None
         return self._physmap.lookup(pfn)
@@ -257,6 +267,8 @@ class KernelDump:
         """``size`` bytes at physical address ``pa``, across pages; PageNotPresentError unless ``zero_fill``."""
         if size < 0:
             raise ValueError(f"negative size {size}")
+        if self._closed:
+            raise DumpClosedError(self.path)
         if pa < 0:
             raise PageNotPresentError(pa, path=self.path)
         pm = self._physmap
@@ -284,9 +296,11 @@ class KernelDump:
         For scattered reads of huge dumps (conversion): the mapping's fault-around would grow the resident size by
         ~64 KiB per page touched; see :mod:`dbgauto.util.fs`. The descriptor is opened on first use, advised random.
         """
+        if self._closed:
+            raise DumpClosedError(self.path)
         if self._file is None:
             if self._mmap is None:
-                raise DumpFormatError(self.path, "the dump is closed")
+                raise DumpClosedError(self.path)
             try:
                 self._file = PositionalFile(self.path)
                 self._file.advise_random()
@@ -342,6 +356,8 @@ class KernelDump:
         """``size`` bytes at virtual address ``va``; with ``zero_fill`` untranslatable/absent pages read as zeros."""
         if size < 0:
             raise ValueError(f"negative size {size}")
+        if self._closed:
+            raise DumpClosedError(self.path)
         out: list[bytes] = []
         addr, end = va, va + size
         while addr < end:
@@ -367,7 +383,7 @@ class KernelDump:
             raise DumpFormatError(self.path, f"not a small memory dump (DumpType {int(self.dump_type)})")
         if self._triage is None:
             if self._mmap is None:
-                raise DumpFormatError(self.path, "the dump is closed")
+                raise DumpClosedError(self.path)
             from dbgauto.kdump.triage import TriageDump
 
             self._triage = TriageDump.parse(self)

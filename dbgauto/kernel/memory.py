@@ -1,4 +1,5 @@
-"""Kernel virtual memory of a large dump, page-cached: reads answer bytes or None, never raise.
+"""Kernel virtual memory of a large dump, page-cached: reads answer bytes or None (a read after the dump was
+closed raises :class:`~dbgauto.errors.DumpClosedError`: cached pages must not pass for the whole dump).
 
 Conversion reads about 1,300 scattered pages (pointer windows land all over RAM). Two choices keep its cost
 independent of the dump's size and its memory small:
@@ -21,7 +22,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Final
 
-from dbgauto.errors import MemoryAccessError, PageNotPresentError, UnsupportedMachineError
+from dbgauto.errors import DumpClosedError, MemoryAccessError, PageNotPresentError, UnsupportedMachineError
 from dbgauto.kdump import paging
 from dbgauto.kdump.constants import PAGE_SHIFT, PAGE_SIZE
 
@@ -57,6 +58,10 @@ class DumpMemory:
         self._pages.clear()
         self._entries.clear()
         self._offsets.clear()
+
+    def _open(self) -> None:
+        if getattr(self.dump, "closed", False):
+            raise DumpClosedError(self.dump.path)
 
     # -- physical pages ------------------------------------------------------------------------------------
 
@@ -103,6 +108,7 @@ class DumpMemory:
 
     def page(self, page_va: int) -> bytes | None:
         """The 4 KiB page at ``page_va`` (page-aligned), or None when it does not translate or is absent."""
+        self._open()
         if page_va in self._pages:
             return self._pages[page_va]
         off = self._page_offset(page_va)
@@ -131,6 +137,7 @@ class DumpMemory:
 
     def read(self, va: int, size: int) -> bytes | None:
         """``size`` bytes at ``va``; None if any page of the range is absent."""
+        self._open()
         if size <= 0:
             return b""
         va &= self._va_mask
@@ -151,6 +158,7 @@ class DumpMemory:
 
     def read_prefix(self, va: int, size: int) -> bytes:
         """The longest present prefix of ``[va, va+size)`` (possibly empty)."""
+        self._open()
         va &= self._va_mask
         parts = []
         addr, end = va, min(va + size, self._va_mask + 1)

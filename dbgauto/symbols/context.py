@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from dbgauto.errors import DbgautoError, SymbolError
 from dbgauto.symbols.cache import CONVERTED_DIR, cache_entry
+from dbgauto.symbols.fpo import FrameDataTable, load_frame_data
 from dbgauto.symbols.identify import KDBG_GLOBALS, Identification, by_kdbg, by_rsds, kdbg_addresses
 from dbgauto.symbols.isf import find_isf_files, load_isf
 from dbgauto.symbols.naming import format_hit
@@ -62,6 +63,8 @@ _memo: dict[tuple[str, int, int], SymbolTable] = {}  # loaded tables, per proces
 _MAX_SIGNATURE_DIRS: Final = 4096
 # per process: (candidate roots, cache) -> (folders signature, fingerprints, files set aside with their error)
 _candidates_memo: dict[tuple[tuple[str, ...], str], tuple[Any, list[SymbolTable], list[tuple[Path, Exception]]]] = {}
+_fpo_memo: dict[tuple[str, int, int], FrameDataTable] = {}  # x86 FrameData per PDB file, per process
+MAX_FRAME_DATA_MODULES: Final = 1024  # modules whose frame data one context remembers
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,58 @@ def _load(path: Path, cache_dir: Path, loader: Callable[[Path, Path], SymbolTabl
     return table
 
 
+def _load_fpo(path: Path) -> FrameDataTable:
+    """The FrameData of the PDB at ``path``, read once per process per file version."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    table = _fpo_memo.get(key)
+    if table is None:
+        table = load_frame_data(path)
+        if len(_fpo_memo) >= _MEMO_LIMIT:
+            _fpo_memo.pop(next(iter(_fpo_memo)))
+        _fpo_memo[key] = table
+    return table
+
+
+@dataclass(frozen=True, slots=True)
+class PdbLookup:
+    """What the symbol path gave for one RSDS key: the matching table, or the file found and why it was refused
+    (``refused`` None and ``path`` None: nothing found under the key)."""
+
+    table: SymbolTable | None
+    path: Path | None = None
+    refused: str | None = None
+
+    def describe(self, pdb_name: str, key: str) -> str:
+        if self.refused is not None:
+            return f"PDB {self.path or ntpath.basename(pdb_name)} refused: {self.refused}"
+        return f"PDB {ntpath.basename(pdb_name)} {key} not found"
+
+
+def fetch_matching_pdb(finder: SymbolFinder, cache_dir: Path, pdb_name: str, guid: str, age: int) -> PdbLookup:
+    """The PDB the symbol path holds under an RSDS record's key, loaded, used only when its own GUID/age (PDB
+    info stream) are the record's; a file that is unreadable or of another build is refused, saying so."""
+    try:
+        key = pdb_key(ntpath.basename(pdb_name), guid, age)
+    except SymbolError as e:
+        return PdbLookup(None, None, str(e))
+    path = finder.find(key)
+    if path is None:
+        return PdbLookup(None)
+    try:
+        table = _load(path, cache_dir, load_pdb)
+    except (SymbolError, OSError) as e:
+        return PdbLookup(None, path, f"unreadable ({e.reason if isinstance(e, SymbolError) else e})")
+    want = f"{guid.replace('-', '').upper()}{age:X}"
+    if table.pdb_id != want:
+        return PdbLookup(None, path, f"GUID/age mismatch (the file is {table.pdb_id}, the image names {want})")
+    return PdbLookup(table, path)
+
+
+def _is_pdb_file(source: str | None) -> bool:
+    return bool(source) and Path(str(source)).suffix.lower() == ".pdb"
+
+
 def _fingerprint(path: Path, cache_dir: Path) -> SymbolTable:
     """A candidate's identity and KDBG-global RVAs only, as a tiny table: the KDBG match reads these (a small
     JSON file beside the converted table) instead of loading every candidate's 40,000 names."""
@@ -228,6 +283,7 @@ class SymbolContext:
         self.finder = finder
         self._spans: tuple[list[int], list[DumpModule]] | None = None  # module_at's index, built on first use
         self._kernel: DumpModule | bool | None = False  # inputs.kernel, looked up once (False: not yet)
+        self._frame_data: dict[int, FrameDataTable | None] = {}
 
     # --- building -------------------------------------------------------------------------------------------
 
@@ -461,6 +517,56 @@ class SymbolContext:
             return None
         return process_identity(t, process_bytes, thread_bytes, pointer_size)
 
+    # --- x86 frame data ---------------------------------------------------------------------------------------
+
+    def frame_data(self, module: Any) -> FrameDataTable | None:
+        """The FPO FrameData of ``module`` (anything with ``base``, e.g. the unwinder's Module), for x86 walks.
+
+        The kernel's comes from its identified table's PDB (when the table was read from a PDB file); any module
+        whose image is resident in the dump names its PDB by the RSDS record in its header, found along the
+        symbol path as the kernel's is, and used only when its GUID/age are the record's. Memoised per module;
+        never raises: a bad or mismatched PDB is set aside with a warning and the module has no frame data."""
+        base = int(getattr(module, "base", -1))
+        if base in self._frame_data:
+            return self._frame_data[base]
+        try:
+            got = self._find_frame_data(base)
+        except (DbgautoError, OSError, ValueError) as e:
+            got = None
+            text = str(e) if isinstance(e, SymbolError) else f"{getattr(module, 'name', hex(base))}: {e}"
+            self._warn(f"symbols: frame data: {text}; the dump is analysed without it")
+        if len(self._frame_data) < MAX_FRAME_DATA_MODULES:
+            self._frame_data[base] = got
+        return got
+
+    def _warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+    def _find_frame_data(self, base: int) -> FrameDataTable | None:
+        m = self.module_at(base)
+        if m is None or m.base != base:
+            return None
+        t = self.table
+        if self._is_kernel(m) and t is not None and _is_pdb_file(t.source):
+            return _load_fpo(Path(t.source))
+        mem = self.inputs.memory
+        if mem is None or self.finder is None or mem.read(base, 2) != b"MZ":
+            return None  # the image is not resident (small dumps; paged out)
+        from dbgauto.pe.debug import read_codeview
+        from dbgauto.pe.image import PeImage
+
+        img = PeImage.from_memory(mem.read, base, name=f"{m.image_name} (in the dump)")
+        cv = read_codeview(img)
+        if cv is None:
+            return None
+        found = fetch_matching_pdb(self.finder, self.resolved.cache_dir, cv.pdb_name, cv.guid.replace("-", ""), cv.age)
+        if found.table is None or found.path is None:
+            if found.refused is not None:
+                self._warn(f"symbols: {m.short}: {found.describe(cv.pdb_name, '')}; no frame data from it")
+            return None
+        return _load_fpo(found.path)
+
 
 class _Builder:
     """One identification run: candidate tables, tried the three ways, with warnings for what was set aside."""
@@ -554,6 +660,7 @@ class _Builder:
             return None
         from dbgauto.pe.image import PeImage
 
+        mem.read(base, 2)  # a closed dump raises here (DumpClosedError) rather than pass for one without the image
         try:
             return PeImage.from_memory(mem.read, base, name="nt (in the dump)")
         except DbgautoError:
@@ -587,26 +694,24 @@ class _Builder:
         got = by_rsds(guid, cv.age, self.candidates(), via_image=via_image)
         if got is not None:
             got = self.full(got)
+        refused: str | None = None
         if got is None:
-            got = self._pdb_by_key(cv.pdb_name, guid, cv.age, via_image)
+            got, refused = self._pdb_by_key(cv.pdb_name, guid, cv.age, via_image)
         if got is None:
-            reasons.append(f"{img.name}: PDB {ntpath.basename(cv.pdb_name)} {cv.symbol_key} not found")
+            reasons.append(f"{img.name}: {refused or PdbLookup(None).describe(cv.pdb_name, cv.symbol_key)}")
             return None
         self.code_ranges = list(execs) if execs else None
         return got
 
-    def _pdb_by_key(self, pdb_name: str, guid: str, age: int, via_image: bool) -> Identification | None:
-        try:
-            key = pdb_key(ntpath.basename(pdb_name), guid, age)
-        except SymbolError as e:
-            self._set_aside(pdb_name, e)
-            return None
-        path = self.finder.find(key)
-        if path is None:
-            return None
-        try:
-            table = _load(path, self.resolved.cache_dir, load_pdb)
-        except (SymbolError, OSError) as e:
-            self._set_aside(path, e)
-            return None
-        return by_rsds(guid, age, [table], via_image=via_image)
+    def _pdb_by_key(
+        self, pdb_name: str, guid: str, age: int, via_image: bool
+    ) -> tuple[Identification | None, str | None]:
+        """(the identification, None) or (None, why the PDB found under the key was refused, or None)."""
+        found = fetch_matching_pdb(self.finder, self.resolved.cache_dir, pdb_name, guid, age)
+        if found.table is None:
+            if found.refused is None:
+                return None, None
+            why = found.describe(pdb_name, "")
+            self.warnings.append(f"symbols: {why}; the dump is analysed without it")
+            return None, why
+        return by_rsds(guid, age, [found.table], via_image=via_image), None

@@ -228,12 +228,39 @@ def test_misfiled_pdb_of_another_build_is_refused(
     assert f"symbols/{kernel.key_path}" in tree.log  # fetched, then refused
     assert ctx.table is None
     assert ctx.method is None
-    assert f"{kernel.guid}{kernel.age:X} not found" in (ctx.reason or "")
+    reason = ctx.reason or ""
+    stored = tmp_path / "store" / kernel.key_path
+    want, got = f"{kernel.guid}{kernel.age:X}", f"{other.guid}{other.age:X}"
+    assert f"PDB {stored} refused: GUID/age mismatch (the file is {got}, the image names {want})" in reason
+    assert "not found" not in reason
+    assert any(f"PDB {stored} refused" in w for w in ctx.warnings)
     assert [ctx.code_name(pc) for _, pc in crash.frames] == [f"nt+{pc - crash.base:#x}" for _, pc in crash.frames]
     assert ctx.record()["table"] is None
     facts = facts_from_dump(dump, symbol_path=f"srv*{tmp_path / 'store'}*{url}").to_dict()
     assert facts["x_symbols"]["table"] is None
     assert not any(f.get("function") for f in facts["stack"]["frames"])
+
+
+def test_unreadable_pdb_is_refused_naming_the_file(
+    kernel: Kernel, dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+) -> None:
+    url, tree = server
+    tree.files[f"symbols/{kernel.key_path}"] = kernel.pdb.read_bytes()[:5000]  # cut short
+    ctx = _context(dump, f"srv*{tmp_path / 'store'}*{url}")
+    assert ctx.table is None
+    reason = ctx.reason or ""
+    assert f"PDB {tmp_path / 'store' / kernel.key_path} refused: unreadable (" in reason, reason
+    assert "not found" not in reason
+
+
+def test_absent_pdb_is_still_not_found(
+    kernel: Kernel, dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+) -> None:
+    url, _tree = server
+    ctx = _context(dump, f"srv*{tmp_path / 'store'}*{url}")
+    reason = ctx.reason or ""
+    assert f"PDB ntkrnlmp.pdb {kernel.guid}{kernel.age:X} not found" in reason, reason
+    assert "refused" not in reason
 
 
 def test_dump_whose_rsds_names_another_guid_gets_no_table(
