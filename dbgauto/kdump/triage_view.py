@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dbgauto.errors import PageNotPresentError
+from dbgauto.errors import DumpClosedError, PageNotPresentError
 from dbgauto.util.layout import Buffer
 
 
@@ -90,7 +90,12 @@ class VirtualView:
         """``size`` bytes at ``va``; PageNotPresentError names the first address no copy holds."""
         if size < 0:
             raise ValueError("negative size")
-        va &= self._mask
+        try:
+            return self._read(va & self._mask, size)
+        except ValueError:  # only a released buffer raises it here: the dump was closed
+            raise DumpClosedError(self._path) from None
+
+    def _read(self, va: int, size: int) -> bytes:
         first = self._locate(va)
         if first is not None and first[1] >= size:  # the common case: one copy holds it all
             off = first[0]

@@ -70,3 +70,17 @@ def test_close_is_idempotent_and_reads_before_close_are_unaffected(world_dump) -
         assert d.read_virtual(world.kdbg_va, 16) == world.kdbg_stored[:16]
     d.close()
     assert d.closed
+
+
+def test_a_small_dumps_copies_after_close_raise_dump_closed_error(triage_x64_path: Path) -> None:
+    """A small dump's memory is its copies (KPRCB, thread, process, stack); after close they raise the same error."""
+    d = KernelDump.open(triage_x64_path)
+    parts = read_parts(d)
+    assert parts.memory is not None
+    assert parts.top_of_stack is not None
+    top = parts.top_of_stack
+    assert parts.memory.read(top, 8) == bytes(parts.stack[:8])  # the stack copy, while open
+    d.close()
+    with pytest.raises(DumpClosedError) as err:
+        parts.memory.read(top, 8)
+    assert str(triage_x64_path) in str(err.value)

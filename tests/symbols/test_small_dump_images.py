@@ -239,18 +239,18 @@ def test_context_image_is_memoised_and_offline_without_a_server(
     tree.files[f"symbols/{key}"] = driver.image.read_bytes()
     with KernelDump.open(small) as d:
         inputs = KernelInputs.from_parts(read_parts(d))
-    ctx = SymbolContext.build(inputs, resolve_symbol_path(f"srv*{tmp_path / 'store'}*{url}", {}))
-    img = ctx.image(crash.base)
-    assert img is not None
-    assert (img.base, img.timestamp, img.size_of_image) == (crash.base, driver.timestamp, driver.size_of_image)
-    asked = list(tree.log)
-    assert ctx.image(crash.frames[2][1]) is img  # any address inside the module; no second fetch
-    assert tree.log == asked
-    # network=False: the server is never asked, even though the path names it
-    tree.log.clear()
-    off = SymbolContext.build(inputs, resolve_symbol_path(f"srv*{tmp_path / 'store2'}*{url}", {}), network=False)
-    assert off.image(crash.base) is None
-    assert tree.log == []
+        ctx = SymbolContext.build(inputs, resolve_symbol_path(f"srv*{tmp_path / 'store'}*{url}", {}))
+        img = ctx.image(crash.base)
+        assert img is not None
+        assert (img.base, img.timestamp, img.size_of_image) == (crash.base, driver.timestamp, driver.size_of_image)
+        asked = list(tree.log)
+        assert ctx.image(crash.frames[2][1]) is img  # any address inside the module; no second fetch
+        assert tree.log == asked
+        # network=False: the server is never asked, even though the path names it
+        tree.log.clear()
+        off = SymbolContext.build(inputs, resolve_symbol_path(f"srv*{tmp_path / 'store2'}*{url}", {}), network=False)
+        assert off.image(crash.base) is None
+        assert tree.log == []
 
 
 def test_large_dump_without_the_resident_header_takes_the_served_image(
