@@ -628,6 +628,13 @@ class Catalog:
         )
         yield from heapq.merge(results, skips, key=lambda r: r[1])
 
+    def skipped(self) -> Iterator[sqlite3.Row]:
+        """The files runs saw and did not process (no result), by path: ``catalog list --skipped``."""
+        yield from self.conn.execute(
+            "SELECT path, reason, message, size, host, first_seen, last_seen, run_id FROM skips AS s WHERE NOT EXISTS"
+            " (SELECT 1 FROM dumps AS d WHERE d.path = s.path AND d.latest_result_id IS NOT NULL) ORDER BY path"
+        )
+
     def results_for_run(self, run_id: int) -> list[dict[str, Any]]:
         rows = [
             dict(r)

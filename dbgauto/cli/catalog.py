@@ -58,10 +58,16 @@ def command() -> None:
 @click.argument("where", type=click.Path(exists=True, path_type=Path))
 @click.option("--failed", "only", flag_value="failed", help="Only dumps whose newest result failed.")
 @click.option("--ok", "only", flag_value="ok", help="Only dumps whose newest result succeeded.")
+@click.option(
+    "--skipped", "only", flag_value="skipped", help="Only files a run saw and did not process, with the reason."
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
 def list_cmd(where: Path, only: str | None, as_json: bool) -> None:
     """Every dump in the catalog with its newest outcome (WHERE: the output folder or the .sqlite file)."""
     with _open(where) as cat:
+        if only == "skipped":
+            _list_skipped(cat, as_json)
+            return
         rows = cat.latest(status=only, facts=False)
         if as_json:
             click.echo(json.dumps([_export_row(r) for r in rows], indent=2))
@@ -74,6 +80,17 @@ def list_cmd(where: Path, only: str | None, as_json: bool) -> None:
             kind = f"type={dump_type:<4} bugcheck={bug:<10} host={r['host'] or '-':<12}"
             click.echo(terminal_line(f"{r['dump_id']:>5}  {outcome:<28} {kind} {r['path']}  -> {small}"))
         click.echo(f"{len(rows)} dump(s)", err=True)
+
+
+def _list_skipped(cat: Catalog, as_json: bool) -> None:
+    rows = [dict(r) for r in cat.skipped()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        why = f"SKIPPED [{r['reason']}]"
+        click.echo(terminal_line(f"{why:<30} last seen {r['last_seen']}  {r['path']}  ({r['message'] or '-'})"))
+    click.echo(f"{len(rows)} skipped file(s)", err=True)
 
 
 @command.command("runs")

@@ -100,6 +100,21 @@ def test_skipped_files_are_listed_once_with_their_reason(tmp_path: Path, triage_
         ("old.dmp", 2, 1),
     ]
     assert (out / "index.html").stat().st_mtime_ns == index_mtime
+    listed = run_cli("catalog", "list", out, "--skipped")
+    assert listed.returncode == 0, listed.stderr
+    assert "3 skipped file(s)" in listed.stderr
+    assert sorted(ln.split()[1] for ln in listed.stdout.splitlines()) == [
+        "[not_a_dump]",
+        "[not_a_dump]",
+        "[older_than_since]",
+    ]
+    assert any(ln.endswith("(a user-mode minidump (MDMP), not a kernel dump)") for ln in listed.stdout.splitlines())
+    as_json = json.loads(run_cli("catalog", "list", out, "--skipped", "--json").stdout)
+    assert {Path(r["path"]).name: (r["reason"], r["host"]) for r in as_json} == {
+        "old.dmp": ("older_than_since", "PC1"),
+        "app.dmp": ("not_a_dump", "PC2"),
+        "MEMORY.DMP": ("not_a_dump", "PC2"),
+    }
 
     # without --since the old dump is processed: its skipped row becomes its result (still one row)
     res = run_cli("batch", src, "--out", out, "--no-convert")
@@ -112,6 +127,8 @@ def test_skipped_files_are_listed_once_with_their_reason(tmp_path: Path, triage_
         "MEMORY.DMP": "skipped",
     }
     assert len(page_rows) == 4
+    listed = run_cli("catalog", "list", out, "--skipped", "--json")
+    assert sorted(Path(r["path"]).name for r in json.loads(listed.stdout)) == ["MEMORY.DMP", "app.dmp"]
     # a finished MEMORY.DMP is processed the next time it is seen
     shutil.copyfile(triage_x64_path, other / "MEMORY.DMP")
     res = run_cli("batch", src, "--out", out, "--no-convert")
