@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PureWindowsPath
 
@@ -110,6 +111,26 @@ def read_cab(data: Buffer, source: str = "<cab>", *, max_output: int = MAX_OUTPU
     return members
 
 
+def _data_blocks(
+    mv: memoryview, start: int, n_blocks: int, cb_data_res: int, bad: Callable[..., SymbolError]
+) -> Iterator[tuple[int, int, int, memoryview]]:
+    """The folder's CFDATA blocks as (index, offset of the payload, declared uncompressed size, payload), each
+    header and payload checked against the file's end before it is yielded."""
+    size = len(mv)
+    if n_blocks * (_DATA.size + cb_data_res) > size:
+        raise bad(f"{n_blocks} data blocks do not fit in the file")
+    pos = start
+    for i in range(n_blocks):
+        if pos + _DATA.size + cb_data_res > size:
+            raise bad(f"data block {i} truncated", pos)
+        _csum, cb_data, cb_uncomp = _DATA.unpack_from(mv, pos)
+        pos += _DATA.size + cb_data_res
+        if pos + cb_data > size:
+            raise bad(f"data block {i} needs {cb_data} bytes past the end", pos)
+        yield i, pos, cb_uncomp, mv[pos : pos + cb_data]
+        pos += cb_data
+
+
 def _folder_data(mv: memoryview, folder: tuple[int, int, int], cb_data_res: int, need: int, source: str) -> bytearray:
     def bad(reason: str, offset: int | None = None) -> SymbolError:
         return SymbolError(source, f"cabinet: {reason}", offset=offset)
@@ -122,33 +143,21 @@ def _folder_data(mv: memoryview, folder: tuple[int, int, int], cb_data_res: int,
         return _lzx_folder(mv, folder, cb_data_res, need, source)
     if kind not in (COMP_NONE, COMP_MSZIP):
         raise bad(f"unknown compression type {comp:#x}")
-    size = len(mv)
-    if n_blocks * (_DATA.size + cb_data_res) > size:
-        raise bad(f"{n_blocks} data blocks do not fit in the file")
     out = bytearray()
-    pos = start
     window = b""
-    for i in range(n_blocks):
-        if pos + _DATA.size + cb_data_res > size:
-            raise bad(f"data block {i} truncated", pos)
-        _csum, cb_data, cb_uncomp = _DATA.unpack_from(mv, pos)
-        pos += _DATA.size + cb_data_res
-        if pos + cb_data > size:
-            raise bad(f"data block {i} needs {cb_data} bytes past the end", pos)
+    for i, pos, cb_uncomp, block in _data_blocks(mv, start, n_blocks, cb_data_res, bad):
         if cb_uncomp > _MAX_BLOCK:
             raise bad(f"data block {i} claims {cb_uncomp} uncompressed bytes", pos)
-        block = mv[pos : pos + cb_data]
-        pos += cb_data
         if kind == COMP_NONE:
             chunk = bytes(block)
         else:
             if bytes(block[:2]) != b"CK":
-                raise bad(f"MSZIP block {i} lacks its CK signature", pos - cb_data)
+                raise bad(f"MSZIP block {i} lacks its CK signature", pos)
             try:
                 d = zlib.decompressobj(-15, zdict=window) if window else zlib.decompressobj(-15)
                 chunk = d.decompress(bytes(block[2:]), cb_uncomp)
             except zlib.error as e:
-                raise bad(f"MSZIP block {i}: {e}", pos - cb_data) from None
+                raise bad(f"MSZIP block {i}: {e}", pos) from None
             window = chunk[-0x8000:]
         if len(chunk) != cb_uncomp:
             raise bad(f"data block {i} gives {len(chunk)} bytes, header says {cb_uncomp}")
@@ -168,25 +177,14 @@ def _lzx_folder(mv: memoryview, folder: tuple[int, int, int], cb_data_res: int, 
     window_bits = (comp >> 8) & 0x1F
     if not lzx.MIN_WINDOW_BITS <= window_bits <= lzx.MAX_WINDOW_BITS:
         raise bad(f"LZX window of 2^{window_bits} bytes (compression type {comp:#x}; allowed 2^15..2^21)")
-    size = len(mv)
-    if n_blocks * (_DATA.size + cb_data_res) > size:
-        raise bad(f"{n_blocks} data blocks do not fit in the file")
     payloads: list[memoryview] = []
     out_size = 0
-    pos = start
-    for i in range(n_blocks):
-        if pos + _DATA.size + cb_data_res > size:
-            raise bad(f"data block {i} truncated", pos)
-        _csum, cb_data, cb_uncomp = _DATA.unpack_from(mv, pos)
-        pos += _DATA.size + cb_data_res
-        if pos + cb_data > size:
-            raise bad(f"data block {i} needs {cb_data} bytes past the end", pos)
-        if cb_data > _LZX_MAX_INPUT:
-            raise bad(f"LZX data block {i} holds {cb_data} compressed bytes (limit {_LZX_MAX_INPUT})", pos)
+    for i, pos, cb_uncomp, block in _data_blocks(mv, start, n_blocks, cb_data_res, bad):
+        if len(block) > _LZX_MAX_INPUT:
+            raise bad(f"LZX data block {i} holds {len(block)} compressed bytes (limit {_LZX_MAX_INPUT})", pos)
         if cb_uncomp > lzx.FRAME_SIZE or (cb_uncomp < lzx.FRAME_SIZE and i != n_blocks - 1):
             raise bad(f"LZX data block {i} claims {cb_uncomp} bytes; each but the last holds {lzx.FRAME_SIZE}", pos)
-        payloads.append(mv[pos : pos + cb_data])
-        pos += cb_data
+        payloads.append(block)
         out_size += cb_uncomp
         if out_size >= need:
             break
