@@ -7,8 +7,10 @@ in the unicorn CPU emulator (the image is laid out from llvm-readobj's section t
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -694,6 +696,42 @@ class Run:
             return bytes(self.memory.mem_read(va, size))
         except Exception:
             return None
+
+
+@dataclass(frozen=True)
+class MovedRun:
+    """An x64 :class:`Run` moved into a dump world: registers, stack bytes and the call chain's pcs with every
+    word that pointed into the image or the emulator's stack rebased onto the world's image base and stack."""
+
+    registers: dict[str, int]
+    stack: bytes
+    frames: list[tuple[str, int]]  # (function, pc) innermost first, from the emulator
+
+
+def move_run(run: Run, chain: tuple[str, ...] | list[str], base: int, stack_va: int) -> MovedRun:
+    """Rebase ``run`` (stopped in ``chain[0]``, called from ``chain[-1]``) to an image at ``base`` and a stack whose
+    current sp is ``stack_va``. Return addresses are the words each call pushed (at its callee's entry sp)."""
+    image_base, size = run.info.image_base, run.info.size_of_image
+    rsp = run.regs["rsp"]
+    top = max(run.entry_sp.values()) + 8
+
+    def move(v: int) -> int:
+        if image_base <= v < image_base + size:
+            return v - image_base + base
+        if rsp - 0x1000 <= v < top + 0x100:
+            return v - rsp + stack_va
+        return v
+
+    raw = run.read(rsp, top - rsp)
+    assert raw is not None
+    words = struct.unpack(f"<{len(raw) // 8}Q", raw)
+    frames = [(chain[0], move(run.regs["rip"]))]
+    for callee, caller in itertools.pairwise(chain):
+        ret = run.read(run.entry_sp[callee], 8)
+        assert ret is not None
+        frames.append((caller, move(int.from_bytes(ret, "little"))))
+    stack = struct.pack(f"<{len(words)}Q", *map(move, words))
+    return MovedRun({n: move(v) for n, v in run.regs.items()}, stack, frames)
 
 
 def _load(path: Path, arch: str):

@@ -16,9 +16,7 @@ this key) or a dump whose RSDS names another GUID leaves the dump without symbol
 
 from __future__ import annotations
 
-import itertools
 import shutil
-import struct
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +24,16 @@ from pathlib import Path
 
 import pytest
 from dbgauto_testkit.dumpinflate.kworld import build_kworld, write_kworld
-from dbgauto_testkit.winbuild import CHAIN, CHAIN_C, ReadobjImage, build, image_layout, rsds_of, run_until_break
+from dbgauto_testkit.winbuild import (
+    CHAIN,
+    CHAIN_C,
+    ReadobjImage,
+    build,
+    image_layout,
+    move_run,
+    rsds_of,
+    run_until_break,
+)
 from symserver import ServedTree, serve
 
 from dbgauto.engines.jobs import facts_from_dump, open_session
@@ -93,34 +100,10 @@ def crash_state(k: Kernel) -> Crash:
     the image move to nt's base in the world, words in the emulator's stack to the world's crashing stack (the
     header CONTEXT's rsp). Return addresses are the words each call pushed (at its callee's entry sp)."""
     run = run_until_break(k.image, "x64", "top_a")
-    image_base, size = run.info.image_base, run.info.size_of_image
-    rsp = run.regs["rsp"]
-    top = max(run.entry_sp.values()) + 8
     probe = build_kworld("x64", seed=SEED)
     base, stack_va = probe.modules[0].base, probe.header_sp
-
-    def move(v: int) -> int:
-        if image_base <= v < image_base + size:
-            return v - image_base + base
-        if rsp - 0x1000 <= v < top + 0x100:
-            return v - rsp + stack_va
-        return v
-
-    raw = run.read(rsp, top - rsp)
-    assert raw is not None
-    words = struct.unpack(f"<{len(raw) // 8}Q", raw)
-    frames = [(CHAIN[0], move(run.regs["rip"]))]
-    for callee, caller in itertools.pairwise(CHAIN):
-        ret = run.read(run.entry_sp[callee], 8)
-        assert ret is not None
-        frames.append((caller, move(int.from_bytes(ret, "little"))))
-    return Crash(
-        base=base,
-        registers={n: move(v) for n, v in run.regs.items()},
-        stack_va=stack_va,
-        stack=struct.pack(f"<{len(words)}Q", *map(move, words)),
-        frames=frames,
-    )
+    moved = move_run(run, CHAIN, base, stack_va)
+    return Crash(base=base, registers=moved.registers, stack_va=stack_va, stack=moved.stack, frames=moved.frames)
 
 
 def write_world(path: Path, k: Kernel, crash: Crash, *, patch: bytes | None = None) -> Path:

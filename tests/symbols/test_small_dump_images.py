@@ -13,7 +13,6 @@ SizeOfImage) is set aside, never unwound by.
 
 from __future__ import annotations
 
-import itertools
 import re
 import shutil
 import struct
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from dbgauto_testkit.dumpinflate.kworld import KWorld, build_kworld, write_kworld
-from dbgauto_testkit.winbuild import CHAIN, CHAIN_C, build, image_layout, readobj, run_until_break
+from dbgauto_testkit.winbuild import CHAIN, CHAIN_C, build, image_layout, move_run, readobj, run_until_break
 from symserver import ServedTree, serve
 
 from dbgauto.engines.jobs import convert_dump, facts_from_dump, open_session
@@ -87,31 +86,11 @@ class Crash:
 def crash(driver: Driver) -> Crash:
     """The chain's breakpoint state, moved: image words to the driver's base, stack words to the crashing stack."""
     run = run_until_break(driver.image, "x64", "top_a")
-    image_base, size = run.info.image_base, run.info.size_of_image
-    rsp = run.regs["rsp"]
-    top = max(run.entry_sp.values()) + 8
     probe = build_kworld("x64", seed=SEED)
     m = _victim(probe)
-    assert m.size >= size
-    base, stack_va = m.base, probe.header_sp
-
-    def move(v: int) -> int:
-        if image_base <= v < image_base + size:
-            return v - image_base + base
-        if rsp - 0x1000 <= v < top + 0x100:
-            return v - rsp + stack_va
-        return v
-
-    raw = run.read(rsp, top - rsp)
-    assert raw is not None
-    words = struct.unpack(f"<{len(raw) // 8}Q", raw)
-    frames = [(CHAIN[0], move(run.regs["rip"]))]
-    for callee, caller in itertools.pairwise(CHAIN):
-        ret = run.read(run.entry_sp[callee], 8)
-        assert ret is not None
-        frames.append((caller, move(int.from_bytes(ret, "little"))))
-    return Crash(base, m.base_name, {n: move(v) for n, v in run.regs.items()}, stack_va,
-                 struct.pack(f"<{len(words)}Q", *map(move, words)), frames)  # fmt: skip
+    assert m.size >= run.info.size_of_image
+    moved = move_run(run, CHAIN, m.base, probe.header_sp)
+    return Crash(m.base, m.base_name, moved.registers, probe.header_sp, moved.stack, moved.frames)
 
 
 @pytest.fixture(scope="module")
