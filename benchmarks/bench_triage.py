@@ -16,25 +16,15 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import rounds
 
 from dbgauto.kdump.triage import TriageDump
 from dbgauto.kernel.smalldump import kernel_view, parts_from_triage
 
 SHARED = Path(os.environ.get("DBGAUTO_SHARED", Path(__file__).resolve().parent.parent.parent / "shared"))
 DEFAULT_DUMP = SHARED / "dumps" / "triage_x64.dmp"
-
-
-def rounds(fn: Callable[[], object], *, number: int, repeat: int) -> list[float]:
-    """Seconds per call for each of ``repeat`` rounds of ``number`` calls."""
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        out.append((time.perf_counter() - t0) / number)
-    return out
 
 
 def bench_parse(path: Path) -> None:

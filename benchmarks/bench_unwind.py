@@ -19,24 +19,14 @@ import argparse
 import statistics
 import struct
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
+from timing import rounds  # noqa: E402
+
 from dbgauto.pe import PeImage  # noqa: E402
 from dbgauto.unwind import Module, ModuleMap, unwind  # noqa: E402
-
-
-def rounds(fn: Callable[[], object], *, number: int, repeat: int = 7) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        out.append((time.perf_counter() - t0) / number)
-    return out
 
 
 def show(label: str, times: list[float]) -> None:

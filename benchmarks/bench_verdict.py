@@ -23,8 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import rounds
 
 from dbgauto.analysis.from_dump import facts_from_parts
 from dbgauto.analysis.stack import unwound_stack
@@ -33,16 +34,6 @@ from dbgauto.kernel.identity import identity_of
 from dbgauto.kernel.open import read_parts
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def rounds(fn: Callable[[], object], *, number: int, repeat: int = 7) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        out.append((time.perf_counter() - t0) / number)
-    return out
 
 
 def show(label: str, times: list[float]) -> None:
