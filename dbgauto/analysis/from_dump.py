@@ -6,6 +6,7 @@ session, a batch task), so facts, conversion and verification share one walk of 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
@@ -96,6 +97,12 @@ def _driver_fact(d: LoadedDriver) -> DriverFact:
     return fact
 
 
+@functools.lru_cache(maxsize=32)
+def _driver_facts(drivers: tuple[LoadedDriver, ...]) -> tuple[DriverFact, ...]:
+    """A whole driver list as facts, remembered per process by value (the records are immutable)."""
+    return tuple(_driver_fact(d) for d in drivers)
+
+
 def facts_from_parts(
     dump: KernelDump,
     parts: KernelParts | None,
@@ -152,7 +159,7 @@ def _facts_from_parts(
         return CrashFacts(**base, current_irql=irql, warnings=tuple(dict.fromkeys(notes)))
     if dump.dump_type != 4:
         base["experimental"] = {**base["experimental"], "collection": "small-dump parts gathered from the large dump"}
-    drivers = tuple(_driver_fact(d) for d in parts.drivers)
+    drivers = _driver_facts(tuple(parts.drivers))
     unloaded = tuple(UnloadedDriverFact(name=u.name, start=u.start, end=u.end) for u in parts.unloaded_drivers or ())
     walked = unwound_stack(
         parts, bugcheck_code=code, parameters=params, symbolizer=symbolizer, images=images, frame_data=frame_data

@@ -27,6 +27,7 @@ is the interrupted context from that trap frame onward.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
@@ -42,6 +43,7 @@ from dbgauto.unwind.trapframe import layout_from_type, read_ktrap_frame
 from dbgauto.vocab.bugchecks import base_code
 
 if TYPE_CHECKING:
+    from dbgauto.kdump.records import LoadedDriver
     from dbgauto.kernel.parts import KernelParts
     from dbgauto.unwind import StackWalk
     from dbgauto.unwind.walk import FrameDataSource
@@ -161,6 +163,12 @@ def _limits(parts: KernelParts, sp: int) -> tuple[int, int] | None:
     return low, max(high, low + 1)
 
 
+@functools.lru_cache(maxsize=32)
+def _unwind_modules(drivers: tuple[LoadedDriver, ...]) -> tuple[Module, ...]:
+    """The unwinder's module list of a driver list, remembered per process by value (both are immutable)."""
+    return tuple(Module(d.base_name, d.base, d.size) for d in drivers if d.size)
+
+
 def unwound_stack(
     parts: KernelParts,
     *,
@@ -193,7 +201,7 @@ def unwound_stack(
         out.started_from = "dump context"
     else:
         return out
-    mods = [Module(d.base_name, d.base, d.size) for d in parts.drivers if d.size]
+    mods = _unwind_modules(tuple(parts.drivers))
     fpo = _frame_data_source(symbolizer, frame_data) if arch == "x86" else None
 
     def walk_from(start: dict[str, int]) -> StackWalk:

@@ -264,12 +264,14 @@ class Catalog:
         if self._root_resolved is None:
             self._root_resolved = self.root.resolve()
         p = Path(path)
-        for candidate in (p, p.resolve()):  # outputs are made under the resolved root: resolve only if not
-            try:
-                return candidate.relative_to(self._root_resolved).as_posix()
-            except ValueError:
-                continue
-        return str(path)
+        try:  # outputs are made under the resolved root: resolve (a syscall per component) only if not
+            return p.relative_to(self._root_resolved).as_posix()
+        except ValueError:
+            pass
+        try:
+            return p.resolve().relative_to(self._root_resolved).as_posix()
+        except ValueError:
+            return str(path)
 
     def absolute(self, stored: str | None) -> Path | None:
         if stored is None:

@@ -95,10 +95,25 @@ def pack_facts(facts: dict[str, Any]) -> StoredFacts:
     drivers = rest.pop("drivers", None)
     if not isinstance(drivers, list) or not drivers:
         return StoredFacts(zlib.compress(_dumps(facts), ZLIB_LEVEL), None, None)
-    data = _dumps(drivers)
-    return StoredFacts(
-        zlib.compress(_dumps(rest), ZLIB_LEVEL), hashlib.sha256(data).hexdigest(), zlib.compress(data, ZLIB_LEVEL)
-    )
+    digest, drivers_z = _packed_drivers(_dumps(drivers))
+    return StoredFacts(zlib.compress(_dumps(rest), ZLIB_LEVEL), digest, drivers_z)
+
+
+_DRIVER_SETS: dict[bytes, tuple[str, bytes]] = {}
+_DRIVER_SETS_LIMIT = 32
+
+
+def _packed_drivers(data: bytes) -> tuple[str, bytes]:
+    """(digest, compressed) of one encoded driver list, remembered per process by its bytes: a fleet's dumps
+    list the same drivers again and again (the same host, the same image), and compressing the list was most of
+    the cost of packing a small dump's facts."""
+    got = _DRIVER_SETS.get(data)
+    if got is None:
+        got = hashlib.sha256(data).hexdigest(), zlib.compress(data, ZLIB_LEVEL)
+        if len(_DRIVER_SETS) >= _DRIVER_SETS_LIMIT:
+            _DRIVER_SETS.pop(next(iter(_DRIVER_SETS)))
+        _DRIVER_SETS[data] = got
+    return got
 
 
 def unpack_facts(facts_z: bytes, drivers_z: bytes | None) -> dict[str, Any]:

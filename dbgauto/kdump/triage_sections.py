@@ -169,29 +169,52 @@ def parse_drivers(p: TriageParser, h: TriageHeader) -> list[LoadedDriver]:
     pool_start, pool_end = h.string_pool_offset, h.string_pool_offset + h.string_pool_size
     if h.string_pool_offset:
         p.need("string_pool", pool_start, h.string_pool_size)
-    view = memoryview(p.buf)[h.driver_list_offset : h.driver_list_offset + h.driver_count * entry]
+    table = bytes(p.buf[h.driver_list_offset : h.driver_list_offset + h.driver_count * entry])
     # One copy of the pool (bounded by the file, checked above): names are read relative to it, never outside,
     # and slicing bytes is cheaper than slicing and comparing memoryviews once per driver.
     pool = bytes(p.buf[pool_start:pool_end])
+    key = (p.is_64bit, pool_start, table, pool)
+    got = _driver_lists.get(key)
+    if got is None:
+        warnings: list[str] = []
+        got = _decode_drivers(st, table, pool, pool_start, warnings), tuple(warnings)
+        if len(_driver_lists) >= _DRIVER_LISTS_LIMIT:
+            _driver_lists.pop(next(iter(_driver_lists)))
+        _driver_lists[key] = got
+    p.warnings.extend(got[1])
+    return list(got[0])
+
+
+# The decoded driver lists of this process, by their bytes (table, string pool and where the pool starts): a
+# fleet's small dumps carry the same list again and again (one host, one image), and decoding 150 UTF-16 names
+# was the largest part of parsing one. The records are immutable; the key is every byte they are made from.
+_DRIVER_LISTS_LIMIT: Final = 32
+_driver_lists: dict[tuple[bool, int, bytes, bytes], tuple[tuple[LoadedDriver, ...], tuple[str, ...]]] = {}
+
+
+def _decode_drivers(
+    st: struct.Struct, table: bytes, pool: bytes, pool_start: int, warnings: list[str]
+) -> tuple[LoadedDriver, ...]:
+    pool_end = pool_start + len(pool)
     pool_len = len(pool)
     u32 = _U32.unpack_from
     decode = codecs.utf_16_le_decode
     drivers = []
-    for name_off, base, size, checksum, stamp in st.iter_unpack(view):
+    for name_off, base, size, checksum, stamp in st.iter_unpack(table):
         rel = name_off - pool_start
         name = None
         if not (rel >= 0 and rel + 4 <= pool_len):
-            p.warnings.append(f"string_pool: name offset {name_off:#x} is outside the string pool")
+            warnings.append(f"string_pool: name offset {name_off:#x} is outside the string pool")
         else:
             end = rel + 4 + 2 * u32(pool, rel)[0]
             if end > pool_len:
-                p.warnings.append(f"string_pool: string at {name_off:#x} runs past the pool end {pool_end:#x}")
+                warnings.append(f"string_pool: string at {name_off:#x} runs past the pool end {pool_end:#x}")
             else:
                 name = decode(pool[rel + 4 : end], "replace")[0]
                 if pool[end : end + 2] != b"\0\0":
-                    p.warnings.append(f"string_pool: string at {name_off:#x} has no NUL terminator")
+                    warnings.append(f"string_pool: string at {name_off:#x} has no NUL terminator")
         drivers.append(LoadedDriver(name, base, size, stamp, checksum))
-    return drivers
+    return tuple(drivers)
 
 
 def parse_kdbg(p: TriageParser, offset: int, size: int, address: int | None) -> KdDebuggerData:

@@ -7,6 +7,7 @@ only a conservative character set and :func:`inside` re-checks the final path ag
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -55,8 +56,17 @@ def report_stem(facts: CrashFacts) -> str:
 
 
 def inside(folder: Path, name: str) -> Path:
-    """``folder / name`` after checking that it stays directly inside ``folder``."""
-    target = (folder / name).resolve()
-    if target.parent != folder.resolve() or name in ("", ".", ".."):
+    """``folder / name`` after checking that it stays directly inside ``folder``: ``name`` must be one plain
+    component (no separator of either OS, no drive, not ``.``/``..``). The check is lexical against the folder
+    resolved once per process (a batch names thousands of files in a few folders); a link already at the name is
+    replaced by the atomic rename, never written through."""
+    base = _resolved_folder(os.path.abspath(folder))  # noqa: PTH100 (the cache key: no syscall per name)
+    target = base / name
+    if name in ("", ".", "..") or "/" in name or "\\" in name or target.parent != base or target.name != name:
         raise ValueError(f"output name {name!r} escapes {folder}")
     return target
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved_folder(folder: str) -> Path:
+    return Path(folder).resolve()

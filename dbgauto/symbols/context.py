@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import itertools
 import json
 import ntpath
@@ -36,13 +37,14 @@ from dbgauto.symbols.naming import format_hit
 from dbgauto.symbols.objects import Identity, process_identity
 from dbgauto.symbols.pdb import load_pdb
 from dbgauto.symbols.server import SymbolFinder
-from dbgauto.symbols.store import image_key, pdb_key
+from dbgauto.symbols.store import SymbolKey, image_key, pdb_key
 from dbgauto.symbols.sympath import ResolvedSymbolPath, local_dir, resolve_symbol_path
 from dbgauto.symbols.table import KIND_DATA, SymbolHit, SymbolTable, TypeInfo
 from dbgauto.util.atomic import atomic_write_text
 from dbgauto.vocab.modules import KERNEL_IMAGES, module_short_name
 
 if TYPE_CHECKING:
+    from dbgauto.kdump.records import LoadedDriver
     from dbgauto.kernel.parts import KernelParts, VirtualReader
     from dbgauto.pe.image import PeImage
 
@@ -62,6 +64,7 @@ _MEMO_LIMIT: Final = 64
 _memo: dict[tuple[str, int, int], SymbolTable] = {}  # loaded tables, per process (a batch worker sees many dumps)
 _MAX_SIGNATURE_DIRS: Final = 4096
 # per process: (candidate roots, cache) -> (folders signature, fingerprints, files set aside with their error)
+_missing_memo: dict[tuple[str, str, bool], tuple[Any, set[SymbolKey]]] = {}
 _candidates_memo: dict[tuple[tuple[str, ...], str], tuple[Any, list[SymbolTable], list[tuple[Path, Exception]]]] = {}
 _fpo_memo: dict[tuple[str, int, int], FrameDataTable] = {}  # x86 FrameData per PDB file, per process
 MAX_FRAME_DATA_MODULES: Final = 1024  # modules whose frame data one context remembers
@@ -103,9 +106,7 @@ class KernelInputs:
             kernel_base=parts.kernel_base,
             kdbg_fields=dict(parts.kdbg_fields),
             kdbg_address=kdbg_va,
-            drivers=tuple(
-                DumpModule(d.name or d.base_name, d.base, d.size, d.timestamp) for d in parts.drivers if d.size
-            ),
+            drivers=_dump_modules(tuple(parts.drivers)),
             pointer_size=parts.pointer_size,
             memory=parts.memory,
         )
@@ -117,6 +118,12 @@ class KernelInputs:
             if self.kernel_base is not None and d.base == self.kernel_base:
                 return d
         return next((d for d in self.drivers if d.image_name.lower() in KERNEL_IMAGES), None)
+
+
+@functools.lru_cache(maxsize=32)
+def _dump_modules(drivers: tuple[LoadedDriver, ...]) -> tuple[DumpModule, ...]:
+    """A driver list as the symbol layer's modules, remembered per process by value (both are immutable)."""
+    return tuple(DumpModule(d.name or d.base_name, d.base, d.size, d.timestamp) for d in drivers if d.size)
 
 
 def _candidate_files(resolved: ResolvedSymbolPath) -> Iterator[Path]:
@@ -168,6 +175,17 @@ def _folders_signature(roots: Sequence[Path]) -> tuple[tuple[str, int, int], ...
         except OSError:
             out.append((str(d), -1, -1))
     return tuple(sorted(out))
+
+
+def _known_missing(key: tuple[str, str, bool], signature: Any) -> set[SymbolKey]:
+    """The keys found absent along one symbol path by this process, kept while its stores' signature holds (a
+    file added by hand or by another process is seen by the next dump)."""
+    memo = _missing_memo.get(key)
+    if memo is None or memo[0] != signature:
+        if len(_missing_memo) >= _MEMO_LIMIT:
+            _missing_memo.pop(next(iter(_missing_memo)))
+        memo = _missing_memo[key] = (signature, set())
+    return memo[1]
 
 
 def _load(path: Path, cache_dir: Path, loader: Callable[[Path, Path], SymbolTable]) -> SymbolTable:
@@ -300,8 +318,11 @@ class SymbolContext:
         symbol files or servers: those become :attr:`warnings`."""
         resolved = resolved or resolve_symbol_path()
         allow = resolved.path.uses_network if network is None else network and resolved.path.uses_network
-        finder = SymbolFinder(resolved.path, cache_dir=resolved.cache_dir, allow_network=allow)
-        b = _Builder(inputs, resolved, finder)
+        roots = _candidate_roots(resolved)
+        signature = _folders_signature(roots)
+        missing = _known_missing((resolved.path.text, str(resolved.cache_dir), allow), signature)
+        finder = SymbolFinder(resolved.path, cache_dir=resolved.cache_dir, allow_network=allow, missing=missing)
+        b = _Builder(inputs, resolved, finder, roots=roots, signature=signature)
         try:
             ident, reason = b.identify()
         except (DbgautoError, OSError) as e:  # anything unforeseen in a symbol source: the dump goes on without
@@ -571,8 +592,18 @@ class SymbolContext:
 class _Builder:
     """One identification run: candidate tables, tried the three ways, with warnings for what was set aside."""
 
-    def __init__(self, inputs: KernelInputs, resolved: ResolvedSymbolPath, finder: SymbolFinder) -> None:
+    def __init__(
+        self,
+        inputs: KernelInputs,
+        resolved: ResolvedSymbolPath,
+        finder: SymbolFinder,
+        *,
+        roots: list[Path] | None = None,
+        signature: Any = None,
+    ) -> None:
         self.inputs = inputs
+        self.roots = roots if roots is not None else _candidate_roots(resolved)
+        self.signature = signature  # of self.roots (taken on first use when not given)
         self.resolved = resolved
         self.finder = finder
         self.warnings: list[str] = []
@@ -590,9 +621,11 @@ class _Builder:
         walking the stores and reading every fingerprint again per dump cost more than the rest of the
         identification); the files set aside are reported again for every dump."""
         if self._candidates is None:
-            roots = _candidate_roots(self.resolved)
+            roots = self.roots
             key = (tuple(str(r) for r in roots), str(self.resolved.cache_dir))
-            signature = _folders_signature(roots)
+            if self.signature is None:
+                self.signature = _folders_signature(roots)
+            signature = self.signature
             memo = _candidates_memo.get(key)
             if memo is None or memo[0] != signature:
                 out: list[SymbolTable] = []

@@ -159,13 +159,16 @@ class SymbolFinder:
         cache_dir: Path,
         allow_network: bool = True,
         server_factory: Callable[[str], SymbolServer] | None = None,
+        missing: set[SymbolKey] | None = None,
     ) -> None:
+        """``missing``: keys known to be absent along this path, shared by the finders of one process while the
+        stores are unchanged (a batch worker asks for the same absent images for every dump)."""
         self.path = path
         self.cache_dir = Path(cache_dir)
         self.allow_network = allow_network
         self._servers: dict[str, SymbolServer] = {}
         self._factory = server_factory or SymbolServer
-        self._missing: set[SymbolKey] = set()
+        self._missing: set[SymbolKey] = missing if missing is not None else set()
         self.stats = FinderStats()
 
     def _store(self, text: str, *, flat: bool = False) -> LocalStore | None:
