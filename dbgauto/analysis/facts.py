@@ -9,7 +9,9 @@ above 2**53), and experimental fields carry an ``x_`` prefix. ``CrashFacts.from_
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +31,14 @@ __all__ = [
     "CulpritFact",
     "DebuggerFact",
     "DriverFact",
+    "DriversJson",
     "FrameFact",
     "ParameterFact",
     "SourceFact",
     "StackFact",
     "UnloadedDriverFact",
     "describe_bugcheck",
+    "drivers_json",
     "fingerprint",
     "parameters_from",
     "source_fact",
@@ -209,6 +213,26 @@ class DriverFact:
 
     def contains(self, address: int) -> bool:
         return self.base is not None and self.size is not None and self.base <= address < self.base + self.size
+
+
+@dataclass(frozen=True, slots=True)
+class DriversJson:
+    """A driver list's JSON text, two ways: ``compact`` as the facts document writes it (``to_dict`` order, no
+    spaces, ASCII) and ``canonical`` with sorted keys (a stable digest of the set, whatever the field order)."""
+
+    compact: str
+    canonical: bytes
+
+
+@functools.lru_cache(maxsize=32)
+def drivers_json(drivers: tuple[DriverFact, ...]) -> DriversJson:
+    """The JSON of a driver list, encoded once per distinct list per process: a fleet's dumps list the same 150
+    drivers again and again, and encoding them was most of the cost of every dump's JSON (report and catalog)."""
+    items = [to_json(d) for d in drivers]
+    return DriversJson(
+        json.dumps(items, ensure_ascii=True, separators=(",", ":")),
+        json.dumps(items, sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode("ascii"),
+    )
 
 
 @dataclass(frozen=True, slots=True)

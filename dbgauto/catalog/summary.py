@@ -89,13 +89,15 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode("ascii")
 
 
-def pack_facts(facts: dict[str, Any]) -> StoredFacts:
-    """Facts without their driver list, compressed; the driver list compressed with its digest (or None)."""
+def pack_facts(facts: dict[str, Any], *, drivers: bytes | None = None) -> StoredFacts:
+    """Facts without their driver list, compressed; the driver list compressed with its digest (or None).
+    ``drivers``: the list already encoded as this module does (sorted keys, compact, ASCII: the
+    ``canonical`` form of :func:`dbgauto.analysis.facts.drivers_json`), so that it is not encoded again."""
     rest = dict(facts)
-    drivers = rest.pop("drivers", None)
-    if not isinstance(drivers, list) or not drivers:
+    listed = rest.pop("drivers", None)
+    if not isinstance(listed, list) or not listed:
         return StoredFacts(zlib.compress(_dumps(facts), ZLIB_LEVEL), None, None)
-    digest, drivers_z = _packed_drivers(_dumps(drivers))
+    digest, drivers_z = _packed_drivers(drivers if drivers is not None else _dumps(listed))
     return StoredFacts(zlib.compress(_dumps(rest), ZLIB_LEVEL), digest, drivers_z)
 
 

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dbgauto.errors import DbgautoError, TriageFormatError
+from dbgauto.kdump.structs.triage import DUMP_DRIVER_ENTRY64
 from dbgauto.kdump.triage import TriageDump
 from dbgauto.kernel.smalldump import kernel_view, parts_from_triage
 
@@ -296,3 +297,20 @@ def test_mutated_handmade_anywhere_never_untyped(cut: int, flips: list[tuple[int
         return
     tri.to_dict(include_data_blocks=True)
     _ = (_kv(tri)["process_name"], _kv(tri)["prcb_address"], tri.memory.block_count)
+
+
+def test_a_damaged_driver_list_warns_every_time_it_is_read() -> None:
+    """Driver lists are decoded once per distinct list per process: the second dump with the same damaged list
+    gets the same names and the same warnings, and a list differing in one byte is decoded on its own."""
+    data, off = handmade()
+    put32(data, off["drivers"] + 0x90, 0x10)
+    first, second = parse(bytearray(data)), parse(bytearray(data))
+    for tri in (first, second):
+        assert tri.drivers[1].name is None
+        assert sum("outside the string pool" in w for w in tri.warnings) == 1
+    assert first.drivers == second.drivers
+    base_at = off["drivers"] + 0x90 + DUMP_DRIVER_ENTRY64.offset_of("dll_base")  # the second entry's DllBase
+    struct.pack_into("<Q", data, base_at, 0xFFFFF80000123000)
+    third = parse(data)
+    assert third.drivers[1].base == 0xFFFFF80000123000
+    assert first.drivers[1].base != third.drivers[1].base

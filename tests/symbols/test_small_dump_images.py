@@ -255,3 +255,24 @@ def test_a_served_file_that_is_no_image_is_set_aside_with_a_warning(
     assert f"symbols/{key}" in tree.log
     assert all(f["trust"] == "scan" for f in facts["stack"]["frames"][1:])
     assert any(key.split("/")[-1] in w and "is not used" in w for w in facts["warnings"]), facts["warnings"]
+
+
+def test_an_absent_image_is_asked_for_once_per_process_until_the_store_changes(
+    small: Path, driver: Driver, crash: Crash, server: tuple[str, ServedTree], tmp_path: Path
+) -> None:
+    """A batch worker sees many dumps naming the same absent images: the server is asked once, not per dump; an
+    image then filed in the local store (by hand, or by another process) is used by the next dump."""
+    url, tree = server
+    key = _key(crash.name, driver)
+    store = tmp_path / "store"
+    store.mkdir()
+    sp = f"srv*{store}*{url}"
+    assert all(f["trust"] == "scan" for f in _frames(small, sp)[1:])
+    assert tree.log.count(f"symbols/{key}") == 1  # asked, 404
+    assert all(f["trust"] == "scan" for f in _frames(small, sp)[1:])
+    assert tree.log.count(f"symbols/{key}") == 1  # remembered: not asked again
+    (store / key).parent.mkdir(parents=True)
+    shutil.copyfile(driver.image, store / key)
+    got = _frames(small, sp)[: len(CHAIN)]
+    assert [int(f["value"], 16) for f in got] == [pc for _, pc in crash.frames]
+    assert [f["trust"] for f in got] == ["context", "cfi", "cfi", "cfi"]
