@@ -24,7 +24,8 @@ from dbgauto.vocab.bugchecks import is_m_variant, lookup
 from dbgauto.vocab.products import product_type_name
 
 __all__ = [
-    "FINGERPRINT_BYTES",
+    "FINGERPRINT_PART",
+    "LEGACY_FINGERPRINT_BYTES",
     "SCHEMA",
     "BugcheckFact",
     "CrashFacts",
@@ -40,23 +41,25 @@ __all__ = [
     "describe_bugcheck",
     "drivers_json",
     "fingerprint",
+    "first_mib_digest",
     "parameters_from",
     "source_fact",
 ]
 
 SCHEMA: Final = "dbgauto.crashfacts/1"
-FINGERPRINT_BYTES: Final = 1 << 20  # the first MiB identifies a dump cheaply (plus its size)
+FINGERPRINT_PART: Final = 64 << 10  # the head and the tail hashed by :func:`fingerprint` (plus the size)
+LEGACY_FINGERPRINT_BYTES: Final = 1 << 20  # the identity hash catalogs recorded before (:func:`first_mib_digest`)
 
 # --------------------------------------------------------------------------- the model
 
 
 @dataclass(frozen=True, slots=True)
 class SourceFact:
-    """The file the facts come from. ``sha256_first_mib_plus_size``: see :func:`source_fact`."""
+    """The file the facts come from. ``sha256_head_tail_plus_size``: see :func:`fingerprint`."""
 
     path: str
     size: int | None = None
-    sha256_first_mib_plus_size: str | None = None
+    sha256_head_tail_plus_size: str | None = None
     mtime: datetime | None = None
 
     @property
@@ -68,29 +71,47 @@ class SourceFact:
 def source_fact(path: os.PathLike[str] | str, *, digest: str | None = None) -> SourceFact:
     """Describe a file: size, mtime (UTC) and an identity hash that does not read the whole dump.
 
-    The hash is SHA-256 over the first MiB (or the whole file if shorter) followed by the file size as an
-    8-byte little-endian integer, so two dumps that share a header but differ in length differ. A caller that has
-    already hashed the file passes ``digest`` (the file is hashed once per task).
+    The hash is :func:`fingerprint`'s. A caller that has already hashed the file passes ``digest`` (the file is
+    hashed once per task).
     """
     p = Path(path)
     st = p.stat()
     return SourceFact(
         path=str(p),
         size=st.st_size,
-        sha256_first_mib_plus_size=digest if digest is not None else fingerprint(p, st.st_size),
+        sha256_head_tail_plus_size=digest if digest is not None else fingerprint(p, st.st_size),
         mtime=datetime.fromtimestamp(st.st_mtime, UTC),
     )
 
 
 def fingerprint(path: os.PathLike[str] | str, size: int | None = None) -> str:
-    """SHA-256 (hex) over the first MiB of ``path``, then ``size`` (the file's, by default) as 8 bytes LE.
+    """SHA-256 (hex) over the first 64 KiB of ``path``, the last 64 KiB of what follows them (all of it when
+    shorter), then ``size`` (the file's, by default) as 8 bytes LE.
 
-    The one identity hash of a dump: the facts' ``sha256_first_mib_plus_size`` and the batch catalog's
-    ``sha256-1m:`` hash are this digest.
+    The one identity hash of a dump: the facts' ``sha256_head_tail_plus_size`` and the batch catalog's
+    ``sha256-ht:`` hash are this digest. The head holds every header (crash time to 100 ns, bug check, context,
+    run list or bitmap start): two crashes differ there. The tail tells a finished copy from one still being
+    written (copy tools set the size first and write in order). Why not more: docs/scheduling.md.
     """
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        digest.update(fh.read(FINGERPRINT_BYTES))
+        if size is None:
+            size = os.fstat(fh.fileno()).st_size
+        digest.update(fh.read(FINGERPRINT_PART))
+        if size > FINGERPRINT_PART:
+            start = max(FINGERPRINT_PART, size - FINGERPRINT_PART)
+            fh.seek(start)
+            digest.update(fh.read(size - start))
+    digest.update(size.to_bytes(8, "little"))
+    return digest.hexdigest()
+
+
+def first_mib_digest(path: os.PathLike[str] | str, size: int | None = None) -> str:
+    """The identity hash catalogs recorded before ``sha256-ht`` (SHA-256 over the first MiB, then the size as 8
+    bytes LE): kept only to recognise a dump recorded with it (``sha256-1m:``) without processing it again."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        digest.update(fh.read(LEGACY_FINGERPRINT_BYTES))
         if size is None:
             size = os.fstat(fh.fileno()).st_size
     digest.update(size.to_bytes(8, "little"))

@@ -16,7 +16,7 @@ written as one row per path, so the coordinator's memory follows the chunk and t
 the 100,000 files of a fleet share.
 
 Incremental rule (documented in docs/scheduling.md): a path whose size and mtime match the catalog is
-unchanged; when they differ, the content hash (sha256 of the first MiB, then the size) decides — same hash
+unchanged; when they differ, the content hash (sha256 of the head and tail, then the size) decides — same hash
 means touched or copied back, not changed. Unchanged dumps are skipped whatever their last outcome
 (a broken dump is not retried every night) except transient failures (an I/O error, a file that vanished:
 ``records.TRANSIENT_CODES``), which the next run retries; ``retry_failed`` re-runs every failed one.
@@ -24,6 +24,7 @@ means touched or copied back, not changed. Unchanged dumps are skipped whatever 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -42,7 +43,7 @@ from dbgauto.batch.notify import NotifyOptions, notify
 from dbgauto.batch.progress import LogProgress, Progress
 from dbgauto.batch.retention import prune_outputs
 from dbgauto.batch.runner import RunnerOptions, TaskRunner
-from dbgauto.batch.tasks import TaskSpec, content_hash, run_task
+from dbgauto.batch.tasks import HASH_SCHEME, TaskSpec, content_hash, run_task
 from dbgauto.catalog.changes import changes_since
 from dbgauto.catalog.db import CATALOG_NAME, Catalog, utc_now
 from dbgauto.catalog.records import ResultRecord, SkipRecord, SourceState
@@ -181,10 +182,13 @@ def _select(cat: Catalog, found: list[Found], retry_failed: bool, force: bool = 
                 unchanged = True
             elif st.size == f.size and st.hash is not None:
                 try:
-                    h = content_hash(f.path, f.size)
+                    h = content_hash(f.path, f.size, like=st.hash)
                 except OSError:
                     h = None
                 if h == st.hash:
+                    if h is not None and not h.startswith(HASH_SCHEME):  # recorded by an older version: from now
+                        with contextlib.suppress(OSError):  # on, the current scheme decides for this dump
+                            h = content_hash(f.path, f.size)
                     cat.touch_dump(SourceState(str(f.path), f.size, f.mtime_ns, h))
                     unchanged = True
         retry = st is not None and st.last_status == "failed" and (retry_failed or st.last_transient)

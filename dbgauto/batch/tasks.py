@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dbgauto.analysis.facts import FINGERPRINT_BYTES, drivers_json, fingerprint
+from dbgauto.analysis.facts import drivers_json, fingerprint, first_mib_digest
 from dbgauto.catalog.records import HeaderFacts, ResultRecord, SourceState
 from dbgauto.catalog.summary import pack_facts, summary_of
 from dbgauto.errors import ConversionError, DbgautoError
 
 __all__ = [
     "FAULT_ENV",
-    "HASH_BYTES",
+    "HASH_SCHEME",
     "TaskSpec",
     "compare_facts",
     "content_hash",
@@ -48,7 +48,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FAULT_ENV = "DBGAUTO_FAULT_INJECT"
-HASH_BYTES = FINGERPRINT_BYTES  # the content hash covers the first MiB (headers, triage data) plus the size
+HASH_SCHEME = "sha256-ht:"  # the content hash: head and tail of the file plus its size (facts.fingerprint)
+LEGACY_HASH_SCHEME = "sha256-1m:"  # what catalogs before schema 4 recorded (the first MiB plus the size)
 TRIAGE_DUMP_TYPE = 4
 
 # Fact keys compared before a source may be deleted (CrashFacts.to_dict() names). A key present in the
@@ -88,9 +89,13 @@ class TaskSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def content_hash(path: os.PathLike[str] | str, size: int | None = None) -> str:
-    """``sha256-1m:<hex>``: the facts' identity hash (first MiB, then the size; cheap on 16 GiB dumps)."""
-    return "sha256-1m:" + fingerprint(path, size)
+def content_hash(path: os.PathLike[str] | str, size: int | None = None, *, like: str | None = None) -> str:
+    """``sha256-ht:<hex>``: the facts' identity hash (head and tail, then the size; cheap on 16 GiB dumps).
+    ``like``: a hash recorded before; one in the older ``sha256-1m:`` scheme gets the file hashed that way, so
+    that a dump recorded by an older version is still recognised as unchanged."""
+    if like is not None and like.startswith(LEGACY_HASH_SCHEME):
+        return LEGACY_HASH_SCHEME + first_mib_digest(path, size)
+    return HASH_SCHEME + fingerprint(path, size)
 
 
 def _inject_faults(source: str) -> None:
@@ -323,7 +328,7 @@ def run_task(spec: TaskSpec) -> ResultRecord:
         _inject_faults(spec.source)
         st = Path(spec.source).stat()
         digest = fingerprint(spec.source, st.st_size)
-        state = SourceState(spec.source, st.st_size, st.st_mtime_ns, "sha256-1m:" + digest)
+        state = SourceState(spec.source, st.st_size, st.st_mtime_ns, HASH_SCHEME + digest)
         rec.source = state
         _process(spec, rec, digest)
         rec.status = "ok"

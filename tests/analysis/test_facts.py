@@ -111,17 +111,24 @@ def test_from_dict_accepts_hand_written_numbers() -> None:
     assert facts.drivers[0].base == 0x10
 
 
-def test_source_fact_hash_is_first_mib_plus_size(tmp_path: Path) -> None:
-    head = os.urandom(1 << 20)
-    a = tmp_path / "a.dmp"
-    b = tmp_path / "b.dmp"
-    a.write_bytes(head + b"tail-a")
-    b.write_bytes(head + b"tail-a-longer")
-    sa, sb = source_fact(a), source_fact(b)
-    expected = hashlib.sha256(head + (len(head) + 6).to_bytes(8, "little")).hexdigest()
-    assert sa.sha256_first_mib_plus_size == expected
-    assert sa.sha256_first_mib_plus_size != sb.sha256_first_mib_plus_size
-    assert sa.size == (1 << 20) + 6
+def test_source_fact_hash_is_head_tail_plus_size(tmp_path: Path) -> None:
+    """SHA-256 over the first 64 KiB, the last 64 KiB of the rest, then the size (docs/report-schema.md)."""
+    head, middle, tail = os.urandom(1 << 16), os.urandom(1 << 20), os.urandom(1 << 16)
+    a, b, c = tmp_path / "a.dmp", tmp_path / "b.dmp", tmp_path / "c.dmp"
+    a.write_bytes(head + middle + tail)
+    b.write_bytes(head + middle + tail[:-1] + bytes([tail[-1] ^ 1]))  # a different last byte
+    c.write_bytes(head + bytes(len(middle)) + tail)  # the middle is not hashed
+    sa, sb, sc = source_fact(a), source_fact(b), source_fact(c)
+    size = len(head) + len(middle) + len(tail)
+    expected = hashlib.sha256(head + tail + size.to_bytes(8, "little")).hexdigest()
+    assert sa.sha256_head_tail_plus_size == expected
+    assert sb.sha256_head_tail_plus_size != expected
+    assert sc.sha256_head_tail_plus_size == expected
+    assert sa.size == size
+    short = tmp_path / "short.dmp"  # shorter than head + tail: all of it, once
+    short.write_bytes(middle[: 100_000])
+    want = hashlib.sha256(middle[:100_000] + (100_000).to_bytes(8, "little")).hexdigest()
+    assert source_fact(short).sha256_head_tail_plus_size == want
     assert sa.mtime is not None
     assert sa.mtime.tzinfo is UTC
     assert abs(sa.mtime.timestamp() - a.stat().st_mtime) < 1e-5

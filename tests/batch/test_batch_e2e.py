@@ -191,13 +191,17 @@ def test_compare_facts_catches_a_different_small_dump(triage_x64_path: Path) -> 
 
 
 def test_catalog_hash_is_the_reports_identity_hash(triage_x64_path: Path) -> None:
-    """One identity hash: the catalog's ``sha256-1m:`` value is the facts' ``sha256_first_mib_plus_size``."""
+    """One identity hash: the catalog's ``sha256-ht:`` value is the facts' ``sha256_head_tail_plus_size``; a hash
+    recorded in the older ``sha256-1m:`` scheme is recomputed that way for the comparison."""
     from dbgauto.analysis.facts import source_fact
 
     data = triage_x64_path.read_bytes()
-    want = hashlib.sha256(data[: 1 << 20] + len(data).to_bytes(8, "little")).hexdigest()
-    assert content_hash(triage_x64_path) == f"sha256-1m:{want}"
-    assert source_fact(triage_x64_path).sha256_first_mib_plus_size == want
+    n = len(data)
+    want = hashlib.sha256(data[: 1 << 16] + data[n - (1 << 16) :] + n.to_bytes(8, "little")).hexdigest()
+    assert content_hash(triage_x64_path) == f"sha256-ht:{want}"
+    assert source_fact(triage_x64_path).sha256_head_tail_plus_size == want
+    old = hashlib.sha256(data[: 1 << 20] + n.to_bytes(8, "little")).hexdigest()
+    assert content_hash(triage_x64_path, like="sha256-1m:0") == f"sha256-1m:{old}"
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:

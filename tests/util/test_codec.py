@@ -46,7 +46,7 @@ crash_facts = st.builds(
     CrashFacts,
     source=st.one_of(
         st.none(),
-        st.builds(SourceFact, path=txt, size=oi, sha256_first_mib_plus_size=otxt, mtime=st.one_of(st.none(), times)),
+        st.builds(SourceFact, path=txt, size=oi, sha256_head_tail_plus_size=otxt, mtime=st.one_of(st.none(), times)),
     ),
     variety=otxt,
     dump_type=oi,
