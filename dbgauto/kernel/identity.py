@@ -18,6 +18,7 @@ names what established the answer: ``search+offset-table`` (both, agreeing), ``s
 
 from __future__ import annotations
 
+import itertools
 import re
 import struct
 from typing import Final
@@ -53,17 +54,18 @@ def search_identity(process: bytes | None, thread: bytes | None, pointer_size: i
         return Identity()
     ps, kspace = pointer_size, KERNEL_SPACE[pointer_size]
     code = "Q" if ps == 8 else "I"
-    triple, pair = struct.Struct(f"<3{code}"), struct.Struct(f"<2{code}")
+    # every aligned word once, then (word, next, next but one) windows: the same candidates as unpacking a
+    # triple at each aligned offset, without a struct call per offset
+    words = struct.unpack_from(f"<{len(process) // ps}{code}", process)
     pid_offsets: dict[int, list[int]] = {}
-    for off in range(0, len(process) - triple.size + 1, ps):
-        v, flink, blink = triple.unpack_from(process, off)
+    for i, (v, flink, blink) in enumerate(zip(words, words[1:], words[2:], strict=False)):
         if v and v % 4 == 0 and v < MAX_ID and flink >= kspace and blink >= kspace:
-            pid_offsets.setdefault(v, []).append(off)
+            pid_offsets.setdefault(v, []).append(i * ps)
     if not pid_offsets:
         return Identity()
     found: set[tuple[int, int]] = set()
-    for off in range(0, len(thread) - pair.size + 1, ps):
-        pid, tid = pair.unpack_from(thread, off)
+    words = struct.unpack_from(f"<{len(thread) // ps}{code}", thread)
+    for pid, tid in itertools.pairwise(words):
         if pid in pid_offsets and tid and tid % 4 == 0 and tid < MAX_ID:
             found.add((pid, tid))
             if len(found) > MAX_PAIRS:
