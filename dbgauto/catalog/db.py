@@ -618,7 +618,13 @@ class Catalog:
         (status ``skipped``, ``error_code`` the reason), streamed from two cursors (the index's input at
         100k dumps: no list of rows is built)."""
         results = self.conn.execute(f"SELECT {_SUMMARY_COLUMNS} {_SUMMARY_FROM} ORDER BY d.path")
-        skips = self.conn.execute(
+        yield from heapq.merge(results, self.skipped_summaries(), key=lambda r: r[1])
+
+    def skipped_summaries(self) -> Iterator[sqlite3.Row]:
+        """The skipped files (no result) as summary rows, by path: status ``skipped``, ``error_code`` the reason,
+        ``error_message`` its words, ``dump_size`` the size seen, ``finished`` when last seen, ``run_id`` the
+        last run that skipped it; no dump id, outputs or facts. The index and ``catalog export`` show these."""
+        yield from self.conn.execute(
             "SELECT NULL AS dump_id, path, size AS dump_size, 'skipped' AS status, reason AS error_code,"
             " message AS error_message, 0 AS transient, host, NULL AS crash_time, NULL AS bugcheck_code,"
             " NULL AS bugcheck_name, NULL AS parameters, NULL AS culprit, NULL AS bucket, NULL AS build,"
@@ -626,7 +632,6 @@ class Catalog:
             " NULL AS small_path, last_seen AS finished, run_id FROM skips AS s WHERE NOT EXISTS"
             " (SELECT 1 FROM dumps AS d WHERE d.path = s.path AND d.latest_result_id IS NOT NULL) ORDER BY path"
         )
-        yield from heapq.merge(results, skips, key=lambda r: r[1])
 
     def skipped(self) -> Iterator[sqlite3.Row]:
         """The files runs saw and did not process (no result), by path: ``catalog list --skipped``."""
