@@ -171,6 +171,7 @@ def export_cmd(where: Path, fmt: str, output: Path | None, with_facts: bool, wit
     records = []
     skipped = 0
     with _open(where) as cat:
+        cat.prefetch()  # every row is read: in file order first, not page by page (Catalog.prefetch)
         rows: Iterable[Any] = cat.latest(facts=facts)
         if with_skipped:
             rows = heapq.merge(rows, cat.skipped_summaries(), key=lambda r: r["path"])
@@ -237,6 +238,7 @@ def changes_cmd(where: Path, since: str, as_json: bool) -> None:
     from dbgauto.catalog.changes import changes_since
 
     with _open(where) as cat:
+        cat.prefetch()
         ch = changes_since(cat.conn, since)
     if as_json:
         click.echo(json.dumps(ch, indent=2))
