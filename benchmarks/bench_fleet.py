@@ -1,7 +1,7 @@
 """Benchmark the fleet catalog, the coordinator and the index at scale (issue 13), side by side with main.
 
     python benchmarks/bench_fleet.py [--rows 100000] [--new 200] [--nightly] [--work DIR]
-                                     [--baseline DIR] [--browser chromium]
+                                     [--baseline DIR] [--browser chromium] [--cold] [--index-only]
 
 ``--baseline DIR``: a checkout of main (``git archive main | tar -x -C DIR``); every step below then also
 runs with main's code (``PYTHONPATH=DIR``) in the same run, on a copy of the same catalog.
@@ -18,7 +18,13 @@ runs with main's code (``PYTHONPATH=DIR``) in the same run, on a copy of the sam
   dumps (copies of the real small dump) as its source ("new only"); with ``--nightly`` also over the new
   dumps plus the N unchanged files ("nightly"); ``--jobs 1``, html+json reports, the index rebuilt. Peak RSS
   of the coordinator process (target: <= 150 MB at 100k), wall time.
-- index (child process): index.html + index.csv + what changed, from the catalog (target <= 100 MB).
+- index (child process): index.html + index.csv + what changed, from the catalog (target <= 100 MB), as
+  the batch does it after a run (``Catalog.prefetch``, what changed, the index). ``--cold``: first with the
+  catalog's pages dropped from the OS cache (``posix_fadvise(POSIX_FADV_DONTNEED)`` on the catalog and its
+  WAL after an fsync: POSIX only, no root, nothing else evicted), then again warm; each prints the bytes the
+  child read from storage (``read_bytes`` of ``/proc/self/io``) and the read requests the disk completed
+  meanwhile (``/proc/diskstats``, every process's). ``--index-only``: only this step, on a copy of
+  ``WORK/populated.sqlite`` from an earlier run (``--work``).
 - page: index.html size; headless Chromium: the time the page script is done rendering its first page
   (performance.now() at its end, plus first-contentful-paint), a filter and a sort (targets <= 2 s and
   <= 300 ms). The measured copy carries one extra script allowed by its own hash.
@@ -184,10 +190,69 @@ def child_index(catalog: Path, out: Path) -> dict[str, Any]:
     from dbgauto.catalog.changes import changes_since
     from dbgauto.catalog.db import Catalog
 
-    t0 = time.perf_counter()
+    io0, t0 = own_read_bytes(), time.perf_counter()
     with Catalog.open(catalog) as cat:
+        if hasattr(cat, "prefetch"):  # as the batch does before its fleet queries (main's code has none)
+            cat.prefetch()
         write_index(cat, out, (), changes_since(cat.conn, "2026-01-01"))
-    return {"seconds": time.perf_counter() - t0, "peak_kib": peak_kib()}
+    read = own_read_bytes() - io0 if io0 >= 0 else -1
+    return {"seconds": time.perf_counter() - t0, "peak_kib": peak_kib(), "read_bytes": read}
+
+
+def own_read_bytes() -> int:
+    """Bytes this process has had read from storage (Linux ``/proc/self/io``), else -1."""
+    try:
+        with open("/proc/self/io", encoding="ascii") as fh:
+            return int(next(x for x in fh if x.startswith("read_bytes")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        return -1
+
+
+def disk_reads() -> int:
+    """Read requests completed by all block devices so far (``/proc/diskstats``, whole disks only), else -1."""
+    try:
+        with open("/proc/diskstats", encoding="ascii") as fh:
+            rows = [x.split() for x in fh]
+    except OSError:
+        return -1
+    names = {r[2] for r in rows}
+    # partitions (vda1, nvme0n1p1) count again in their disk's line: keep names no other name is a prefix of
+    return sum(int(r[3]) for r in rows if not any(n != r[2] and r[2].startswith(n) for n in names))
+
+
+def evict(catalog: Path) -> bool:
+    """Drop the catalog's (and its WAL's) pages from the OS cache; False where POSIX_FADV_DONTNEED is missing."""
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(f"{catalog}{suffix}")
+        if p.exists():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # only clean pages can be dropped
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+    return True
+
+
+def index_step(code: Path | None, label: str, out: Path, cold: bool) -> None:
+    catalog = out / "dbgauto.sqlite"
+    for kind in ("cold", "warm") if cold else ("",):
+        if kind == "cold" and not evict(catalog):
+            print("index: --cold needs os.posix_fadvise (POSIX); measured warm only")
+            continue
+        d0 = disk_reads()
+        x = run_child(code, "index", str(catalog), str(out))
+        reads = disk_reads() - d0 if d0 >= 0 else -1
+        html = out / "index.html"
+        print(
+            f"index [{label}{', ' + kind if kind else ''}]: {x['seconds']:.2f} s, peak RSS"
+            f" {x['peak_kib'] / 1024:.0f} MB (target <= 100); read from storage"
+            f" {x.get('read_bytes', -1) / 1e6:.1f} MB, disk read requests {reads} (all processes);"
+            f" index.html {html.stat().st_size / 1e6:.1f} MB,"
+            f" index.csv {(out / 'index.csv').stat().st_size / 1e6:.1f} MB"
+        )
 
 
 def run_child(baseline: Path | None, *args: str) -> dict[str, Any]:
@@ -304,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", type=Path, help="a checkout of main, measured side by side")
     ap.add_argument("--browser", default=shutil.which("chromium") or shutil.which("chromium-browser"))
     ap.add_argument("--page-only", action="store_true", help="only measure WORK/index.html in the browser")
+    ap.add_argument("--cold", action="store_true", help="index step with the catalog out of the OS cache, then warm")
+    ap.add_argument("--index-only", action="store_true", help="only the index step, on WORK/populated.sqlite")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -319,6 +386,14 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="dbgauto-bench-fleet-"))
     if args.page_only:
         print("chromium:", json.dumps(chromium(work / "index.html", args.browser)))
+        return 0
+    if args.index_only:
+        out = work / "out-index"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        shutil.copyfile(work / "populated.sqlite", out / "dbgauto.sqlite")
+        for label, code in ([("main", args.baseline)] if args.baseline else []) + [("this", None)]:
+            index_step(code, label, out, args.cold)
         return 0
     work.mkdir(parents=True, exist_ok=True)
     n = args.rows
@@ -360,14 +435,8 @@ def main(argv: list[str] | None = None) -> int:
                 f" {b['seconds']:.1f} s; found {b['found']}, unchanged {b['unchanged']}, processed"
                 f" {b['processed']} ({b['failed']} failed)"
             )
-        x = run_child(code, "index", str(out / "dbgauto.sqlite"), str(out))
-        html = out / "index.html"
-        print(
-            f"index [{label}]: {x['seconds']:.2f} s, peak RSS {x['peak_kib'] / 1024:.0f} MB (target <= 100);"
-            f" index.html {html.stat().st_size / 1e6:.1f} MB,"
-            f" index.csv {(out / 'index.csv').stat().st_size / 1e6:.1f} MB"
-        )
-        pages[label] = html
+        index_step(code, label, out, args.cold)
+        pages[label] = out / "index.html"
     for label, html in pages.items():
         if args.browser:
             print(f"chromium [{label}]:", json.dumps(chromium(html, args.browser)))

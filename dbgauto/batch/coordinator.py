@@ -317,6 +317,7 @@ def write_index(
     from dbgauto.report.fleet import write_fleet_index
     from dbgauto.report.render import ReportRenderer
 
+    cat.prefetch()
     newest = cat.index_stamp()
     html, csv = write_fleet_index(
         ReportRenderer(template_dirs=list(template_dirs)),
@@ -466,6 +467,7 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
                 finally:
                     flush()
                     progress.end()
+            cat.prefetch()  # the fleet queries below read every dump's summary row (Catalog.prefetch)
             cat.refresh_buckets()
             summary.changes = changes_since(cat.conn, started)
             if opts.report and (summary.processed or index_is_stale(cat, out)):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -150,14 +152,36 @@ def _export_row(row: Any) -> dict[str, Any]:
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default stdout).")
 @click.option("--facts", "with_facts", is_flag=True, help="JSON only: include each dump's facts.")
-def export_cmd(where: Path, fmt: str, output: Path | None, with_facts: bool) -> None:
-    """Every dump's newest outcome as JSON (a list of objects) or CSV (one row per dump)."""
+@click.option(
+    "--skipped/--no-skipped",
+    "with_skipped",
+    default=True,
+    show_default=True,
+    help="Include the files runs saw and did not process (status skipped, error_code the reason), as index.csv does.",
+)
+def export_cmd(where: Path, fmt: str, output: Path | None, with_facts: bool, with_skipped: bool) -> None:
+    """Every dump's newest outcome, and every file seen and skipped, as JSON (a list of objects) or CSV (one
+    row per file), by path: the rows index.csv shows.
+
+    A skipped file's row has status ``skipped``, ``error_code`` the reason (older_than_since, not_a_dump,
+    unreadable), ``error_message`` its words, ``dump_size``, ``host``, ``run_id`` (the last run that skipped
+    it) and ``finished`` (when it was last seen); its other columns are empty (no dump id, facts or outputs).
+    """
+    facts = with_facts and fmt == "json"
+    records = []
+    skipped = 0
     with _open(where) as cat:
-        rows = cat.latest()
-        records = []
+        cat.prefetch()  # every row is read: in file order first, not page by page (Catalog.prefetch)
+        rows: Iterable[Any] = cat.latest(facts=facts)
+        if with_skipped:
+            rows = heapq.merge(rows, cat.skipped_summaries(), key=lambda r: r["path"])
         for r in rows:
             rec = _export_row(r)
-            if with_facts and fmt == "json":
+            if r["status"] == "skipped":
+                skipped += 1
+                if facts:
+                    rec["facts"], rec["report_paths"] = None, {}
+            elif facts:
                 rec["facts"] = json.loads(r["facts"]) if r["facts"] else None
                 rec["report_paths"] = json.loads(r["report_paths"]) if r["report_paths"] else {}
             records.append(rec)
@@ -173,7 +197,7 @@ def export_cmd(where: Path, fmt: str, output: Path | None, with_facts: bool) -> 
         click.echo(text, nl=False)
     else:
         atomic_write_text(output, text)
-        click.echo(f"{len(records)} dump(s) written to {output}", err=True)
+        click.echo(f"{len(records) - skipped} dump(s), {skipped} skipped file(s) written to {output}", err=True)
 
 
 @command.command("buckets")
@@ -214,6 +238,7 @@ def changes_cmd(where: Path, since: str, as_json: bool) -> None:
     from dbgauto.catalog.changes import changes_since
 
     with _open(where) as cat:
+        cat.prefetch()
         ch = changes_since(cat.conn, since)
     if as_json:
         click.echo(json.dumps(ch, indent=2))
