@@ -266,11 +266,13 @@ def bench_small(trees: list[Tree], src: Path, work: Path, count: int, formats: l
     """Per formats set: --jobs 1 and 2 per tree, alternated ``repeat`` times (best wall and CPU of each kept)."""
     for fmt in formats:
         best: dict[tuple[str, int], Run] = {}
-        for _ in range(repeat):
+        for attempt in range(repeat):
             for tree in trees:
                 for jobs in (1, 2):
-                    out = work / f"out-small-{tree.name}-{fmt.replace(',', '+')}-j{jobs}"
-                    shutil.rmtree(out, ignore_errors=True)
+                    # a fresh folder per run, the old ones left until the end: deleting thousands of reports
+                    # right before a run slowed its file creation here (the VM's disk is mounted with online
+                    # discard), which measured the deletion, not the batch
+                    out = work / f"out-small-{tree.name}-{fmt.replace(',', '+')}-j{jobs}-{attempt}"
                     r = run_batch(tree, src, out, jobs, fmt)
                     if r.summary is None:
                         print(f"small [{fmt}] {tree.name}: --formats {fmt} not supported by this tree", flush=True)
@@ -303,20 +305,19 @@ def bench_small(trees: list[Tree], src: Path, work: Path, count: int, formats: l
                         f"small [{fmt}] --jobs {jobs}: {ours.name} vs {base.name}: {b.wall / a.wall:.2f}x throughput"
                         f" (wall), in-task time per dump {b.task / a.task:.2f}x lower"
                     )
-        out = work / f"out-small-{trees[0].name}-{formats[0].replace(',', '+')}-j2"
+        out = work / f"out-small-{trees[0].name}-{fmt.replace(',', '+')}-j2-0"
         if out.is_dir():
             print(f"small: of which the index over all {count} dumps (after the last task): {index_seconds(out):.2f} s")
-    out = work / f"out-small-{trees[0].name}-{formats[0].replace(',', '+')}-j2"
+    out = work / f"out-small-{trees[0].name}-{formats[0].replace(',', '+')}-j2-0"
     again = run_batch(trees[0], src, out, 2, formats[0])
     print(f"small: rerun with nothing new: {again.wall:.2f} s ({again.wall / count * 1000:.2f} ms/dump, incl. start)")
 
 
 def bench_large(tree: Tree, src: Path, work: Path, count: int, repeat: int) -> None:
     times: dict[int, float] = {}
-    for _ in range(repeat):
+    for attempt in range(repeat):
         for jobs in (1, 2):
-            out = work / f"out-large-j{jobs}"
-            shutil.rmtree(out, ignore_errors=True)
+            out = work / f"out-large-j{jobs}-{attempt}"
             r = run_batch(tree, src, out, jobs, "html,json")
             times[jobs] = min(times.get(jobs, r.wall), r.wall)
             s = r.summary or {}
@@ -325,7 +326,8 @@ def bench_large(tree: Tree, src: Path, work: Path, count: int, repeat: int) -> N
                 f" ok {s.get('succeeded')}, failed {len(s.get('failed', []))})  ({load()})",  # type: ignore[arg-type]
                 flush=True,
             )
-    print(f"large: of which the index (coordinator, after the last task): {index_seconds(work / 'out-large-j2'):.2f} s")
+    index = index_seconds(work / "out-large-j2-0")
+    print(f"large: of which the index (coordinator, after the last task): {index:.2f} s")
     print(f"large: best --jobs 1 {times[1]:.2f} s, --jobs 2 {times[2]:.2f} s: speed-up {times[1] / times[2]:.2f}x")
 
 

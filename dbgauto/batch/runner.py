@@ -19,8 +19,10 @@ Why this shape:
   (:func:`dbgauto.batch.tasks.run_tasks`), and ``max_tasks_per_child`` counts chunks. A chunk's worker marks
   which source it is on (its stage file), so a per-task timeout still applies to that source alone, and when
   a worker dies that source is the suspect re-run alone; the chunk's other sources are re-queued.
-- At most as many tasks in flight as there are worker slots, so a task's submit time is its start time and
-  the per-task timeout (``task_timeout``) is measured honestly.
+- As many tasks in flight as there are worker slots, plus (chunks of small dumps only) one more per slot
+  waiting in the pool's queue, so a worker that finishes a chunk starts the next at once. A task's clock starts
+  when its first source writes its stage file, so the per-task timeout (``task_timeout``) is measured honestly
+  and a queued task is neither timed out nor taken for a dead worker's suspect.
 - A worker that dies breaks a local pool for every task in flight. Those tasks become *suspects* and are
   re-run one at a time on a fresh pool: the one that breaks it alone is failed (``worker_died``); the others
   complete. A task over its timeout is failed (``task_timeout``); on a local pool its worker processes are
@@ -379,7 +381,11 @@ class TaskRunner:
                 if not inflight:  # isolate: one suspect alone on a fresh pool
                     submitted = submit([suspects.popleft()], True)
             else:
-                while submitted and pending and len(inflight) < slots:
+                # chunks of small dumps: one more per worker waits in the pool's queue, so a worker that
+                # finishes a chunk starts the next at once instead of idling while its results travel back
+                # and the next chunk is sent (a queued chunk's clock starts when its first source does)
+                depth = 2 * slots if chunked and (not pending or pending[0].size <= CHUNK_MAX_BYTES) else slots
+                while submitted and pending and len(inflight) < depth:
                     submitted = submit(take(), False)
             if not submitted:
                 submit_failures += 1
@@ -425,17 +431,18 @@ class TaskRunner:
                 self._expire(inflight, pending, timeout, on_done, engine)
 
     def _current(self, slot: _Slot) -> tuple[int, float | None]:
-        """Which source of a chunk its worker is on (the last one that wrote a stage; 0 when none did) and how
-        long ago it started (from its stage file; None when unknown)."""
-        if self._stage_dir is None or len(slot.specs) == 1:
+        """Which source of a task its worker is on (the last one that wrote a stage) and, for a chunk, how long
+        ago that one started (from its stage file; None when unknown); (-1, None) when none of its sources has
+        started (a task still waiting in the pool's queue). Dask (no stage files): (0, None)."""
+        if self._stage_dir is None:
             return 0, None
         for i in range(len(slot.specs) - 1, -1, -1):
             try:
                 mtime = stage_path(self._stage_dir, slot.specs[i].source).stat().st_mtime
             except OSError:
                 continue
-            return i, max(0.0, time.time() - mtime)
-        return 0, None
+            return i, max(0.0, time.time() - mtime) if len(slot.specs) > 1 else None
+        return -1, None
 
     def _recover_broken(
         self,
@@ -467,7 +474,8 @@ class TaskRunner:
                 )
             else:
                 i = currents[fut]
-                suspects.append(slot.specs[i])
+                if i >= 0:  # a task not started yet (queued) holds no suspect
+                    suspects.append(slot.specs[i])
                 requeue.extend(sp for j, sp in enumerate(slot.specs) if j != i)
         pending.extendleft(reversed(requeue))
         inflight.clear()
@@ -487,6 +495,9 @@ class TaskRunner:
             if now - slot.started < timeout or fut.done():
                 continue
             i, age = self._current(slot)
+            if i < 0:  # still waiting in the pool's queue: its clock starts when it does
+                slot.started = now
+                continue
             if age is not None and age < timeout:  # a chunk: its current source has not used its time yet
                 slot.started = now - age
                 continue

@@ -88,6 +88,34 @@ def test_a_hung_source_in_a_chunk_times_out_alone(tmp_path: Path) -> None:
     assert len(codes) == COUNT - 1
 
 
+def test_a_chunk_queued_behind_a_hung_one_is_neither_timed_out_nor_lost(tmp_path: Path) -> None:
+    """One worker, the first chunk hangs on its second source while the next chunk waits in the pool's queue:
+    only the hung source is failed; the queued chunk's clock had not started, so it is run, not timed out."""
+    names = [f"m{i:02d}.dmp" for i in range(COUNT)]
+    names[1] = "hang.dmp"
+    got = _run(_specs(tmp_path, names), faulty, task_timeout=2.0)
+    assert all(len(recs) == 1 for recs in got.values())
+    codes = {Path(s).name: r[0].error_code for s, r in got.items()}
+    assert codes.pop("hang.dmp") == "task_timeout"
+    assert set(codes.values()) == {"not_found"}
+    assert len(codes) == COUNT - 1
+
+
+def test_a_queued_chunk_is_not_a_suspect_when_a_worker_dies(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The worker dies on the first chunk's second source while the next chunk is queued: that source alone is
+    re-run as the suspect (the queued chunk is simply queued again) and failed; every other source completes."""
+    names = [f"m{i:02d}.dmp" for i in range(COUNT)]
+    names[1] = "die.dmp"
+    with caplog.at_level("WARNING", logger="dbgauto.batch.runner"):
+        got = _run(_specs(tmp_path, names), faulty)
+    codes = {Path(s).name: r[0].error_code for s, r in got.items()}
+    assert codes.pop("die.dmp") == "worker_died"
+    assert set(codes.values()) == {"not_found"}
+    assert len(codes) == COUNT - 1
+    deaths = [r.getMessage() for r in caplog.records if "worker process died" in r.getMessage()]
+    assert deaths[0] == "a worker process died; 1 task(s) re-run one at a time to find which"  # not the queued
+
+
 @pytest.fixture
 def small_tree(tmp_path: Path, triage_x64_path: Path) -> Path:
     """Twelve links to the real small dump under six machine folders (enough sources for chunks of three)."""
