@@ -42,7 +42,7 @@ from dbgauto.batch.lock import batch_lock
 from dbgauto.batch.notify import NotifyOptions, notify
 from dbgauto.batch.progress import LogProgress, Progress
 from dbgauto.batch.retention import prune_outputs
-from dbgauto.batch.runner import RunnerOptions, TaskRunner
+from dbgauto.batch.runner import RunnerOptions, TaskRunner, prestart_forkserver
 from dbgauto.batch.tasks import HASH_SCHEME, TaskSpec, content_hash, run_task
 from dbgauto.catalog.changes import changes_since
 from dbgauto.catalog.db import CATALOG_NAME, Catalog, utc_now
@@ -375,6 +375,8 @@ def run_batch(opts: BatchOptions, progress: Progress | None = None) -> BatchSumm
     """Run one batch; raises CatalogLockedError when another batch holds DIR and ``opts.wait`` is false."""
     from dbgauto.version import __version__
 
+    if opts.scheduler is None:
+        prestart_forkserver()  # the local pool's server loads while the checks, the lock and discovery run
     progress = progress or LogProgress()
     out = Path(opts.out_dir).resolve()
     _require(opts.convert, opts.report)

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
+from dbgauto.util.usercache import user_cache_root
+
 __all__ = [
     "ENV_VARS",
     "PathElement",
@@ -66,10 +68,7 @@ def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     e = os.environ if env is None else env
     if e.get("DBGAUTO_SYMBOL_CACHE"):
         return Path(e["DBGAUTO_SYMBOL_CACHE"])
-    if sys.platform == "win32" and e.get("LOCALAPPDATA"):
-        return Path(e["LOCALAPPDATA"]) / "dbgauto" / "symbols"
-    base = e.get("XDG_CACHE_HOME") or str(Path(e.get("HOME") or Path.home()) / ".cache")
-    return Path(base) / "dbgauto" / "symbols"
+    return user_cache_root(e) / "symbols"
 
 
 @dataclass(frozen=True, slots=True)
