@@ -23,6 +23,7 @@ import itertools
 import json
 import ntpath
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,12 @@ MAX_NAMES: Final = 2000  # rows ``x`` prints
 _MEMO_LIMIT: Final = 64
 _memo: dict[tuple[str, int, int], SymbolTable] = {}  # loaded tables, per process (a batch worker sees many dumps)
 _MAX_SIGNATURE_DIRS: Final = 4096
+# How long a process trusts the stores' signature before walking their folders again. The walk costs about
+# 70 ms on a symbol cache of 1,500 modules (measured here), far more than a small dump's whole analysis; a
+# batch worker checks at most this often, so a file added to a store by hand is seen within seconds, and a
+# file this process downloads is seen at once (it clears the signature).
+STORE_RECHECK_SECONDS: float = 2.0
+_signatures: dict[tuple[str, ...], tuple[float, Any]] = {}
 # per process: (candidate roots, cache) -> (folders signature, fingerprints, files set aside with their error)
 _missing_memo: dict[tuple[str, str, bool], tuple[Any, set[SymbolKey]]] = {}
 _candidates_memo: dict[tuple[tuple[str, ...], str], tuple[Any, list[SymbolTable], list[tuple[Path, Exception]]]] = {}
@@ -155,6 +162,20 @@ def _candidate_roots(resolved: ResolvedSymbolPath) -> list[Path]:
                 roots.append(d)
     roots.append(resolved.cache_dir / "isf")
     return list(dict.fromkeys(roots))
+
+
+def _stores_signature(roots: Sequence[Path]) -> Any:
+    """:func:`_folders_signature` of ``roots``, walked at most every :data:`STORE_RECHECK_SECONDS`."""
+    key = tuple(str(r) for r in roots)
+    now = time.monotonic()
+    got = _signatures.get(key)
+    if got is not None and now - got[0] < STORE_RECHECK_SECONDS:
+        return got[1]
+    signature = _folders_signature(roots)
+    if len(_signatures) >= _MEMO_LIMIT:
+        _signatures.pop(next(iter(_signatures)))
+    _signatures[key] = (now, signature)
+    return signature
 
 
 def _folders_signature(roots: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
@@ -319,9 +340,15 @@ class SymbolContext:
         resolved = resolved or resolve_symbol_path()
         allow = resolved.path.uses_network if network is None else network and resolved.path.uses_network
         roots = _candidate_roots(resolved)
-        signature = _folders_signature(roots)
+        signature = _stores_signature(roots)
         missing = _known_missing((resolved.path.text, str(resolved.cache_dir), allow), signature)
-        finder = SymbolFinder(resolved.path, cache_dir=resolved.cache_dir, allow_network=allow, missing=missing)
+        finder = SymbolFinder(
+            resolved.path,
+            cache_dir=resolved.cache_dir,
+            allow_network=allow,
+            missing=missing,
+            on_stored=_signatures.clear,  # a file this process stored is seen by its next dump
+        )
         b = _Builder(inputs, resolved, finder, roots=roots, signature=signature)
         try:
             ident, reason = b.identify()
@@ -624,7 +651,7 @@ class _Builder:
             roots = self.roots
             key = (tuple(str(r) for r in roots), str(self.resolved.cache_dir))
             if self.signature is None:
-                self.signature = _folders_signature(roots)
+                self.signature = _stores_signature(roots)
             signature = self.signature
             memo = _candidates_memo.get(key)
             if memo is None or memo[0] != signature:

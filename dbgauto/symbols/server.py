@@ -160,15 +160,18 @@ class SymbolFinder:
         allow_network: bool = True,
         server_factory: Callable[[str], SymbolServer] | None = None,
         missing: set[SymbolKey] | None = None,
+        on_stored: Callable[[], None] | None = None,
     ) -> None:
         """``missing``: keys known to be absent along this path, shared by the finders of one process while the
-        stores are unchanged (a batch worker asks for the same absent images for every dump)."""
+        stores are unchanged (a batch worker asks for the same absent images for every dump); ``on_stored``:
+        called after this finder put a file into a store (what remembers the stores' state forgets it)."""
         self.path = path
         self.cache_dir = Path(cache_dir)
         self.allow_network = allow_network
         self._servers: dict[str, SymbolServer] = {}
         self._factory = server_factory or SymbolServer
         self._missing: set[SymbolKey] = missing if missing is not None else set()
+        self._on_stored = on_stored
         self.stats = FinderStats()
 
     def _store(self, text: str, *, flat: bool = False) -> LocalStore | None:
@@ -198,6 +201,8 @@ class SymbolFinder:
                     for d in downstream:
                         with contextlib.suppress(OSError):
                             d.put(key, found.read_bytes())
+                    if downstream:
+                        self._stored()
                     return downstream[0].path_for(key) if downstream else found
                 downstream.append(link)
                 continue
@@ -220,8 +225,14 @@ class SymbolFinder:
                     self.stats.errors.append(f"{d.root}: cannot store {key}: {e}")
                     continue
                 first = first or p
+            if first is not None:
+                self._stored()
             return first
         return None
+
+    def _stored(self) -> None:
+        if self._on_stored is not None:
+            self._on_stored()
 
     def find(self, key: SymbolKey) -> Path | None:
         """The local path of ``key`` (downloaded if needed), or None; missing keys are not asked for again."""

@@ -15,6 +15,7 @@ import pytest
 
 from dbgauto.kdump.reader import KernelDump
 from dbgauto.kernel.open import read_parts
+from dbgauto.symbols import context
 from dbgauto.symbols.context import KernelInputs, SymbolContext
 from dbgauto.symbols.sympath import resolve_symbol_path
 
@@ -36,15 +37,23 @@ def _build(inputs: KernelInputs, path: Path) -> SymbolContext:
     return SymbolContext.build(inputs, resolve_symbol_path(str(path), {}))
 
 
-def test_a_table_added_then_removed_is_seen_by_the_next_dump(inputs: KernelInputs, tmp_path: Path) -> None:
+def test_a_table_added_then_removed_is_seen_by_the_next_dump(
+    inputs: KernelInputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stores' folders are walked again at most every STORE_RECHECK_SECONDS (a walk of a real symbol
+    cache costs more than a dump's analysis): within that time the process's list stands, after it a table
+    added or removed is seen."""
     store = tmp_path / "store" / "ntkrnlmp.pdb"
     store.mkdir(parents=True)
     for p in SYMBOLS.iterdir():
         if MATCH not in p.name:
             shutil.copy(p, store / p.name)
+    monkeypatch.setattr(context, "STORE_RECHECK_SECONDS", 3600.0)
     assert _build(inputs, store.parent).table is None
     assert _build(inputs, store.parent).table is None  # the same answer from the process's list
     shutil.copy(SYMBOLS / f"{MATCH}-1.json.xz", store / f"{MATCH}-1.json.xz")
+    assert _build(inputs, store.parent).table is None  # within the recheck interval: not walked again
+    monkeypatch.setattr(context, "STORE_RECHECK_SECONDS", 0.0)
     found = _build(inputs, store.parent)
     assert found.method == "kdbg-match"
     assert found.table is not None

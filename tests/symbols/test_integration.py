@@ -162,7 +162,12 @@ def test_facts_with_symbols_name_frames_and_take_identity_from_the_table() -> No
 
 
 @needs_shared
-def test_a_corrupt_isf_is_a_warning_and_the_dump_is_still_analysed(tmp_path: Path) -> None:
+def test_a_corrupt_isf_is_a_warning_and_the_dump_is_still_analysed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbgauto.symbols import context
+
+    monkeypatch.setattr(context, "STORE_RECHECK_SECONDS", 0.0)  # the store changes between the two dumps
     lib = tmp_path / "lib" / "ntkrnlmp.pdb"
     lib.mkdir(parents=True)
     shutil.copy(SYMBOLS / "ntkrnlmp.pdb" / f"{MATCH}-1.json.xz", lib)

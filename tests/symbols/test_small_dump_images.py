@@ -258,10 +258,19 @@ def test_a_served_file_that_is_no_image_is_set_aside_with_a_warning(
 
 
 def test_an_absent_image_is_asked_for_once_per_process_until_the_store_changes(
-    small: Path, driver: Driver, crash: Crash, server: tuple[str, ServedTree], tmp_path: Path
+    small: Path,
+    driver: Driver,
+    crash: Crash,
+    server: tuple[str, ServedTree],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A batch worker sees many dumps naming the same absent images: the server is asked once, not per dump; an
-    image then filed in the local store (by hand, or by another process) is used by the next dump."""
+    image then filed in the local store (by hand, or by another process) is used by the next dump once the
+    stores are looked at again (STORE_RECHECK_SECONDS, 0 here)."""
+    from dbgauto.symbols import context
+
+    monkeypatch.setattr(context, "STORE_RECHECK_SECONDS", 0.0)
     url, tree = server
     key = _key(crash.name, driver)
     store = tmp_path / "store"
