@@ -9,7 +9,6 @@ above 2**53), and experimental fields carry an ``x_`` prefix. ``CrashFacts.from_
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final
 
 from dbgauto.util.codec import KEEP, Extras, Hex, from_json, hex_or_none, memoize_encoding, to_json
+from dbgauto.util.memo import memo_sized
 from dbgauto.vocab.bugchecks import is_m_variant, lookup
 from dbgauto.vocab.products import product_type_name
 
@@ -245,7 +245,7 @@ class DriversJson:
     canonical: bytes
 
 
-@functools.lru_cache(maxsize=32)
+@memo_sized(32)
 def drivers_json(drivers: tuple[DriverFact, ...]) -> DriversJson:
     """The JSON of a driver list, encoded once per distinct list per process: a fleet's dumps list the same 150
     drivers again and again, and encoding them was most of the cost of every dump's JSON (report and catalog)."""

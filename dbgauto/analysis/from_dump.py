@@ -6,7 +6,6 @@ session, a batch task), so facts, conversion and verification share one walk of 
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
@@ -30,6 +29,7 @@ from dbgauto.analysis.summary import summarize
 from dbgauto.kernel.identity import identity_of
 from dbgauto.kernel.irql import debugger_saved_irql
 from dbgauto.kernel.stackscan import ModuleIndex, scan_stack
+from dbgauto.util.memo import memo_sized
 from dbgauto.vocab.bugchecks import base_code
 from dbgauto.vocab.inbox import is_inbox
 
@@ -97,7 +97,7 @@ def _driver_fact(d: LoadedDriver) -> DriverFact:
     return fact
 
 
-@functools.lru_cache(maxsize=32)
+@memo_sized(32)
 def _driver_facts(drivers: tuple[LoadedDriver, ...]) -> tuple[DriverFact, ...]:
     """A whole driver list as facts, remembered per process by value (the records are immutable)."""
     return tuple(_driver_fact(d) for d in drivers)

@@ -27,7 +27,6 @@ is the interrupted context from that trap frame onward.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
@@ -40,6 +39,7 @@ from dbgauto.kdump.structs.context import context_layout, parse_context
 from dbgauto.pe import PeImage
 from dbgauto.unwind import Module, unwind
 from dbgauto.unwind.trapframe import layout_from_type, read_ktrap_frame
+from dbgauto.util.memo import memo_sized
 from dbgauto.vocab.bugchecks import base_code
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def _limits(parts: KernelParts, sp: int) -> tuple[int, int] | None:
     return low, max(high, low + 1)
 
 
-@functools.lru_cache(maxsize=32)
+@memo_sized(32)
 def _unwind_modules(drivers: tuple[LoadedDriver, ...]) -> tuple[Module, ...]:
     """The unwinder's module list of a driver list, remembered per process by value (both are immutable)."""
     return tuple(Module(d.base_name, d.base, d.size) for d in drivers if d.size)

@@ -103,6 +103,7 @@ def pack_facts(facts: dict[str, Any], *, drivers: bytes | None = None) -> Stored
 
 _DRIVER_SETS: dict[bytes, tuple[str, bytes]] = {}
 _DRIVER_SETS_LIMIT = 32
+_DRIVER_SET_KEPT_BYTES = 1 << 20  # a real list's JSON: about 30 KB
 
 
 def _packed_drivers(data: bytes) -> tuple[str, bytes]:
@@ -112,9 +113,10 @@ def _packed_drivers(data: bytes) -> tuple[str, bytes]:
     got = _DRIVER_SETS.get(data)
     if got is None:
         got = hashlib.sha256(data).hexdigest(), zlib.compress(data, ZLIB_LEVEL)
-        if len(_DRIVER_SETS) >= _DRIVER_SETS_LIMIT:
-            _DRIVER_SETS.pop(next(iter(_DRIVER_SETS)))
-        _DRIVER_SETS[data] = got
+        if len(data) <= _DRIVER_SET_KEPT_BYTES:  # a huge list (a hostile file) is not kept
+            if len(_DRIVER_SETS) >= _DRIVER_SETS_LIMIT:
+                _DRIVER_SETS.pop(next(iter(_DRIVER_SETS)))
+            _DRIVER_SETS[data] = got
     return got
 
 

@@ -178,9 +178,10 @@ def parse_drivers(p: TriageParser, h: TriageHeader) -> list[LoadedDriver]:
     if got is None:
         warnings: list[str] = []
         got = _decode_drivers(st, table, pool, pool_start, warnings), tuple(warnings)
-        if len(_driver_lists) >= _DRIVER_LISTS_LIMIT:
-            _driver_lists.pop(next(iter(_driver_lists)))
-        _driver_lists[key] = got
+        if len(table) + len(pool) <= _DRIVER_LIST_KEPT_BYTES:  # a huge list (a hostile file) is not kept
+            if len(_driver_lists) >= _DRIVER_LISTS_LIMIT:
+                _driver_lists.pop(next(iter(_driver_lists)))
+            _driver_lists[key] = got
     p.warnings.extend(got[1])
     return list(got[0])
 
@@ -189,6 +190,7 @@ def parse_drivers(p: TriageParser, h: TriageHeader) -> list[LoadedDriver]:
 # fleet's small dumps carry the same list again and again (one host, one image), and decoding 150 UTF-16 names
 # was the largest part of parsing one. The records are immutable; the key is every byte they are made from.
 _DRIVER_LISTS_LIMIT: Final = 32
+_DRIVER_LIST_KEPT_BYTES: Final = 1 << 20  # a real list and its names: about 30 KB
 _driver_lists: dict[tuple[bool, int, bytes, bytes], tuple[tuple[LoadedDriver, ...], tuple[str, ...]]] = {}
 
 
