@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final
 
-from dbgauto.util.codec import KEEP, Extras, Hex, from_json, hex_or_none, memoize_encoding, to_json
-from dbgauto.util.memo import memo_sized
+from dbgauto.util.codec import KEEP, Extras, Hex, from_json, hex_or_none, to_json
 from dbgauto.vocab.bugchecks import is_m_variant, lookup
 from dbgauto.vocab.products import product_type_name
 
@@ -215,7 +214,6 @@ class StackFact:
         object.__setattr__(self, "frames", tuple(self.frames))
 
 
-@memoize_encoding
 @dataclass(frozen=True, slots=True)
 class DriverFact:
     """A loaded module. ``third_party``: not an inbox Windows module (``dbgauto.vocab.inbox.is_inbox``)."""
@@ -245,15 +243,27 @@ class DriversJson:
     canonical: bytes
 
 
-@memo_sized(32)
-def drivers_json(drivers: tuple[DriverFact, ...]) -> DriversJson:
-    """The JSON of a driver list, encoded once per distinct list per process: a fleet's dumps list the same 150
-    drivers again and again, and encoding them was most of the cost of every dump's JSON (report and catalog)."""
-    items = [to_json(d) for d in drivers]
-    return DriversJson(
-        json.dumps(items, ensure_ascii=True, separators=(",", ":")),
-        json.dumps(items, sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode("ascii"),
-    )
+_DRIVERS_JSON_LIMIT: Final = 32
+MAX_KEPT_ITEMS: Final = 4096  # a real driver list has 100-400 entries: a longer one (a hostile file) is not kept
+_drivers_json: dict[tuple[DriverFact, ...], DriversJson] = {}
+
+
+def drivers_json(drivers: tuple[DriverFact, ...], encoded: Sequence[Mapping[str, Any]] | None = None) -> DriversJson:
+    """The JSON of a driver list; ``encoded``: the list already as ``to_dict`` gives it (not encoded again).
+    Remembered per process for lists seen again (the same dump converted and reported, a forced rerun); a
+    fleet's dumps each list the drivers at their own boot's bases, so most lists are new."""
+    got = _drivers_json.get(drivers) if len(drivers) <= MAX_KEPT_ITEMS else None
+    if got is None:
+        items = list(encoded) if encoded is not None else [to_json(d) for d in drivers]
+        got = DriversJson(
+            json.dumps(items, ensure_ascii=True, separators=(",", ":")),
+            json.dumps(items, sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode("ascii"),
+        )
+        if len(drivers) <= MAX_KEPT_ITEMS:
+            if len(_drivers_json) >= _DRIVERS_JSON_LIMIT:
+                _drivers_json.pop(next(iter(_drivers_json)))
+            _drivers_json[drivers] = got
+    return got
 
 
 @dataclass(frozen=True, slots=True)

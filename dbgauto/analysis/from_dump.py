@@ -6,6 +6,7 @@ session, a batch task), so facts, conversion and verification share one walk of 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
@@ -29,7 +30,6 @@ from dbgauto.analysis.summary import summarize
 from dbgauto.kernel.identity import identity_of
 from dbgauto.kernel.irql import debugger_saved_irql
 from dbgauto.kernel.stackscan import ModuleIndex, scan_stack
-from dbgauto.util.memo import memo_sized
 from dbgauto.vocab.bugchecks import base_code
 from dbgauto.vocab.inbox import is_inbox
 
@@ -72,34 +72,25 @@ def _version() -> str:
     return f"dbgauto {__version__}"
 
 
-_DRIVER_MEMO_LIMIT: Final = 20_000
-_driver_memo: dict[tuple[str | None, int, int, int | None, int | None], DriverFact] = {}
-
-
 def _driver_fact(d: LoadedDriver) -> DriverFact:
-    """One driver entry as a fact; memoized per process by the entry's values (a fleet's dumps list the same
-    drivers again and again: name parsing and the inbox lookup run once per distinct entry)."""
-    key = (d.name, d.base, d.size, d.timestamp, d.checksum)
-    fact = _driver_memo.get(key)
-    if fact is None:
-        fact = DriverFact(
-            name=module_basename(d.name) if d.name else f"<unnamed@{d.base:x}>",
-            path=d.name or None,
-            base=d.base,
-            size=d.size,
-            timestamp=d.timestamp,
-            checksum=d.checksum,
-            third_party=not is_inbox(d.name) if d.name else True,
-        )
-        if len(_driver_memo) >= _DRIVER_MEMO_LIMIT:
-            _driver_memo.clear()
-        _driver_memo[key] = fact
-    return fact
+    """One driver entry as a fact. What its name decides (the module name, inbox or not) is the same in every
+    dump that lists it and is worked out once per process (:func:`_named`); the base differs with every boot."""
+    if not d.name:
+        return DriverFact(f"<unnamed@{d.base:x}>", None, d.base, d.size, d.timestamp, d.checksum, True)
+    name, third_party = _named(d.name) if len(d.name) <= _KEPT_NAME else _named.__wrapped__(d.name)
+    return DriverFact(name, d.name, d.base, d.size, d.timestamp, d.checksum, third_party)
 
 
-@memo_sized(32)
+_KEPT_NAME: Final = 1024  # real NT paths are under 260 characters; a longer one (a hostile dump) is not kept
+
+
+@functools.lru_cache(maxsize=4096)
+def _named(path: str) -> tuple[str, bool]:
+    """(module name, third party) of a driver's NT path."""
+    return module_basename(path), not is_inbox(path)
+
+
 def _driver_facts(drivers: tuple[LoadedDriver, ...]) -> tuple[DriverFact, ...]:
-    """A whole driver list as facts, remembered per process by value (the records are immutable)."""
     return tuple(_driver_fact(d) for d in drivers)
 
 

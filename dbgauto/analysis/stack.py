@@ -39,7 +39,6 @@ from dbgauto.kdump.structs.context import context_layout, parse_context
 from dbgauto.pe import PeImage
 from dbgauto.unwind import Module, unwind
 from dbgauto.unwind.trapframe import layout_from_type, read_ktrap_frame
-from dbgauto.util.memo import memo_sized
 from dbgauto.vocab.bugchecks import base_code
 
 if TYPE_CHECKING:
@@ -163,9 +162,7 @@ def _limits(parts: KernelParts, sp: int) -> tuple[int, int] | None:
     return low, max(high, low + 1)
 
 
-@memo_sized(32)
 def _unwind_modules(drivers: tuple[LoadedDriver, ...]) -> tuple[Module, ...]:
-    """The unwinder's module list of a driver list, remembered per process by value (both are immutable)."""
     return tuple(Module(d.base_name, d.base, d.size) for d in drivers if d.size)
 
 

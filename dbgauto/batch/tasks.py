@@ -411,5 +411,6 @@ def _reports_and_verify(spec: TaskSpec, rec: ResultRecord, facts: Any) -> None:
             rec.report_paths.update(zip(spec.formats, (str(p) for p in paths), strict=True))
         rec.report_seconds = time.perf_counter() - t
     # a small record back to the coordinator: summary columns and the facts already packed for the catalog
-    encoded = drivers_json(tuple(facts.drivers)).canonical if getattr(facts, "drivers", None) else None
+    listed = rec.facts.get("drivers") if getattr(facts, "drivers", None) else None
+    encoded = drivers_json(tuple(facts.drivers), listed).canonical if listed else None
     rec.summary, rec.packed, rec.facts = summary_of(rec.facts), pack_facts(rec.facts, drivers=encoded), None

@@ -169,54 +169,57 @@ def parse_drivers(p: TriageParser, h: TriageHeader) -> list[LoadedDriver]:
     pool_start, pool_end = h.string_pool_offset, h.string_pool_offset + h.string_pool_size
     if h.string_pool_offset:
         p.need("string_pool", pool_start, h.string_pool_size)
-    table = bytes(p.buf[h.driver_list_offset : h.driver_list_offset + h.driver_count * entry])
-    # One copy of the pool (bounded by the file, checked above): names are read relative to it, never outside,
-    # and slicing bytes is cheaper than slicing and comparing memoryviews once per driver.
+    table = memoryview(p.buf)[h.driver_list_offset : h.driver_list_offset + h.driver_count * entry]
+    # One copy of the pool (bounded by the file, checked above): names are read relative to it, never outside.
     pool = bytes(p.buf[pool_start:pool_end])
-    key = (p.is_64bit, pool_start, table, pool)
-    got = _driver_lists.get(key)
-    if got is None:
-        warnings: list[str] = []
-        got = _decode_drivers(st, table, pool, pool_start, warnings), tuple(warnings)
-        if len(table) + len(pool) <= _DRIVER_LIST_KEPT_BYTES:  # a huge list (a hostile file) is not kept
-            if len(_driver_lists) >= _DRIVER_LISTS_LIMIT:
-                _driver_lists.pop(next(iter(_driver_lists)))
-            _driver_lists[key] = got
-    p.warnings.extend(got[1])
-    return list(got[0])
-
-
-# The decoded driver lists of this process, by their bytes (table, string pool and where the pool starts): a
-# fleet's small dumps carry the same list again and again (one host, one image), and decoding 150 UTF-16 names
-# was the largest part of parsing one. The records are immutable; the key is every byte they are made from.
-_DRIVER_LISTS_LIMIT: Final = 32
-_DRIVER_LIST_KEPT_BYTES: Final = 1 << 20  # a real list and its names: about 30 KB
-_driver_lists: dict[tuple[bool, int, bytes, bytes], tuple[tuple[LoadedDriver, ...], tuple[str, ...]]] = {}
-
-
-def _decode_drivers(
-    st: struct.Struct, table: bytes, pool: bytes, pool_start: int, warnings: list[str]
-) -> tuple[LoadedDriver, ...]:
-    pool_end = pool_start + len(pool)
-    pool_len = len(pool)
-    u32 = _U32.unpack_from
-    decode = codecs.utf_16_le_decode
+    names = _pool_names(pool_start, pool)
     drivers = []
     for name_off, base, size, checksum, stamp in st.iter_unpack(table):
-        rel = name_off - pool_start
-        name = None
-        if not (rel >= 0 and rel + 4 <= pool_len):
-            warnings.append(f"string_pool: name offset {name_off:#x} is outside the string pool")
-        else:
-            end = rel + 4 + 2 * u32(pool, rel)[0]
-            if end > pool_len:
-                warnings.append(f"string_pool: string at {name_off:#x} runs past the pool end {pool_end:#x}")
-            else:
-                name = decode(pool[rel + 4 : end], "replace")[0]
-                if pool[end : end + 2] != b"\0\0":
-                    warnings.append(f"string_pool: string at {name_off:#x} has no NUL terminator")
-        drivers.append(LoadedDriver(name, base, size, stamp, checksum))
-    return tuple(drivers)
+        hit = names.get(name_off)
+        if hit is None:
+            hit = _name_at(pool, pool_start, name_off)
+            if len(names) < _POOL_KEPT_NAMES:  # a hostile list of a million offsets is read, not kept
+                names[name_off] = hit
+        if hit[1] is not None:
+            p.warnings.append(hit[1])
+        drivers.append(LoadedDriver(hit[0], base, size, stamp, checksum))
+    return drivers
+
+
+# The names read from each string pool this process has seen, by the pool's bytes and where it starts: every
+# boot of a machine loads its drivers at new bases (KASLR) but lists the same names in the same pool, so a
+# fleet's dumps decode each name once. Only pools up to 1 MiB are kept (a real one holds ~20 KB).
+_POOLS_LIMIT: Final = 32
+_POOL_KEPT_BYTES: Final = 1 << 20
+_POOL_KEPT_NAMES: Final = 4096
+_pools: dict[tuple[int, bytes], dict[int, tuple[str | None, str | None]]] = {}
+
+
+def _pool_names(pool_start: int, pool: bytes) -> dict[int, tuple[str | None, str | None]]:
+    """The memo of one string pool: name offset -> (name or None, warning or None), filled as names are read."""
+    if len(pool) > _POOL_KEPT_BYTES:
+        return {}
+    key = (pool_start, pool)
+    names = _pools.get(key)
+    if names is None:
+        if len(_pools) >= _POOLS_LIMIT:
+            _pools.pop(next(iter(_pools)))
+        names = _pools[key] = {}
+    return names
+
+
+def _name_at(pool: bytes, pool_start: int, name_off: int) -> tuple[str | None, str | None]:
+    """The counted UTF-16 name at file offset ``name_off`` (inside ``pool``, which starts at ``pool_start``)."""
+    rel, size = name_off - pool_start, len(pool)
+    if not (rel >= 0 and rel + 4 <= size):
+        return None, f"string_pool: name offset {name_off:#x} is outside the string pool"
+    end = rel + 4 + 2 * _U32.unpack_from(pool, rel)[0]
+    if end > size:
+        return None, f"string_pool: string at {name_off:#x} runs past the pool end {pool_start + size:#x}"
+    name = codecs.utf_16_le_decode(pool[rel + 4 : end], "replace")[0]
+    if pool[end : end + 2] != b"\0\0":
+        return name, f"string_pool: string at {name_off:#x} has no NUL terminator"
+    return name, None
 
 
 def parse_kdbg(p: TriageParser, offset: int, size: int, address: int | None) -> KdDebuggerData:

@@ -264,7 +264,8 @@ class ReportRenderer:
         """(file name, content) of one dump's report, as :meth:`write_dump_report` writes it; ``facts_dict``:
         ``facts.to_dict()`` when the caller has it already (the JSON report is then not encoded twice)."""
         if fmt == "json" and facts_dict is not None:
-            text = json_text(facts_dict, drivers=drivers_json(tuple(facts.drivers)).compact if facts.drivers else None)
+            listed = facts_dict.get("drivers") if facts.drivers else None
+            text = json_text(facts_dict, drivers=drivers_json(tuple(facts.drivers), listed).compact if listed else None)
         else:
             text = self.render_dump(facts, fmt)
         return f"{name or report_stem(facts)}.{fmt}", text.encode("utf-8", "backslashreplace")

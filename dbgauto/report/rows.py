@@ -8,7 +8,8 @@ To change the columns, override the ``drivers`` block and loop over ``facts.driv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from markupsafe import Markup, escape
@@ -46,25 +47,34 @@ def _stamp_cell(value: int | None) -> str:
     return f'<td title="TimeDateStamp {raw}">{when}</td>'
 
 
-_ROW_MEMO_LIMIT = 20_000
-_row_memo: dict[tuple[DriverFact, bool | None], str] = {}
-
-
 def _cells(d: DriverFact, is_64bit: bool | None) -> str:
-    """A driver's cells, memoized per process by value (a fleet's reports list the same entries again and again)."""
-    key = (d, is_64bit)
-    got = _row_memo.get(key)
-    if got is None:
-        got = (
-            f"<td>{_text(d.name)}</td>"
-            f"<td>{addr_text(d.base, is_64bit)}</td><td>{addr_text(d.end, is_64bit)}</td>"
-            f"<td>{hex_text(d.size)}</td>{_stamp_cell(d.timestamp)}<td>{hex_text(d.checksum)}</td>"
-            f"<td>{'yes' if d.third_party else ''}</td><td>{_text(d.path)}</td></tr>\n"
-        )
-        if len(_row_memo) >= _ROW_MEMO_LIMIT:
-            _row_memo.clear()
-        _row_memo[key] = got
-    return got
+    """A driver's cells. What a driver's file decides (name, size, stamp, checksum, path) is the same in every
+    dump that lists it and is made once per process; the base and end differ with every boot (KASLR)."""
+    if len(d.name or "") + len(d.path or "") > _KEPT_TEXT:  # nothing this long is kept (a hostile dump)
+        return _name_cell.__wrapped__(d.name) + _cells_of(d, is_64bit, _file_cells.__wrapped__)
+    return _name_cell(d.name) + _cells_of(d, is_64bit, _file_cells)
+
+
+_KEPT_TEXT = 1024  # real names and NT paths are under 260 characters
+
+
+def _cells_of(d: DriverFact, is_64bit: bool | None, file_cells: Callable[..., str]) -> str:
+    return f"<td>{addr_text(d.base, is_64bit)}</td><td>{addr_text(d.end, is_64bit)}</td>" + file_cells(
+        d.size, d.timestamp, d.checksum, d.third_party, d.path
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_cell(name: str | None) -> str:
+    return f"<td>{_text(name)}</td>"
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_cells(size: int | None, stamp: int | None, checksum: int | None, third_party: bool, path: str | None) -> str:
+    return (
+        f"<td>{hex_text(size)}</td>{_stamp_cell(stamp)}<td>{hex_text(checksum)}</td>"
+        f"<td>{'yes' if third_party else ''}</td><td>{_text(path)}</td></tr>\n"
+    )
 
 
 def driver_rows(drivers: Sequence[DriverFact], culprit: DriverFact | None, is_64bit: bool | None) -> Markup:

@@ -41,7 +41,6 @@ from dbgauto.symbols.store import SymbolKey, image_key, pdb_key
 from dbgauto.symbols.sympath import ResolvedSymbolPath, local_dir, resolve_symbol_path
 from dbgauto.symbols.table import KIND_DATA, SymbolHit, SymbolTable, TypeInfo
 from dbgauto.util.atomic import atomic_write_text
-from dbgauto.util.memo import memo_sized
 from dbgauto.vocab.modules import KERNEL_IMAGES, module_short_name
 
 if TYPE_CHECKING:
@@ -127,9 +126,7 @@ class KernelInputs:
         return next((d for d in self.drivers if d.image_name.lower() in KERNEL_IMAGES), None)
 
 
-@memo_sized(32)
 def _dump_modules(drivers: tuple[LoadedDriver, ...]) -> tuple[DumpModule, ...]:
-    """A driver list as the symbol layer's modules, remembered per process by value (both are immutable)."""
     return tuple(DumpModule(d.name or d.base_name, d.base, d.size, d.timestamp) for d in drivers if d.size)
 
 

@@ -42,7 +42,6 @@ __all__ = [
     "from_json",
     "hex_or_none",
     "iso_z",
-    "memoize_encoding",
     "parse_int",
     "parse_time",
     "to_json",
@@ -122,22 +121,6 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-# --------------------------------------------------------------------------- memoized classes
-
-MEMO_LIMIT: Final = 20_000
-_MEMOIZED: dict[type, dict[tuple[Any, bool], dict[str, Any]]] = {}
-
-
-def memoize_encoding(cls: type[T]) -> type[T]:
-    """Class decorator: instances of this frozen, hashable dataclass whose fields are scalars are encoded once
-    per process and value (a fleet's dumps repeat the same driver entries: a batch worker encodes each once).
-    Apply it where the class is defined (before any plan that nests it is built)."""
-    if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
-        raise TypeError(f"memoize_encoding needs a frozen dataclass, not {cls!r}")
-    _MEMOIZED[cls] = {}
-    return cls
-
-
 # --------------------------------------------------------------------------- field plans
 
 Encoder = Callable[[Any, bool], Any]
@@ -163,7 +146,7 @@ def _plain(value: Any, _omit: bool) -> Any:
 
 
 def _enc_hex(value: Any, _omit: bool) -> Any:
-    return hex_or_none(value)
+    return None if value is None else f"{value:#x}"  # hex_or_none, inlined (one call per hex field)
 
 
 def _enc_time(value: Any, _omit: bool) -> Any:
@@ -197,6 +180,8 @@ def _coders(tp: Any) -> tuple[Encoder, Decoder, tuple[Any, ...]]:
         if len(args) != 1:
             raise TypeError(f"codec: only X | None unions are supported, not {tp}")
         enc, dec, inner = _coders(args[0])
+        if enc is _plain or enc is _enc_hex:  # both already give None for None: no wrapper call per value
+            return enc, (lambda v: None if v is None else dec(v)), markers + inner
         return (
             (lambda v, o: None if v is None else enc(v, o)),
             (lambda v: None if v is None else dec(v)),
@@ -206,20 +191,9 @@ def _coders(tp: Any) -> tuple[Encoder, Decoder, tuple[Any, ...]]:
         return _enc_hex, parse_int, markers
     if dataclasses.is_dataclass(tp):
         cls = tp
-        memo = _MEMOIZED.get(cls)
 
         def enc_obj(v: Any, omit: bool) -> Any:
-            if v is None:
-                return None
-            if memo is None:
-                return _encode(v, omit)
-            key = (v, omit)
-            got = memo.get(key)
-            if got is None:
-                if len(memo) >= MEMO_LIMIT:
-                    memo.clear()
-                got = memo[key] = _encode(v, omit)
-            return dict(got)  # a copy: callers may change what they were given
+            return None if v is None else _encode(v, omit)
 
         def dec_obj(v: Any) -> Any:
             if not v:
@@ -327,9 +301,10 @@ def _encode(obj: Any, omit: bool) -> dict[str, Any]:
         if f.extras is not None:
             extras.append((f.extras, value))
             continue
-        encoded = f.encode(value, omit)
-        if omit and not f.keep and _is_absent(encoded):
-            continue
+        enc = f.encode
+        encoded = value if enc is _plain else enc(value, omit)  # the plain fields (most) without a call
+        if omit and not f.keep and (encoded is None or (not encoded and isinstance(encoded, (list, dict)))):
+            continue  # absent (_is_absent, inlined: this loop runs for every field of every object)
         out[f.name] = encoded
     for prefix, mapping in extras:
         for key, value in mapping.items():
