@@ -244,12 +244,23 @@ class BlockTable:
     addresses: list[int]
     offsets: list[int]
     sizes: list[int]
+    _first: dict[int, int] | None = field(default=None, repr=False, compare=False)  # first_at's index
 
     def __len__(self) -> int:
         return len(self.addresses)
 
     def rows(self) -> list[DataBlock]:
         return list(map(_new_block, zip(self.addresses, self.offsets, self.sizes, strict=True)))
+
+    def first_at(self, address: int) -> int | None:
+        """The index of the first block starting exactly at ``address`` (None: none does). The index is made on
+        the first call, in C (reversed, so the first of equal starts wins): a dump asks about ten times."""
+        index = self._first
+        if index is None:
+            n = len(self.addresses)
+            index = dict(zip(reversed(self.addresses), range(n - 1, -1, -1), strict=True))
+            object.__setattr__(self, "_first", index)
+        return index.get(address)
 
     @property
     def total_bytes(self) -> int:

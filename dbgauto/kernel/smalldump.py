@@ -61,11 +61,8 @@ def _read_blocks(tri: TriageDump, va: int, size: int) -> bytes:
     """``size`` bytes at ``va`` from the data blocks: a block starting exactly there is used directly (Windows
     stores KiProcessorBlock and each PRCB as blocks of their own), else the sorted index is asked."""
     t = tri.block_table
-    try:
-        i = t.addresses.index(va)
-    except ValueError:
-        i = -1
-    if i >= 0 and t.sizes[i] >= size:
+    i = t.first_at(va)
+    if i is not None and t.sizes[i] >= size:
         return bytes(tri.buffer[t.offsets[i] : t.offsets[i] + size])
     return tri.blocks_view.read(va, size)
 
