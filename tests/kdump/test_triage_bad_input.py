@@ -314,3 +314,13 @@ def test_a_damaged_driver_list_warns_every_time_it_is_read() -> None:
     third = parse(data)
     assert third.drivers[1].base == 0xFFFFF80000123000
     assert first.drivers[1].base != third.drivers[1].base
+
+
+def test_first_at_finds_the_first_block_starting_at_an_address() -> None:
+    from dbgauto.kdump.triage_sections import BlockTable
+
+    table = BlockTable([0x3000, 0x1000, 0x3000, 0x2000], [0x10, 0x20, 0x30, 0x40], [8, 8, 16, 8])
+    assert table.first_at(0x3000) == 0  # the first of two blocks starting there, as list.index gave
+    assert table.first_at(0x2000) == 3
+    assert table.first_at(0x2004) is None
+    assert BlockTable([], [], []).first_at(0) is None

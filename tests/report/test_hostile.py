@@ -136,3 +136,23 @@ def test_markdown_code_fence_cannot_be_closed_by_a_frame() -> None:
     block = md.split("```\n", 1)[1]
     assert block.count("```") == 1  # only the closing fence
     assert "\n# pwn" not in md
+
+
+def test_driver_rows_of_long_and_hostile_names_are_escaped_and_not_kept() -> None:
+    """Driver cells are made once per file values; a name or path too long to keep (a hostile dump) is still
+    shown escaped, the same as any other."""
+    from dbgauto.analysis.facts import DriverFact
+    from dbgauto.report.rows import _file_cells, _name_cell, driver_rows
+
+    long_name = "<b>" + "x" * 5000 + "\u202e.sys"
+    short = DriverFact("a<b>.sys", "\\??\\C:\\a<b>.sys", 0x1000, 0x100, 0x5E0F4A3B, 7, True)
+    hostile = DriverFact(long_name, long_name, 0x2000, 0x100, None, None, True)
+    before = (_name_cell.cache_info().currsize, _file_cells.cache_info().currsize)
+    html = str(driver_rows((short, hostile), None, True))
+    assert "a&lt;b&gt;.sys" in html
+    assert "<b>" not in html
+    assert "&lt;b&gt;" + "x" * 5000 in html
+    assert "\u202e" not in html  # made visible, not passed on
+    after = (_name_cell.cache_info().currsize, _file_cells.cache_info().currsize)
+    assert after[0] - before[0] <= 1  # only the short driver's cells were kept
+    assert after[1] - before[1] <= 1
