@@ -273,7 +273,7 @@ def run(f, acc):
     if enc: json_text(d, drivers=enc.compact)
     else: json.dumps(d, ensure_ascii=True, separators=(",", ":"))
     t7 = clock(); acc["json"] += t7 - t6
-    summary_of(d); pack_facts(d, drivers=enc.canonical) if enc else pack_facts(d); t8 = clock()
+    summary_of(d); pack_facts(d); t8 = clock()
     acc["summary+pack"] += t8 - t7
     s.close(); acc["close"] += clock() - t8
 for f in files[:20]:

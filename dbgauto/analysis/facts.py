@@ -236,11 +236,9 @@ class DriverFact:
 
 @dataclass(frozen=True, slots=True)
 class DriversJson:
-    """A driver list's JSON text, two ways: ``compact`` as the facts document writes it (``to_dict`` order, no
-    spaces, ASCII) and ``canonical`` with sorted keys (a stable digest of the set, whatever the field order)."""
+    """A driver list's JSON text as the facts document writes it (``to_dict`` order, no spaces, ASCII)."""
 
     compact: str
-    canonical: bytes
 
 
 _DRIVERS_JSON_LIMIT: Final = 32
@@ -255,10 +253,7 @@ def drivers_json(drivers: tuple[DriverFact, ...], encoded: Sequence[Mapping[str,
     got = _drivers_json.get(drivers) if len(drivers) <= MAX_KEPT_ITEMS else None
     if got is None:
         items = list(encoded) if encoded is not None else [to_json(d) for d in drivers]
-        got = DriversJson(
-            json.dumps(items, ensure_ascii=True, separators=(",", ":")),
-            json.dumps(items, sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode("ascii"),
-        )
+        got = DriversJson(json.dumps(items, ensure_ascii=True, separators=(",", ":")))
         if len(drivers) <= MAX_KEPT_ITEMS:
             if len(_drivers_json) >= _DRIVERS_JSON_LIMIT:
                 _drivers_json.pop(next(iter(_drivers_json)))

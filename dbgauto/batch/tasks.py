@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dbgauto.analysis.facts import drivers_json, fingerprint, first_mib_digest
+from dbgauto.analysis.facts import fingerprint, first_mib_digest
 from dbgauto.catalog.records import HeaderFacts, ResultRecord, SourceState
 from dbgauto.catalog.summary import pack_facts, summary_of
 from dbgauto.errors import ConversionError, DbgautoError
@@ -411,6 +411,4 @@ def _reports_and_verify(spec: TaskSpec, rec: ResultRecord, facts: Any) -> None:
             rec.report_paths.update(zip(spec.formats, (str(p) for p in paths), strict=True))
         rec.report_seconds = time.perf_counter() - t
     # a small record back to the coordinator: summary columns and the facts already packed for the catalog
-    listed = rec.facts.get("drivers") if getattr(facts, "drivers", None) else None
-    encoded = drivers_json(tuple(facts.drivers), listed).canonical if listed else None
-    rec.summary, rec.packed, rec.facts = summary_of(rec.facts), pack_facts(rec.facts, drivers=encoded), None
+    rec.summary, rec.packed, rec.facts = summary_of(rec.facts), pack_facts(rec.facts), None

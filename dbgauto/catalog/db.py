@@ -61,8 +61,12 @@ def _schema_v3() -> str:
     return resources.files("dbgauto.catalog").joinpath("schema_v3.sql").read_text(encoding="utf-8")
 
 
+def _schema_v4() -> str:
+    return resources.files("dbgauto.catalog").joinpath("schema_v4.sql").read_text(encoding="utf-8")
+
+
 # Migration n (1-based) brings user_version from n-1 to n. Append; never edit a released one.
-MIGRATIONS: tuple[Any, ...] = (_schema_v1, _schema_v2, _schema_v3)
+MIGRATIONS: tuple[Any, ...] = (_schema_v1, _schema_v2, _schema_v3, _schema_v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -217,7 +221,9 @@ class Catalog:
         for row in c.execute("SELECT id, facts, warnings FROM results WHERE facts IS NOT NULL").fetchall():
             facts = json.loads(row["facts"])
             warnings = json.loads(row["warnings"] or "[]")
-            self._store_facts(c, row["id"], facts, len(warnings) if isinstance(warnings, list) else 0)
+            n = len(warnings) if isinstance(warnings, list) else 0
+            # the schema-2 layout (no driver_bases column until migration 4): the list kept whole
+            self._store_packed(c, row["id"], summary_of(facts), pack_facts(facts, split_bases=False), n)
         c.execute("UPDATE results SET warnings_count = 0 WHERE warnings_count IS NULL")
         c.execute("UPDATE results SET host = (SELECT host FROM dumps WHERE dumps.id = results.dump_id)")
         c.execute(
@@ -580,10 +586,17 @@ class Catalog:
                 result_id,
             ),
         )
-        c.execute(
-            "INSERT OR REPLACE INTO result_facts (result_id, facts_z, driver_set_id) VALUES (?, ?, ?)",
-            (result_id, packed.facts_z, set_id),
-        )
+        if packed.bases_z is None:  # (also what migration 2 writes, before the column exists)
+            c.execute(
+                "INSERT OR REPLACE INTO result_facts (result_id, facts_z, driver_set_id) VALUES (?, ?, ?)",
+                (result_id, packed.facts_z, set_id),
+            )
+        else:
+            c.execute(
+                "INSERT OR REPLACE INTO result_facts (result_id, facts_z, driver_set_id, driver_bases)"
+                " VALUES (?, ?, ?, ?)",
+                (result_id, packed.facts_z, set_id, packed.bases_z),
+            )
 
     def _summaries(self, c: sqlite3.Connection, ids: Sequence[int]) -> list[sqlite3.Row]:
         marks = ",".join("?" * len(ids))
@@ -638,6 +651,7 @@ class Catalog:
         for row in rows:
             blob = row.pop("facts_z", None)
             set_id = row.pop("driver_set_id", None)
+            bases = row.pop("driver_bases", None)
             if blob is None:
                 continue
             drivers = None
@@ -646,7 +660,7 @@ class Catalog:
                     found = self.conn.execute("SELECT drivers FROM driver_sets WHERE id = ?", (set_id,)).fetchone()
                     sets[set_id] = found[0] if found else b""
                 drivers = sets[set_id] or None
-            row["facts"] = json.dumps(unpack_facts(blob, drivers), sort_keys=True)
+            row["facts"] = json.dumps(unpack_facts(blob, drivers, bases), sort_keys=True)
         return rows
 
     def summaries(self) -> Iterator[sqlite3.Row]:
@@ -680,7 +694,7 @@ class Catalog:
         rows = [
             dict(r)
             for r in self.conn.execute(
-                "SELECT d.path, r.*, f.facts_z, f.driver_set_id FROM results AS r"
+                "SELECT d.path, r.*, f.facts_z, f.driver_set_id, f.driver_bases FROM results AS r"
                 " JOIN dumps AS d ON d.id = r.dump_id LEFT JOIN result_facts AS f ON f.result_id = r.id"
                 " WHERE r.run_id = ? ORDER BY r.id",
                 (run_id,),
@@ -741,7 +755,7 @@ class Catalog:
         rows = [
             dict(r)
             for r in self.conn.execute(
-                "SELECT r.*, f.facts_z, f.driver_set_id FROM results AS r"
+                "SELECT r.*, f.facts_z, f.driver_set_id, f.driver_bases FROM results AS r"
                 " LEFT JOIN result_facts AS f ON f.result_id = r.id WHERE r.dump_id = ? ORDER BY r.id",
                 (dump_id,),
             )

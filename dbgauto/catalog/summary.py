@@ -2,8 +2,10 @@
 
 Why: the index, the buckets and the CLI read a few values per dump; loading 40 KB of facts JSON per row to
 get them made the index cost ~165 KB of memory per dump. The columns are computed once, when the result
-is recorded. The driver list (three quarters of the facts, and the same on every machine of a build) is
-stored once per distinct list in ``driver_sets`` and referenced; the rest of the facts is zlib-compressed.
+is recorded. The driver list is three quarters of the facts and the same from boot to boot of a machine
+(and on every machine of an image) but for its bases, which KASLR draws anew at every boot: the list
+*without* its bases is stored once per distinct list in ``driver_sets`` and referenced, each result keeps
+its bases (a compressed JSON array, in list order); the rest of the facts is zlib-compressed.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ class Summary:
 @dataclass(frozen=True, slots=True)
 class StoredFacts:
     facts_z: bytes
-    drivers_digest: str | None
-    drivers_z: bytes | None
+    drivers_digest: str | None  # of the base-less list (its canonical JSON)
+    drivers_z: bytes | None  # the base-less list, compressed
+    bases_z: bytes | None = None  # each driver's "base", in list order (JSON array, compressed)
 
 
 def _int(value: Any) -> int | None:
@@ -89,16 +92,22 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode("ascii")
 
 
-def pack_facts(facts: dict[str, Any], *, drivers: bytes | None = None) -> StoredFacts:
-    """Facts without their driver list, compressed; the driver list compressed with its digest (or None).
-    ``drivers``: the list already encoded as this module does (sorted keys, compact, ASCII: the
-    ``canonical`` form of :func:`dbgauto.analysis.facts.drivers_json`), so that it is not encoded again."""
+def pack_facts(facts: dict[str, Any], *, split_bases: bool = True) -> StoredFacts:
+    """Facts without their driver list, compressed; the driver list without its bases, compressed with its
+    digest (the same for every boot of a machine); the bases apart. No list: the digest and both parts None.
+    ``split_bases=False``: the list stored whole with its bases (catalog schemas 2 and 3: their migration)."""
     rest = dict(facts)
     listed = rest.pop("drivers", None)
-    if not isinstance(listed, list) or not listed:
+    if not isinstance(listed, list) or not listed or not all(isinstance(d, dict) for d in listed):
         return StoredFacts(zlib.compress(_dumps(facts), ZLIB_LEVEL), None, None)
-    digest, drivers_z = _packed_drivers(drivers if drivers is not None else _dumps(listed))
-    return StoredFacts(zlib.compress(_dumps(rest), ZLIB_LEVEL), digest, drivers_z)
+    if not split_bases:
+        digest, drivers_z = _packed_drivers(_dumps(listed))
+        return StoredFacts(zlib.compress(_dumps(rest), ZLIB_LEVEL), digest, drivers_z)
+    bases = [d.get("base") for d in listed]
+    digest, drivers_z = _packed_drivers(_dumps([{k: v for k, v in d.items() if k != "base"} for d in listed]))
+    return StoredFacts(
+        zlib.compress(_dumps(rest), ZLIB_LEVEL), digest, drivers_z, zlib.compress(_dumps(bases), ZLIB_LEVEL)
+    )
 
 
 _DRIVER_SETS: dict[bytes, tuple[str, bytes]] = {}
@@ -107,9 +116,9 @@ _DRIVER_SET_KEPT_BYTES = 1 << 20  # a real list's JSON: about 30 KB
 
 
 def _packed_drivers(data: bytes) -> tuple[str, bytes]:
-    """(digest, compressed) of one encoded driver list, remembered per process by its bytes: a fleet's dumps
-    list the same drivers again and again (the same host, the same image), and compressing the list was most of
-    the cost of packing a small dump's facts."""
+    """(digest, compressed) of one encoded base-less driver list, remembered per process by its bytes: a
+    fleet's dumps list the same drivers again and again (every boot of a host, every host of an image), and
+    compressing the list was most of the cost of packing a small dump's facts."""
     got = _DRIVER_SETS.get(data)
     if got is None:
         got = hashlib.sha256(data).hexdigest(), zlib.compress(data, ZLIB_LEVEL)
@@ -120,9 +129,15 @@ def _packed_drivers(data: bytes) -> tuple[str, bytes]:
     return got
 
 
-def unpack_facts(facts_z: bytes, drivers_z: bytes | None) -> dict[str, Any]:
-    """The facts dict as recorded (the inverse of :func:`pack_facts`)."""
+def unpack_facts(facts_z: bytes, drivers_z: bytes | None, bases_z: bytes | None = None) -> dict[str, Any]:
+    """The facts dict as recorded (the inverse of :func:`pack_facts`). ``bases_z`` None: a row recorded before
+    catalog schema 4, whose stored list holds the bases itself."""
     facts: dict[str, Any] = json.loads(zlib.decompress(facts_z))
     if drivers_z is not None:
-        facts["drivers"] = json.loads(zlib.decompress(drivers_z))
+        drivers = json.loads(zlib.decompress(drivers_z))
+        if bases_z is not None:
+            for driver, base in zip(drivers, json.loads(zlib.decompress(bases_z)), strict=True):
+                if base is not None:
+                    driver["base"] = base
+        facts["drivers"] = drivers
     return facts

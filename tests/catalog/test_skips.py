@@ -33,7 +33,7 @@ def _schema2(tmp_path: Path) -> Path:
 def test_schema2_catalog_from_main_migrates_in_place(tmp_path: Path) -> None:
     path = _schema2(tmp_path)
     with Catalog.open(path) as cat:
-        assert cat.user_version == SCHEMA_VERSION == 3
+        assert cat.user_version == SCHEMA_VERSION == 4
         rows = {r["path"]: (r["host"], r["status"], r["error_code"]) for r in cat.summaries()}
         assert rows == MAIN_ROWS
         assert cat.count("skips") == 0
@@ -48,7 +48,7 @@ def test_schema2_catalog_from_main_migrates_in_place(tmp_path: Path) -> None:
         [a] = [r for r in cat.latest() if r["path"].endswith("a.dmp")]
         assert '"amdppm.sys"' in a["facts"]
     with Catalog.open(path, readonly=True) as cat:  # a migrated file opens read-only: nothing left to do
-        assert cat.user_version == 3
+        assert cat.user_version == SCHEMA_VERSION
 
 
 def _skip(path: str, reason: str = "older_than_since", size: int = 10, mtime: int = 1) -> SkipRecord:
