@@ -207,3 +207,21 @@ class LineWatch:
         self._thread.join(deadline)
         with self._cond:
             return "".join(self.lines)
+
+
+DAY = 86400
+
+
+def new_and_old_dumps(src: Path, triage: Path, old_days: int = 30) -> Path:
+    """``src/PC1/Minidump`` holding two copies of ``triage``: ``new.dmp`` and ``old.dmp``, the latter last
+    modified ``old_days`` days ago (for ``--since``). Returns the folder."""
+    import shutil
+    import time
+
+    mini = src / "PC1" / "Minidump"
+    mini.mkdir(parents=True)
+    shutil.copyfile(triage, mini / "new.dmp")
+    shutil.copyfile(triage, mini / "old.dmp")
+    past = time.time() - old_days * DAY
+    os.utime(mini / "old.dmp", (past, past))
+    return mini

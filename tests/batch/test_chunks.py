@@ -77,22 +77,12 @@ def test_a_source_that_kills_its_worker_fails_alone(tmp_path: Path) -> None:
     assert len(codes) == COUNT - 1
 
 
-def test_a_hung_source_in_a_chunk_times_out_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("at", [5, 1])
+def test_a_hung_source_in_a_chunk_times_out_alone(tmp_path: Path, at: int) -> None:
+    """One worker; at 1 the first chunk hangs while the next chunk waits in the pool's queue: that chunk's
+    clock had not started, so it is run, not timed out, and only the hung source is failed."""
     names = [f"m{i:02d}.dmp" for i in range(COUNT)]
-    names[5] = "hang.dmp"
-    got = _run(_specs(tmp_path, names), faulty, task_timeout=2.0)
-    assert all(len(recs) == 1 for recs in got.values())
-    codes = {Path(s).name: r[0].error_code for s, r in got.items()}
-    assert codes.pop("hang.dmp") == "task_timeout"
-    assert set(codes.values()) == {"not_found"}
-    assert len(codes) == COUNT - 1
-
-
-def test_a_chunk_queued_behind_a_hung_one_is_neither_timed_out_nor_lost(tmp_path: Path) -> None:
-    """One worker, the first chunk hangs on its second source while the next chunk waits in the pool's queue:
-    only the hung source is failed; the queued chunk's clock had not started, so it is run, not timed out."""
-    names = [f"m{i:02d}.dmp" for i in range(COUNT)]
-    names[1] = "hang.dmp"
+    names[at] = "hang.dmp"
     got = _run(_specs(tmp_path, names), faulty, task_timeout=2.0)
     assert all(len(recs) == 1 for recs in got.values())
     codes = {Path(s).name: r[0].error_code for s, r in got.items()}

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from batchkit import run_cli
+from batchkit import DAY, new_and_old_dumps, run_cli
 
-DAY = 86400
 NOT_A_DUMP = b"crash notes, not a dump\n"
 
 
@@ -23,12 +20,7 @@ NOT_A_DUMP = b"crash notes, not a dump\n"
 def batch_out(tmp_path_factory: pytest.TempPathFactory, triage_x64_path: Path) -> tuple[Path, Path, str]:
     tmp = tmp_path_factory.mktemp("export_skipped")
     src, out = tmp / "src", tmp / "out"
-    mini = src / "PC1" / "Minidump"
-    mini.mkdir(parents=True)
-    shutil.copyfile(triage_x64_path, mini / "new.dmp")
-    shutil.copyfile(triage_x64_path, mini / "old.dmp")
-    past = time.time() - 30 * DAY
-    os.utime(mini / "old.dmp", (past, past))
+    new_and_old_dumps(src, triage_x64_path, 30)
     notes = src / "PC2" / "Minidump" / "notes.dmp"
     notes.parent.mkdir(parents=True)
     notes.write_bytes(NOT_A_DUMP)

@@ -15,11 +15,9 @@ import struct
 import time
 from pathlib import Path
 
-from batchkit import run_cli
+from batchkit import DAY, new_and_old_dumps, run_cli
 
 from dbgauto.report.fleet import decode_rows
-
-DAY = 86400
 
 
 def _index(out: Path) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, object]]]:
@@ -39,12 +37,7 @@ def _user_minidump(path: Path) -> None:
 
 def test_skipped_files_are_listed_once_with_their_reason(tmp_path: Path, triage_x64_path: Path) -> None:
     src, out = tmp_path / "src", tmp_path / "out"
-    mini = src / "PC1" / "Minidump"
-    mini.mkdir(parents=True)
-    shutil.copyfile(triage_x64_path, mini / "new.dmp")
-    shutil.copyfile(triage_x64_path, mini / "old.dmp")
-    past = time.time() - 30 * DAY
-    os.utime(mini / "old.dmp", (past, past))
+    new_and_old_dumps(src, triage_x64_path, 30)
     other = src / "PC2" / "Minidump"
     other.mkdir(parents=True)
     _user_minidump(other / "app.dmp")
@@ -52,6 +45,7 @@ def test_skipped_files_are_listed_once_with_their_reason(tmp_path: Path, triage_
     (other / "notes.txt").write_text("not a dump, not named like one: not listed\n")
     old_note = other / "old-notes.txt"
     old_note.write_text("old, not named like a dump: not listed either\n")
+    past = time.time() - 30 * DAY
     os.utime(old_note, (past, past))
     since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 2 * DAY))
 
