@@ -251,10 +251,6 @@ from dbgauto.analysis.facts import fingerprint
 from dbgauto.catalog.summary import pack_facts, summary_of
 from dbgauto.engines.jobs import open_session, session_facts
 from dbgauto.report.render import ReportRenderer, json_text
-try:  # the same encodings the batch task uses (trees before them encode the whole dict each time)
-    from dbgauto.analysis.facts import drivers_json
-except ImportError:
-    drivers_json = None
 files = sorted(Path(sys.argv[1]).rglob("*.dmp"))[: int(sys.argv[2])]
 renderer, clock = ReportRenderer(), time.process_time
 def run(f, acc):
@@ -264,15 +260,7 @@ def run(f, acc):
     facts = session_facts(s); t4 = clock(); acc["facts"] += t4 - t3
     d = facts.to_dict(); t5 = clock(); acc["to_dict"] += t5 - t4
     renderer.render_dump(facts, "html"); t6 = clock(); acc["html"] += t6 - t5
-    enc = None
-    if drivers_json and facts.drivers:
-        try:  # the encoded list given, as the batch task does (a tree before that takes the drivers only)
-            enc = drivers_json(tuple(facts.drivers), d.get("drivers"))
-        except TypeError:
-            enc = drivers_json(tuple(facts.drivers))
-    if enc: json_text(d, drivers=enc.compact)
-    else: json.dumps(d, ensure_ascii=True, separators=(",", ":"))
-    t7 = clock(); acc["json"] += t7 - t6
+    json_text(d); t7 = clock(); acc["json"] += t7 - t6
     summary_of(d); pack_facts(d); t8 = clock()
     acc["summary+pack"] += t8 - t7
     s.close(); acc["close"] += clock() - t8

@@ -10,7 +10,6 @@ above 2**53), and experimental fields carry an ``x_`` prefix. ``CrashFacts.from_
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,14 +30,12 @@ __all__ = [
     "CulpritFact",
     "DebuggerFact",
     "DriverFact",
-    "DriversJson",
     "FrameFact",
     "ParameterFact",
     "SourceFact",
     "StackFact",
     "UnloadedDriverFact",
     "describe_bugcheck",
-    "drivers_json",
     "fingerprint",
     "first_mib_digest",
     "parameters_from",
@@ -92,27 +89,26 @@ def fingerprint(path: os.PathLike[str] | str, size: int | None = None) -> str:
     run list or bitmap start): two crashes differ there. The tail tells a finished copy from one still being
     written (copy tools set the size first and write in order). Why not more: docs/scheduling.md.
     """
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        if size is None:
-            size = os.fstat(fh.fileno()).st_size
-        digest.update(fh.read(FINGERPRINT_PART))
-        if size > FINGERPRINT_PART:
-            start = max(FINGERPRINT_PART, size - FINGERPRINT_PART)
-            fh.seek(start)
-            digest.update(fh.read(size - start))
-    digest.update(size.to_bytes(8, "little"))
-    return digest.hexdigest()
+    return _digest(path, size, FINGERPRINT_PART, FINGERPRINT_PART)
 
 
 def first_mib_digest(path: os.PathLike[str] | str, size: int | None = None) -> str:
     """The identity hash catalogs recorded before ``sha256-ht`` (SHA-256 over the first MiB, then the size as 8
     bytes LE): kept only to recognise a dump recorded with it (``sha256-1m:``) without processing it again."""
+    return _digest(path, size, LEGACY_FINGERPRINT_BYTES, 0)
+
+
+def _digest(path: os.PathLike[str] | str, size: int | None, head: int, tail: int) -> str:
+    """SHA-256 of the first ``head`` bytes, the last ``tail`` bytes after them, then the size as 8 bytes LE."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        digest.update(fh.read(LEGACY_FINGERPRINT_BYTES))
         if size is None:
             size = os.fstat(fh.fileno()).st_size
+        digest.update(fh.read(head))
+        if tail and size > head:
+            start = max(head, size - tail)
+            fh.seek(start)
+            digest.update(fh.read(size - start))
     digest.update(size.to_bytes(8, "little"))
     return digest.hexdigest()
 
@@ -232,33 +228,6 @@ class DriverFact:
 
     def contains(self, address: int) -> bool:
         return self.base is not None and self.size is not None and self.base <= address < self.base + self.size
-
-
-@dataclass(frozen=True, slots=True)
-class DriversJson:
-    """A driver list's JSON text as the facts document writes it (``to_dict`` order, no spaces, ASCII)."""
-
-    compact: str
-
-
-_DRIVERS_JSON_LIMIT: Final = 32
-MAX_KEPT_ITEMS: Final = 4096  # a real driver list has 100-400 entries: a longer one (a hostile file) is not kept
-_drivers_json: dict[tuple[DriverFact, ...], DriversJson] = {}
-
-
-def drivers_json(drivers: tuple[DriverFact, ...], encoded: Sequence[Mapping[str, Any]] | None = None) -> DriversJson:
-    """The JSON of a driver list; ``encoded``: the list already as ``to_dict`` gives it (not encoded again).
-    Remembered per process for lists seen again (the same dump converted and reported, a forced rerun); a
-    fleet's dumps each list the drivers at their own boot's bases, so most lists are new."""
-    got = _drivers_json.get(drivers) if len(drivers) <= MAX_KEPT_ITEMS else None
-    if got is None:
-        items = list(encoded) if encoded is not None else [to_json(d) for d in drivers]
-        got = DriversJson(json.dumps(items, ensure_ascii=True, separators=(",", ":")))
-        if len(drivers) <= MAX_KEPT_ITEMS:
-            if len(_drivers_json) >= _DRIVERS_JSON_LIMIT:
-                _drivers_json.pop(next(iter(_drivers_json)))
-            _drivers_json[drivers] = got
-    return got
 
 
 @dataclass(frozen=True, slots=True)

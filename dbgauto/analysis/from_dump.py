@@ -90,10 +90,6 @@ def _named(path: str) -> tuple[str, bool]:
     return module_basename(path), not is_inbox(path)
 
 
-def _driver_facts(drivers: tuple[LoadedDriver, ...]) -> tuple[DriverFact, ...]:
-    return tuple(_driver_fact(d) for d in drivers)
-
-
 def facts_from_parts(
     dump: KernelDump,
     parts: KernelParts | None,
@@ -150,7 +146,7 @@ def _facts_from_parts(
         return CrashFacts(**base, current_irql=irql, warnings=tuple(dict.fromkeys(notes)))
     if dump.dump_type != 4:
         base["experimental"] = {**base["experimental"], "collection": "small-dump parts gathered from the large dump"}
-    drivers = _driver_facts(tuple(parts.drivers))
+    drivers = tuple(_driver_fact(d) for d in parts.drivers)
     unloaded = tuple(UnloadedDriverFact(name=u.name, start=u.start, end=u.end) for u in parts.unloaded_drivers or ())
     walked = unwound_stack(
         parts, bugcheck_code=code, parameters=params, symbolizer=symbolizer, images=images, frame_data=frame_data

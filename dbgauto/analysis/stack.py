@@ -42,7 +42,6 @@ from dbgauto.unwind.trapframe import layout_from_type, read_ktrap_frame
 from dbgauto.vocab.bugchecks import base_code
 
 if TYPE_CHECKING:
-    from dbgauto.kdump.records import LoadedDriver
     from dbgauto.kernel.parts import KernelParts
     from dbgauto.unwind import StackWalk
     from dbgauto.unwind.walk import FrameDataSource
@@ -162,10 +161,6 @@ def _limits(parts: KernelParts, sp: int) -> tuple[int, int] | None:
     return low, max(high, low + 1)
 
 
-def _unwind_modules(drivers: tuple[LoadedDriver, ...]) -> tuple[Module, ...]:
-    return tuple(Module(d.base_name, d.base, d.size) for d in drivers if d.size)
-
-
 def unwound_stack(
     parts: KernelParts,
     *,
@@ -198,7 +193,7 @@ def unwound_stack(
         out.started_from = "dump context"
     else:
         return out
-    mods = _unwind_modules(tuple(parts.drivers))
+    mods = [Module(d.base_name, d.base, d.size) for d in parts.drivers if d.size]
     fpo = _frame_data_source(symbolizer, frame_data) if arch == "x86" else None
 
     def walk_from(start: dict[str, int]) -> StackWalk:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbgauto.catalog.bucket import bucket_of
+from dbgauto.util.memo import remember
 
 __all__ = ["StoredFacts", "Summary", "pack_facts", "summary_of", "unpack_facts"]
 
@@ -123,9 +124,7 @@ def _packed_drivers(data: bytes) -> tuple[str, bytes]:
     if got is None:
         got = hashlib.sha256(data).hexdigest(), zlib.compress(data, ZLIB_LEVEL)
         if len(data) <= _DRIVER_SET_KEPT_BYTES:  # a huge list (a hostile file) is not kept
-            if len(_DRIVER_SETS) >= _DRIVER_SETS_LIMIT:
-                _DRIVER_SETS.pop(next(iter(_DRIVER_SETS)))
-            _DRIVER_SETS[data] = got
+            remember(_DRIVER_SETS, data, got, _DRIVER_SETS_LIMIT)
     return got
 
 

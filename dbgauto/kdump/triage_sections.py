@@ -21,6 +21,7 @@ from dbgauto.kdump.records import LoadedDriver, UnloadedDriver
 from dbgauto.kdump.structs import kd
 from dbgauto.kdump.structs import triage as ts
 from dbgauto.util.layout import Layout
+from dbgauto.util.memo import remember
 
 if TYPE_CHECKING:
     from dbgauto.kdump.triage import TriageHeader
@@ -201,11 +202,7 @@ def _pool_names(pool_start: int, pool: bytes) -> dict[int, tuple[str | None, str
         return {}
     key = (pool_start, pool)
     names = _pools.get(key)
-    if names is None:
-        if len(_pools) >= _POOLS_LIMIT:
-            _pools.pop(next(iter(_pools)))
-        names = _pools[key] = {}
-    return names
+    return names if names is not None else remember(_pools, key, {}, _POOLS_LIMIT)
 
 
 def _name_at(pool: bytes, pool_start: int, name_off: int) -> tuple[str | None, str | None]:

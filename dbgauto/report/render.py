@@ -31,7 +31,7 @@ import jinja2.sandbox
 from markupsafe import Markup
 
 import dbgauto
-from dbgauto.analysis.facts import CrashFacts, drivers_json
+from dbgauto.analysis.facts import CrashFacts
 from dbgauto.errors import TemplateError
 from dbgauto.report import charts
 from dbgauto.report.csvout import csv_text, write_csv
@@ -135,19 +135,11 @@ def _duration(seconds: float | None) -> str:
     return uptime_text(round(seconds * 1000) * 10_000, zero_days=False)  # rounded to the ms (…19.860, not .859)
 
 
-def json_text(facts: CrashFacts | Mapping[str, Any], *, drivers: str | None = None) -> str:
+def json_text(facts: CrashFacts | Mapping[str, Any]) -> str:
     """The JSON document for one dump: compact (the C encoder; ``indent`` is 4x slower), ASCII-only so that
-    lone surrogates from bad UTF-16 survive as escapes. ``facts`` may be the dict ``to_dict()`` already gave;
-    ``drivers``: its ``"drivers"`` value already encoded the same way (:func:`drivers_json`), spliced in at its
-    place instead of being encoded again (the same text either way)."""
+    lone surrogates from bad UTF-16 survive as escapes. ``facts`` may be the dict ``to_dict()`` already gave."""
     doc = facts.to_dict() if isinstance(facts, CrashFacts) else facts
-    if drivers is None or "drivers" not in doc:
-        return json.dumps(doc, ensure_ascii=True, separators=(",", ":")) + "\n"
-    keys = list(doc)
-    at = keys.index("drivers")
-    head = json.dumps({k: doc[k] for k in keys[:at]}, ensure_ascii=True, separators=(",", ":"))[:-1]
-    tail = json.dumps({k: doc[k] for k in keys[at + 1 :]}, ensure_ascii=True, separators=(",", ":"))[1:]
-    return "".join((head, "," if at else "", '"drivers":', drivers, "," if tail != "}" else "", tail, "\n"))
+    return json.dumps(doc, ensure_ascii=True, separators=(",", ":")) + "\n"
 
 
 def write_json(facts: CrashFacts, path: os.PathLike[str] | str) -> Path:
@@ -263,11 +255,7 @@ class ReportRenderer:
     ) -> tuple[str, bytes]:
         """(file name, content) of one dump's report, as :meth:`write_dump_report` writes it; ``facts_dict``:
         ``facts.to_dict()`` when the caller has it already (the JSON report is then not encoded twice)."""
-        if fmt == "json" and facts_dict is not None:
-            listed = facts_dict.get("drivers") if facts.drivers else None
-            text = json_text(facts_dict, drivers=drivers_json(tuple(facts.drivers), listed).compact if listed else None)
-        else:
-            text = self.render_dump(facts, fmt)
+        text = json_text(facts_dict) if fmt == "json" and facts_dict is not None else self.render_dump(facts, fmt)
         return f"{name or report_stem(facts)}.{fmt}", text.encode("utf-8", "backslashreplace")
 
     def write_dump_report(

@@ -9,7 +9,7 @@ To change the columns, override the ``drivers`` block and loop over ``facts.driv
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from markupsafe import Markup, escape
@@ -50,18 +50,16 @@ def _stamp_cell(value: int | None) -> str:
 def _cells(d: DriverFact, is_64bit: bool | None) -> str:
     """A driver's cells. What a driver's file decides (name, size, stamp, checksum, path) is the same in every
     dump that lists it and is made once per process; the base and end differ with every boot (KASLR)."""
-    if len(d.name or "") + len(d.path or "") > _KEPT_TEXT:  # nothing this long is kept (a hostile dump)
-        return _name_cell.__wrapped__(d.name) + _cells_of(d, is_64bit, _file_cells.__wrapped__)
-    return _name_cell(d.name) + _cells_of(d, is_64bit, _file_cells)
+    kept = len(d.name or "") + len(d.path or "") <= _KEPT_TEXT  # nothing longer is kept (a hostile dump)
+    name_cell = _name_cell if kept else _name_cell.__wrapped__
+    file_cells = _file_cells if kept else _file_cells.__wrapped__
+    return (
+        f"{name_cell(d.name)}<td>{addr_text(d.base, is_64bit)}</td><td>{addr_text(d.end, is_64bit)}</td>"
+        + file_cells(d.size, d.timestamp, d.checksum, d.third_party, d.path)
+    )
 
 
 _KEPT_TEXT = 1024  # real names and NT paths are under 260 characters
-
-
-def _cells_of(d: DriverFact, is_64bit: bool | None, file_cells: Callable[..., str]) -> str:
-    return f"<td>{addr_text(d.base, is_64bit)}</td><td>{addr_text(d.end, is_64bit)}</td>" + file_cells(
-        d.size, d.timestamp, d.checksum, d.third_party, d.path
-    )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from dbgauto.errors import DbgautoError, SymbolError
 from dbgauto.symbols.cache import CONVERTED_DIR, cache_entry
@@ -41,10 +41,10 @@ from dbgauto.symbols.store import SymbolKey, image_key, pdb_key
 from dbgauto.symbols.sympath import ResolvedSymbolPath, local_dir, resolve_symbol_path
 from dbgauto.symbols.table import KIND_DATA, SymbolHit, SymbolTable, TypeInfo
 from dbgauto.util.atomic import atomic_write_text
+from dbgauto.util.memo import remember
 from dbgauto.vocab.modules import KERNEL_IMAGES, module_short_name
 
 if TYPE_CHECKING:
-    from dbgauto.kdump.records import LoadedDriver
     from dbgauto.kernel.parts import KernelParts, VirtualReader
     from dbgauto.pe.image import PeImage
 
@@ -112,7 +112,9 @@ class KernelInputs:
             kernel_base=parts.kernel_base,
             kdbg_fields=dict(parts.kdbg_fields),
             kdbg_address=kdbg_va,
-            drivers=_dump_modules(tuple(parts.drivers)),
+            drivers=tuple(
+                DumpModule(d.name or d.base_name, d.base, d.size, d.timestamp) for d in parts.drivers if d.size
+            ),
             pointer_size=parts.pointer_size,
             memory=parts.memory,
         )
@@ -124,10 +126,6 @@ class KernelInputs:
             if self.kernel_base is not None and d.base == self.kernel_base:
                 return d
         return next((d for d in self.drivers if d.image_name.lower() in KERNEL_IMAGES), None)
-
-
-def _dump_modules(drivers: tuple[LoadedDriver, ...]) -> tuple[DumpModule, ...]:
-    return tuple(DumpModule(d.name or d.base_name, d.base, d.size, d.timestamp) for d in drivers if d.size)
 
 
 def _candidate_files(resolved: ResolvedSymbolPath) -> Iterator[Path]:
@@ -169,9 +167,7 @@ def _stores_signature(roots: Sequence[Path]) -> Any:
     if got is not None and now - got[0] < STORE_RECHECK_SECONDS:
         return got[1]
     signature = _folders_signature(roots)
-    if len(_signatures) >= _MEMO_LIMIT:
-        _signatures.pop(next(iter(_signatures)))
-    _signatures[key] = (now, signature)
+    remember(_signatures, key, (now, signature), _MEMO_LIMIT)
     return signature
 
 
@@ -200,35 +196,28 @@ def _known_missing(key: tuple[str, str, bool], signature: Any) -> set[SymbolKey]
     file added by hand or by another process is seen by the next dump)."""
     memo = _missing_memo.get(key)
     if memo is None or memo[0] != signature:
-        if len(_missing_memo) >= _MEMO_LIMIT:
-            _missing_memo.pop(next(iter(_missing_memo)))
-        memo = _missing_memo[key] = (signature, set())
+        memo = remember(_missing_memo, key, (signature, set()), _MEMO_LIMIT)
     return memo[1]
 
 
-def _load(path: Path, cache_dir: Path, loader: Callable[[Path, Path], SymbolTable]) -> SymbolTable:
+T = TypeVar("T")
+
+
+def _per_file_version(memo: dict[Any, T], path: Path, make: Callable[[], T]) -> T:
+    """``make()`` once per process per version (resolved path, size, mtime) of the file at ``path``."""
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    table = _memo.get(key)
-    if table is None:
-        table = loader(path, cache_dir)
-        if len(_memo) >= _MEMO_LIMIT:
-            _memo.pop(next(iter(_memo)))
-        _memo[key] = table
-    return table
+    got = memo.get(key)
+    return got if got is not None else remember(memo, key, make(), _MEMO_LIMIT)
+
+
+def _load(path: Path, cache_dir: Path, loader: Callable[[Path, Path], SymbolTable]) -> SymbolTable:
+    return _per_file_version(_memo, path, lambda: loader(path, cache_dir))
 
 
 def _load_fpo(path: Path) -> FrameDataTable:
     """The FrameData of the PDB at ``path``, read once per process per file version."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    table = _fpo_memo.get(key)
-    if table is None:
-        table = load_frame_data(path)
-        if len(_fpo_memo) >= _MEMO_LIMIT:
-            _fpo_memo.pop(next(iter(_fpo_memo)))
-        _fpo_memo[key] = table
-    return table
+    return _per_file_version(_fpo_memo, path, lambda: load_frame_data(path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -659,9 +648,7 @@ class _Builder:
                         out.append(_fingerprint(p, self.resolved.cache_dir))
                     except (SymbolError, OSError) as e:
                         aside.append((p, e))
-                if len(_candidates_memo) >= _MEMO_LIMIT:
-                    _candidates_memo.pop(next(iter(_candidates_memo)))
-                memo = _candidates_memo[key] = (signature, out, aside)
+                memo = remember(_candidates_memo, key, (signature, out, aside), _MEMO_LIMIT)
             for p, e in memo[2]:
                 self._set_aside(p, e)
             self._candidates = list(memo[1])

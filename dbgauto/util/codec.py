@@ -146,7 +146,7 @@ def _plain(value: Any, _omit: bool) -> Any:
 
 
 def _enc_hex(value: Any, _omit: bool) -> Any:
-    return None if value is None else f"{value:#x}"  # hex_or_none, inlined (one call per hex field)
+    return hex_or_none(value)
 
 
 def _enc_time(value: Any, _omit: bool) -> Any:

@@ -74,3 +74,18 @@ def test_a_schema3_catalog_from_main_migrates_and_keeps_both_layouts(
     finally:
         conn.close()
     assert (split, whole) == (2, 2)
+
+
+def test_the_real_dumps_facts_pack_and_unpack_to_what_json_writes(triage_x64_path: Path) -> None:
+    """The JSON report is the encoder's text of the facts dict, and the catalog's packed form (the list without
+    its bases, the bases apart) unpacks to the same document."""
+    from dbgauto.catalog.summary import pack_facts, unpack_facts
+    from dbgauto.report.render import json_text
+
+    doc = facts_from_dump(triage_x64_path).to_dict()
+    assert len(doc["drivers"]) > 100
+    text = json.dumps(doc, ensure_ascii=True, separators=(",", ":")) + "\n"
+    assert json_text(doc) == text
+    packed = pack_facts(doc)
+    assert packed.bases_z is not None
+    assert unpack_facts(packed.facts_z, packed.drivers_z, packed.bases_z) == json.loads(text)
