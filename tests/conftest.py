@@ -29,6 +29,7 @@ POSIX_ONLY: tuple[tuple[str, str], ...] = (
     ("os", "setsid"),
     ("os", "killpg"),
     ("os", "fchmod"),
+    ("os", "geteuid"),
     ("signal", "SIGKILL"),
 )
 

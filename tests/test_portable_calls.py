@@ -20,6 +20,7 @@ FORBIDDEN_ATTRS = {
     ("os", "killpg"),
     ("os", "getpgid"),
     ("os", "fchmod"),
+    ("os", "geteuid"),
     ("os", "umask"),
     ("os", "fork"),
     ("signal", "SIGKILL"),

@@ -12,6 +12,9 @@ any OS (the Windows side is forced by an argument or by the POSIX-removed test j
   ``os.umask`` dance (process-global, racy with threads, meaningless on Windows) and no mkstemp 0600 files.
 * ``fsync`` needs a descriptor with write access on Windows (``FlushFileBuffers`` refuses a read-only
   handle): :func:`fsync_path` opens read-write.
+* Who else may write a folder: POSIX answers with the owner id and the mode bits (``os.geteuid``); Windows has
+  neither in ``stat`` and keeps per-user folders private by their ACL (:func:`others_can_write`,
+  :data:`HAVE_GETEUID`).
 * ``os.replace``/``os.unlink`` fail with ``PermissionError`` on Windows while Excel, an antivirus scanner or
   the search indexer holds the file: :func:`replace` and :func:`unlink` retry with backoff, then raise
   :class:`~dbgauto.errors.OutputBusyError` naming the file. :data:`replace_op`/:data:`unlink_op` are the
@@ -23,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -34,11 +38,13 @@ from dbgauto.errors import OutputBusyError
 __all__ = [
     "BUSY_ATTEMPTS",
     "HAVE_FADVISE",
+    "HAVE_GETEUID",
     "HAVE_PREAD",
     "PositionalFile",
     "create_temp",
     "fsync_dir",
     "fsync_path",
+    "others_can_write",
     "replace",
     "retry_busy",
     "unlink",
@@ -46,6 +52,7 @@ __all__ = [
 
 HAVE_PREAD: Final = hasattr(os, "pread")
 HAVE_FADVISE: Final = hasattr(os, "posix_fadvise")
+HAVE_GETEUID: Final = hasattr(os, "geteuid")
 O_BINARY: Final = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 BUSY_ATTEMPTS: Final = 8  # 0.05 s doubling to 3.2 s: ~6.4 s in all, longer than an on-access scan of a report
 BUSY_FIRST_DELAY: Final = 0.05
@@ -104,6 +111,15 @@ class PositionalFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def others_can_write(st: os.stat_result) -> bool:
+    """Whether a user other than this process's may write what ``st`` describes: on POSIX, owned by another user
+    or writable by group or others. Windows (no owner id in ``stat``): False, the per-user profile folders
+    (``%LOCALAPPDATA%``) carrying the user's own ACL."""
+    if not HAVE_GETEUID:
+        return False
+    return st.st_uid != os.geteuid() or bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
 def create_temp(folder: os.PathLike[str] | str, name: str) -> tuple[int, Path]:

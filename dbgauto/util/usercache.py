@@ -15,6 +15,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from dbgauto.util.fs import others_can_write
+
 __all__ = ["private_dir", "user_cache_root"]
 
 
@@ -27,17 +29,14 @@ def user_cache_root(env: Mapping[str, str] | None = None) -> Path:
 
 
 def private_dir(path: Path) -> Path | None:
-    """``path``, created (mode 0700) if missing, when only this user can write to it; None when it cannot be
-    created or (POSIX) belongs to another user or is writable by group or others. Windows: per-user profile
-    folders carry the user's own ACL; the folder is used as it is."""
+    """``path``, created (mode 0700) if missing, when only this user can write to it
+    (:func:`dbgauto.util.fs.others_can_write`); None when it cannot be created or others can write to it."""
     with contextlib.suppress(OSError):
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         st = path.stat()
     except OSError:
         return None
-    if not stat.S_ISDIR(st.st_mode):
+    if not stat.S_ISDIR(st.st_mode) or others_can_write(st):
         return None
-    if os.name != "nt" and (st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
-        return None  # (os.geteuid exists on POSIX only: the os.name test comes first)
     return path

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from pathlib import Path
 
 import pytest
 
 from dbgauto.analysis.facts import CrashFacts
 from dbgauto.report.render import TEMPLATE_CACHE_ENV, ReportRenderer
+from dbgauto.util import fs
 
 
 def _render(monkeypatch: pytest.MonkeyPatch, cache: Path | None, facts: CrashFacts, *dirs: Path) -> str:
@@ -56,7 +56,7 @@ def test_an_edited_template_is_compiled_again(
     assert _render(monkeypatch, cache, facts, user) == f"second {facts.bugcheck.name}\n"
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+@pytest.mark.skipif(not fs.HAVE_GETEUID, reason="POSIX owner and modes (Windows side: tests/util/test_fs_portable.py)")
 def test_a_cache_folder_others_can_write_to_is_not_used(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, facts: CrashFacts
 ) -> None:

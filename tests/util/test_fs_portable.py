@@ -37,6 +37,8 @@ def test_simulation_really_removes_the_posix_calls() -> None:
         import fcntl  # noqa: F401
     assert fs.HAVE_PREAD is False
     assert fs.HAVE_FADVISE is False
+    assert not hasattr(os, "geteuid")
+    assert fs.HAVE_GETEUID is False
 
 
 @pytest.mark.parametrize("use_pread", [True, False])
@@ -198,3 +200,36 @@ def test_unlink_retries_then_names_the_file(tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(OutputBusyError, match="cannot delete"):
         fs.unlink(f, attempts=3)
     assert f.exists()
+
+
+def _open_to_all(tmp_path: Path) -> Path:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    os.chmod(folder, 0o777)  # noqa: PTH101 - the mode is the point
+    return folder
+
+
+@pytest.mark.skipif(not fs.HAVE_GETEUID, reason="POSIX side of the seam (owner id and mode bits)")
+def test_others_can_write_a_folder_open_to_all_but_not_a_private_one(tmp_path: Path) -> None:
+    from dbgauto.util.usercache import private_dir
+
+    mine = private_dir(tmp_path / "mine")
+    assert mine is not None
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o700
+    assert fs.others_can_write(mine.stat()) is False
+    shared = _open_to_all(tmp_path)
+    assert fs.others_can_write(shared.stat()) is True
+    assert private_dir(shared) is None
+
+
+def test_without_an_owner_id_a_per_user_folder_is_used_as_it_is(tmp_path: Path) -> None:
+    """The Windows side (no ``os.geteuid``; %LOCALAPPDATA% carries the user's own ACL), run by the
+    POSIX-removed job."""
+    if fs.HAVE_GETEUID:
+        pytest.skip("only without os.geteuid (DBGAUTO_SIMULATE_WINDOWS=1, or Windows)")
+    from dbgauto.util.usercache import private_dir
+
+    shared = _open_to_all(tmp_path)
+    assert fs.others_can_write(shared.stat()) is False
+    assert private_dir(shared) == shared
+
