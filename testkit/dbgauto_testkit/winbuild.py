@@ -516,10 +516,23 @@ END
 """
 
 
+TOOLS = ("clang", "lld-link", "llvm-readobj")
+
+
+def _missing_tools_reason() -> str | None:
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    return f"needs {', '.join(missing)} (Debian packages clang, lld, llvm; .ci/run installs them)" if missing else None
+
+
 def require_toolchain() -> None:
-    missing = [t for t in ("clang", "lld-link", "llvm-readobj") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (Debian packages clang, lld, llvm; .ci/run installs them)")
+    """Skip the calling test when clang, lld-link or llvm-readobj is missing."""
+    reason = _missing_tools_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+needs_toolchain = pytest.mark.skipif(_missing_tools_reason() is not None, reason=_missing_tools_reason() or "")
+"""The same as a mark (``pytestmark = needs_toolchain`` for a module of toolchain tests)."""
 
 
 def _run(cmd: list[str], cwd: Path) -> str:

@@ -33,6 +33,7 @@ from dbgauto_testkit.winbuild import (
     ReadobjImage,
     build_multi,
     image_layout,
+    needs_toolchain,
     rsds_of,
     trace,
 )
@@ -40,10 +41,7 @@ from symserver import ServedTree, serve
 
 from dbgauto.engines.jobs import facts_from_dump
 
-pytestmark = pytest.mark.skipif(
-    any(shutil.which(t) is None for t in ("clang", "lld-link", "llvm-readobj")),
-    reason="needs clang, lld-link, llvm-readobj (apt: clang lld llvm)",
-)
+pytestmark = needs_toolchain
 
 SEED = 5
 DEBUG = ("-g", "-gcodeview")

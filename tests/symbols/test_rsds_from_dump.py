@@ -31,6 +31,7 @@ from dbgauto_testkit.winbuild import (
     build,
     image_layout,
     move_run,
+    needs_toolchain,
     rsds_of,
     run_until_break,
 )
@@ -42,10 +43,7 @@ from dbgauto.kernel.open import read_parts
 from dbgauto.symbols.context import KernelInputs, SymbolContext
 from dbgauto.symbols.sympath import resolve_symbol_path
 
-pytestmark = pytest.mark.skipif(
-    any(shutil.which(t) is None for t in ("clang", "lld-link", "llvm-readobj")),
-    reason="needs clang, lld-link, llvm-readobj (apt: clang lld llvm)",
-)
+pytestmark = needs_toolchain
 
 SEED = 5
 OTHER_C = CHAIN_C + "\n__declspec(dllexport) int other_build(int x) { return x * 11; }\n"

@@ -22,7 +22,16 @@ from pathlib import Path
 
 import pytest
 from dbgauto_testkit.dumpinflate.kworld import KWorld, build_kworld, write_kworld
-from dbgauto_testkit.winbuild import CHAIN, CHAIN_C, build, image_layout, move_run, readobj, run_until_break
+from dbgauto_testkit.winbuild import (
+    CHAIN,
+    CHAIN_C,
+    build,
+    image_layout,
+    move_run,
+    needs_toolchain,
+    readobj,
+    run_until_break,
+)
 from symserver import ServedTree, serve
 
 from dbgauto.engines.jobs import convert_dump, facts_from_dump, open_session
@@ -31,10 +40,7 @@ from dbgauto.kernel.open import read_parts
 from dbgauto.symbols.context import KernelInputs, SymbolContext
 from dbgauto.symbols.sympath import resolve_symbol_path
 
-pytestmark = pytest.mark.skipif(
-    any(shutil.which(t) is None for t in ("clang", "lld-link", "llvm-readobj")),
-    reason="needs clang, lld-link, llvm-readobj (apt: clang lld llvm)",
-)
+pytestmark = needs_toolchain
 
 SEED = 7
 OTHER_C = CHAIN_C + "\n__declspec(dllexport) int other_build(int x) { return x * 11; }\n"
