@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shutil
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from dbgauto_testkit.winbuild import (
     rsds_of,
     trace,
 )
-from symserver import ServedTree, serve
+from symserver import ServedTree
 
 from dbgauto.engines.jobs import facts_from_dump
 
@@ -168,11 +167,6 @@ def nt_dump(nt_image: Image, nt_crash: Crash, tmp_path_factory: pytest.TempPathF
     return _write(tmp_path_factory.mktemp("dump86") / "kernel.dmp", nt_image, nt_crash)
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[str, ServedTree]]:
-    with serve() as s:
-        yield s
-
 
 def _chain(facts: dict) -> list[tuple[int, int, str]]:
     return [
@@ -185,9 +179,9 @@ def _want(crash: Crash) -> list[tuple[int, int, str]]:
 
 
 def test_kernel_fpo_frames_unwind_by_the_served_pdb(
-    nt_image: Image, nt_crash: Crash, nt_dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+    nt_image: Image, nt_crash: Crash, nt_dump: Path, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
-    url, tree = server
+    url, tree = served
     tree.files[f"symbols/{nt_image.key_path('ntkrnlmp')}"] = nt_image.pdb.read_bytes()
     facts = facts_from_dump(nt_dump, symbol_path=f"srv*{tmp_path / 'store'}*{url}").to_dict()
     assert facts["x_symbols"]["method"] == "rsds", facts["x_symbols"]
@@ -240,9 +234,9 @@ def drv_dump(drv_image: Image, drv_crash: Crash, tmp_path_factory: pytest.TempPa
 
 
 def test_driver_fpo_frames_unwind_by_its_own_pdb_without_kernel_symbols(
-    drv_image: Image, drv_crash: Crash, drv_dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+    drv_image: Image, drv_crash: Crash, drv_dump: Path, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
-    url, tree = server
+    url, tree = served
     tree.files[f"symbols/{drv_image.key_path('fpodrv')}"] = drv_image.pdb.read_bytes()
     facts = facts_from_dump(drv_dump, symbol_path=f"srv*{tmp_path / 'store'}*{url}").to_dict()
     assert facts["x_symbols"]["table"] is None  # the world's nt has no PDB: no kernel table
@@ -251,11 +245,11 @@ def test_driver_fpo_frames_unwind_by_its_own_pdb_without_kernel_symbols(
 
 
 def test_driver_pdb_of_another_build_is_refused(
-    drv_image: Image, drv_crash: Crash, drv_dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+    drv_image: Image, drv_crash: Crash, drv_dump: Path, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
     other = _image(tmp_path / "other", "fpodrv", OTHER_EBP_C)
     assert other.guid != drv_image.guid
-    url, tree = server
+    url, tree = served
     key = drv_image.key_path("fpodrv")
     tree.files[f"symbols/{key}"] = other.pdb.read_bytes()  # misfiled under this image's key
     facts = facts_from_dump(drv_dump, symbol_path=f"srv*{tmp_path / 'store'}*{url}").to_dict()
@@ -267,9 +261,9 @@ def test_driver_pdb_of_another_build_is_refused(
 
 
 def test_damaged_driver_pdb_is_a_warning(
-    drv_image: Image, drv_dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+    drv_image: Image, drv_dump: Path, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
-    url, tree = server
+    url, tree = served
     key = drv_image.key_path("fpodrv")
     tree.files[f"symbols/{key}"] = drv_image.pdb.read_bytes()[:6000]
     facts = facts_from_dump(drv_dump, symbol_path=f"srv*{tmp_path / 'store'}*{url}").to_dict()
@@ -278,7 +272,7 @@ def test_damaged_driver_pdb_is_a_warning(
 
 
 def test_frame_data_api_memoised_and_only_for_resident_images(
-    drv_image: Image, drv_crash: Crash, drv_dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+    drv_image: Image, drv_crash: Crash, drv_dump: Path, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
     from dbgauto.kdump.reader import KernelDump
     from dbgauto.kernel.open import read_parts
@@ -286,7 +280,7 @@ def test_frame_data_api_memoised_and_only_for_resident_images(
     from dbgauto.symbols.sympath import resolve_symbol_path
     from dbgauto.unwind import Module
 
-    url, tree = server
+    url, tree = served
     key = drv_image.key_path("fpodrv")
     tree.files[f"symbols/{key}"] = drv_image.pdb.read_bytes()
     with KernelDump.open(drv_dump) as d:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from dbgauto_testkit.winbuild import (
     rsds_of,
     run_until_break,
 )
-from symserver import ServedTree, serve
+from symserver import ServedTree
 
 from dbgauto.engines.jobs import facts_from_dump, open_session
 from dbgauto.kdump.reader import KernelDump
@@ -130,11 +129,6 @@ def dump(kernel: Kernel, crash: Crash, tmp_path_factory: pytest.TempPathFactory)
     return write_world(tmp_path_factory.mktemp("dump") / "kernel.dmp", kernel, crash)
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[str, ServedTree]]:
-    with serve() as s:
-        yield s
-
 
 def _context(dump_path: Path, symbol_path: str) -> SymbolContext:
     with KernelDump.open(dump_path) as d:  # the image is read from the open dump's memory
@@ -147,9 +141,9 @@ def _named(k: Kernel, crash: Crash) -> list[str]:
 
 
 def test_served_pdb_is_identified_by_the_images_rsds_in_the_dump(
-    kernel: Kernel, crash: Crash, dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+    kernel: Kernel, crash: Crash, dump: Path, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
-    url, tree = server
+    url, tree = served
     tree.files[f"symbols/{kernel.key_path}"] = kernel.pdb.read_bytes()
     ctx = _context(dump, f"srv*{tmp_path / 'store'}*{url}")
     assert ctx.method == "rsds", (ctx.reason, ctx.warnings, tree.log)
@@ -167,9 +161,9 @@ def test_served_pdb_is_identified_by_the_images_rsds_in_the_dump(
 
 
 def test_unwound_frames_and_native_commands_name_from_that_pdb(
-    kernel: Kernel, crash: Crash, dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+    kernel: Kernel, crash: Crash, dump: Path, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
-    url, tree = server
+    url, tree = served
     tree.files[f"symbols/{kernel.key_path}"] = kernel.pdb.read_bytes()
     sp = f"srv*{tmp_path / 'store'}*{url}"
     facts = facts_from_dump(dump, symbol_path=sp).to_dict()
@@ -200,10 +194,10 @@ def test_local_store_pdb_is_identified_by_rsds(kernel: Kernel, crash: Crash, dum
 
 
 def test_misfiled_pdb_of_another_build_is_refused(
-    kernel: Kernel, other: Kernel, crash: Crash, dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+    kernel: Kernel, other: Kernel, crash: Crash, dump: Path, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
     assert other.guid != kernel.guid
-    url, tree = server
+    url, tree = served
     tree.files[f"symbols/{kernel.key_path}"] = other.pdb.read_bytes()  # a store that filed it wrongly
     ctx = _context(dump, f"srv*{tmp_path / 'store'}*{url}")
     assert f"symbols/{kernel.key_path}" in tree.log  # fetched, then refused
@@ -223,9 +217,9 @@ def test_misfiled_pdb_of_another_build_is_refused(
 
 
 def test_unreadable_pdb_is_refused_naming_the_file(
-    kernel: Kernel, dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+    kernel: Kernel, dump: Path, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
-    url, tree = server
+    url, tree = served
     tree.files[f"symbols/{kernel.key_path}"] = kernel.pdb.read_bytes()[:5000]  # cut short
     ctx = _context(dump, f"srv*{tmp_path / 'store'}*{url}")
     assert ctx.table is None
@@ -235,9 +229,9 @@ def test_unreadable_pdb_is_refused_naming_the_file(
 
 
 def test_absent_pdb_is_still_not_found(
-    kernel: Kernel, dump: Path, server: tuple[str, ServedTree], tmp_path: Path
+    kernel: Kernel, dump: Path, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
-    url, _tree = server
+    url, _tree = served
     ctx = _context(dump, f"srv*{tmp_path / 'store'}*{url}")
     reason = ctx.reason or ""
     assert f"PDB ntkrnlmp.pdb {kernel.guid}{kernel.age:X} not found" in reason, reason
@@ -245,13 +239,13 @@ def test_absent_pdb_is_still_not_found(
 
 
 def test_dump_whose_rsds_names_another_guid_gets_no_table(
-    kernel: Kernel, crash: Crash, server: tuple[str, ServedTree], tmp_path: Path
+    kernel: Kernel, crash: Crash, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
     flipped = bytes.fromhex(kernel.guid)[::-1]  # 16 bytes, not this PDB's GUID
     wanted = uuid.UUID(bytes_le=flipped).hex.upper()
     assert wanted != kernel.guid
     path = write_world(tmp_path / "flipped.dmp", kernel, crash, patch=flipped)
-    url, tree = server
+    url, tree = served
     tree.files[f"symbols/{kernel.key_path}"] = kernel.pdb.read_bytes()  # the real PDB, under its real key
     # and the real PDB also misfiled under the GUID the dump asks for
     tree.files[f"symbols/ntkrnlmp.pdb/{wanted}{kernel.age:X}/ntkrnlmp.pdb"] = kernel.pdb.read_bytes()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import shutil
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from dbgauto_testkit.winbuild import (
     readobj,
     run_until_break,
 )
-from symserver import ServedTree, serve
+from symserver import ServedTree
 
 from dbgauto.engines.jobs import convert_dump, facts_from_dump, open_session
 from dbgauto.kdump.reader import KernelDump
@@ -133,11 +132,6 @@ def paged_out(driver: Driver, crash: Crash, tmp_path_factory: pytest.TempPathFac
     return path
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[str, ServedTree]]:
-    with serve() as s:
-        yield s
-
 
 def _key(name: str, d: Driver) -> str:
     return f"{name}/{d.timestamp:08X}{d.size_of_image:x}/{name}"
@@ -164,9 +158,9 @@ def test_without_images_the_stack_stops_at_the_context_frame(small: Path, crash:
 
 
 def test_served_image_unwinds_the_small_dumps_stack(
-    small: Path, driver: Driver, crash: Crash, server: tuple[str, ServedTree], tmp_path: Path
+    small: Path, driver: Driver, crash: Crash, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
-    url, tree = server
+    url, tree = served
     key = _key(crash.name, driver)
     tree.files[f"symbols/{key}"] = driver.image.read_bytes()
     frames = _frames(small, f"srv*{tmp_path / 'store'}*{url}")
@@ -188,10 +182,10 @@ def test_served_image_unwinds_the_small_dumps_stack(
 
 
 def test_image_of_another_build_filed_under_the_key_is_set_aside(
-    small: Path, driver: Driver, other: Driver, crash: Crash, server: tuple[str, ServedTree], tmp_path: Path
+    small: Path, driver: Driver, other: Driver, crash: Crash, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
     assert (other.timestamp, other.size_of_image) != (driver.timestamp, driver.size_of_image)
-    url, tree = server
+    url, tree = served
     key = _key(crash.name, driver)
     tree.files[f"symbols/{key}"] = other.image.read_bytes()  # a store that filed it wrongly
     sp = f"srv*{tmp_path / 'store'}*{url}"
@@ -206,9 +200,9 @@ def test_image_of_another_build_filed_under_the_key_is_set_aside(
 
 
 def test_image_under_another_key_is_not_asked_for_or_used(
-    small: Path, driver: Driver, other: Driver, crash: Crash, server: tuple[str, ServedTree], tmp_path: Path
+    small: Path, driver: Driver, other: Driver, crash: Crash, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
-    url, tree = server
+    url, tree = served
     tree.files[f"symbols/{_key(crash.name, other)}"] = other.image.read_bytes()
     frames = _frames(small, f"srv*{tmp_path / 'store'}*{url}")
     assert f"symbols/{_key(crash.name, other)}" not in tree.log
@@ -217,9 +211,9 @@ def test_image_under_another_key_is_not_asked_for_or_used(
 
 
 def test_context_image_is_memoised_and_offline_without_a_server(
-    small: Path, driver: Driver, crash: Crash, server: tuple[str, ServedTree], tmp_path: Path
+    small: Path, driver: Driver, crash: Crash, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
-    url, tree = server
+    url, tree = served
     key = _key(crash.name, driver)
     tree.files[f"symbols/{key}"] = driver.image.read_bytes()
     with KernelDump.open(small) as d:
@@ -239,12 +233,12 @@ def test_context_image_is_memoised_and_offline_without_a_server(
 
 
 def test_large_dump_without_the_resident_header_takes_the_served_image(
-    paged_out: Path, driver: Driver, crash: Crash, server: tuple[str, ServedTree], tmp_path: Path
+    paged_out: Path, driver: Driver, crash: Crash, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
     assert [f["trust"] for f in _frames(paged_out, str(tmp_path / "empty"))[: len(CHAIN)]] != [
         "context", "cfi", "cfi", "cfi"
     ]  # fmt: skip
-    url, tree = server
+    url, tree = served
     tree.files[f"symbols/{_key(crash.name, driver)}"] = driver.image.read_bytes()
     got = _frames(paged_out, f"srv*{tmp_path / 'store'}*{url}")[: len(CHAIN)]
     assert [int(f["value"], 16) for f in got] == [pc for _, pc in crash.frames]
@@ -252,9 +246,9 @@ def test_large_dump_without_the_resident_header_takes_the_served_image(
 
 
 def test_a_served_file_that_is_no_image_is_set_aside_with_a_warning(
-    small: Path, driver: Driver, crash: Crash, server: tuple[str, ServedTree], tmp_path: Path
+    small: Path, driver: Driver, crash: Crash, served: tuple[str, ServedTree], tmp_path: Path
 ) -> None:
-    url, tree = server
+    url, tree = served
     key = _key(crash.name, driver)
     tree.files[f"symbols/{key}"] = b"MZ" + bytes(0x3E)  # e_lfanew 0: no NT headers
     facts = facts_from_dump(small, symbol_path=f"srv*{tmp_path / 'store'}*{url}").to_dict()
@@ -267,7 +261,7 @@ def test_an_absent_image_is_asked_for_once_per_process_until_the_store_changes(
     small: Path,
     driver: Driver,
     crash: Crash,
-    server: tuple[str, ServedTree],
+    served: tuple[str, ServedTree],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -277,7 +271,7 @@ def test_an_absent_image_is_asked_for_once_per_process_until_the_store_changes(
     from dbgauto.symbols import context
 
     monkeypatch.setattr(context, "STORE_RECHECK_SECONDS", 0.0)
-    url, tree = server
+    url, tree = served
     key = _key(crash.name, driver)
     store = tmp_path / "store"
     store.mkdir()
