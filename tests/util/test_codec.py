@@ -179,6 +179,7 @@ def test_conventions_on_a_small_model() -> None:
         "when": "2021-02-21T01:38:22.000000Z",  # the ground truth's form: microseconds always
         "x_k": 1,
     }
+    assert list(d) == ["schema", "name", "address", "count", "runs", "items", "when", "x_k"]  # fields, then extras
     assert from_json(_Doc, json.loads(json.dumps(d))) == doc
     nulls = to_json(_Doc("b", extra={}), omit_absent=False)
     assert nulls == {
@@ -190,6 +191,9 @@ def test_conventions_on_a_small_model() -> None:
         "items": [],
         "when": None,
     }
+    # a falsy value that is not absent stays; an empty list or mapping in a plain field is absent
+    assert to_json(_Doc("", count=0, extra={}))["count"] == 0
+    assert "name" in to_json(_Doc("", extra={}))
 
 
 def test_reading_is_lenient_about_numbers_and_strict_about_shapes() -> None:
