@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final
 
 from dbgauto.util.codec import KEEP, Extras, Hex, from_json, hex_or_none, to_json
+from dbgauto.util.frozen import fast_init
 from dbgauto.vocab.bugchecks import is_m_variant, lookup
 from dbgauto.vocab.products import product_type_name
 
@@ -113,6 +114,7 @@ def _digest(path: os.PathLike[str] | str, size: int | None, head: int, tail: int
     return digest.hexdigest()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ParameterFact:
     """One bug check parameter (index 1..4), with its documented meaning when the reference has one."""
@@ -163,6 +165,7 @@ class CulpritFact:
     evidence: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FrameFact:
     """One stack frame.
@@ -210,6 +213,7 @@ class StackFact:
         object.__setattr__(self, "frames", tuple(self.frames))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DriverFact:
     """A loaded module. ``third_party``: not an inbox Windows module (``dbgauto.vocab.inbox.is_inbox``)."""
@@ -230,6 +234,7 @@ class DriverFact:
         return self.base is not None and self.size is not None and self.base <= address < self.base + self.size
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UnloadedDriverFact:
     """A recently unloaded driver and the address range it occupied."""

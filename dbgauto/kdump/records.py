@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dbgauto.util.frozen import fast_init
+
 __all__ = ["LoadedDriver", "UnloadedDriver"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LoadedDriver:
     """One loaded module: full NT path (None when unreadable), image range, and the PE header's stamp/checksum."""
@@ -26,6 +29,7 @@ class LoadedDriver:
         return self.name.rsplit("\\", 1)[-1] if self.name else f"driver@{self.base:#x}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UnloadedDriver:
     """An unloaded driver (DUMP_UNLOADED_DRIVERS / MI_UNLOADED_DRIVERS); Windows keeps 12 characters of the name."""

@@ -20,6 +20,7 @@ from dbgauto.kdump.constants import DUMP_BLOB_SIGNATURE
 from dbgauto.kdump.records import LoadedDriver, UnloadedDriver
 from dbgauto.kdump.structs import kd
 from dbgauto.kdump.structs import triage as ts
+from dbgauto.util.frozen import fast_init
 from dbgauto.util.layout import Layout
 from dbgauto.util.memo import remember
 
@@ -92,6 +93,7 @@ class DumpBlobFileHeader:
     build_number: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DumpBlob:
     """One secondary-data record after SizeOfDump; the data is kept opaque (read it with ``blob_data``)."""

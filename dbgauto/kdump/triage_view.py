@@ -16,9 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dbgauto.errors import DumpClosedError, PageNotPresentError
+from dbgauto.util.frozen import fast_init
 from dbgauto.util.layout import Buffer
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Region:
     """``size`` bytes of target VA ``address`` stored at file offset ``offset``; ``label`` says which copy."""

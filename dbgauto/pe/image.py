@@ -15,6 +15,7 @@ from typing import Final
 
 from dbgauto.errors import ImageFormatError
 from dbgauto.pe import layouts as L
+from dbgauto.util.frozen import fast_init
 from dbgauto.util.layout import Buffer
 
 Reader = Callable[[int, int], bytes | bytearray | memoryview | None]
@@ -23,6 +24,7 @@ Reader = Callable[[int, int], bytes | bytearray | memoryview | None]
 MAX_HEADER_READ: Final = 0x10000
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Section:
     """One IMAGE_SECTION_HEADER, decoded."""
@@ -47,6 +49,7 @@ class Section:
         return self.rva <= rva < self.rva + self.span
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DataDirectory:
     rva: int

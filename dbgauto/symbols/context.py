@@ -41,6 +41,7 @@ from dbgauto.symbols.store import SymbolKey, image_key, pdb_key
 from dbgauto.symbols.sympath import ResolvedSymbolPath, local_dir, resolve_symbol_path
 from dbgauto.symbols.table import KIND_DATA, SymbolHit, SymbolTable, TypeInfo
 from dbgauto.util.atomic import atomic_write_text
+from dbgauto.util.frozen import fast_init
 from dbgauto.util.memo import remember
 from dbgauto.vocab.modules import KERNEL_IMAGES, module_short_name
 
@@ -76,6 +77,7 @@ _fpo_memo: dict[tuple[str, int, int], FrameDataTable] = {}  # x86 FrameData per 
 MAX_FRAME_DATA_MODULES: Final = 1024  # modules whose frame data one context remembers
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DumpModule:
     """A loaded module as the dump's driver list gives it."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from dbgauto.pe import PeImage
+from dbgauto.util.frozen import fast_init
 
 Trust = Literal["context", "cfi", "frame-pointer", "scan"]
 TRUSTS: Final = ("context", "cfi", "frame-pointer", "scan")
@@ -27,6 +28,7 @@ TrapContext = Callable[["Frame"], Mapping[str, int] | None]
 """Given a frame, the full register set of the context it interrupted (a _KTRAP_FRAME), or None."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Module:
     name: str
@@ -37,6 +39,7 @@ class Module:
         return self.base <= va < self.base + self.size
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One frame. ``pc`` is the instruction pointer (a return address for every frame but context ones);

@@ -322,7 +322,8 @@ def _writer(cls: type, omit: bool) -> Callable[[Any], dict[str, Any]]:
             lines.append(f"    out[{f.name!r}] = {value}")
         else:
             lines.append(f"    if {test}:\n        out[{f.name!r}] = {value}")
-    lines.extend(f"    for k, x in o.{f.name}.items():\n        out[{f.extras!r} + k] = x" for f in fields if f.extras is not None)
+    extras = [f for f in fields if f.extras is not None]  # written last, in field order
+    lines.extend(f"    for k, x in o.{f.name}.items():\n        out[{f.extras!r} + k] = x" for f in extras)
     lines.append("    return out")
     exec("\n".join(lines), env)  # the dataclass's own field plan (see above)
     write: Callable[[Any], dict[str, Any]] = env["write"]
