@@ -136,7 +136,7 @@ def output_key(path: os.PathLike[str] | str) -> str:
 def _require(convert: bool, report: bool) -> None:
     """Fail the whole batch up front (not once per dump) when a part of dbgauto the workers need, or a library
     it needs, is missing. The workers' modules are found, not imported: importing the engines here cost the
-    coordinator about 0.15 s of CPU at the start of every run, for nothing. The report renderer is imported: the
+    coordinator about 55 ms of CPU at the start of every run, for nothing. The report renderer is imported: the
     coordinator renders the index with it at the end, and importing it now overlaps the pool's start instead."""
     import importlib
     import importlib.util
