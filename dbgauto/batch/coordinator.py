@@ -62,9 +62,6 @@ INDEX_HTML = "index.html"
 INDEX_CSV = "index.csv"
 RUN_SUMMARY = "run_summary.json"
 INDEX_META = "index_stamp"  # Catalog.index_stamp() of what the index was built from
-REPORT_FORMATS = ("html", "md", "txt", "json")
-
-
 @dataclass(slots=True)
 class BatchOptions:
     sources: Sequence[str]

@@ -53,6 +53,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbgauto.batch.poolstart import START_METHOD_ENV, WORKER_PRELOAD, prestart_forkserver, start_method
 from dbgauto.batch.tasks import TaskSpec, read_stage, run_tasks, set_stage_dir, stage_path
 from dbgauto.catalog.records import ResultRecord, SourceState
 from dbgauto.errors import DbgautoError
@@ -61,9 +62,11 @@ from dbgauto.util.proc import pid_alive
 __all__ = [
     "DEBUGGER_ENGINES",
     "START_METHOD_ENV",
+    "WORKER_PRELOAD",
     "RunnerOptions",
     "TaskRunner",
     "preload",
+    "prestart_forkserver",
     "resources_for",
     "start_method",
 ]
@@ -71,20 +74,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEBUGGER_ENGINES = frozenset({"cdb", "kd", "dbgeng"})
-WORKER_PRELOAD = (
-    "dbgauto.batch.tasks",
-    "dbgauto.kdump.reader",
-    "dbgauto.engines.jobs",
-    "dbgauto.report.render",
-    # imported by the first task otherwise (about 0.1 s per worker: the triage parser, the kernel layer, the
-    # symbol layer with its HTTP client, the facts)
-    "dbgauto.kdump.triage_parse",
-    "dbgauto.kernel.open",
-    "dbgauto.symbols.context",
-    "dbgauto.analysis.from_dump",
-    "dbgauto.catalog.summary",
-    "dbgauto.report.outputs",
-)
 TaskFn = Callable[[TaskSpec], ResultRecord]
 CHUNK_MAX = 32  # small sources per local task (one pickle round trip, one durability point for all of them)
 CHUNK_MAX_BYTES = 16 << 20  # sources up to this size share tasks: small dumps (milliseconds each), never large ones
@@ -116,34 +105,6 @@ class RunnerOptions:
     shutdown_timeout: float = 10.0
     chunk_max: int = CHUNK_MAX  # 1: every source its own task
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-START_METHOD_ENV = "DBGAUTO_POOL_START_METHOD"
-
-
-def start_method() -> str:
-    """The local pool's start method: ``DBGAUTO_POOL_START_METHOD``, else spawn on Windows, forkserver elsewhere."""
-    forced = os.environ.get(START_METHOD_ENV, "").strip().lower()
-    if forced:
-        if forced not in ("spawn", "forkserver") or forced not in multiprocessing.get_all_start_methods():
-            raise DbgautoError(f"{START_METHOD_ENV}={forced!r}: use spawn or forkserver (fork cannot recycle workers)")
-        return forced
-    return "spawn" if sys.platform == "win32" else "forkserver"
-
-
-def prestart_forkserver() -> None:
-    """Start the local pool's fork server now: it imports :data:`WORKER_PRELOAD` (0.2-0.3 s here) while the
-    coordinator takes the lock, opens the catalog and walks the sources, instead of after them, when the first
-    task is submitted. Returns at once (the server loads in its own process). Nothing under spawn (Windows:
-    workers start at the first submit); a server never used exits with this process; any failure is left to
-    the first submit, which reports it."""
-    with contextlib.suppress(Exception):
-        if start_method() != "forkserver":
-            return
-        from multiprocessing import forkserver
-
-        multiprocessing.get_context("forkserver").set_forkserver_preload(list(WORKER_PRELOAD))
-        forkserver.ensure_running()
 
 
 def _parent_watch(coordinator: int, interval: float = 0.5) -> None:

@@ -11,17 +11,24 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from dbgauto.batch.coordinator import REPORT_FORMATS, BatchOptions, BatchSummary, run_batch
 from dbgauto.batch.hosts import DEFAULT_HOST_PATTERN, HostPattern
-from dbgauto.batch.notify import NotifyOptions
-from dbgauto.batch.progress import failure_line, make_progress
+from dbgauto.batch.poolstart import prestart_forkserver
 from dbgauto.cli.symopts import symbols_option
 from dbgauto.engines.select import ENGINE_CHOICES, ENGINE_HELP
 from dbgauto.errors import DbgautoError
 from dbgauto.util.signals import interrupt_main, on_stop
+
+if TYPE_CHECKING:
+    from dbgauto.batch.coordinator import BatchSummary
+
+# The coordinator (and through it the catalog, the notifiers and the report layer) is imported when the command
+# runs, after the local pool's fork server was started: the two load at once (batch/poolstart.py).
+
+REPORT_FORMATS = ("html", "md", "txt", "json")  # per-dump report formats a batch writes (``--formats``)
 
 
 def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -51,6 +58,8 @@ def _parse_formats(ctx: click.Context, param: click.Parameter, value: str | tupl
 
 
 def print_summary(s: BatchSummary, *, out: Path) -> None:
+    from dbgauto.batch.progress import failure_line
+
     echo = click.echo
     if s.found == 0:
         echo(f"run {s.run_id}: no dumps found (files starting with PAGEDUMP / PAGEDU64)")
@@ -244,6 +253,12 @@ def command(
     missing = [str(s) for s in sources if not s.exists()]
     if missing:
         raise click.UsageError(f"no such file or folder: {', '.join(missing)}")
+    if scheduler is None:
+        prestart_forkserver()  # first: its process imports the worker stack while this one imports the rest
+    from dbgauto.batch.coordinator import BatchOptions, run_batch
+    from dbgauto.batch.notify import NotifyOptions
+    from dbgauto.batch.progress import make_progress
+
     if delete_source_after_verify and not convert:
         raise click.UsageError("--delete-source-after-verify needs --convert (the small dump replaces the source)")
     if scheduler is not None and "://" not in scheduler:
