@@ -89,3 +89,24 @@ def test_the_real_dumps_facts_pack_and_unpack_to_what_json_writes(triage_x64_pat
     packed = pack_facts(doc)
     assert packed.bases_z is not None
     assert unpack_facts(packed.facts_z, packed.drivers_z, packed.bases_z) == json.loads(text)
+
+
+def test_a_driver_list_is_stored_under_its_canonical_digest_boot_after_boot(triage_x64_path: Path) -> None:
+    """The base-less list's digest is SHA-256 of its canonical JSON (sorted keys, compact, ASCII), whatever
+    the process remembered from earlier dumps: a list another boot moved gets the same digest and bytes, and a
+    catalog written before keeps deduplicating against new rows."""
+    import hashlib
+    import zlib
+
+    from dbgauto.catalog.summary import pack_facts
+
+    doc = facts_from_dump(triage_x64_path).to_dict()
+    stripped = [{k: v for k, v in d.items() if k != "base"} for d in doc["drivers"]]
+    canonical = json.dumps(stripped, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    moved = json.loads(json.dumps(doc))  # another boot: every base 2 MiB further
+    for d in moved["drivers"]:
+        d["base"] = hex(int(d["base"], 16) + 0x200000)
+    for facts in (doc, moved, doc):
+        packed = pack_facts(facts)
+        assert packed.drivers_digest == hashlib.sha256(canonical).hexdigest()
+        assert zlib.decompress(packed.drivers_z or b"") == canonical
