@@ -37,6 +37,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -296,8 +297,10 @@ def bench_small(trees: list[Tree], src: Path, work: Path, count: int, formats: l
     """Per formats set: --jobs 1 and 2 per tree, alternated ``repeat`` times (best wall and CPU of each kept)."""
     for fmt in formats:
         best: dict[tuple[str, int], Run] = {}
+        pairs: dict[str, list[float]] = {}  # per tree: each repeat's --jobs 1 wall / --jobs 2 wall (run back to back)
         for attempt in range(repeat):
             for tree in trees:
+                one_wall = 0.0
                 for jobs in (1, 2):
                     # a fresh folder per run, the old ones left until the end: deleting thousands of reports
                     # right before a run slowed its file creation here (the VM's disk is mounted with online
@@ -308,6 +311,10 @@ def bench_small(trees: list[Tree], src: Path, work: Path, count: int, formats: l
                         print(f"small [{fmt}] {tree.name}: --formats {fmt} not supported by this tree", flush=True)
                         break
                     key = (tree.name, jobs)
+                    if jobs == 1:
+                        one_wall = r.wall
+                    else:
+                        pairs.setdefault(tree.name, []).append(one_wall / r.wall)
                     prev = best.get(key)
                     best[key] = r if prev is None else Run(min(r.wall, prev.wall), min(r.task, prev.task), r.summary)
                     s = r.summary
@@ -325,6 +332,14 @@ def bench_small(trees: list[Tree], src: Path, work: Path, count: int, formats: l
                     f"small [{fmt}] {tree.name} best: --jobs 1 {count / one.wall:.1f}/s/core,"
                     f" --jobs 2 {count / two.wall / 2:.1f}/s/core, speed-up {one.wall / two.wall:.2f}x;"
                     f" {one.task / count * 1e3:.2f} ms in-task per dump (jobs 1)"
+                )
+            if pairs.get(tree.name):
+                # the VM's speed drifts between minutes: the ratio of runs made back to back is steadier than the
+                # ratio of two bests taken minutes apart
+                ratios = sorted(pairs[tree.name])
+                print(
+                    f"small [{fmt}] {tree.name}: --jobs 2 speed-up per repeat (back to back):"
+                    f" {', '.join(f'{x:.2f}x' for x in ratios)}; median {statistics.median(ratios):.2f}x"
                 )
         if len(trees) == 2:
             ours, base = trees
