@@ -293,6 +293,37 @@ def warm(tree: Tree, work: Path, triage: Path) -> None:
     run_batch(tree, src, work / f"warm-{tree.name}", 1, "json")
 
 
+def real_small_dump() -> Path | None:
+    """The real small dump in ../shared (every benchmark's dumps are made from it), or None after saying so."""
+    triage = SHARED / "dumps" / "triage_x64.dmp"
+    if triage.is_file():
+        return triage
+    print(f"{triage} is needed (the real small dump); set DBGAUTO_SHARED", file=sys.stderr)
+    return None
+
+
+def work_folder(given: Path | None, prefix: str) -> Path:
+    work = given or Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def ready_trees(work: Path, ours_ref: str | None, baseline_ref: str | None, triage: Path) -> list[Tree]:
+    """Ours (the working tree, or ``git archive`` of a ref: edits meanwhile do not leak in) and the baseline,
+    each checked to import its own dbgauto and its symbol cache warmed."""
+    ours = extract(ours_ref, work / "ours") if ours_ref else REPO
+    trees = [Tree("ours", ours, work / "cache-ours")]
+    if baseline_ref:
+        name = baseline_ref.replace("/", "_")
+        trees.append(Tree(name, extract(baseline_ref, work / "baseline"), work / "cache-base"))
+    for tree in trees:
+        got = imported_from(tree)
+        if Path(got) != tree.root:
+            raise SystemExit(f"{tree.name}: dbgauto imported from {got}, not {tree.root}")
+        warm(tree, work, triage)
+    return trees
+
+
 def bench_small(trees: list[Tree], src: Path, work: Path, count: int, formats: list[str], repeat: int) -> None:
     """Per formats set: --jobs 1 and 2 per tree, alternated ``repeat`` times (best wall and CPU of each kept)."""
     for fmt in formats:
@@ -391,25 +422,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=2, help="alternate the runs this many times, keep the best")
     args = p.parse_args(argv)
     formats = args.formats or ["html,json", "none"]
-    triage = SHARED / "dumps" / "triage_x64.dmp"
-    if not triage.is_file():
-        print(f"{triage} is needed (the real small dump); set DBGAUTO_SHARED", file=sys.stderr)
+    triage = real_small_dump()
+    if triage is None:
         return 2
-    work = args.work or Path(tempfile.mkdtemp(prefix="dbgauto-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(args.work, "dbgauto-bench-")
     print(f"work folder: {work}  (cores: {os.cpu_count()}, {load()}: shared machine)")
     print(f"committed figure before this comparison: {COMMITTED_BASELINE}")
-    ours = extract(args.ours, work / "ours") if args.ours else REPO  # a ref: edits meanwhile do not leak in
-    trees = [Tree("ours", ours, work / "cache-ours")]
-    if args.baseline:
-        trees.append(
-            Tree(args.baseline.replace("/", "_"), extract(args.baseline, work / "baseline"), work / "cache-base")
-        )
-    for tree in trees:
-        got = imported_from(tree)
-        if Path(got) != tree.root:
-            raise SystemExit(f"{tree.name}: dbgauto imported from {got}, not {tree.root}")
-        warm(tree, work, triage)
+    trees = ready_trees(work, args.ours, args.baseline, triage)
     try:
         if args.large:
             t0 = time.perf_counter()

@@ -23,10 +23,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from bench_batch import REPO, SHARED, Tree, extract, imported_from, make_small_kaslr, warm
+from bench_batch import SHARED, Tree, make_small_kaslr, ready_trees, real_small_dump, work_folder
 
 WORKER_PATH = """
 import sys
@@ -73,25 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ours", metavar="REF")
     p.add_argument("--work", type=Path)
     args = p.parse_args(argv)
+    if args.small < 1 or args.warm < 1 or args.warm + args.small < 10:
+        p.error("--small and --warm at least 1, and 10 dumps in all (the set has one spec-built dump in ten)")
     if shutil.which("valgrind") is None:
         print("valgrind is needed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
-    triage = SHARED / "dumps" / "triage_x64.dmp"
-    if not triage.is_file():
-        print(f"{triage} is needed (the real small dump); set DBGAUTO_SHARED", file=sys.stderr)
+    triage = real_small_dump()
+    if triage is None:
         return 2
-    work = args.work or Path(tempfile.mkdtemp(prefix="dbgauto-instr-"))
-    work.mkdir(parents=True, exist_ok=True)
-    ours = extract(args.ours, work / "ours") if args.ours else REPO
-    trees = [Tree(args.ours or "ours", ours, work / "cache-ours")]
-    if args.baseline:
-        trees.append(Tree(args.baseline, extract(args.baseline, work / "baseline"), work / "cache-base"))
+    work = work_folder(args.work, "dbgauto-instr-")
+    trees = ready_trees(work, args.ours, args.baseline, triage)
     make_small_kaslr(work / "small", args.warm + args.small, triage)
     per_dump: dict[str, float] = {}
     for tree in trees:
-        if Path(imported_from(tree)) != tree.root:
-            raise SystemExit(f"{tree.name}: dbgauto is not imported from {tree.root}")
-        warm(tree, work, triage)
         base = instructions(tree, work / "small", args.warm, args.reports, work / f"cg-{len(per_dump)}-0")
         full = instructions(tree, work / "small", args.warm + args.small, args.reports, work / f"cg-{len(per_dump)}-1")
         per_dump[tree.name] = (full - base) / args.small
