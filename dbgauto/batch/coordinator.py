@@ -62,6 +62,8 @@ INDEX_HTML = "index.html"
 INDEX_CSV = "index.csv"
 RUN_SUMMARY = "run_summary.json"
 INDEX_META = "index_stamp"  # Catalog.index_stamp() of what the index was built from
+
+
 @dataclass(slots=True)
 class BatchOptions:
     sources: Sequence[str]

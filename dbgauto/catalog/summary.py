@@ -122,7 +122,7 @@ def _driver_json(driver: dict[str, Any]) -> bytes:
     the base): encoding ~150 drivers per dump was most of the cost of packing a small dump's facts."""
     rest = driver.copy()
     rest.pop("base", None)
-    try:
+    try:  # to_dict writes strings, booleans and None here, so equal keys are equal JSON (True == 1 never meets)
         key = tuple(rest.items())
         got = _DRIVER_JSON.get(key)
     except TypeError:  # an unhashable value (not what to_dict writes): encoded as it is

@@ -137,10 +137,6 @@ class _Field:
     missing: Any  # what a missing key reads as (dataclasses.MISSING: use the field's default)
 
 
-def _is_absent(value: Any) -> bool:
-    return value is None or (isinstance(value, (list, dict)) and not value)
-
-
 def _plain(value: Any, _omit: bool) -> Any:
     return value
 
@@ -309,6 +305,7 @@ def _writer(cls: type, omit: bool) -> Callable[[Any], dict[str, Any]]:
         if f.extras is not None:
             continue
         lines.append(f"    v = o.{f.name}")
+        # absent, and left out unless KEEP or omit_absent=False: None, [] and {} (False, 0 and "" are values)
         if f.encode is _enc_hex:
             test, value = "v is not None", "f'{v:#x}'"
         elif f.encode is _plain:
