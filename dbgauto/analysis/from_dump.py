@@ -30,6 +30,7 @@ from dbgauto.analysis.summary import summarize
 from dbgauto.kernel.identity import identity_of
 from dbgauto.kernel.irql import debugger_saved_irql
 from dbgauto.kernel.stackscan import ModuleIndex, scan_stack
+from dbgauto.util.memo import KEPT_TEXT
 from dbgauto.vocab.bugchecks import base_code
 from dbgauto.vocab.inbox import is_inbox
 
@@ -77,11 +78,8 @@ def _driver_fact(d: LoadedDriver) -> DriverFact:
     dump that lists it and is worked out once per process (:func:`_named`); the base differs with every boot."""
     if not d.name:
         return DriverFact(f"<unnamed@{d.base:x}>", None, d.base, d.size, d.timestamp, d.checksum, True)
-    name, third_party = _named(d.name) if len(d.name) <= _KEPT_NAME else _named.__wrapped__(d.name)
+    name, third_party = _named(d.name) if len(d.name) <= KEPT_TEXT else _named.__wrapped__(d.name)
     return DriverFact(name, d.name, d.base, d.size, d.timestamp, d.checksum, third_party)
-
-
-_KEPT_NAME: Final = 1024  # real NT paths are under 260 characters; a longer one (a hostile dump) is not kept
 
 
 @functools.lru_cache(maxsize=4096)

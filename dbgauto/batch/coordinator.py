@@ -137,8 +137,7 @@ def _require(convert: bool, report: bool) -> None:
     it needs, is missing. The workers' modules are found, not imported: importing the engines here cost the
     coordinator about 55 ms of CPU at the start of every run, for nothing. The report renderer is imported: the
     coordinator renders the index with it at the end, and importing it now overlaps the pool's start instead."""
-    import importlib
-    import importlib.util
+    import importlib.util  # (importlib.import_module as well)
 
     needed = ["dbgauto.kdump.reader"]
     if convert or report:

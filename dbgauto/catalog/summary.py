@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbgauto.catalog.bucket import bucket_of
-from dbgauto.util.memo import remember
+from dbgauto.util.memo import KEPT_TEXT, remember
 
 __all__ = ["StoredFacts", "Summary", "pack_facts", "summary_of", "unpack_facts"]
 
@@ -113,7 +113,6 @@ def pack_facts(facts: dict[str, Any], *, split_bases: bool = True) -> StoredFact
 
 _DRIVER_JSON: dict[tuple[Any, ...], bytes] = {}
 _DRIVER_JSON_LIMIT = 8192  # distinct drivers remembered per process (a fleet's images list a few hundred)
-_DRIVER_KEPT_TEXT = 1024  # a driver with longer text (a hostile dump) is encoded, not remembered
 
 
 def _driver_json(driver: dict[str, Any]) -> bytes:
@@ -129,7 +128,7 @@ def _driver_json(driver: dict[str, Any]) -> bytes:
         return _dumps(rest)
     if got is None:
         got = _dumps(rest)
-        if len(got) <= _DRIVER_KEPT_TEXT:
+        if len(got) <= KEPT_TEXT:  # a driver with longer text (a hostile dump) is not kept
             remember(_DRIVER_JSON, key, got, _DRIVER_JSON_LIMIT)
     return got
 

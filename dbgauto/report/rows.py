@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 
 from dbgauto.analysis.facts import DebuggerFact, DriverFact
 from dbgauto.report.textsafe import visible
+from dbgauto.util.memo import KEPT_TEXT
 from dbgauto.vocab.fmt import addr_text, hex_text
 
 __all__ = ["debugger_rows", "driver_rows", "stamp_date", "when_cell"]
@@ -50,16 +51,13 @@ def _stamp_cell(value: int | None) -> str:
 def _cells(d: DriverFact, is_64bit: bool | None) -> str:
     """A driver's cells. What a driver's file decides (name, size, stamp, checksum, path) is the same in every
     dump that lists it and is made once per process; the base and end differ with every boot (KASLR)."""
-    kept = len(d.name or "") + len(d.path or "") <= _KEPT_TEXT  # nothing longer is kept (a hostile dump)
+    kept = len(d.name or "") + len(d.path or "") <= KEPT_TEXT  # nothing longer is kept (a hostile dump)
     name_cell = _name_cell if kept else _name_cell.__wrapped__
     file_cells = _file_cells if kept else _file_cells.__wrapped__
     return (
         f"{name_cell(d.name)}<td>{addr_text(d.base, is_64bit)}</td><td>{addr_text(d.end, is_64bit)}</td>"
         + file_cells(d.size, d.timestamp, d.checksum, d.third_party, d.path)
     )
-
-
-_KEPT_TEXT = 1024  # real names and NT paths are under 260 characters
 
 
 @functools.lru_cache(maxsize=4096)
